@@ -1,0 +1,61 @@
+/* kv_cache.h — the key/value cache of a session: `capacity` physical rows
+ * per layer, and a logical order of entries mapped onto them (so evicting
+ * an entry moves a few indices, never the cached vectors).
+ * Keys are stored BEFORE RoPE; they are rotated at their in-cache position
+ * when attended to, so positions can shift and RoPE settings can change
+ * without touching the cache (TECHNIQUES.md §2, option (a)).
+ * Internal to core/; knows the backend only for allocation. */
+#ifndef ANC_KV_CACHE_H
+#define ANC_KV_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+struct kv_cache {
+    struct anc_backend *be;  /* borrowed */
+    int32_t n_layer;
+    int32_t kv_dim;          /* n_kv_head * head_dim */
+    uint32_t type;           /* ANC_DT_F16 or ANC_DT_F32 */
+    size_t row_bytes;
+    int32_t capacity;        /* physical rows per layer */
+    void **k, **v;           /* [n_layer] -> [capacity][kv_dim] of `type` */
+    int32_t n;               /* logical entries in use */
+    int32_t *slot;           /* [capacity] physical row of logical entry j */
+    int64_t *orig;           /* [capacity] text index (token number) of entry j */
+    int32_t *free_rows;      /* stack of unused physical rows */
+    int32_t n_free;
+    int64_t n_evicted;
+};
+
+/* NULL on allocation failure. */
+struct kv_cache *kv_cache_new(struct anc_backend *be, int32_t n_layer, int32_t kv_dim,
+                              uint32_t type, int32_t capacity);
+void kv_cache_free(struct kv_cache *c);
+
+/* Append one logical entry for text index `orig`; returns its physical
+ * row, or -1 if the cache is full. */
+int32_t kv_cache_append(struct kv_cache *c, int64_t orig);
+
+/* Remove logical entry j (0 <= j < n); later entries move down by one. */
+void kv_cache_evict(struct kv_cache *c, int32_t j);
+
+/* Drop every entry. */
+void kv_cache_clear(struct kv_cache *c);
+
+/* Pointers to the key / value row of physical row r in layer l. */
+static inline void *kv_cache_k_row(const struct kv_cache *c, int32_t l, int32_t r)
+{
+    return (uint8_t *)c->k[l] + (size_t)r * c->row_bytes;
+}
+static inline void *kv_cache_v_row(const struct kv_cache *c, int32_t l, int32_t r)
+{
+    return (uint8_t *)c->v[l] + (size_t)r * c->row_bytes;
+}
+
+/* Bytes allocated for keys and values. */
+size_t kv_cache_bytes(const struct kv_cache *c);
+
+#endif

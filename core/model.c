@@ -1,0 +1,401 @@
+/* model.c — loading a model from GGUF: hyper-parameters from metadata,
+ * weights checked for presence, type and exact shape, the tokenizer, and
+ * the backend. Architectures other than llama are additions to
+ * arch_supported() and the tensor naming, not rewrites.
+ * Depends on gguf, tokenizer and the backend interface; no UI libraries. */
+#include "model.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf.h"
+#include "tokenizer.h"
+#include "util.h"
+
+/* Per-architecture facts the file does not store. */
+struct arch_desc {
+    const char *name;
+    bool rope_neox;      /* GGUF llama files use adjacent pairs (the converter
+                            permutes q/k); NeoX-style models use halves */
+};
+
+static const struct arch_desc arch_table[] = {
+    {"llama", false},
+};
+
+static const struct arch_desc *arch_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++)
+        if (strcmp(arch_table[i].name, name) == 0) return &arch_table[i];
+    return NULL;
+}
+
+void anc_model_params_default(struct anc_model_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->n_threads = 0;
+}
+
+/* Read "{arch}.{suffix}" as u32 into *out; `required` makes absence an error. */
+static bool hp_u32(const struct gguf_file *f, const char *arch, const char *suffix,
+                   int32_t *out, bool required, const char *path, char *err, size_t errlen)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    uint32_t v;
+    if (!gguf_get_u32(f, key, &v)) {
+        if (required) {
+            anc_set_err(err, errlen, "%s: metadata key %s is missing or not an integer", path, key);
+            return false;
+        }
+        return true;
+    }
+    if (v == 0 || v > (1u << 30)) {
+        anc_set_err(err, errlen, "%s: metadata %s = %u is out of range", path, key, v);
+        return false;
+    }
+    *out = (int32_t)v;
+    return true;
+}
+
+static bool hp_f32(const struct gguf_file *f, const char *arch, const char *suffix, float *out)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    return gguf_get_f32(f, key, out);
+}
+
+static bool read_hparams(struct anc_model *m, char *err, size_t errlen)
+{
+    const struct gguf_file *f = m->file;
+    struct model_hparams *hp = &m->hp;
+    struct gguf_str s;
+    if (!gguf_get_str(f, "general.architecture", &s)) {
+        anc_set_err(err, errlen, "%s: metadata general.architecture is missing", m->path);
+        return false;
+    }
+    if (s.len == 0 || s.len >= sizeof hp->arch || memchr(s.ptr, '\0', s.len)) {
+        anc_set_err(err, errlen, "%s: general.architecture is not a valid name", m->path);
+        return false;
+    }
+    memcpy(hp->arch, s.ptr, s.len);
+    hp->arch[s.len] = '\0';
+    const struct arch_desc *ad = arch_find(hp->arch);
+    if (!ad) {
+        anc_set_err(err, errlen, "%s: architecture \"%s\" is not supported (supported: llama)",
+                    m->path, hp->arch);
+        return false;
+    }
+    hp->rope_neox = ad->rope_neox;
+    const char *a = hp->arch, *p = m->path;
+    if (!hp_u32(f, a, "embedding_length", &hp->dim, true, p, err, errlen) ||
+        !hp_u32(f, a, "block_count", &hp->n_layer, true, p, err, errlen) ||
+        !hp_u32(f, a, "feed_forward_length", &hp->n_ff, true, p, err, errlen) ||
+        !hp_u32(f, a, "attention.head_count", &hp->n_head, true, p, err, errlen))
+        return false;
+    hp->n_kv_head = hp->n_head;
+    hp->n_ctx_train = 0;
+    if (!hp_u32(f, a, "attention.head_count_kv", &hp->n_kv_head, false, p, err, errlen) ||
+        !hp_u32(f, a, "context_length", &hp->n_ctx_train, false, p, err, errlen))
+        return false;
+    if (hp->dim % hp->n_head != 0) {
+        anc_set_err(err, errlen, "%s: embedding length %d is not a multiple of the head count %d",
+                    p, hp->dim, hp->n_head);
+        return false;
+    }
+    hp->head_dim = hp->dim / hp->n_head;
+    int32_t key_len = hp->head_dim;
+    if (!hp_u32(f, a, "attention.key_length", &key_len, false, p, err, errlen)) return false;
+    if (key_len != hp->head_dim) {
+        anc_set_err(err, errlen, "%s: attention.key_length %d differs from embedding/heads %d "
+                    "(not supported for %s)", p, key_len, hp->head_dim, a);
+        return false;
+    }
+    if (hp->n_kv_head > hp->n_head || hp->n_head % hp->n_kv_head != 0) {
+        anc_set_err(err, errlen, "%s: %d query heads cannot share %d key/value heads evenly",
+                    p, hp->n_head, hp->n_kv_head);
+        return false;
+    }
+    if (hp->head_dim > ANC_MAX_HEAD_DIM) {
+        anc_set_err(err, errlen, "%s: head dimension %d exceeds the supported %d", p,
+                    hp->head_dim, ANC_MAX_HEAD_DIM);
+        return false;
+    }
+    hp->rope_dims = hp->head_dim;
+    if (!hp_u32(f, a, "rope.dimension_count", &hp->rope_dims, false, p, err, errlen)) return false;
+    if (hp->rope_dims > hp->head_dim || hp->rope_dims % 2 != 0) {
+        anc_set_err(err, errlen, "%s: rope.dimension_count %d must be even and at most the head "
+                    "dimension %d", p, hp->rope_dims, hp->head_dim);
+        return false;
+    }
+    hp->rope_theta = 10000.0f;
+    if (hp_f32(f, a, "rope.freq_base", &hp->rope_theta) &&
+        !(hp->rope_theta > 1.0f && hp->rope_theta < 1e12f)) {
+        anc_set_err(err, errlen, "%s: rope.freq_base %g is out of range", p, hp->rope_theta);
+        return false;
+    }
+    hp->norm_eps = 1e-5f;
+    if (hp_f32(f, a, "attention.layer_norm_rms_epsilon", &hp->norm_eps) &&
+        !(hp->norm_eps > 0.0f && hp->norm_eps < 1.0f)) {
+        anc_set_err(err, errlen, "%s: layer_norm_rms_epsilon %g is out of range", p, hp->norm_eps);
+        return false;
+    }
+    if (hp->n_ctx_train <= 0) hp->n_ctx_train = 2048; /* files without it: a common default */
+    return true;
+}
+
+/* Find a tensor, check type support and its exact shape (cols, rows). */
+static bool get_weight(struct anc_model *m, const char *name, int64_t cols, int64_t rows,
+                       struct anc_weight *w, bool optional, char *err, size_t errlen)
+{
+    const struct gguf_tensor *t = gguf_find_tensor(m->file, name);
+    if (!t) {
+        if (!optional) anc_set_err(err, errlen, "%s: tensor %s is missing", m->path, name);
+        return false;
+    }
+    int64_t want_rows = rows;
+    bool shape_ok = (int64_t)t->ne[0] == cols && (int64_t)t->ne[1] == want_rows &&
+                    t->ne[2] == 1 && t->ne[3] == 1;
+    if (!shape_ok) {
+        anc_set_err(err, errlen, "%s: tensor %s has shape %llu x %llu x %llu, expected %lld x %lld",
+                    m->path, name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
+                    (unsigned long long)t->ne[2], (long long)cols, (long long)rows);
+        return false;
+    }
+    const struct anc_dtype_info *d = anc_dtype_get(t->type);
+    if (!anc_backend_cpu_supports(t->type)) {
+        anc_set_err(err, errlen, "%s: tensor %s has weight type %s, which this version cannot "
+                    "compute with yet", m->path, name, d ? d->name : "unknown");
+        return false;
+    }
+    w->data = t->data;
+    w->type = t->type;
+    w->cols = cols;
+    w->rows = rows;
+    w->dev = NULL;
+    m->n_params += (uint64_t)cols * (uint64_t)rows;
+    return true;
+}
+
+/* 1-D norm weights must be F32 (as every converter writes them). */
+static const float *get_norm(struct anc_model *m, const char *name, int64_t n, char *err,
+                             size_t errlen)
+{
+    struct anc_weight w;
+    if (!get_weight(m, name, n, 1, &w, false, err, errlen)) return NULL;
+    if (w.type != ANC_DT_F32) {
+        anc_set_err(err, errlen, "%s: norm tensor %s must be f32", m->path, name);
+        return NULL;
+    }
+    return w.data;
+}
+
+static bool load_weights(struct anc_model *m, char *err, size_t errlen)
+{
+    const struct model_hparams *hp = &m->hp;
+    int64_t dim = hp->dim, q_dim = (int64_t)hp->n_head * hp->head_dim;
+    int64_t kv_dim = (int64_t)hp->n_kv_head * hp->head_dim;
+    const struct gguf_tensor *te = gguf_find_tensor(m->file, "token_embd.weight");
+    if (!te) {
+        anc_set_err(err, errlen, "%s: tensor token_embd.weight is missing", m->path);
+        return false;
+    }
+    if (te->ne[1] == 0 || te->ne[1] > (1u << 24)) {
+        anc_set_err(err, errlen, "%s: token_embd.weight has an implausible vocabulary size", m->path);
+        return false;
+    }
+    hp = &m->hp;
+    m->hp.n_vocab = (int32_t)te->ne[1];
+    if (tokenizer_n_vocab(m->tok) > m->hp.n_vocab) {
+        anc_set_err(err, errlen, "%s: the tokenizer has %d tokens but the embedding only %d rows",
+                    m->path, tokenizer_n_vocab(m->tok), m->hp.n_vocab);
+        return false;
+    }
+    if (!get_weight(m, "token_embd.weight", dim, hp->n_vocab, &m->tok_embd, false, err, errlen))
+        return false;
+    if (!(m->output_norm = get_norm(m, "output_norm.weight", dim, err, errlen))) return false;
+    if (!get_weight(m, "output.weight", dim, hp->n_vocab, &m->output, true, err, errlen)) {
+        if (gguf_find_tensor(m->file, "output.weight")) return false; /* present but bad */
+        m->output = m->tok_embd; /* tied embeddings */
+    }
+    m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
+    if (!m->layers) {
+        anc_set_err(err, errlen, "out of memory");
+        return false;
+    }
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        struct model_layer *L = &m->layers[l];
+        char name[96];
+#define W(field, suffix, cols, rows)                                                     \
+    snprintf(name, sizeof name, "blk.%d.%s.weight", l, suffix);                          \
+    if (!get_weight(m, name, cols, rows, &L->field, false, err, errlen)) return false;
+#define N(field, suffix)                                                                 \
+    snprintf(name, sizeof name, "blk.%d.%s.weight", l, suffix);                          \
+    if (!(L->field = get_norm(m, name, dim, err, errlen))) return false;
+        N(attn_norm, "attn_norm")
+        W(wq, "attn_q", dim, q_dim)
+        W(wk, "attn_k", dim, kv_dim)
+        W(wv, "attn_v", dim, kv_dim)
+        W(wo, "attn_output", q_dim, dim)
+        N(ffn_norm, "ffn_norm")
+        W(w_gate, "ffn_gate", dim, hp->n_ff)
+        W(w_up, "ffn_up", dim, hp->n_ff)
+        W(w_down, "ffn_down", hp->n_ff, dim)
+#undef W
+#undef N
+    }
+    /* Bytes of tensor data, and the most common matrix type. */
+    uint64_t by_type[ANC_DT_COUNT_] = {0};
+    for (uint64_t i = 0; i < m->file->n_tensors; i++) {
+        const struct gguf_tensor *t = &m->file->tensors[i];
+        m->weight_bytes += t->nbytes;
+        if (t->ne[1] > 1 && t->type < ANC_DT_COUNT_) by_type[t->type] += t->nbytes;
+    }
+    m->weight_type = ANC_DT_F32;
+    for (uint32_t i = 0; i < ANC_DT_COUNT_; i++)
+        if (by_type[i] > by_type[m->weight_type]) m->weight_type = i;
+    return true;
+}
+
+static char *name_from(const struct gguf_file *f, const char *path)
+{
+    struct gguf_str s;
+    if (gguf_get_str(f, "general.name", &s) && s.len > 0 && s.len < 256 &&
+        !memchr(s.ptr, '\0', s.len))
+        return strndup(s.ptr, s.len);
+    char *copy = strdup(path);
+    if (!copy) return NULL;
+    char *b = strdup(basename(copy));
+    free(copy);
+    return b;
+}
+
+struct anc_model *anc_model_load(const char *path, const struct anc_model_params *p,
+                                 char *err, size_t errlen)
+{
+    struct anc_model_params defaults;
+    if (!p) {
+        anc_model_params_default(&defaults);
+        p = &defaults;
+    }
+    struct anc_model *m = calloc(1, sizeof *m);
+    if (!m || !(m->path = strdup(path))) {
+        anc_set_err(err, errlen, "out of memory");
+        free(m);
+        return NULL;
+    }
+    m->vocab_only = p->vocab_only;
+    m->file = gguf_open(path, err, errlen);
+    if (!m->file) goto fail;
+    m->tok = tokenizer_new(m->file, err, errlen);
+    if (!m->tok) {
+        /* the tokenizer's message lacks the file name */
+        char inner[ANC_ERR_LEN];
+        snprintf(inner, sizeof inner, "%s", err ? err : "");
+        anc_set_err(err, errlen, "%s: %s", path, inner);
+        goto fail;
+    }
+    m->name = name_from(m->file, path);
+    if (!m->name) {
+        anc_set_err(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (!p->vocab_only) {
+        if (!read_hparams(m, err, errlen) || !load_weights(m, err, errlen)) goto fail;
+        m->be = anc_backend_cpu_new(p->n_threads);
+        if (!m->be) {
+            anc_set_err(err, errlen, "cannot start the CPU backend (out of memory or threads)");
+            goto fail;
+        }
+    } else {
+        m->hp.n_vocab = tokenizer_n_vocab(m->tok);
+    }
+    return m;
+fail:
+    anc_model_free(m);
+    return NULL;
+}
+
+void anc_model_free(struct anc_model *m)
+{
+    if (!m) return;
+    anc_backend_free(m->be);
+    free(m->layers);
+    tokenizer_free(m->tok);
+    gguf_close(m->file);
+    free(m->name);
+    free(m->path);
+    free(m);
+}
+
+const struct anc_weight *model_proj_weight(const struct anc_model *m, int32_t l,
+                                           enum model_proj p)
+{
+    const struct model_layer *L = &m->layers[l];
+    switch (p) {
+    case PROJ_Q: return &L->wq;
+    case PROJ_K: return &L->wk;
+    case PROJ_V: return &L->wv;
+    case PROJ_O: return &L->wo;
+    case PROJ_GATE: return &L->w_gate;
+    case PROJ_UP: return &L->w_up;
+    case PROJ_DOWN: return &L->w_down;
+    }
+    return NULL;
+}
+
+void anc_model_get_info(const struct anc_model *m, struct anc_model_info *out)
+{
+    memset(out, 0, sizeof *out);
+    out->path = m->path;
+    out->arch = m->hp.arch[0] ? m->hp.arch : "(vocabulary only)";
+    out->name = m->name;
+    out->n_vocab = m->hp.n_vocab;
+    out->n_ctx_train = m->hp.n_ctx_train;
+    out->dim = m->hp.dim;
+    out->n_layer = m->hp.n_layer;
+    out->n_head = m->hp.n_head;
+    out->n_kv_head = m->hp.n_kv_head;
+    out->head_dim = m->hp.head_dim;
+    out->n_ff = m->hp.n_ff;
+    out->rope_dims = m->hp.rope_dims;
+    out->rope_theta = m->hp.rope_theta;
+    out->norm_eps = m->hp.norm_eps;
+    out->weight_type = m->weight_type;
+    const struct anc_dtype_info *d = anc_dtype_get(m->weight_type);
+    out->weight_type_name = d ? d->name : "?";
+    out->n_params = m->n_params;
+    out->weight_bytes = m->weight_bytes;
+    out->vocab_only = m->vocab_only;
+}
+
+/* ---- tokens --------------------------------------------------------- */
+
+int anc_tokenize(const struct anc_model *m, const char *text, size_t len, bool add_bos,
+                 int32_t **out, size_t *n_out)
+{
+    return tokenizer_encode(m->tok, text, len, add_bos, out, n_out) ? 0 : -1;
+}
+
+char *anc_detokenize(const struct anc_model *m, const int32_t *ids, size_t n)
+{
+    return tokenizer_decode(m->tok, ids, n);
+}
+
+size_t anc_token_piece(const struct anc_model *m, int32_t prev, int32_t id, char *buf,
+                       size_t cap)
+{
+    return tokenizer_piece(m->tok, prev, id, buf, cap);
+}
+
+int32_t anc_token_bos(const struct anc_model *m) { return tokenizer_bos(m->tok); }
+int32_t anc_token_eos(const struct anc_model *m) { return tokenizer_eos(m->tok); }
+int32_t anc_n_vocab(const struct anc_model *m) { return m->hp.n_vocab; }
+
+bool anc_token_is_eog(const struct anc_model *m, int32_t id)
+{
+    return id >= 0 && (id == tokenizer_eos(m->tok) || id == tokenizer_eot(m->tok));
+}

@@ -1,0 +1,246 @@
+/* cpu_backend.c — the CPU backend: the reference ops of cpu_ops.c, split
+ * over a thread pool (rows for matmul, (query, head) pairs for attention,
+ * tokens for the rest). Depends on kernels/ only. */
+#include "backend.h"
+#include "cpu_ops.h"
+#include "threadpool.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct cpu_priv {
+    struct threadpool *pool;
+    float *scores;      /* [n_threads][scores_cap] attention scratch */
+    int64_t scores_cap;
+};
+
+int anc_cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+bool anc_backend_cpu_supports(uint32_t type)
+{
+    const struct anc_dtype_info *d = anc_dtype_get(type);
+    return d && d->computable;
+}
+
+static struct cpu_priv *priv_of(struct anc_backend *be) { return be->priv; }
+
+static void *cpu_alloc(struct anc_backend *be, size_t bytes)
+{
+    (void)be;
+    void *p = NULL;
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded < bytes || posix_memalign(&p, 64, rounded ? rounded : 64) != 0) return NULL;
+    memset(p, 0, rounded);
+    return p;
+}
+
+static void cpu_free(struct anc_backend *be, void *p)
+{
+    (void)be;
+    free(p);
+}
+
+/* ---- matmul: split output rows across threads ----------------------- */
+struct matmul_job {
+    float *y;
+    const struct anc_weight *w;
+    const float *x;
+    int32_t n_tok;
+};
+
+static void matmul_worker(void *ctx, int ith, int nth)
+{
+    struct matmul_job *j = ctx;
+    long lo, hi;
+    threadpool_split((long)j->w->rows, ith, nth, 16, &lo, &hi);
+    cpu_matmul_rows(j->y, j->w, j->x, j->n_tok, lo, hi);
+}
+
+static void cpu_matmul(struct anc_backend *be, float *y, const struct anc_weight *w,
+                       const float *x, int32_t n_tok)
+{
+    struct matmul_job j = {y, w, x, n_tok};
+    threadpool_run(priv_of(be)->pool, matmul_worker, &j);
+}
+
+/* ---- per-token ops: split tokens across threads --------------------- */
+struct tok_job {
+    float *y;
+    const float *x;
+    const float *w;
+    int32_t n;
+    int32_t n_tok;
+    float eps;
+    const struct anc_rope_table *tab;
+    const int32_t *pos;
+    int32_t n_heads, head_dim;
+};
+
+static void rmsnorm_worker(void *ctx, int ith, int nth)
+{
+    struct tok_job *j = ctx;
+    long lo, hi;
+    threadpool_split(j->n_tok, ith, nth, 1, &lo, &hi);
+    for (long t = lo; t < hi; t++)
+        cpu_rmsnorm_ref(j->y + t * j->n, j->x + t * j->n, j->w, j->n, j->eps);
+}
+
+static void cpu_rmsnorm(struct anc_backend *be, float *y, const float *x, const float *w,
+                        int32_t n, int32_t n_tok, float eps)
+{
+    struct tok_job j = {.y = y, .x = x, .w = w, .n = n, .n_tok = n_tok, .eps = eps};
+    if (n_tok == 1)
+        cpu_rmsnorm_ref(y, x, w, n, eps);
+    else
+        threadpool_run(priv_of(be)->pool, rmsnorm_worker, &j);
+}
+
+static void rope_worker(void *ctx, int ith, int nth)
+{
+    struct tok_job *j = ctx;
+    long lo, hi;
+    threadpool_split(j->n_tok, ith, nth, 1, &lo, &hi);
+    size_t stride = (size_t)j->n_heads * j->head_dim;
+    for (long t = lo; t < hi; t++)
+        cpu_rope_ref(j->y + t * stride, j->n_heads, j->head_dim, j->tab, j->pos[t]);
+}
+
+static void cpu_rope(struct anc_backend *be, float *x, int32_t n_tok, int32_t n_heads,
+                     int32_t head_dim, const struct anc_rope_table *tab, const int32_t *pos)
+{
+    struct tok_job j = {.y = x, .n_tok = n_tok, .tab = tab, .pos = pos,
+                        .n_heads = n_heads, .head_dim = head_dim};
+    if (n_tok < 8) {
+        for (int32_t t = 0; t < n_tok; t++)
+            cpu_rope_ref(x + (size_t)t * n_heads * head_dim, n_heads, head_dim, tab, pos[t]);
+    } else {
+        threadpool_run(priv_of(be)->pool, rope_worker, &j);
+    }
+}
+
+/* ---- attention: split (query, head) pairs --------------------------- */
+struct attn_job {
+    const struct anc_attn_args *a;
+    struct cpu_priv *p;
+};
+
+static void attention_worker(void *ctx, int ith, int nth)
+{
+    struct attn_job *j = ctx;
+    const struct anc_attn_args *a = j->a;
+    float *scores = j->p->scores + (size_t)ith * j->p->scores_cap;
+    long lo, hi;
+    threadpool_split((long)a->n_q * a->n_head, ith, nth, 1, &lo, &hi);
+    for (long u = lo; u < hi; u++)
+        cpu_attention_one(a, (int32_t)(u / a->n_head), (int32_t)(u % a->n_head), scores);
+}
+
+static void cpu_attention(struct anc_backend *be, const struct anc_attn_args *a)
+{
+    struct cpu_priv *p = priv_of(be);
+    if (a->n_kv > p->scores_cap) {
+        int64_t cap = a->n_kv < 1024 ? 1024 : a->n_kv * 2;
+        float *s = realloc(p->scores, (size_t)cap * be->n_threads * sizeof(float));
+        if (!s) abort(); /* the engine sizes caches up front; this is a bug */
+        p->scores = s;
+        p->scores_cap = cap;
+    }
+    struct attn_job j = {a, p};
+    threadpool_run(p->pool, attention_worker, &j);
+}
+
+static void cpu_swiglu(struct anc_backend *be, float *out, const float *gate, const float *up,
+                       int64_t n)
+{
+    (void)be;
+    cpu_swiglu_ref(out, gate, up, n);
+}
+
+static void cpu_add(struct anc_backend *be, float *y, const float *x, int64_t n)
+{
+    (void)be;
+    cpu_add_ref(y, x, n);
+}
+
+static void cpu_embed(struct anc_backend *be, float *out, const struct anc_weight *table,
+                      const int32_t *tokens, int32_t n_tok)
+{
+    (void)be;
+    size_t row_bytes = anc_dtype_row_bytes(table->type, (uint64_t)table->cols);
+    for (int32_t t = 0; t < n_tok; t++)
+        cpu_dequant_row(table->type, (const uint8_t *)table->data + (size_t)tokens[t] * row_bytes,
+                        out + (size_t)t * table->cols, table->cols);
+}
+
+static void cpu_store_row(struct anc_backend *be, void *dst, uint32_t type, const float *src,
+                          int64_t n)
+{
+    (void)be;
+    if (type == ANC_DT_F16) {
+        uint16_t *d = dst;
+        for (int64_t i = 0; i < n; i++) d[i] = anc_f32_to_f16(src[i]);
+    } else {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+    }
+}
+
+static void cpu_load_row(struct anc_backend *be, float *dst, const void *src, uint32_t type,
+                         int64_t n)
+{
+    (void)be;
+    cpu_dequant_row(type, src, dst, n);
+}
+
+static void cpu_destroy(struct anc_backend *be)
+{
+    struct cpu_priv *p = priv_of(be);
+    threadpool_free(p->pool);
+    free(p->scores);
+    free(p);
+    free(be);
+}
+
+static const struct anc_backend_ops cpu_ops = {
+    .name = "cpu",
+    .destroy = cpu_destroy,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .matmul = cpu_matmul,
+    .rmsnorm = cpu_rmsnorm,
+    .rope = cpu_rope,
+    .attention = cpu_attention,
+    .swiglu = cpu_swiglu,
+    .add = cpu_add,
+    .embed = cpu_embed,
+    .store_row = cpu_store_row,
+    .load_row = cpu_load_row,
+};
+
+struct anc_backend *anc_backend_cpu_new(int n_threads)
+{
+    cpu_ops_init();
+    if (n_threads <= 0) n_threads = anc_cpu_count();
+    struct anc_backend *be = calloc(1, sizeof *be);
+    struct cpu_priv *p = calloc(1, sizeof *p);
+    if (!be || !p) goto fail;
+    p->pool = threadpool_new(n_threads);
+    if (!p->pool) goto fail;
+    be->ops = &cpu_ops;
+    be->n_threads = threadpool_size(p->pool);
+    be->priv = p;
+    return be;
+fail:
+    free(p);
+    free(be);
+    return NULL;
+}
+
+void anc_backend_free(struct anc_backend *be)
+{
+    if (be) be->ops->destroy(be);
+}

@@ -1,0 +1,176 @@
+/* cpu_ops.c — CPU reference operations (see cpu_ops.h): the definition of
+ * what every op computes. Written for clarity; the compiler vectorises the
+ * float loops. Depends on dtype.h / backend.h only. */
+#include "cpu_ops.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+static float f16_table[1 << 16];
+static pthread_once_t f16_once = PTHREAD_ONCE_INIT;
+
+static void f16_table_build(void)
+{
+    for (uint32_t i = 0; i < (1u << 16); i++) f16_table[i] = anc_f16_to_f32((uint16_t)i);
+}
+
+void cpu_ops_init(void) { pthread_once(&f16_once, f16_table_build); }
+
+static inline float f16_lut(uint16_t h) { return f16_table[h]; }
+
+float cpu_dot_row(uint32_t type, const void *row, const float *x, int64_t n)
+{
+    float sum = 0.0f;
+    switch (type) {
+    case ANC_DT_F32: {
+        const float *w = row;
+        for (int64_t i = 0; i < n; i++) sum += w[i] * x[i];
+        break;
+    }
+    case ANC_DT_F16: {
+        const uint16_t *w = row;
+        for (int64_t i = 0; i < n; i++) sum += f16_lut(w[i]) * x[i];
+        break;
+    }
+    case ANC_DT_BF16: {
+        const uint16_t *w = row;
+        for (int64_t i = 0; i < n; i++) sum += anc_bf16_to_f32(w[i]) * x[i];
+        break;
+    }
+    default:
+        sum = NAN; /* unsupported types are refused at load time */
+        break;
+    }
+    return sum;
+}
+
+void cpu_dequant_row(uint32_t type, const void *row, float *out, int64_t n)
+{
+    switch (type) {
+    case ANC_DT_F32:
+        memcpy(out, row, (size_t)n * sizeof(float));
+        break;
+    case ANC_DT_F16: {
+        const uint16_t *w = row;
+        for (int64_t i = 0; i < n; i++) out[i] = f16_lut(w[i]);
+        break;
+    }
+    case ANC_DT_BF16: {
+        const uint16_t *w = row;
+        for (int64_t i = 0; i < n; i++) out[i] = anc_bf16_to_f32(w[i]);
+        break;
+    }
+    default:
+        for (int64_t i = 0; i < n; i++) out[i] = NAN;
+        break;
+    }
+}
+
+void cpu_matmul_rows(float *y, const struct anc_weight *w, const float *x, int32_t n_tok,
+                     int64_t r0, int64_t r1)
+{
+    size_t row_bytes = anc_dtype_row_bytes(w->type, (uint64_t)w->cols);
+    const uint8_t *base = w->data;
+    for (int64_t r = r0; r < r1; r++) {
+        const void *row = base + (size_t)r * row_bytes;
+        for (int32_t t = 0; t < n_tok; t++)
+            y[(size_t)t * w->rows + r] = cpu_dot_row(w->type, row, x + (size_t)t * w->cols, w->cols);
+    }
+}
+
+void cpu_rmsnorm_ref(float *y, const float *x, const float *w, int32_t n, float eps)
+{
+    double ss = 0.0;
+    for (int32_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float inv = (float)(1.0 / sqrt(ss / n + eps));
+    for (int32_t i = 0; i < n; i++) y[i] = x[i] * inv * w[i];
+}
+
+void cpu_rope_ref(float *x, int32_t n_heads, int32_t head_dim,
+                  const struct anc_rope_table *tab, int32_t pos)
+{
+    const float *c = tab->cos + (size_t)pos * tab->n_pairs;
+    const float *s = tab->sin + (size_t)pos * tab->n_pairs;
+    for (int32_t h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        for (int32_t k = 0; k < tab->n_pairs; k++) {
+            int32_t i0 = tab->neox ? k : 2 * k;
+            int32_t i1 = tab->neox ? k + tab->n_pairs : 2 * k + 1;
+            float x0 = v[i0], x1 = v[i1];
+            v[i0] = x0 * c[k] - x1 * s[k];
+            v[i1] = x0 * s[k] + x1 * c[k];
+        }
+    }
+}
+
+static inline void value_row(const struct anc_attn_args *a, int32_t j, int32_t kvh, float *out)
+{
+    int32_t slot = a->v_slot ? a->v_slot[j] : j;
+    size_t off = ((size_t)slot * a->n_kv_head + kvh) * a->head_dim;
+    if (a->v_type == ANC_DT_F16) {
+        const uint16_t *v = (const uint16_t *)a->v + off;
+        for (int32_t d = 0; d < a->head_dim; d++) out[d] = f16_lut(v[d]);
+    } else {
+        memcpy(out, (const float *)a->v + off, (size_t)a->head_dim * sizeof(float));
+    }
+}
+
+/* Softmax attention of query i, head h over the entries it may see:
+ * [0, n_sink) (scored with q_sink) and [lo[i], hi[i]) (scored with q). */
+void cpu_attention_one(const struct anc_attn_args *a, int32_t i, int32_t h, float *scores)
+{
+    int32_t hd = a->head_dim;
+    int32_t kvh = h / (a->n_head / a->n_kv_head);
+    size_t qoff = ((size_t)i * a->n_head + h) * hd;
+    const float *q = a->q + qoff;
+    const float *qs = (a->q_sink ? a->q_sink : a->q) + qoff;
+    int32_t lo = a->lo[i], hi = a->hi[i];
+    if (lo < a->n_sink) lo = a->n_sink; /* never count a sink twice */
+    float maxv = -INFINITY;
+    for (int32_t j = 0; j < a->n_kv; j++) {
+        bool sink = j < a->n_sink;
+        if (!sink && (j < lo || j >= hi)) {
+            scores[j] = -INFINITY;
+            continue;
+        }
+        const float *k = a->k + ((size_t)j * a->n_kv_head + kvh) * hd;
+        const float *qq = sink ? qs : q;
+        float dot = 0.0f;
+        for (int32_t d = 0; d < hd; d++) dot += qq[d] * k[d];
+        scores[j] = dot * a->scale;
+        if (scores[j] > maxv) maxv = scores[j];
+    }
+    double sum = 0.0, sink_sum = 0.0;
+    for (int32_t j = 0; j < a->n_kv; j++) {
+        float e = scores[j] == -INFINITY ? 0.0f : expf(scores[j] - maxv);
+        scores[j] = e;
+        sum += e;
+        if (j < a->n_sink) sink_sum += e;
+    }
+    float inv = sum > 0 ? (float)(1.0 / sum) : 0.0f;
+    float *out = a->out + qoff;
+    memset(out, 0, (size_t)hd * sizeof(float));
+    float vbuf[ANC_MAX_HEAD_DIM];
+    float *vrow = hd <= ANC_MAX_HEAD_DIM ? vbuf : NULL;
+    for (int32_t j = 0; j < a->n_kv && vrow; j++) {
+        if (scores[j] == 0.0f) continue;
+        value_row(a, j, kvh, vrow);
+        float p = scores[j] * inv;
+        for (int32_t d = 0; d < hd; d++) out[d] += p * vrow[d];
+    }
+    if (a->sink_mass && i == a->n_q - 1) a->sink_mass[h] = sum > 0 ? (float)(sink_sum / sum) : 0.0f;
+}
+
+void cpu_swiglu_ref(float *out, const float *gate, const float *up, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+void cpu_add_ref(float *y, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# test_cli.sh — the command-line contract of DESIGN.md, through the real
+# program: --help/--version, exit statuses 0/1/2, "ancora: " errors, and
+# `run` stdout byte-identical to the independent reference's golden text.
+set -u
+ANCORA=${ANCORA:-./ancora}
+SRC=${ANC_SRCDIR:-.}
+MODELS=${ANC_MODELS_DIR:-../shared/models}
+[ -d "$MODELS" ] || { echo "SKIP: no models folder $MODELS"; exit 77; }
+M=$MODELS/stories260K.gguf
+V=$MODELS/ggml-vocab-llama-spm.gguf
+G=$SRC/tests/golden
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# expect STATUS CMD...: run, check the exit status, keep stdout/stderr
+expect() {
+  local want=$1; shift
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local got=$?
+  [ "$got" -eq "$want" ] || fail "exit $got (want $want): $* -- $(head -c 300 "$tmp/err")"
+}
+
+# help and version
+expect 0 "$ANCORA" --help;            grep -q "Usage: ancora" "$tmp/out" || fail "--help text"
+expect 0 "$ANCORA" --version;         grep -q "^ancora [0-9]" "$tmp/out" || fail "--version text"
+for sub in run tokenize; do
+  expect 0 "$ANCORA" $sub --help;     grep -q "Usage: ancora $sub" "$tmp/out" || fail "$sub --help"
+done
+expect 0 "$ANCORA" gguf --help;       grep -q "Usage: ancora gguf" "$tmp/out" || fail "gguf --help"
+expect 2 "$ANCORA"
+expect 2 "$ANCORA" frobnicate;        grep -q "^ancora: unknown command" "$tmp/err" || fail "unknown command message"
+
+# usage errors: exit 2, one "ancora: " line
+expect 2 "$ANCORA" run -m "$M" --temp abc;    grep -q "^ancora: invalid value for --temp" "$tmp/err" || fail "--temp abc message"
+expect 2 "$ANCORA" run -m "$M" --temp -1
+expect 2 "$ANCORA" run -m "$M" --top-p 1.5
+expect 2 "$ANCORA" run -m "$M" -n 1e9
+expect 2 "$ANCORA" run -m "$M" --threads 0
+expect 2 "$ANCORA" run -m "$M" --cache bogus
+expect 2 "$ANCORA" run -m "$M" --bogus-option
+expect 2 "$ANCORA" run -m "$M" -p a -f b
+expect 2 "$ANCORA" run -m "$M" stray-argument
+expect 2 "$ANCORA" run --top-k
+env -u ANCORA_MODEL "$ANCORA" run -p hi >/dev/null 2>"$tmp/err"; [ $? -eq 2 ] || fail "no model: want 2"
+grep -q "^ancora: no model given" "$tmp/err" || fail "no model message"
+
+# runtime errors: exit 1
+expect 1 "$ANCORA" run -m "$tmp/does-not-exist.gguf" -n 1
+grep -q "^ancora: .*does-not-exist.gguf" "$tmp/err" || fail "missing file message names the file"
+expect 1 "$ANCORA" run -m "$M" -f "$tmp/no-prompt.txt"
+expect 1 "$ANCORA" run -m "$V" -n 1     # vocabulary only: no weights
+[ -s "$tmp/out" ] && fail "run printed to stdout on error"
+
+# golden: greedy from BOS, byte for byte what the NumPy reference decoded
+expect 0 "$ANCORA" run -m "$M" --temp 0 -n 256
+cmp -s "$tmp/out" "$G/stories260K_greedy_bos.txt" || fail "greedy from BOS differs from golden text"
+expect 0 "$ANCORA" run -m "$M" --temp 0 -n 256 -p ""
+cmp -s "$tmp/out" "$G/stories260K_greedy_bos.txt" || fail "empty prompt should equal BOS alone"
+expect 0 "$ANCORA" run -m "$M" --temp 0 -n 128 -p "Once upon a time" -t 1
+cmp -s "$tmp/out" "$G/stories260K_greedy_prompt.txt" || fail "greedy from 'Once upon a time' differs"
+printf 'The big' >"$tmp/p2.txt"
+expect 0 "$ANCORA" run -m "$M" --temp 0 -n 128 -f "$tmp/p2.txt"
+cmp -s "$tmp/out" "$G/stories260K_greedy_prompt2.txt" || fail "greedy from 'The big' (file) differs"
+grep -q "generated 128 tokens" "$tmp/err" || fail "stats on stderr"
+
+# tokenize: ids on one line; the prompt case's ids; stdin; byte-exact
+expect 0 "$ANCORA" tokenize -m "$M" -p "Once upon a time"
+[ "$(cat "$tmp/out")" = "$(cat "$G/stories260K_greedy_prompt.prompt")" ] || fail "tokenize ids: $(cat "$tmp/out")"
+printf 'Once upon a time' | "$ANCORA" tokenize -m "$M" >"$tmp/out2" || fail "tokenize stdin"
+cmp -s "$tmp/out" "$tmp/out2" || fail "tokenize stdin differs from -p"
+printf 'Once upon a time\n' | "$ANCORA" tokenize -m "$M" --no-bos >"$tmp/out3"
+[ "$(cut -d' ' -f1 "$tmp/out3")" != "1" ] || fail "--no-bos still starts with BOS"
+[ "$(wc -w <"$tmp/out3")" -eq 5 ] || fail "trailing newline should be one more token: $(cat "$tmp/out3")"
+expect 0 "$ANCORA" tokenize -m "$V" -p "Hello world"
+[ "$(cat "$tmp/out")" = "1 15043 3186" ] || fail "llama vocab 'Hello world': $(cat "$tmp/out")"
+
+# sampling is deterministic for a seed
+"$ANCORA" run -m "$M" -n 40 --seed 9 --temp 1 2>/dev/null >"$tmp/s1"
+"$ANCORA" run -m "$M" -n 40 --seed 9 --temp 1 2>/dev/null >"$tmp/s2"
+"$ANCORA" run -m "$M" -n 40 --seed 10 --temp 1 2>/dev/null >"$tmp/s3"
+cmp -s "$tmp/s1" "$tmp/s2" || fail "same seed gave different text"
+cmp -s "$tmp/s1" "$tmp/s3" && fail "different seeds gave the same text"
+
+[ $fails -eq 0 ] && echo "all CLI checks passed"
+exit $((fails > 0))

@@ -1,0 +1,63 @@
+/* cli.h — what the one-shot subcommands share: the common options of the
+ * command-line contract (DESIGN.md), strict number parsing, error output
+ * as "ancora: ..." and the exit statuses. Talks to the engine through
+ * core/ancora.h only. */
+#ifndef ANC_CLI_H
+#define ANC_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ancora.h"
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+/* Long-only option codes (values above any short option character). */
+enum cli_long_opt {
+    OPT_TEMP = 1000, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P, OPT_REPEAT_PENALTY, OPT_REPEAT_LAST_N,
+    OPT_SEED, OPT_CTX, OPT_KV_TYPE, OPT_CACHE, OPT_WINDOW, OPT_SINKS, OPT_ROPE_THETA,
+    OPT_NO_BOS, OPT_HELP, OPT_BACKEND, OPT_VERBOSE
+};
+
+struct cli_opts {
+    const char *model;
+    int threads;
+    const char *prompt;
+    const char *prompt_file;
+    long n_predict;
+    bool no_bos;
+    bool verbose;
+    struct anc_session_params sess;
+};
+
+void cli_opts_default(struct cli_opts *o);
+
+/* Handle an option shared by several subcommands; returns 1 if handled,
+ * 0 if not one of them, -1 after printing a usage error. */
+int cli_common_option(int c, const char *arg, struct cli_opts *o);
+
+/* The getopt_long entries for the common options (terminated by a zero
+ * entry); subcommands concatenate them with their own. */
+extern const struct option cli_common_longopts[];
+
+/* Strict parsing: the whole string must be a number within [lo, hi];
+ * otherwise prints "ancora: invalid value for NAME: ..." and returns false. */
+bool cli_parse_long(const char *name, const char *s, long lo, long hi, long *out);
+bool cli_parse_float(const char *name, const char *s, double lo, double hi, float *out);
+
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The model path from -m or $ANCORA_MODEL; prints a helpful error if none. */
+const char *cli_model_path(const struct cli_opts *o);
+
+/* Make a long-option array: own entries followed by the common ones.
+ * Returns a malloc'ed array (caller frees). */
+struct option *cli_merge_longopts(const struct option *own);
+
+/* Subcommands: each returns an exit status. */
+int cmd_run(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_gguf(int argc, char **argv);
+
+#endif

@@ -1,0 +1,234 @@
+/* cmd_run.c — `ancora run`: generate text from a prompt. stdout carries
+ * exactly the generated text; statistics go to stderr.
+ * Engine access via ancora.h only. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+static void run_usage(FILE *out)
+{
+    fputs(
+        "Usage: ancora run -m MODEL [-p TEXT | -f FILE] [-n N] [options]\n"
+        "\n"
+        "Generate text from a prompt (or from BOS alone when no prompt is given).\n"
+        "stdout is exactly the generated text; timings go to stderr.\n"
+        "\n"
+        "  -m, --model FILE        GGUF model (default: $ANCORA_MODEL)\n"
+        "  -p, --prompt TEXT       prompt text\n"
+        "  -f, --file FILE         read the prompt from FILE ('-' = stdin)\n"
+        "  -n, --max-tokens N      tokens to generate (default 128; -1 = until end of text\n"
+        "                          or the context is full)\n"
+        "      --no-bos            do not put BOS before the prompt\n"
+        "  -t, --threads N         CPU threads (default: all cores)\n"
+        "\n"
+        "Sampling:\n"
+        "      --temp X            temperature (default 0.8; 0 = greedy)\n"
+        "      --top-k K           keep the K most likely tokens (default 40; 0 = off)\n"
+        "      --top-p P           nucleus sampling mass (default 0.95; 1 = off)\n"
+        "      --min-p P           drop tokens below P x the best one's probability\n"
+        "                          (default 0.05; 0 = off)\n"
+        "      --repeat-penalty R  penalise recently seen tokens (default 1 = off)\n"
+        "      --repeat-last-n N   how far back the penalty looks (default 64)\n"
+        "      --seed S            random seed (same seed, same output)\n"
+        "\n"
+        "Context:\n"
+        "      --ctx N             context size in tokens (default: the model's)\n"
+        "      --cache POLICY      full (today; sink, window, recompute are coming)\n"
+        "      --kv-type T         f16 (default) or f32 cache entries\n"
+        "      --rope-theta X      RoPE base frequency (default: from the file)\n"
+        "      --backend B         cpu or auto (default auto)\n"
+        "  -v, --verbose           print model details to stderr\n"
+        "  -h, --help              this help\n",
+        out);
+}
+
+static int read_prompt(const struct cli_opts *o, char **text, size_t *len)
+{
+    *text = NULL;
+    *len = 0;
+    if (o->prompt && o->prompt_file) {
+        cli_error("give the prompt with -p or -f, not both");
+        return EXIT_USAGE;
+    }
+    if (o->prompt) {
+        *len = strlen(o->prompt);
+        *text = malloc(*len + 1);
+        if (!*text) {
+            cli_error("out of memory");
+            return EXIT_RUNTIME;
+        }
+        memcpy(*text, o->prompt, *len + 1);
+    } else if (o->prompt_file) {
+        char err[ANC_ERR_LEN];
+        *text = anc_read_file(o->prompt_file, len, err, sizeof err);
+        if (!*text) {
+            cli_error("%s", err);
+            return EXIT_RUNTIME;
+        }
+    }
+    return EXIT_OK;
+}
+
+/* Generate up to n_predict tokens, writing each piece to stdout as it comes. */
+static int generate(struct anc_model *m, struct anc_session *s, long n_predict, int32_t prev,
+                    long *n_out, double *secs)
+{
+    char err[ANC_ERR_LEN];
+    char small[256];
+    double t0 = anc_now();
+    long n = 0;
+    while (n_predict < 0 || n < n_predict) {
+        int32_t tok = anc_session_sample(s);
+        if (anc_token_is_eog(m, tok)) break;
+        size_t need = anc_token_piece(m, prev, tok, small, sizeof small);
+        if (need < sizeof small) {
+            fwrite(small, 1, need, stdout);
+        } else {
+            char *big = malloc(need + 1);
+            if (big) {
+                anc_token_piece(m, prev, tok, big, need + 1);
+                fwrite(big, 1, need, stdout);
+                free(big);
+            }
+        }
+        fflush(stdout);
+        n++;
+        prev = tok;
+        if (anc_session_feed(s, &tok, 1, err, sizeof err) != 0) {
+            if (n_predict < 0) break; /* "until the context is full" */
+            cli_error("%s", err);
+            *n_out = n;
+            *secs = anc_now() - t0;
+            return EXIT_RUNTIME;
+        }
+    }
+    *n_out = n;
+    *secs = anc_now() - t0;
+    return EXIT_OK;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    static const struct option own[] = {
+        {"prompt", required_argument, NULL, 'p'},
+        {"file", required_argument, NULL, 'f'},
+        {"max-tokens", required_argument, NULL, 'n'},
+        {"no-bos", no_argument, NULL, OPT_NO_BOS},
+        {NULL, 0, NULL, 0},
+    };
+    struct cli_opts o;
+    cli_opts_default(&o);
+    struct option *longopts = cli_merge_longopts(own);
+    if (!longopts) {
+        cli_error("out of memory");
+        return EXIT_RUNTIME;
+    }
+    int c, rc = EXIT_OK;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":m:t:p:f:n:vh", longopts, NULL)) != -1) {
+        long v;
+        switch (c) {
+        case 'p': o.prompt = optarg; break;
+        case 'f': o.prompt_file = optarg; break;
+        case 'n':
+            if (cli_parse_long("--max-tokens", optarg, -1, 1L << 30, &v))
+                o.n_predict = v;
+            else
+                rc = EXIT_USAGE;
+            break;
+        case OPT_NO_BOS: o.no_bos = true; break;
+        case 'v': o.verbose = true; break;
+        case 'h':
+        case OPT_HELP:
+            run_usage(stdout);
+            free(longopts);
+            return EXIT_OK;
+        case ':':
+            cli_error("option %s needs a value (see ancora run --help)", argv[optind - 1]);
+            rc = EXIT_USAGE;
+            break;
+        case '?':
+            cli_error("unknown option %s (see ancora run --help)", argv[optind - 1]);
+            rc = EXIT_USAGE;
+            break;
+        default:
+            if (cli_common_option(c, optarg, &o) != 1) rc = EXIT_USAGE;
+            break;
+        }
+        if (rc != EXIT_OK) break;
+    }
+    free(longopts);
+    if (rc == EXIT_OK && optind < argc) {
+        cli_error("unexpected argument '%s' (put the prompt after -p)", argv[optind]);
+        rc = EXIT_USAGE;
+    }
+    if (rc != EXIT_OK) return rc;
+    const char *path = cli_model_path(&o);
+    if (!path) return EXIT_USAGE;
+    char *text;
+    size_t len;
+    if ((rc = read_prompt(&o, &text, &len)) != EXIT_OK) return rc;
+
+    char err[ANC_ERR_LEN];
+    struct anc_model_params mp;
+    anc_model_params_default(&mp);
+    mp.n_threads = o.threads;
+    double t_load = anc_now();
+    struct anc_model *m = anc_model_load(path, &mp, err, sizeof err);
+    if (!m) {
+        cli_error("%s", err);
+        free(text);
+        return EXIT_RUNTIME;
+    }
+    t_load = anc_now() - t_load;
+    struct anc_session *s = anc_session_new(m, &o.sess, err, sizeof err);
+    int32_t *toks = NULL;
+    size_t n_toks = 0;
+    if (!s) {
+        cli_error("%s", err);
+        rc = EXIT_RUNTIME;
+        goto out;
+    }
+    if (anc_tokenize(m, text ? text : "", len, !o.no_bos, &toks, &n_toks) != 0) {
+        cli_error("out of memory tokenizing the prompt");
+        rc = EXIT_RUNTIME;
+        goto out;
+    }
+    if (n_toks == 0) { /* --no-bos and no prompt: start from BOS anyway */
+        free(toks);
+        toks = malloc(sizeof *toks);
+        if (!toks) { rc = EXIT_RUNTIME; goto out; }
+        toks[0] = anc_token_bos(m);
+        n_toks = 1;
+    }
+    if (o.verbose) {
+        struct anc_model_info mi;
+        anc_model_get_info(m, &mi);
+        fprintf(stderr, "ancora: %s: %s, %d layers, dim %d, %d/%d heads, vocab %d, %s, %.1f MiB "
+                "(loaded in %.2f s)\n", mi.path, mi.arch, mi.n_layer, mi.dim, mi.n_head,
+                mi.n_kv_head, mi.n_vocab, mi.weight_type_name, mi.weight_bytes / 1048576.0, t_load);
+    }
+    double t0 = anc_now();
+    if (anc_session_feed(s, toks, n_toks, err, sizeof err) != 0) {
+        cli_error("%s", err);
+        rc = EXIT_RUNTIME;
+        goto out;
+    }
+    double t_prompt = anc_now() - t0;
+    long n_gen = 0;
+    double t_gen = 0;
+    rc = generate(m, s, o.n_predict, toks[n_toks - 1], &n_gen, &t_gen);
+    fprintf(stderr, "\nancora: prompt %zu tokens in %.3f s (%.1f tok/s), generated %ld tokens in "
+            "%.3f s (%.1f tok/s)\n", n_toks, t_prompt, t_prompt > 0 ? n_toks / t_prompt : 0.0,
+            n_gen, t_gen, t_gen > 0 ? n_gen / t_gen : 0.0);
+out:
+    free(toks);
+    free(text);
+    anc_session_free(s);
+    anc_model_free(m);
+    return rc;
+}

@@ -1,0 +1,61 @@
+/* main.c — the `ancora` program: subcommand dispatch, --help, --version.
+ * Front-end code: reaches the engine through core/ancora.h only. */
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+struct subcommand {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct subcommand subcommands[] = {
+    {"run", cmd_run, "generate text from a prompt (stdout: the text only)"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text"},
+    {"gguf", cmd_gguf, "inspect GGUF files (gguf info MODEL)"},
+};
+
+static void usage(FILE *out)
+{
+    fputs("Usage: ancora COMMAND [options]\n"
+          "\n"
+          "Chat with local Llama-family models (GGUF files) and see how they handle\n"
+          "long context.\n"
+          "\n"
+          "Commands:\n",
+          out);
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+    fputs("\n"
+          "Run 'ancora COMMAND --help' for a command's options; 'man ancora' for more.\n"
+          "  -h, --help      this help\n"
+          "  -V, --version   version and compiled-in backends\n"
+          "\n"
+          "Environment: ANCORA_MODEL (default model file).\n",
+          out);
+}
+
+int main(int argc, char **argv)
+{
+    setlocale(LC_ALL, "");
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("ancora %s (backends: %s)\n", anc_version(), anc_backends_compiled());
+        return EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        if (strcmp(cmd, subcommands[i].name) == 0) return subcommands[i].fn(argc - 1, argv + 1);
+    cli_error("unknown command '%s' (see ancora --help)", cmd);
+    return EXIT_USAGE;
+}
