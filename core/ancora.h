@@ -81,21 +81,40 @@ bool anc_sampling_validate(const struct anc_sampling *s, char *err, size_t errle
 /* ---- sessions -------------------------------------------------------- */
 
 enum anc_cache_policy {
-    ANC_CACHE_SINK = 0,
-    ANC_CACHE_WINDOW,
-    ANC_CACHE_RECOMPUTE,
-    ANC_CACHE_FULL
+    ANC_CACHE_SINK = 0,    /* first n_sink tokens + the most recent, window in all */
+    ANC_CACHE_WINDOW,      /* the most recent window tokens */
+    ANC_CACHE_RECOMPUTE,   /* re-run the last window tokens from scratch each token */
+    ANC_CACHE_FULL         /* everything up to ctx, then stop */
 };
 const char *anc_cache_policy_name(enum anc_cache_policy p);
 int anc_cache_policy_from_name(const char *name); /* -1 if unknown */
 
+enum anc_rope_scaling {
+    ANC_ROPE_FROM_FILE = -1,
+    ANC_ROPE_NONE = 0, ANC_ROPE_LINEAR, ANC_ROPE_DYNAMIC, ANC_ROPE_YARN, ANC_ROPE_LLAMA3
+};
+const char *anc_rope_scaling_name(int scaling);
+int anc_rope_scaling_from_name(const char *name); /* -1 if unknown */
+
+/* RoPE settings; zero / FROM_FILE fields take the file's value. */
+struct anc_rope_settings {
+    double theta;            /* base frequency (ABF); 0 = file */
+    int scaling;             /* enum anc_rope_scaling */
+    double factor;           /* s; 0 = file (1 if none) */
+    int32_t orig_ctx;        /* L0, training context; 0 = file */
+    double yarn_beta_fast;   /* 0 = 32 */
+    double yarn_beta_slow;   /* 0 = 1 */
+    double yarn_attn_factor; /* 0 = file (1 if none) */
+};
+
 struct anc_session_params {
     enum anc_cache_policy cache;
     int32_t ctx;           /* full policy: maximum tokens; <= 0: the model's */
-    int32_t window;        /* window_length (sink/window/recompute); <= 0: ctx */
-    int32_t n_sink;        /* num_sink_tokens */
+    int32_t window;        /* window_length: entries a token attends to, sinks
+                              and itself included; <= 0: 512 (or ctx if smaller) */
+    int32_t n_sink;        /* num_sink_tokens (sink policy) */
     uint32_t kv_type;      /* ANC_DT_F16 (default) or ANC_DT_F32 */
-    float rope_theta;      /* <= 0: from the file */
+    struct anc_rope_settings rope;
     struct anc_sampling sampling;
 };
 void anc_session_params_default(struct anc_session_params *p);
@@ -104,21 +123,105 @@ struct anc_session *anc_session_new(struct anc_model *m, const struct anc_sessio
                                     char *err, size_t errlen);
 void anc_session_free(struct anc_session *s);
 
-/* Run the model over n tokens, appending them to the session. Afterwards
- * anc_session_logits() holds the next-token logits after the last one.
- * Returns 0, or -1 with a message (e.g. the full cache is exhausted). */
+/* Run the model over n tokens, appending them to the session under its
+ * cache policy. Afterwards anc_session_logits() holds the next-token logits
+ * after the last one. Returns 0, or -1 with a message (e.g. the full cache
+ * is exhausted; nothing of the call was fed then). */
 int anc_session_feed(struct anc_session *s, const int32_t *tokens, size_t n, char *err,
                      size_t errlen);
+/* Like feed, and also writes the logits after every token:
+ * logits_all is [n][n_vocab]. */
+int anc_session_feed_all(struct anc_session *s, const int32_t *tokens, size_t n,
+                         float *logits_all, char *err, size_t errlen);
 /* Logits [n_vocab] after the last fed token (NULL before any). */
 const float *anc_session_logits(const struct anc_session *s);
 /* Draw the next token from the current logits with the session's sampling
  * settings (repetition penalty looks at the tokens fed so far). */
 int32_t anc_session_sample(struct anc_session *s);
-/* Tokens fed since the session started. */
+/* Tokens fed since the session started (or was reset). */
 int64_t anc_session_n_seen(const struct anc_session *s);
+/* Forget everything (cache and counters); settings stay. */
+void anc_session_reset(struct anc_session *s);
 
-/* Change sampling settings (between tokens). */
-void anc_session_set_sampling(struct anc_session *s, const struct anc_sampling *smp);
+/* Live changes. Safe to call from another thread while the engine runs:
+ * they are checked at once (false + message if invalid) and take effect
+ * before the next token. Shrinking the window evicts at once; growing
+ * only raises the capacity; RoPE changes apply to the whole cache (keys
+ * are stored un-rotated), nothing is re-prefilled. */
+bool anc_session_set_window(struct anc_session *s, int32_t window, char *err, size_t errlen);
+bool anc_session_set_sinks(struct anc_session *s, int32_t n_sink, char *err, size_t errlen);
+bool anc_session_set_policy(struct anc_session *s, enum anc_cache_policy p, char *err,
+                            size_t errlen);
+bool anc_session_set_rope(struct anc_session *s, const struct anc_rope_settings *r, char *err,
+                          size_t errlen);
+bool anc_session_set_sampling(struct anc_session *s, const struct anc_sampling *smp, char *err,
+                              size_t errlen);
+/* The parameters in force (pending changes included). */
+void anc_session_get_params(const struct anc_session *s, struct anc_session_params *out);
+
+/* ---- statistics snapshot ---------------------------------------------- */
+
+#define ANC_STATS_MAX_SINKS 64
+#define ANC_STATS_MAX_LAYERS 256
+#define ANC_STATS_LATENCY 128
+
+struct anc_stats {
+    enum anc_cache_policy policy;
+    int64_t n_seen;          /* tokens fed */
+    int64_t n_evicted;       /* entries evicted so far */
+    int32_t n_cached;        /* entries in the cache now */
+    int32_t capacity;        /* entries a token may attend to (window or ctx) */
+    int32_t window, n_sink;
+    int32_t n_sink_now;      /* sinks actually held (< n_sink early on) */
+    int32_t sink_ids[ANC_STATS_MAX_SINKS];
+    int32_t n_layer;
+    float sink_mass[ANC_STATS_MAX_LAYERS]; /* per layer, mean over heads: share of
+                                              the last token's attention on sinks */
+    /* RoPE in force */
+    int rope_scaling;
+    double rope_theta, rope_factor, rope_base_effective, rope_mscale;
+    int32_t rope_orig_ctx, rope_dims;
+    double yarn_beta_fast, yarn_beta_slow;
+    /* memory, bytes */
+    uint64_t bytes_weights, bytes_kv, bytes_scratch, bytes_rss;
+    /* speed */
+    double prefill_tok_s, decode_tok_s; /* latest measurements */
+    float latency_ms[ANC_STATS_LATENCY]; /* per-token decode latency, oldest first */
+    int32_t n_latency;
+};
+
+/* Copy a consistent snapshot (cheap; safe from another thread). When
+ * orig != NULL, also the text index of every cached entry, in cache order,
+ * up to cap entries; returns the number written. */
+int32_t anc_session_stats(const struct anc_session *s, struct anc_stats *out, int64_t *orig,
+                          int32_t cap);
+
+/* ---- perplexity ------------------------------------------------------- */
+
+struct anc_ppl_result {
+    double ppl;
+    double ppl_stderr;       /* chunked only */
+    double mean_nll;
+    int64_t n_scored;
+    int32_t n_chunks;        /* chunked only */
+};
+
+/* Progress callback: done / total units; return false to cancel. */
+typedef bool (*anc_progress_fn)(void *ctx, int64_t done, int64_t total);
+
+/* llama.cpp's llama-perplexity convention (TECHNIQUES.md §3): chunks of
+ * n_ctx tokens with BOS written over the first, second half scored. */
+int anc_perplexity_chunked(struct anc_model *m, const struct anc_session_params *p,
+                           const int32_t *tokens, size_t n, int32_t n_ctx,
+                           struct anc_ppl_result *out, anc_progress_fn progress,
+                           void *progress_ctx, char *err, size_t errlen);
+/* The streaming convention: token by token through the session's policy,
+ * every token after the first scored; nll_out[i] (optional, n-1 entries)
+ * is the NLL of token i+1. */
+int anc_perplexity_stream(struct anc_model *m, const struct anc_session_params *p,
+                          const int32_t *tokens, size_t n, double *nll_out,
+                          struct anc_ppl_result *out, anc_progress_fn progress,
+                          void *progress_ctx, char *err, size_t errlen);
 
 /* ---- tools ----------------------------------------------------------- */
 

@@ -253,19 +253,19 @@ static bool gguf_read_value(struct gguf_reader *r, struct gguf_kv *kv, uint32_t 
     size_t wlen = strlen(r->what);
     for (uint64_t i = 0; i < n; i++) {
         offs[i] = r->pos - start;
-        uint64_t len = 0;
-        bool ok = rd_need(r, 8);
-        if (ok) {
-            len = rd_u64(r->base + r->pos);
-            ok = len <= rd_left(r) - 8;
+        /* The fast path checks without formatting a context string. */
+        if (rd_left(r) >= 8) {
+            uint64_t len = rd_u64(r->base + r->pos);
+            if (len <= rd_left(r) - 8) {
+                r->pos += 8 + len;
+                continue;
+            }
         }
-        if (!ok) {
-            snprintf(r->what + wlen, sizeof r->what - wlen, ", string %llu of %llu",
-                     (unsigned long long)i + 1, (unsigned long long)n);
-            if (rd_need(r, 8)) rd_need(r, 8 + len); /* writes the message */
-            return false;
-        }
-        r->pos += 8 + len;
+        snprintf(r->what + wlen, sizeof r->what - wlen, ", string %llu of %llu",
+                 (unsigned long long)i + 1, (unsigned long long)n);
+        struct gguf_str s;
+        rd_str(r, &s, 0, "string"); /* fails, and writes the message */
+        return false;
     }
     return true;
 }
@@ -588,8 +588,20 @@ static bool gguf_read_header(struct gguf_reader *r, struct gguf_file *f)
     return true;
 }
 
-/* Parse and validate f->base[0..size); fills f. */
+static bool gguf_parse_checked(struct gguf_file *f, char *err, size_t errlen);
+
+/* Parse and validate f->base[0..size); fills f. On failure there is always
+ * a message, even should a check forget to write one. */
 static bool gguf_parse(struct gguf_file *f, char *err, size_t errlen)
+{
+    if (err && errlen) err[0] = '\0';
+    if (gguf_parse_checked(f, err, errlen)) return true;
+    if (err && errlen && err[0] == '\0')
+        anc_set_err(err, errlen, "%s: not a valid GGUF file", f->path);
+    return false;
+}
+
+static bool gguf_parse_checked(struct gguf_file *f, char *err, size_t errlen)
 {
     struct gguf_reader r = {
         .base = f->base, .size = f->size, .name = f->path, .err = err, .errlen = errlen,
@@ -679,7 +691,9 @@ struct gguf_file *gguf_open_memory(const void *buf, size_t size, const char *nam
 
 struct gguf_file *gguf_open(const char *path, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused
+     * below like any other file that is not a regular file. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         anc_set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;

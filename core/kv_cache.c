@@ -19,8 +19,9 @@ struct kv_cache *kv_cache_new(struct anc_backend *be, int32_t n_layer, int32_t k
     c->v = calloc((size_t)n_layer, sizeof *c->v);
     c->slot = malloc((size_t)capacity * sizeof *c->slot);
     c->orig = malloc((size_t)capacity * sizeof *c->orig);
+    c->tok = malloc((size_t)capacity * sizeof *c->tok);
     c->free_rows = malloc((size_t)capacity * sizeof *c->free_rows);
-    if (!c->k || !c->v || !c->slot || !c->orig || !c->free_rows || c->row_bytes == 0) goto fail;
+    if (!c->k || !c->v || !c->slot || !c->orig || !c->tok || !c->free_rows || c->row_bytes == 0) goto fail;
     size_t bytes = c->row_bytes * (size_t)capacity;
     if (capacity != 0 && bytes / (size_t)capacity != c->row_bytes) goto fail;
     for (int32_t l = 0; l < n_layer; l++) {
@@ -46,6 +47,7 @@ void kv_cache_free(struct kv_cache *c)
     free(c->v);
     free(c->slot);
     free(c->orig);
+    free(c->tok);
     free(c->free_rows);
     free(c);
 }
@@ -58,23 +60,77 @@ void kv_cache_clear(struct kv_cache *c)
     for (int32_t i = 0; i < c->capacity; i++) c->free_rows[i] = c->capacity - 1 - i;
 }
 
-int32_t kv_cache_append(struct kv_cache *c, int64_t orig)
+int32_t kv_cache_append(struct kv_cache *c, int64_t orig, int32_t tok)
 {
     if (c->n_free == 0) return -1;
     int32_t row = c->free_rows[--c->n_free];
     c->slot[c->n] = row;
     c->orig[c->n] = orig;
+    c->tok[c->n] = tok;
     c->n++;
     return row;
 }
 
-void kv_cache_evict(struct kv_cache *c, int32_t j)
+void kv_cache_evict(struct kv_cache *c, int32_t j, int32_t count)
 {
-    c->free_rows[c->n_free++] = c->slot[j];
-    memmove(c->slot + j, c->slot + j + 1, (size_t)(c->n - j - 1) * sizeof *c->slot);
-    memmove(c->orig + j, c->orig + j + 1, (size_t)(c->n - j - 1) * sizeof *c->orig);
-    c->n--;
-    c->n_evicted++;
+    if (count <= 0) return;
+    for (int32_t i = 0; i < count; i++) c->free_rows[c->n_free++] = c->slot[j + i];
+    size_t tail = (size_t)(c->n - j - count);
+    memmove(c->slot + j, c->slot + j + count, tail * sizeof *c->slot);
+    memmove(c->orig + j, c->orig + j + count, tail * sizeof *c->orig);
+    memmove(c->tok + j, c->tok + j + count, tail * sizeof *c->tok);
+    c->n -= count;
+    c->n_evicted += count;
+}
+
+/* Rows are copied into fresh buffers in logical order, so the new cache is
+ * compact (logical entry j in physical row j). */
+bool kv_cache_resize(struct kv_cache *c, int32_t capacity)
+{
+    if (capacity < c->n || capacity < 1) return false;
+    size_t bytes = c->row_bytes * (size_t)capacity;
+    void **nk = calloc((size_t)c->n_layer, sizeof *nk), **nv = calloc((size_t)c->n_layer, sizeof *nv);
+    int32_t *slot = malloc((size_t)capacity * sizeof *slot);
+    int64_t *orig = malloc((size_t)capacity * sizeof *orig);
+    int32_t *tok = malloc((size_t)capacity * sizeof *tok);
+    int32_t *free_rows = malloc((size_t)capacity * sizeof *free_rows);
+    bool ok = nk && nv && slot && orig && tok && free_rows;
+    for (int32_t l = 0; ok && l < c->n_layer; l++) {
+        nk[l] = c->be->ops->alloc(c->be, bytes);
+        nv[l] = c->be->ops->alloc(c->be, bytes);
+        ok = nk[l] && nv[l];
+    }
+    if (!ok) {
+        for (int32_t l = 0; nk && nv && l < c->n_layer; l++) {
+            c->be->ops->free(c->be, nk[l]);
+            c->be->ops->free(c->be, nv[l]);
+        }
+        free(nk), free(nv), free(slot), free(orig), free(tok), free(free_rows);
+        return false;
+    }
+    for (int32_t l = 0; l < c->n_layer; l++) {
+        for (int32_t j = 0; j < c->n; j++) {
+            memcpy((uint8_t *)nk[l] + (size_t)j * c->row_bytes, kv_cache_k_row(c, l, c->slot[j]), c->row_bytes);
+            memcpy((uint8_t *)nv[l] + (size_t)j * c->row_bytes, kv_cache_v_row(c, l, c->slot[j]), c->row_bytes);
+        }
+        c->be->ops->free(c->be, c->k[l]);
+        c->be->ops->free(c->be, c->v[l]);
+    }
+    free(c->k), free(c->v);
+    c->k = nk;
+    c->v = nv;
+    for (int32_t j = 0; j < c->n; j++) slot[j] = j;
+    memcpy(orig, c->orig, (size_t)c->n * sizeof *orig);
+    memcpy(tok, c->tok, (size_t)c->n * sizeof *tok);
+    free(c->slot), free(c->orig), free(c->tok), free(c->free_rows);
+    c->slot = slot;
+    c->orig = orig;
+    c->tok = tok;
+    c->free_rows = free_rows;
+    c->capacity = capacity;
+    c->n_free = 0;
+    for (int32_t r = capacity - 1; r >= c->n; r--) c->free_rows[c->n_free++] = r;
+    return true;
 }
 
 size_t kv_cache_bytes(const struct kv_cache *c)

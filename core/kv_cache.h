@@ -25,6 +25,7 @@ struct kv_cache {
     int32_t n;               /* logical entries in use */
     int32_t *slot;           /* [capacity] physical row of logical entry j */
     int64_t *orig;           /* [capacity] text index (token number) of entry j */
+    int32_t *tok;            /* [capacity] token id of entry j */
     int32_t *free_rows;      /* stack of unused physical rows */
     int32_t n_free;
     int64_t n_evicted;
@@ -35,12 +36,16 @@ struct kv_cache *kv_cache_new(struct anc_backend *be, int32_t n_layer, int32_t k
                               uint32_t type, int32_t capacity);
 void kv_cache_free(struct kv_cache *c);
 
-/* Append one logical entry for text index `orig`; returns its physical
- * row, or -1 if the cache is full. */
-int32_t kv_cache_append(struct kv_cache *c, int64_t orig);
+/* Append one logical entry for token `tok` at text index `orig`; returns
+ * its physical row, or -1 if the cache is full. */
+int32_t kv_cache_append(struct kv_cache *c, int64_t orig, int32_t tok);
 
-/* Remove logical entry j (0 <= j < n); later entries move down by one. */
-void kv_cache_evict(struct kv_cache *c, int32_t j);
+/* Remove `count` logical entries starting at j; later entries move down. */
+void kv_cache_evict(struct kv_cache *c, int32_t j, int32_t count);
+
+/* Change the number of physical rows (>= n), keeping every entry and its
+ * order. false on allocation failure (the cache is then unchanged). */
+bool kv_cache_resize(struct kv_cache *c, int32_t capacity);
 
 /* Drop every entry. */
 void kv_cache_clear(struct kv_cache *c);

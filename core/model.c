@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "gguf.h"
+#include "rope.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -66,6 +67,57 @@ static bool hp_f32(const struct gguf_file *f, const char *arch, const char *suff
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
     return gguf_get_f32(f, key, out);
+}
+
+/* RoPE scaling as the file states it (TECHNIQUES.md §1, "GGUF keys"). */
+static bool read_rope_scaling(struct anc_model *m, char *err, size_t errlen)
+{
+    const struct gguf_file *f = m->file;
+    struct model_hparams *hp = &m->hp;
+    char key[128];
+    hp->rope_scaling = ROPE_NONE;
+    hp->rope_factor = 1.0f;
+    hp->rope_attn_factor = 1.0f;
+    hp->rope_orig_ctx = hp->n_ctx_train;
+    float factor = 0.0f;
+    if (!hp_f32(f, hp->arch, "rope.scaling.factor", &factor))
+        hp_f32(f, hp->arch, "rope.scale_linear", &factor);
+    struct gguf_str type;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", hp->arch);
+    if (gguf_get_str(f, key, &type)) {
+        if (gguf_str_eq(type, "none")) {
+            hp->rope_scaling = ROPE_NONE;
+        } else if (gguf_str_eq(type, "linear")) {
+            hp->rope_scaling = ROPE_LINEAR;
+        } else if (gguf_str_eq(type, "yarn")) {
+            hp->rope_scaling = ROPE_YARN;
+        } else {
+            anc_set_err(err, errlen, "%s: RoPE scaling type \"%.*s\" is not supported", m->path,
+                        (int)(type.len < 32 ? type.len : 32), type.ptr);
+            return false;
+        }
+    } else if (factor > 1.0f) {
+        hp->rope_scaling = ROPE_LINEAR; /* a factor without a type means linear */
+    }
+    if (factor != 0.0f) {
+        if (!(factor >= 1.0f && factor <= 1024.0f)) {
+            anc_set_err(err, errlen, "%s: RoPE scaling factor %g is out of range", m->path, factor);
+            return false;
+        }
+        hp->rope_factor = factor;
+    }
+    float af;
+    if (hp_f32(f, hp->arch, "rope.scaling.attn_factor", &af)) {
+        if (!(af > 0.0f && af < 100.0f)) {
+            anc_set_err(err, errlen, "%s: rope.scaling.attn_factor %g is out of range", m->path, af);
+            return false;
+        }
+        hp->rope_attn_factor = af;
+    }
+    if (!hp_u32(f, hp->arch, "rope.scaling.original_context_length", &hp->rope_orig_ctx, false,
+                m->path, err, errlen))
+        return false;
+    return true;
 }
 
 static bool read_hparams(struct anc_model *m, char *err, size_t errlen)
@@ -144,7 +196,7 @@ static bool read_hparams(struct anc_model *m, char *err, size_t errlen)
         return false;
     }
     if (hp->n_ctx_train <= 0) hp->n_ctx_train = 2048; /* files without it: a common default */
-    return true;
+    return read_rope_scaling(m, err, errlen);
 }
 
 /* Find a tensor, check type support and its exact shape (cols, rows). */
@@ -220,6 +272,22 @@ static bool load_weights(struct anc_model *m, char *err, size_t errlen)
     if (!get_weight(m, "output.weight", dim, hp->n_vocab, &m->output, true, err, errlen)) {
         if (gguf_find_tensor(m->file, "output.weight")) return false; /* present but bad */
         m->output = m->tok_embd; /* tied embeddings */
+    }
+    /* Llama-3.1 files carry their frequency scaling as per-pair divisors */
+    const struct gguf_tensor *rf = gguf_find_tensor(m->file, "rope_freqs.weight");
+    if (rf) {
+        if (rf->type != ANC_DT_F32 || rf->ne[0] != (uint64_t)hp->rope_dims / 2 || rf->ne[1] != 1) {
+            anc_set_err(err, errlen, "%s: rope_freqs.weight must be %d f32 values", m->path,
+                        hp->rope_dims / 2);
+            return false;
+        }
+        m->rope_freqs = rf->data;
+        for (int32_t k = 0; k < hp->rope_dims / 2; k++)
+            if (!(m->rope_freqs[k] > 0.0f && m->rope_freqs[k] < 1e6f)) {
+                anc_set_err(err, errlen, "%s: rope_freqs.weight[%d] = %g is not a valid divisor",
+                            m->path, k, m->rope_freqs[k]);
+                return false;
+            }
     }
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) {
@@ -398,4 +466,9 @@ int32_t anc_n_vocab(const struct anc_model *m) { return m->hp.n_vocab; }
 bool anc_token_is_eog(const struct anc_model *m, int32_t id)
 {
     return id >= 0 && (id == tokenizer_eos(m->tok) || id == tokenizer_eot(m->tok));
+}
+
+void model_limit_layers(struct anc_model *m, int32_t n)
+{
+    if (n >= 1 && n <= m->hp.n_layer) m->hp.n_layer = n;
 }

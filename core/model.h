@@ -28,6 +28,10 @@ struct model_hparams {
     float rope_theta;     /* {arch}.rope.freq_base (default 10000, the
                              value the RoPE paper and Llama use) */
     bool rope_neox;       /* pairing: false for llama (adjacent pairs) */
+    int32_t rope_scaling; /* enum rope_scaling from {arch}.rope.scaling.type */
+    float rope_factor;    /* {arch}.rope.scaling.factor (or legacy scale_linear) */
+    float rope_attn_factor;   /* {arch}.rope.scaling.attn_factor (default 1) */
+    int32_t rope_orig_ctx;    /* .rope.scaling.original_context_length, else n_ctx_train */
     float norm_eps;       /* {arch}.attention.layer_norm_rms_epsilon */
 };
 
@@ -59,6 +63,7 @@ struct anc_model {
     const float *output_norm;    /* (dim) */
     struct anc_weight output;    /* (n_vocab, dim); the embedding when tied */
     struct model_layer *layers;  /* [n_layer], owned */
+    const float *rope_freqs;     /* (rope_dims/2) divisors, or NULL */
 
     struct anc_backend *be;      /* owned */
     uint32_t weight_type;        /* most common matrix type */
@@ -70,5 +75,8 @@ struct anc_model {
  * adapters such as LoRA can be applied here later). */
 const struct anc_weight *model_proj_weight(const struct anc_model *m, int32_t l,
                                            enum model_proj p);
+
+/* Tests only: use just the first n layers (n <= n_layer). */
+void model_limit_layers(struct anc_model *m, int32_t n);
 
 #endif

@@ -1,10 +1,23 @@
-/* session.c — a conversation with a model: the KV cache, the forward pass
- * (embedding -> layers -> logits, one backend call per operation), and
- * sampling. Cache policies decide which entries stay and at which position
- * they are seen; today the dense `full` cache, with the eviction hooks the
- * streaming policies build on. Depends on model, kv_cache, rope, sampler
- * and the backend interface; no UI libraries. */
+/* session.c — a conversation with a model: the KV cache under a cache
+ * policy (sink, window, recompute, full), the forward pass (embedding ->
+ * layers -> logits, one backend call per operation), sampling, live
+ * parameter changes and the statistics snapshot.
+ * Depends on model, kv_cache, rope, sampler and the backend interface;
+ * no UI libraries.
+ *
+ * Positions (TECHNIQUES.md §2): a cached entry's position is its place in
+ * the cache. Keys are cached un-rotated and rotated when attended to, so a
+ * shift after eviction or a RoPE change costs nothing extra. A batch of
+ * new tokens is appended after the cache; query L (its logical index) sees
+ * the sinks [0, A) and the recent entries [lo, L] with
+ * lo = max(A, L - (window - sinks) + 1): exactly the window_length entries
+ * it would see if the tokens were fed one at a time with eviction before
+ * each one. Recent keys are rotated at their logical index and the query
+ * at L (their distance is the text distance); for the sinks the query is
+ * rotated at its in-cache position min(L, window - 1). After the batch the
+ * oldest non-sink entries are evicted down to the window. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,50 +28,77 @@
 #include "sampler.h"
 #include "util.h"
 
-/* Tokens per forward call during prefill: large enough to reuse weights
- * across tokens, small enough to keep scratch buffers modest. */
+/* Tokens per forward call: large enough to reuse weights across tokens
+ * during prefill, small enough to keep scratch buffers modest. Streaming
+ * policies allocate the window plus one batch of cache rows. */
 #define SESSION_BATCH 32
 /* Tokens remembered for the repetition penalty. */
 #define SESSION_RECENT 4096
+/* Default window_length when none is given (or the context if smaller). */
+#define SESSION_DEFAULT_WINDOW 4096
+#define SESSION_MAX_WINDOW (1 << 22)
 
 struct anc_session {
     struct anc_model *m;          /* borrowed */
     struct anc_backend *be;       /* borrowed from the model */
+
+    /* settings: `p` is in force (engine thread); `next` collects live
+       changes under `mu` and is applied before the next token */
+    pthread_mutex_t mu;
     struct anc_session_params p;
+    struct anc_session_params next;
+    bool has_next;
+
     struct kv_cache *kv;
     struct rope_params rope;
     struct rope_table rtab;
-    int32_t rtab_len;             /* positions the table covers */
+    int32_t rtab_n_pos;           /* positions the table covers */
+    int64_t rtab_len;             /* sequence length it was built for (dynamic NTK) */
+    double rope_base_eff;
+    bool rope_dirty;
     struct sampler *smp;
 
-    /* scratch, sized for SESSION_BATCH tokens (shapes per token) */
+    /* scratch for SESSION_BATCH tokens (shapes per token) */
+    int32_t scratch_cap;          /* cache rows k_rot/kpos cover */
     float *x;        /* [B][dim] residual stream */
-    float *xb;       /* [B][dim] normed input */
-    float *q;        /* [B][n_head*head_dim] */
+    float *xb;       /* [B][dim] normed input / projections back to dim */
+    float *q;        /* [B][n_head*head_dim] queries rotated for recent keys */
+    float *q_sink;   /* [B][n_head*head_dim] queries rotated for the sinks */
     float *k_new;    /* [B][kv_dim] */
     float *v_new;    /* [B][kv_dim] */
     float *att;      /* [B][n_head*head_dim] attention output */
     float *hb;       /* [B][n_ff] */
     float *hb2;      /* [B][n_ff] */
-    float *k_rot;    /* [capacity][kv_dim] rotated keys, logical order */
-    int32_t *pos;    /* [max(B, capacity)] positions */
-    int32_t *lo, *hi;/* [B] attention ranges */
+    float *k_rot;    /* [scratch_cap][kv_dim] rotated keys, logical order */
+    int32_t *kpos;   /* [scratch_cap] key positions */
+    int32_t qpos[SESSION_BATCH], qpos_sink[SESSION_BATCH];
+    int32_t lo[SESSION_BATCH], hi[SESSION_BATCH];
+    float *head_mass;/* [n_head] */
+    float *layer_mass;/* [n_layer] */
     float *logits;   /* [n_vocab] */
     bool have_logits;
+    size_t scratch_bytes;
 
     int32_t recent[SESSION_RECENT]; /* ring of the last tokens fed */
     int64_t n_seen;
+
+    /* statistics published for other threads (under mu) */
+    struct anc_stats stats;
+    int64_t *stats_orig;          /* [stats_orig_cap] */
+    int32_t stats_orig_cap;
+    float latency[ANC_STATS_LATENCY];
+    int32_t n_latency, latency_head;
 };
 
 void anc_session_params_default(struct anc_session_params *p)
 {
     memset(p, 0, sizeof *p);
-    p->cache = ANC_CACHE_FULL;
+    p->cache = ANC_CACHE_SINK;
     p->ctx = 0;
     p->window = 0;
     p->n_sink = 4;
     p->kv_type = ANC_DT_F16;
-    p->rope_theta = 0.0f;
+    p->rope.scaling = ANC_ROPE_FROM_FILE;
     anc_sampling_default(&p->sampling);
 }
 
@@ -76,22 +116,150 @@ int anc_cache_policy_from_name(const char *name)
     return -1;
 }
 
-static void *scratch(struct anc_session *s, size_t n_floats, bool *ok)
+const char *anc_rope_scaling_name(int scaling)
 {
-    void *p = s->be->ops->alloc(s->be, n_floats * sizeof(float));
+    return scaling == ANC_ROPE_FROM_FILE ? "file" : rope_scaling_name((enum rope_scaling)scaling);
+}
+
+int anc_rope_scaling_from_name(const char *name) { return rope_scaling_from_name(name); }
+
+/* ---- settings ------------------------------------------------------- */
+
+static bool streaming(enum anc_cache_policy p) { return p != ANC_CACHE_FULL; }
+
+/* Sinks in force: none for the window policy. */
+static int32_t sinks_of(const struct anc_session_params *p)
+{
+    return p->cache == ANC_CACHE_WINDOW ? 0 : p->n_sink;
+}
+
+/* Entries a token may attend to. */
+static int32_t span_of(const struct anc_session_params *p)
+{
+    return streaming(p->cache) ? p->window : p->ctx;
+}
+
+/* Physical cache rows the policy needs: the window plus one batch for
+ * streaming policies (the batch is appended before eviction). */
+static int32_t rows_of(const struct anc_session_params *p)
+{
+    return streaming(p->cache) ? p->window + SESSION_BATCH : p->ctx;
+}
+
+/* Fill in defaults and check ranges; false + message when absurd. */
+static bool params_resolve(const struct anc_model *m, struct anc_session_params *p, char *err,
+                           size_t errlen)
+{
+    const struct model_hparams *hp = &m->hp;
+    if (p->ctx <= 0) p->ctx = hp->n_ctx_train;
+    if (p->ctx < 2 || p->ctx > SESSION_MAX_WINDOW) {
+        anc_set_err(err, errlen, "context size %d is out of range (2 to %d)", p->ctx,
+                    SESSION_MAX_WINDOW);
+        return false;
+    }
+    if (p->window <= 0) p->window = p->ctx < SESSION_DEFAULT_WINDOW ? p->ctx : SESSION_DEFAULT_WINDOW;
+    if (p->window < 2 || p->window > SESSION_MAX_WINDOW) {
+        anc_set_err(err, errlen, "window %d is out of range (2 to %d)", p->window,
+                    SESSION_MAX_WINDOW);
+        return false;
+    }
+    if (p->n_sink < 0 || p->n_sink >= p->window) {
+        anc_set_err(err, errlen, "sink count %d must be at least 0 and less than the window (%d)",
+                    p->n_sink, p->window);
+        return false;
+    }
+    if ((unsigned)p->cache > ANC_CACHE_FULL) {
+        anc_set_err(err, errlen, "unknown cache policy");
+        return false;
+    }
+    if (p->kv_type != ANC_DT_F16 && p->kv_type != ANC_DT_F32) {
+        anc_set_err(err, errlen, "the KV cache can be f16 or f32");
+        return false;
+    }
+    const struct anc_rope_settings *r = &p->rope;
+    if (r->theta != 0 && !(r->theta > 1.0 && r->theta < 1e12)) {
+        anc_set_err(err, errlen, "RoPE base %g is out of range (1 to 1e12)", r->theta);
+        return false;
+    }
+    if (r->scaling < ANC_ROPE_FROM_FILE || r->scaling > ANC_ROPE_LLAMA3) {
+        anc_set_err(err, errlen, "unknown RoPE scaling type");
+        return false;
+    }
+    if (r->factor != 0 && !(r->factor >= 1.0 && r->factor <= 1024.0)) {
+        anc_set_err(err, errlen, "RoPE scaling factor %g is out of range (1 to 1024)", r->factor);
+        return false;
+    }
+    if (r->orig_ctx < 0 || r->orig_ctx > SESSION_MAX_WINDOW) {
+        anc_set_err(err, errlen, "original context %d is out of range", r->orig_ctx);
+        return false;
+    }
+    if ((r->yarn_beta_fast != 0 && !(r->yarn_beta_fast > 0 && r->yarn_beta_fast < 1e4)) ||
+        (r->yarn_beta_slow != 0 && !(r->yarn_beta_slow > 0 && r->yarn_beta_slow < 1e4)) ||
+        (r->yarn_attn_factor != 0 && !(r->yarn_attn_factor > 0 && r->yarn_attn_factor < 100))) {
+        anc_set_err(err, errlen, "YaRN beta and attention factor must be positive and sane");
+        return false;
+    }
+    return anc_sampling_validate(&p->sampling, err, errlen);
+}
+
+/* RoPE parameters from the settings, with the file's values as defaults. */
+static void rope_resolve(const struct anc_model *m, const struct anc_rope_settings *r,
+                         struct rope_params *out)
+{
+    const struct model_hparams *hp = &m->hp;
+    rope_params_default(out, hp->rope_dims, r->theta > 0 ? r->theta : hp->rope_theta,
+                        r->orig_ctx > 0 ? r->orig_ctx : hp->rope_orig_ctx);
+    out->neox = hp->rope_neox;
+    out->scaling = (enum rope_scaling)(r->scaling == ANC_ROPE_FROM_FILE ? hp->rope_scaling
+                                                                         : r->scaling);
+    out->factor = r->factor > 0 ? r->factor : hp->rope_factor;
+    if (r->yarn_beta_fast > 0) out->yarn_beta_fast = r->yarn_beta_fast;
+    if (r->yarn_beta_slow > 0) out->yarn_beta_slow = r->yarn_beta_slow;
+    out->yarn_attn_factor = r->yarn_attn_factor > 0 ? r->yarn_attn_factor : hp->rope_attn_factor;
+    /* a rope_freqs tensor already encodes Llama-3 scaling; choosing llama3
+       explicitly replaces it rather than applying it twice */
+    out->freq_divisors = out->scaling == ROPE_LLAMA3 ? NULL : m->rope_freqs;
+}
+
+/* ---- allocation ------------------------------------------------------ */
+
+static float *buf_new(struct anc_session *s, size_t n_floats, bool *ok)
+{
+    float *p = s->be->ops->alloc(s->be, n_floats * sizeof(float));
     if (!p) *ok = false;
+    s->scratch_bytes += n_floats * sizeof(float);
     return p;
 }
 
-static void session_release_scratch(struct anc_session *s)
+/* Key scratch sized for `rows` cache rows. */
+static bool key_scratch_ensure(struct anc_session *s, int32_t rows)
 {
-    float *bufs[] = {s->x, s->xb, s->q, s->k_new, s->v_new, s->att, s->hb, s->hb2, s->k_rot,
-                     s->logits};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) s->be->ops->free(s->be, bufs[i]);
-    free(s->pos);
-    free(s->lo);
-    free(s->hi);
+    if (rows <= s->scratch_cap) return true;
+    int32_t kv_dim = s->m->hp.n_kv_head * s->m->hp.head_dim;
+    float *k = s->be->ops->alloc(s->be, (size_t)rows * kv_dim * sizeof(float));
+    int32_t *pos = malloc((size_t)rows * sizeof *pos);
+    int64_t *orig = malloc((size_t)rows * sizeof *orig);
+    if (!k || !pos || !orig) {
+        s->be->ops->free(s->be, k);
+        free(pos);
+        free(orig);
+        return false;
+    }
+    s->be->ops->free(s->be, s->k_rot);
+    free(s->kpos);
+    s->scratch_bytes += ((size_t)rows - (size_t)s->scratch_cap) * kv_dim * sizeof(float);
+    s->k_rot = k;
+    s->kpos = pos;
+    pthread_mutex_lock(&s->mu);
+    free(s->stats_orig);
+    s->stats_orig = orig;
+    s->stats_orig_cap = rows;
+    pthread_mutex_unlock(&s->mu);
+    s->scratch_cap = rows;
+    return true;
 }
+
+static void publish_stats(struct anc_session *s);
 
 struct anc_session *anc_session_new(struct anc_model *m, const struct anc_session_params *p,
                                     char *err, size_t errlen)
@@ -100,90 +268,97 @@ struct anc_session *anc_session_new(struct anc_model *m, const struct anc_sessio
         anc_set_err(err, errlen, "%s holds only a vocabulary; it cannot generate text", m->path);
         return NULL;
     }
-    const struct model_hparams *hp = &m->hp;
     struct anc_session_params params = *p;
-    if (params.ctx <= 0) params.ctx = hp->n_ctx_train;
-    if (params.ctx < 1 || params.ctx > (1 << 24)) {
-        anc_set_err(err, errlen, "context size %d is out of range (1 to %d)", params.ctx, 1 << 24);
-        return NULL;
-    }
-    if (params.kv_type != ANC_DT_F16 && params.kv_type != ANC_DT_F32) {
-        anc_set_err(err, errlen, "the KV cache can be f16 or f32");
-        return NULL;
-    }
-    if (params.cache != ANC_CACHE_FULL) {
-        anc_set_err(err, errlen, "cache policy %s is not available yet; use --cache full",
-                    anc_cache_policy_name(params.cache));
-        return NULL;
-    }
-    if (!anc_sampling_validate(&params.sampling, err, errlen)) return NULL;
-
+    if (!params_resolve(m, &params, err, errlen)) return NULL;
+    const struct model_hparams *hp = &m->hp;
     struct anc_session *s = calloc(1, sizeof *s);
     if (!s) {
         anc_set_err(err, errlen, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&s->mu, NULL);
     s->m = m;
     s->be = m->be;
     s->p = params;
-    int32_t capacity = params.ctx;
     int32_t kv_dim = hp->n_kv_head * hp->head_dim, q_dim = hp->n_head * hp->head_dim;
-    s->kv = kv_cache_new(s->be, hp->n_layer, kv_dim, params.kv_type, capacity);
+    s->kv = kv_cache_new(s->be, hp->n_layer, kv_dim, params.kv_type, rows_of(&params));
     s->smp = sampler_new(&params.sampling, hp->n_vocab);
     bool ok = s->kv && s->smp;
     size_t B = SESSION_BATCH;
-    s->x = scratch(s, B * hp->dim, &ok);
-    s->xb = scratch(s, B * hp->dim, &ok);
-    s->q = scratch(s, B * q_dim, &ok);
-    s->k_new = scratch(s, B * kv_dim, &ok);
-    s->v_new = scratch(s, B * kv_dim, &ok);
-    s->att = scratch(s, B * q_dim, &ok);
-    s->hb = scratch(s, B * hp->n_ff, &ok);
-    s->hb2 = scratch(s, B * hp->n_ff, &ok);
-    s->k_rot = scratch(s, (size_t)capacity * kv_dim, &ok);
-    s->logits = scratch(s, (size_t)hp->n_vocab, &ok);
-    size_t npos = (size_t)(capacity > (int32_t)B ? capacity : (int32_t)B);
-    s->pos = malloc(npos * sizeof *s->pos);
-    s->lo = malloc(B * sizeof *s->lo);
-    s->hi = malloc(B * sizeof *s->hi);
-    if (!ok || !s->pos || !s->lo || !s->hi) {
-        anc_set_err(err, errlen, "out of memory allocating a %d-token cache", capacity);
+    s->x = buf_new(s, B * hp->dim, &ok);
+    s->xb = buf_new(s, B * hp->dim, &ok);
+    s->q = buf_new(s, B * q_dim, &ok);
+    s->q_sink = buf_new(s, B * q_dim, &ok);
+    s->k_new = buf_new(s, B * kv_dim, &ok);
+    s->v_new = buf_new(s, B * kv_dim, &ok);
+    s->att = buf_new(s, B * q_dim, &ok);
+    s->hb = buf_new(s, B * hp->n_ff, &ok);
+    s->hb2 = buf_new(s, B * hp->n_ff, &ok);
+    s->head_mass = buf_new(s, (size_t)hp->n_head, &ok);
+    s->layer_mass = buf_new(s, (size_t)hp->n_layer, &ok);
+    s->logits = buf_new(s, (size_t)hp->n_vocab, &ok);
+    if (!ok || !key_scratch_ensure(s, rows_of(&params))) {
+        anc_set_err(err, errlen, "out of memory allocating a %d-entry cache", rows_of(&params));
         anc_session_free(s);
         return NULL;
     }
-    rope_params_default(&s->rope, hp->rope_dims,
-                        params.rope_theta > 0 ? params.rope_theta : hp->rope_theta,
-                        hp->n_ctx_train);
-    s->rope.neox = hp->rope_neox;
+    rope_resolve(m, &params.rope, &s->rope);
+    s->rope_dirty = true;
+    publish_stats(s);
     return s;
 }
 
 void anc_session_free(struct anc_session *s)
 {
     if (!s) return;
-    session_release_scratch(s);
+    float *bufs[] = {s->x, s->xb, s->q, s->q_sink, s->k_new, s->v_new, s->att, s->hb, s->hb2,
+                     s->k_rot, s->head_mass, s->layer_mass, s->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) s->be->ops->free(s->be, bufs[i]);
+    free(s->kpos);
+    free(s->stats_orig);
     kv_cache_free(s->kv);
     rope_table_release(&s->rtab);
     sampler_free(s->smp);
+    pthread_mutex_destroy(&s->mu);
     free(s);
 }
 
-/* Make sure the rotation table covers positions [0, n_pos). */
-static bool ensure_rope(struct anc_session *s, int32_t n_pos)
+/* ---- RoPE table ------------------------------------------------------ */
+
+/* Make the rotation table cover [0, n_pos) for a sequence of length len
+ * (which only dynamic NTK looks at). */
+static bool rope_ensure(struct anc_session *s, int32_t n_pos, int64_t len)
 {
-    if (n_pos <= s->rtab_len) return true;
-    int32_t want = s->rtab_len ? s->rtab_len : 256;
-    while (want < n_pos) want *= 2;
-    if (want > s->kv->capacity + SESSION_BATCH) want = s->kv->capacity + SESSION_BATCH;
-    if (!rope_table_fill(&s->rtab, &s->rope, want, s->n_seen)) return false;
-    s->rtab_len = want;
+    bool dyn = s->rope.scaling == ROPE_DYNAMIC && s->rope.factor > 1.0;
+    int64_t eff_len = dyn ? (len > s->rope.orig_ctx ? len : s->rope.orig_ctx) : 0;
+    if (!s->rope_dirty && n_pos <= s->rtab_n_pos && eff_len == s->rtab_len) return true;
+    /* grow geometrically up to the rows the policy can ever use */
+    int32_t want = s->rtab_n_pos > n_pos ? s->rtab_n_pos : n_pos;
+    if (n_pos > s->rtab_n_pos) {
+        int32_t grown = s->rtab_n_pos * 2 > 256 ? s->rtab_n_pos * 2 : 256;
+        int32_t rows = rows_of(&s->p);
+        want = grown < rows ? grown : rows;
+        if (want < n_pos) want = n_pos;
+    }
+    if (!rope_table_fill(&s->rtab, &s->rope, want, eff_len)) return false;
+    s->rtab_n_pos = want;
+    s->rtab_len = eff_len;
+    s->rope_base_eff = dyn ? rope_dynamic_base(s->rope.base, s->rope.dims, s->rope.factor,
+                                               s->rope.orig_ctx, eff_len)
+                           : s->rope.base;
+    s->rope_dirty = false;
     return true;
 }
 
-/* One forward pass over n <= SESSION_BATCH new tokens that have already
- * been given cache entries [n_kv - n, n_kv). Writes logits of the last
- * token (and of every token into logits_all [n][n_vocab] when non-NULL). */
-static void forward(struct anc_session *s, const int32_t *tokens, int32_t n, float *logits_all)
+/* ---- the forward pass ------------------------------------------------ */
+
+/* One forward pass over n <= SESSION_BATCH new tokens whose cache entries
+ * are the last n logical entries. s->qpos/qpos_sink/lo/hi describe what
+ * each query sees; entries [0, n_always) are the sinks every query sees.
+ * Writes logits of the last token (and of every token into logits_all
+ * [n][n_vocab] when non-NULL). */
+static void forward(struct anc_session *s, const int32_t *tokens, int32_t n, int32_t n_always,
+                    bool two_q, float *logits_all)
 {
     struct anc_model *m = s->m;
     const struct model_hparams *hp = &m->hp;
@@ -192,13 +367,8 @@ static void forward(struct anc_session *s, const int32_t *tokens, int32_t n, flo
     struct kv_cache *kv = s->kv;
     int32_t dim = hp->dim, kv_dim = hp->n_kv_head * hp->head_dim;
     int32_t q_dim = hp->n_head * hp->head_dim, n_kv = kv->n, first = n_kv - n;
-
-    /* Positions: an entry's position is its place in the cache. */
-    for (int32_t j = 0; j < n_kv; j++) s->pos[j] = j;
-    for (int32_t i = 0; i < n; i++) {
-        s->lo[i] = 0;
-        s->hi[i] = first + i + 1; /* causal: itself and everything before */
-    }
+    for (int32_t j = 0; j < n_kv; j++) s->kpos[j] = j;
+    for (int32_t l = 0; l < hp->n_layer; l++) s->layer_mass[l] = 0.0f;
 
     /* 1. token embeddings */
     op->embed(be, s->x, &m->tok_embd, tokens, n);
@@ -220,17 +390,25 @@ static void forward(struct anc_session *s, const int32_t *tokens, int32_t n, flo
         for (int32_t j = 0; j < n_kv; j++)
             op->load_row(be, s->k_rot + (size_t)j * kv_dim, kv_cache_k_row(kv, l, kv->slot[j]),
                          kv->type, kv_dim);
-        op->rope(be, s->k_rot, n_kv, hp->n_kv_head, hp->head_dim, &s->rtab.t, s->pos);
-        op->rope(be, s->q, n, hp->n_head, hp->head_dim, &s->rtab.t, s->pos + first);
+        op->rope(be, s->k_rot, n_kv, hp->n_kv_head, hp->head_dim, &s->rtab.t, s->kpos);
+        if (two_q) memcpy(s->q_sink, s->q, (size_t)n * q_dim * sizeof(float));
+        op->rope(be, s->q, n, hp->n_head, hp->head_dim, &s->rtab.t, s->qpos);
+        if (two_q) op->rope(be, s->q_sink, n, hp->n_head, hp->head_dim, &s->rtab.t, s->qpos_sink);
         /* 5. attention over the cache, then the output projection */
         struct anc_attn_args a = {
-            .out = s->att, .q = s->q, .q_sink = NULL, .k = s->k_rot,
+            .out = s->att, .q = s->q, .q_sink = two_q ? s->q_sink : NULL, .k = s->k_rot,
             .v = kv->v[l], .v_type = kv->type, .v_slot = kv->slot,
             .n_q = n, .n_kv = n_kv, .n_head = hp->n_head, .n_kv_head = hp->n_kv_head,
-            .head_dim = hp->head_dim, .n_sink = 0, .lo = s->lo, .hi = s->hi,
-            .scale = 1.0f / sqrtf((float)hp->head_dim), .sink_mass = NULL,
+            .head_dim = hp->head_dim, .n_sink = n_always, .lo = s->lo, .hi = s->hi,
+            .scale = 1.0f / sqrtf((float)hp->head_dim),
+            .sink_mass = n_always > 0 ? s->head_mass : NULL,
         };
         op->attention(be, &a);
+        if (n_always > 0) {
+            float sum = 0.0f;
+            for (int32_t h = 0; h < hp->n_head; h++) sum += s->head_mass[h];
+            s->layer_mass[l] = sum / hp->n_head;
+        }
         op->matmul(be, s->xb, model_proj_weight(m, l, PROJ_O), s->att, n);
         op->add(be, s->x, s->xb, (int64_t)n * dim);
         /* 6. feed-forward block: norm, SwiGLU, down projection */
@@ -241,7 +419,6 @@ static void forward(struct anc_session *s, const int32_t *tokens, int32_t n, flo
         op->matmul(be, s->xb, model_proj_weight(m, l, PROJ_DOWN), s->hb, n);
         op->add(be, s->x, s->xb, (int64_t)n * dim);
     }
-    (void)q_dim;
 
     /* 7. final norm and the output head (every token, or just the last) */
     if (logits_all) {
@@ -257,6 +434,208 @@ static void forward(struct anc_session *s, const int32_t *tokens, int32_t n, flo
     s->have_logits = true;
 }
 
+/* Evict the oldest non-sink entries until at most `keep` remain. */
+static void evict_to(struct anc_session *s, int32_t keep)
+{
+    struct kv_cache *kv = s->kv;
+    int32_t S = sinks_of(&s->p);
+    if (S > kv->n) S = kv->n;
+    if (kv->n > keep) kv_cache_evict(kv, S, kv->n - keep);
+}
+
+/* Append and run one batch of b tokens under the sink / window / full
+ * policy (see the header comment for the visibility rule). */
+static int step_cached(struct anc_session *s, const int32_t *toks, int32_t b, float *logits_all,
+                       char *err, size_t errlen)
+{
+    struct kv_cache *kv = s->kv;
+    int32_t W = span_of(&s->p), S = sinks_of(&s->p);
+    int32_t n0 = kv->n;
+    int32_t A = S < n0 ? S : n0; /* sinks already in the cache */
+    bool two_q = false;
+    for (int32_t i = 0; i < b; i++) {
+        int32_t L = n0 + i;
+        /* until the sinks are complete (L < S, so L < W) nothing has been
+           evicted and the query sees everything before it */
+        int32_t lo = L < S ? A : L - (W - S) + 1;
+        s->qpos[i] = L;
+        s->qpos_sink[i] = L < W - 1 ? L : W - 1;
+        s->lo[i] = lo > A ? lo : A;
+        s->hi[i] = L + 1;
+        two_q |= s->qpos_sink[i] != L;
+        if (kv_cache_append(kv, s->n_seen + i, toks[i]) < 0) {
+            anc_set_err(err, errlen, "internal error: cache rows exhausted");
+            return -1;
+        }
+    }
+    if (!rope_ensure(s, kv->n, kv->n < W ? kv->n : W)) {
+        kv_cache_evict(kv, n0, b);
+        anc_set_err(err, errlen, "out of memory for the RoPE table");
+        return -1;
+    }
+    forward(s, toks, b, A, two_q, logits_all);
+    if (streaming(s->p.cache)) evict_to(s, W);
+    return 0;
+}
+
+/* Recompute policy: the cache is rebuilt from the last window tokens
+ * (the new one included) at positions 0..W-1 for every new token. */
+static int step_recompute(struct anc_session *s, int32_t tok, float *logits, char *err,
+                          size_t errlen)
+{
+    struct kv_cache *kv = s->kv;
+    int32_t W = s->p.window;
+    int32_t keep = kv->n < W - 1 ? kv->n : W - 1;
+    int32_t *win = malloc(((size_t)keep + 1) * sizeof *win);
+    int64_t *orig = malloc(((size_t)keep + 1) * sizeof *orig);
+    if (!win || !orig) {
+        free(win), free(orig);
+        anc_set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int32_t j = 0; j < keep; j++) {
+        win[j] = kv->tok[kv->n - keep + j];
+        orig[j] = kv->orig[kv->n - keep + j];
+    }
+    win[keep] = tok;
+    orig[keep] = s->n_seen;
+    kv_cache_clear(kv);
+    int rc = 0;
+    for (int32_t done = 0; done <= keep && rc == 0;) {
+        int32_t S = sinks_of(&s->p);
+        int32_t b = keep + 1 - done < SESSION_BATCH ? keep + 1 - done : SESSION_BATCH;
+        if (kv->n < S && b > S - kv->n) b = S - kv->n; /* sinks never share a batch */
+        bool last = done + b > keep;
+        rc = step_cached(s, win + done, b, NULL, err, errlen);
+        for (int32_t i = 0; i < b; i++) kv->orig[kv->n - b + i] = orig[done + i];
+        done += b;
+        if (last && logits) memcpy(logits, s->logits, (size_t)s->m->hp.n_vocab * sizeof(float));
+    }
+    free(win);
+    free(orig);
+    return rc;
+}
+
+/* ---- live changes ---------------------------------------------------- */
+
+/* Apply settings collected by the setters (engine thread, between tokens). */
+static bool apply_next(struct anc_session *s, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&s->mu);
+    bool has = s->has_next;
+    struct anc_session_params np = s->next;
+    s->has_next = false;
+    pthread_mutex_unlock(&s->mu);
+    if (!has) return true;
+    struct anc_session_params old = s->p;
+    s->p = np;
+    /* the cache: shrink now (oldest non-sinks go), then resize rows */
+    int32_t span = span_of(&np);
+    if (s->kv->n > span) evict_to(s, span);
+    int32_t rows = rows_of(&np);
+    if (rows != s->kv->capacity) {
+        if (rows < s->kv->n) rows = s->kv->n;
+        if (!kv_cache_resize(s->kv, rows) || !key_scratch_ensure(s, rows)) {
+            s->p = old;
+            anc_set_err(err, errlen, "out of memory resizing the cache to %d entries", rows);
+            return false;
+        }
+    }
+    if (memcmp(&np.rope, &old.rope, sizeof np.rope) != 0) {
+        rope_resolve(s->m, &np.rope, &s->rope);
+        s->rope_dirty = true;
+    }
+    if (memcmp(&np.sampling, &old.sampling, sizeof np.sampling) != 0) sampler_set(s->smp, &np.sampling);
+    return true;
+}
+
+/* Validate a change against the settings in force (pending ones
+ * included) and queue it. */
+static bool queue_change(struct anc_session *s, void (*edit)(struct anc_session_params *, const void *),
+                         const void *arg, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&s->mu);
+    struct anc_session_params np = s->has_next ? s->next : s->p;
+    edit(&np, arg);
+    bool ok = params_resolve(s->m, &np, err, errlen);
+    if (ok) {
+        s->next = np;
+        s->has_next = true;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+static void edit_window(struct anc_session_params *p, const void *a) { p->window = *(const int32_t *)a; }
+static void edit_sinks(struct anc_session_params *p, const void *a) { p->n_sink = *(const int32_t *)a; }
+static void edit_policy(struct anc_session_params *p, const void *a)
+{
+    p->cache = *(const enum anc_cache_policy *)a;
+}
+static void edit_rope(struct anc_session_params *p, const void *a)
+{
+    p->rope = *(const struct anc_rope_settings *)a;
+}
+static void edit_sampling(struct anc_session_params *p, const void *a)
+{
+    p->sampling = *(const struct anc_sampling *)a;
+}
+
+bool anc_session_set_window(struct anc_session *s, int32_t window, char *err, size_t errlen)
+{
+    return queue_change(s, edit_window, &window, err, errlen);
+}
+bool anc_session_set_sinks(struct anc_session *s, int32_t n_sink, char *err, size_t errlen)
+{
+    return queue_change(s, edit_sinks, &n_sink, err, errlen);
+}
+bool anc_session_set_policy(struct anc_session *s, enum anc_cache_policy p, char *err,
+                            size_t errlen)
+{
+    return queue_change(s, edit_policy, &p, err, errlen);
+}
+bool anc_session_set_rope(struct anc_session *s, const struct anc_rope_settings *r, char *err,
+                          size_t errlen)
+{
+    return queue_change(s, edit_rope, r, err, errlen);
+}
+bool anc_session_set_sampling(struct anc_session *s, const struct anc_sampling *smp, char *err,
+                              size_t errlen)
+{
+    return queue_change(s, edit_sampling, smp, err, errlen);
+}
+
+void anc_session_get_params(const struct anc_session *s, struct anc_session_params *out)
+{
+    struct anc_session *ms = (struct anc_session *)s;
+    pthread_mutex_lock(&ms->mu);
+    *out = s->has_next ? s->next : s->p;
+    pthread_mutex_unlock(&ms->mu);
+}
+
+/* ---- feeding --------------------------------------------------------- */
+
+static void remember(struct anc_session *s, const int32_t *toks, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++) s->recent[(s->n_seen + i) % SESSION_RECENT] = toks[i];
+    s->n_seen += n;
+}
+
+static void note_speed(struct anc_session *s, int32_t n, double secs)
+{
+    if (secs <= 0) return;
+    pthread_mutex_lock(&s->mu);
+    if (n == 1) {
+        s->stats.decode_tok_s = 1.0 / secs;
+        s->latency[s->latency_head] = (float)(secs * 1e3);
+        s->latency_head = (s->latency_head + 1) % ANC_STATS_LATENCY;
+        if (s->n_latency < ANC_STATS_LATENCY) s->n_latency++;
+    } else {
+        s->stats.prefill_tok_s = n / secs;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 static int feed(struct anc_session *s, const int32_t *tokens, size_t n, float *logits_all,
                 char *err, size_t errlen)
 {
@@ -268,25 +647,44 @@ static int feed(struct anc_session *s, const int32_t *tokens, size_t n, float *l
             return -1;
         }
     }
+    if (!apply_next(s, err, errlen)) return -1;
+    if (s->p.cache == ANC_CACHE_FULL && (size_t)s->kv->n + n > (size_t)s->p.ctx) {
+        anc_set_err(err, errlen, "the context is full (%d tokens); start a new session, raise "
+                    "--ctx, or use a streaming cache policy (--cache sink)", s->p.ctx);
+        return -1;
+    }
+    double t0 = anc_now();
     size_t done = 0;
     while (done < n) {
+        if (s->p.cache == ANC_CACHE_RECOMPUTE) {
+            /* only the last window matters unless every token's logits do */
+            if (!logits_all && n - done > 1) {
+                size_t skip = n - done - 1;
+                int32_t W = s->p.window;
+                /* put the skipped tokens into the cache record without running them */
+                for (size_t i = 0; i < skip; i++) {
+                    if (s->kv->n >= W) kv_cache_evict(s->kv, 0, 1);
+                    kv_cache_append(s->kv, s->n_seen, tokens[done + i]);
+                    remember(s, tokens + done + i, 1);
+                }
+                done += skip;
+            }
+            float *out = logits_all ? logits_all + done * (size_t)n_vocab : NULL;
+            if (step_recompute(s, tokens[done], out, err, errlen) != 0) return -1;
+            remember(s, tokens + done, 1);
+            done++;
+            continue;
+        }
         int32_t b = (int32_t)(n - done < SESSION_BATCH ? n - done : SESSION_BATCH);
-        if (s->kv->n + b > s->kv->capacity) {
-            anc_set_err(err, errlen, "the context is full (%d tokens); start a new session or use "
-                        "a larger --ctx", s->kv->capacity);
-            return -1;
-        }
-        for (int32_t i = 0; i < b; i++) kv_cache_append(s->kv, s->n_seen + i);
-        if (!ensure_rope(s, s->kv->n)) {
-            anc_set_err(err, errlen, "out of memory for the RoPE table");
-            return -1;
-        }
-        forward(s, tokens + done, b, logits_all ? logits_all + done * (size_t)n_vocab : NULL);
-        for (int32_t i = 0; i < b; i++)
-            s->recent[(s->n_seen + i) % SESSION_RECENT] = tokens[done + (size_t)i];
-        s->n_seen += b;
+        int32_t S = sinks_of(&s->p);
+        if (s->kv->n < S && b > S - s->kv->n) b = S - s->kv->n; /* sinks never share a batch */
+        float *out = logits_all ? logits_all + done * (size_t)n_vocab : NULL;
+        if (step_cached(s, tokens + done, b, out, err, errlen) != 0) return -1;
+        remember(s, tokens + done, b);
         done += (size_t)b;
     }
+    note_speed(s, (int32_t)n, anc_now() - t0);
+    publish_stats(s);
     return 0;
 }
 
@@ -294,6 +692,12 @@ int anc_session_feed(struct anc_session *s, const int32_t *tokens, size_t n, cha
                      size_t errlen)
 {
     return feed(s, tokens, n, NULL, err, errlen);
+}
+
+int anc_session_feed_all(struct anc_session *s, const int32_t *tokens, size_t n,
+                         float *logits_all, char *err, size_t errlen)
+{
+    return feed(s, tokens, n, logits_all, err, errlen);
 }
 
 const float *anc_session_logits(const struct anc_session *s)
@@ -304,7 +708,8 @@ const float *anc_session_logits(const struct anc_session *s)
 int32_t anc_session_sample(struct anc_session *s)
 {
     if (!s->have_logits) return -1;
-    /* the recent tokens in order, oldest first */
+    char err[8];
+    apply_next(s, err, sizeof err); /* sampling changes take effect here too */
     int32_t buf[SESSION_RECENT];
     size_t n = s->n_seen < SESSION_RECENT ? (size_t)s->n_seen : SESSION_RECENT;
     for (size_t i = 0; i < n; i++)
@@ -314,10 +719,73 @@ int32_t anc_session_sample(struct anc_session *s)
 
 int64_t anc_session_n_seen(const struct anc_session *s) { return s->n_seen; }
 
-void anc_session_set_sampling(struct anc_session *s, const struct anc_sampling *smp)
+void anc_session_reset(struct anc_session *s)
 {
-    s->p.sampling = *smp;
-    sampler_set(s->smp, smp);
+    kv_cache_clear(s->kv);
+    s->n_seen = 0;
+    s->have_logits = false;
+    publish_stats(s);
+}
+
+/* ---- statistics ------------------------------------------------------- */
+
+/* Copy the engine's state into the snapshot (engine thread). */
+static void publish_stats(struct anc_session *s)
+{
+    const struct model_hparams *hp = &s->m->hp;
+    const struct kv_cache *kv = s->kv;
+    pthread_mutex_lock(&s->mu);
+    struct anc_stats *st = &s->stats;
+    st->policy = s->p.cache;
+    st->n_seen = s->n_seen;
+    st->n_cached = kv->n;
+    st->n_evicted = s->n_seen - kv->n > 0 ? s->n_seen - kv->n : 0;
+    st->capacity = span_of(&s->p);
+    st->window = s->p.window;
+    st->n_sink = sinks_of(&s->p);
+    st->n_sink_now = st->n_sink < kv->n ? st->n_sink : kv->n;
+    for (int32_t i = 0; i < st->n_sink_now && i < ANC_STATS_MAX_SINKS; i++) st->sink_ids[i] = kv->tok[i];
+    st->n_layer = hp->n_layer < ANC_STATS_MAX_LAYERS ? hp->n_layer : ANC_STATS_MAX_LAYERS;
+    for (int32_t l = 0; l < st->n_layer; l++) st->sink_mass[l] = s->layer_mass ? s->layer_mass[l] : 0;
+    st->rope_scaling = (int)s->rope.scaling;
+    st->rope_theta = s->rope.base;
+    st->rope_factor = s->rope.factor;
+    st->rope_base_effective = s->rope_base_eff > 0 ? s->rope_base_eff : s->rope.base;
+    double omega[ANC_MAX_HEAD_DIM / 2], mscale = 1.0;
+    if (s->rope.dims > 0) rope_frequencies(&s->rope, kv->n, omega, &mscale);
+    st->rope_mscale = mscale;
+    st->rope_orig_ctx = s->rope.orig_ctx;
+    st->rope_dims = s->rope.dims;
+    st->yarn_beta_fast = s->rope.yarn_beta_fast;
+    st->yarn_beta_slow = s->rope.yarn_beta_slow;
+    st->bytes_weights = s->m->weight_bytes;
+    st->bytes_kv = kv_cache_bytes(kv);
+    st->bytes_scratch = s->scratch_bytes;
+    st->bytes_rss = anc_rss_bytes();
+    for (int32_t i = 0; i < s->n_latency; i++) {
+        int32_t idx = (s->latency_head - s->n_latency + i + ANC_STATS_LATENCY) % ANC_STATS_LATENCY;
+        st->latency_ms[i] = s->latency[idx];
+    }
+    st->n_latency = s->n_latency;
+    int32_t n = kv->n < s->stats_orig_cap ? kv->n : s->stats_orig_cap;
+    if (s->stats_orig) memcpy(s->stats_orig, kv->orig, (size_t)n * sizeof *kv->orig);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int32_t anc_session_stats(const struct anc_session *s, struct anc_stats *out, int64_t *orig,
+                          int32_t cap)
+{
+    struct anc_session *ms = (struct anc_session *)s;
+    pthread_mutex_lock(&ms->mu);
+    *out = s->stats;
+    int32_t n = 0;
+    if (orig && cap > 0) {
+        n = s->stats.n_cached < cap ? s->stats.n_cached : cap;
+        if (n > s->stats_orig_cap) n = s->stats_orig_cap;
+        memcpy(orig, s->stats_orig, (size_t)n * sizeof *orig);
+    }
+    pthread_mutex_unlock(&ms->mu);
+    return n;
 }
 
 const char *anc_backends_compiled(void) { return "cpu"; }

@@ -69,7 +69,6 @@ struct tokenizer {
     int32_t bos, eos, eot, unk; /* -1 if none */
     bool add_bos;
     bool add_space_prefix;
-    bool has_unused;       /* some mergeable token is UNUSED: resegment */
     struct ud_node *ud;    /* [n_ud], node 0 is the root; NULL if no
                               user-defined tokens */
     size_t n_ud;
@@ -448,7 +447,6 @@ struct tokenizer *tokenizer_new(const struct gguf_file *f, char *err, size_t err
         if (!mergeable || t->tok[id].len == 0) continue;
         map_put(t, &t->pieces, id);
         if (t->tok[id].len > t->max_piece_len) t->max_piece_len = t->tok[id].len;
-        if (ty == TOK_TYPE_UNUSED) t->has_unused = true;
     }
     if (!ud_build(t)) goto oom;
     return t;

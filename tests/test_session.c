@@ -87,6 +87,7 @@ int main(void)
     /* full cache: a clear error once --ctx is exhausted, nothing fed */
     struct anc_session_params sp;
     anc_session_params_default(&sp);
+    sp.cache = ANC_CACHE_FULL;
     sp.ctx = 16;
     struct anc_session *s = anc_session_new(m, &sp, err, sizeof err);
     CHECK(s != NULL);
@@ -107,6 +108,13 @@ int main(void)
     CHECK(anc_session_new(m, &sp, err, sizeof err) == NULL);
     anc_session_params_default(&sp);
     sp.ctx = 1 << 30;
+    CHECK(anc_session_new(m, &sp, err, sizeof err) == NULL);
+    anc_session_params_default(&sp);
+    sp.window = 8;
+    sp.n_sink = 8; /* sinks must leave room for the token itself */
+    CHECK(anc_session_new(m, &sp, err, sizeof err) == NULL);
+    anc_session_params_default(&sp);
+    sp.rope.factor = 0.5;
     CHECK(anc_session_new(m, &sp, err, sizeof err) == NULL);
 
     /* same seed, same text (temperature sampling) */

@@ -24,7 +24,15 @@ const struct option cli_common_longopts[] = {
     {"ctx", required_argument, NULL, OPT_CTX},
     {"kv-type", required_argument, NULL, OPT_KV_TYPE},
     {"cache", required_argument, NULL, OPT_CACHE},
+    {"window", required_argument, NULL, OPT_WINDOW},
+    {"sinks", required_argument, NULL, OPT_SINKS},
     {"rope-theta", required_argument, NULL, OPT_ROPE_THETA},
+    {"rope-scaling", required_argument, NULL, OPT_ROPE_SCALING},
+    {"rope-factor", required_argument, NULL, OPT_ROPE_FACTOR},
+    {"rope-orig-ctx", required_argument, NULL, OPT_ROPE_ORIG_CTX},
+    {"yarn-beta-fast", required_argument, NULL, OPT_YARN_BETA_FAST},
+    {"yarn-beta-slow", required_argument, NULL, OPT_YARN_BETA_SLOW},
+    {"yarn-attn-factor", required_argument, NULL, OPT_YARN_ATTN_FACTOR},
     {"backend", required_argument, NULL, OPT_BACKEND},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
@@ -63,6 +71,33 @@ bool cli_parse_long(const char *name, const char *s, long lo, long hi, long *out
         return false;
     }
     *out = v;
+    return true;
+}
+
+const char cli_context_help[] =
+    "Context (cache policy and RoPE):\n"
+    "      --cache POLICY      sink (default): first --sinks tokens + the most recent,\n"
+    "                          --window entries in all; window: the most recent only;\n"
+    "                          recompute: re-run the last --window tokens each token;\n"
+    "                          full: everything up to --ctx, then stop\n"
+    "      --window N          entries a token attends to, sinks and itself included\n"
+    "                          (default: the context, at most 4096)\n"
+    "      --sinks N           attention-sink tokens kept (default 4)\n"
+    "      --ctx N             full cache size (default: the model's context length)\n"
+    "      --kv-type T         f16 (default) or f32 cache entries\n"
+    "      --rope-theta X      RoPE base frequency (ABF; default: from the file)\n"
+    "      --rope-scaling T    none, linear, dynamic, yarn or llama3 (default: file)\n"
+    "      --rope-factor F     scaling factor s (default: file, else 1)\n"
+    "      --rope-orig-ctx N   context the model was trained at (default: file)\n"
+    "      --yarn-beta-fast X  YaRN beta_fast (default 32)\n"
+    "      --yarn-beta-slow X  YaRN beta_slow (default 1)\n"
+    "      --yarn-attn-factor X  YaRN attention factor (default: file, else 1)\n";
+
+bool cli_parse_double(const char *name, const char *s, double lo, double hi, double *out)
+{
+    float f;
+    if (!cli_parse_float(name, s, lo, hi, &f)) return false;
+    *out = strtod(s, NULL); /* full precision; range already checked */
     return true;
 }
 
@@ -145,8 +180,38 @@ int cli_common_option(int c, const char *arg, struct cli_opts *o)
         o->sess.cache = (enum anc_cache_policy)pol;
         return 1;
     }
+    case OPT_WINDOW:
+        if (!cli_parse_long("--window", arg, 2, 1 << 22, &v)) return -1;
+        o->sess.window = (int32_t)v;
+        return 1;
+    case OPT_SINKS:
+        if (!cli_parse_long("--sinks", arg, 0, 1 << 22, &v)) return -1;
+        o->sess.n_sink = (int32_t)v;
+        return 1;
     case OPT_ROPE_THETA:
-        return cli_parse_float("--rope-theta", arg, 1.0001, 1e12, &o->sess.rope_theta) ? 1 : -1;
+        return cli_parse_double("--rope-theta", arg, 1.0001, 1e12, &o->sess.rope.theta) ? 1 : -1;
+    case OPT_ROPE_SCALING: {
+        int sc = anc_rope_scaling_from_name(arg);
+        if (sc < 0) {
+            cli_error("invalid value for --rope-scaling: '%s' (choose none, linear, dynamic, yarn "
+                      "or llama3)", arg);
+            return -1;
+        }
+        o->sess.rope.scaling = sc;
+        return 1;
+    }
+    case OPT_ROPE_FACTOR:
+        return cli_parse_double("--rope-factor", arg, 1, 1024, &o->sess.rope.factor) ? 1 : -1;
+    case OPT_ROPE_ORIG_CTX:
+        if (!cli_parse_long("--rope-orig-ctx", arg, 1, 1 << 22, &v)) return -1;
+        o->sess.rope.orig_ctx = (int32_t)v;
+        return 1;
+    case OPT_YARN_BETA_FAST:
+        return cli_parse_double("--yarn-beta-fast", arg, 1e-3, 1e4, &o->sess.rope.yarn_beta_fast) ? 1 : -1;
+    case OPT_YARN_BETA_SLOW:
+        return cli_parse_double("--yarn-beta-slow", arg, 1e-3, 1e4, &o->sess.rope.yarn_beta_slow) ? 1 : -1;
+    case OPT_YARN_ATTN_FACTOR:
+        return cli_parse_double("--yarn-attn-factor", arg, 1e-3, 100, &o->sess.rope.yarn_attn_factor) ? 1 : -1;
     case OPT_BACKEND:
         if (strcmp(arg, "cpu") != 0 && strcmp(arg, "auto") != 0) {
             cli_error("backend '%s' is not available in this build (compiled in: %s)", arg,

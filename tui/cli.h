@@ -17,7 +17,8 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 enum cli_long_opt {
     OPT_TEMP = 1000, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P, OPT_REPEAT_PENALTY, OPT_REPEAT_LAST_N,
     OPT_SEED, OPT_CTX, OPT_KV_TYPE, OPT_CACHE, OPT_WINDOW, OPT_SINKS, OPT_ROPE_THETA,
-    OPT_NO_BOS, OPT_HELP, OPT_BACKEND, OPT_VERBOSE
+    OPT_NO_BOS, OPT_HELP, OPT_BACKEND, OPT_VERBOSE, OPT_ROPE_SCALING, OPT_ROPE_FACTOR,
+    OPT_ROPE_ORIG_CTX, OPT_YARN_BETA_FAST, OPT_YARN_BETA_SLOW, OPT_YARN_ATTN_FACTOR
 };
 
 struct cli_opts {
@@ -45,6 +46,10 @@ extern const struct option cli_common_longopts[];
  * otherwise prints "ancora: invalid value for NAME: ..." and returns false. */
 bool cli_parse_long(const char *name, const char *s, long lo, long hi, long *out);
 bool cli_parse_float(const char *name, const char *s, double lo, double hi, float *out);
+bool cli_parse_double(const char *name, const char *s, double lo, double hi, double *out);
+
+/* Help text for the cache and RoPE options, shared by run and ppl. */
+extern const char cli_context_help[];
 
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -59,5 +64,7 @@ struct option *cli_merge_longopts(const struct option *own);
 int cmd_run(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_gguf(int argc, char **argv);
+int cmd_ppl(int argc, char **argv);
+int cmd_history(int argc, char **argv);
 
 #endif

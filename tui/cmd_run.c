@@ -34,15 +34,12 @@ static void run_usage(FILE *out)
         "      --repeat-last-n N   how far back the penalty looks (default 64)\n"
         "      --seed S            random seed (same seed, same output)\n"
         "\n"
-        "Context:\n"
-        "      --ctx N             context size in tokens (default: the model's)\n"
-        "      --cache POLICY      full (today; sink, window, recompute are coming)\n"
-        "      --kv-type T         f16 (default) or f32 cache entries\n"
-        "      --rope-theta X      RoPE base frequency (default: from the file)\n"
         "      --backend B         cpu or auto (default auto)\n"
         "  -v, --verbose           print model details to stderr\n"
-        "  -h, --help              this help\n",
+        "  -h, --help              this help\n"
+        "\n",
         out);
+    fputs(cli_context_help, out);
 }
 
 static int read_prompt(const struct cli_opts *o, char **text, size_t *len)

@@ -4,6 +4,7 @@
 #include "threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -15,7 +16,11 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
+/* Spin this many rounds before sleeping; past YIELD_AFTER rounds each round
+ * also yields the processor, so more threads than cores (or a loaded
+ * machine) degrade gracefully instead of burning whole time slices. */
 #define SPIN_ITERS 20000
+#define YIELD_AFTER 256
 
 struct threadpool {
     int n;
@@ -47,7 +52,8 @@ static void *worker_main(void *p)
         while ((g = atomic_load_explicit(&tp->gen, memory_order_acquire)) == seen &&
                !atomic_load(&tp->stop)) {
             if (++spins < SPIN_ITERS) {
-                CPU_RELAX();
+                if (spins > YIELD_AFTER) sched_yield();
+                else CPU_RELAX();
                 continue;
             }
             pthread_mutex_lock(&tp->mu);
@@ -116,5 +122,8 @@ void threadpool_run(struct threadpool *tp, threadpool_fn fn, void *ctx)
     pthread_cond_broadcast(&tp->cv);
     pthread_mutex_unlock(&tp->mu);
     fn(ctx, 0, tp->n);
-    while (atomic_load_explicit(&tp->pending, memory_order_acquire) > 0) CPU_RELAX();
+    for (int spins = 0; atomic_load_explicit(&tp->pending, memory_order_acquire) > 0; spins++) {
+        if (spins > YIELD_AFTER) sched_yield();
+        else CPU_RELAX();
+    }
 }

@@ -1,0 +1,220 @@
+/* history.h — the public API of Ancora's conversation store (SQLite):
+ * sessions, messages (streamed replies included), parameter events,
+ * full-text search, statistics and export. Front-ends reach the store only
+ * through this header; it knows nothing of tensors, the engine or curses.
+ * Schema and migrations: store.c (readable copy in history/schema.sql);
+ * the user-facing description is docs/history.md. */
+#ifndef ANC_HISTORY_H
+#define ANC_HISTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Schema version written to PRAGMA user_version; PRAGMA application_id is
+ * HIST_APPLICATION_ID ("ANCR") so other programs' databases are told apart. */
+#define HIST_SCHEMA_VERSION 2
+#define HIST_APPLICATION_ID 0x414E4352
+
+/* Every function that can fail returns one of these (0 = success). The
+ * text of the last failure on a handle is hist_errmsg(). */
+enum hist_status {
+    HIST_OK = 0,
+    HIST_ERR_IO = -1,       /* any other SQLite or system failure */
+    HIST_ERR_READONLY = -2, /* the file (or its folder) cannot be written */
+    HIST_ERR_FULL = -3,     /* disk full, quota or file size limit */
+    HIST_ERR_BUSY = -4,     /* locked by another writer after the busy timeout */
+    HIST_ERR_NOTFOUND = -5, /* no such session or message */
+    HIST_ERR_INVALID = -6,  /* bad argument (empty query, wrong role, ...) */
+    HIST_ERR_NOMEM = -7,
+    HIST_ERR_CORRUPT = -8   /* the database file is damaged */
+};
+
+enum hist_role { HIST_ROLE_SYSTEM, HIST_ROLE_USER, HIST_ROLE_ASSISTANT };
+
+/* HIST_FINISH_NONE: a user/system message, or an assistant reply still
+ * streaming (stored as NULL). */
+enum hist_finish {
+    HIST_FINISH_NONE,
+    HIST_FINISH_STOP,
+    HIST_FINISH_LENGTH,
+    HIST_FINISH_CANCELLED,
+    HIST_FINISH_ERROR,
+    HIST_FINISH_INTERRUPTED
+};
+
+struct hist_db; /* opaque: one SQLite connection and its prepared statements */
+
+/* ---- opening ------------------------------------------------------------ */
+
+/* The database path: $ANCORA_DB, else $XDG_DATA_HOME/ancora/history.db,
+ * else ~/.local/share/ancora/history.db. malloc'ed (caller frees); NULL
+ * when no home folder can be found. Creates nothing. */
+char *hist_default_path(void);
+
+/* Create the missing folders above PATH with mode 0700 (existing ones are
+ * left as they are). Returns HIST_OK or fills ERR. */
+int hist_make_parent_dirs(const char *path, char *err, size_t errlen);
+
+/* Open (creating if absent: file 0600, missing folders 0700) and bring the
+ * schema up to date. Refuses, without changing a byte, a file that is not
+ * SQLite, an SQLite database of another program, or one written by a newer
+ * Ancora. Assistant replies left streaming by a process that no longer
+ * exists are marked `interrupted`. A write-protected file opens read-only
+ * (reads work, writes return HIST_ERR_READONLY). On failure returns NULL
+ * with a one-line reason in ERR (which names the path). */
+struct hist_db *hist_open(const char *path, char *err, size_t errlen);
+void hist_close(struct hist_db *db);
+
+const char *hist_path(const struct hist_db *db);
+bool hist_readonly(const struct hist_db *db);
+/* Text of the most recent failure on DB ("" if none); valid until the next call. */
+const char *hist_errmsg(const struct hist_db *db);
+const char *hist_strerror(int status);
+
+/* Group many writes into one transaction (imports, benchmarks). Between
+ * them each write still succeeds or fails on its own. end(commit=false)
+ * rolls everything back. */
+int hist_batch_begin(struct hist_db *db);
+int hist_batch_end(struct hist_db *db, bool commit);
+
+/* ---- sessions ----------------------------------------------------------- */
+
+struct hist_session {
+    int64_t id;
+    char *title;       /* "" when untitled */
+    char *model_path;
+    char *model_name;
+    char *params_json; /* engine parameters in force, JSON text ("{}" if none) */
+    int64_t created_ms; /* Unix time in milliseconds */
+    int64_t updated_ms; /* last activity */
+    int64_t n_messages;
+};
+
+/* Any string argument may be NULL (stored as ""; params as "{}"). */
+int hist_session_create(struct hist_db *db, const char *title, const char *model_path,
+                        const char *model_name, const char *params_json, int64_t *id_out);
+int hist_session_set_title(struct hist_db *db, int64_t id, const char *title);
+int hist_session_set_params(struct hist_db *db, int64_t id, const char *params_json);
+int hist_session_touch(struct hist_db *db, int64_t id);
+/* Deletes the session with its messages and parameter events. */
+int hist_session_delete(struct hist_db *db, int64_t id);
+/* One session (HIST_ERR_NOTFOUND if none); free with hist_session_clear. */
+int hist_session_get(struct hist_db *db, int64_t id, struct hist_session *out);
+void hist_session_clear(struct hist_session *s);
+/* Sessions newest activity first; LIMIT 0 = all. Free with hist_session_list_free. */
+int hist_session_list(struct hist_db *db, size_t limit, struct hist_session **out, size_t *n_out);
+void hist_session_list_free(struct hist_session *list, size_t n);
+
+/* ---- messages ----------------------------------------------------------- */
+
+struct hist_msg_stats {
+    int64_t prompt_tokens;     /* tokens processed before the reply; -1 = unknown */
+    int64_t completion_tokens; /* tokens generated; -1 = unknown */
+    double prompt_ms;          /* prompt processing time; < 0 = unknown */
+    double gen_ms;             /* generation time; < 0 = unknown */
+};
+
+struct hist_message {
+    int64_t id;
+    int64_t session_id;
+    enum hist_role role;
+    char *content;
+    struct hist_msg_stats stats;
+    enum hist_finish finish;
+    int64_t created_ms;
+};
+
+/* A complete message (user and system messages, or a whole assistant reply
+ * with finish STOP). Committed before it returns. */
+int hist_msg_append(struct hist_db *db, int64_t session_id, enum hist_role role,
+                    const char *content, int64_t *id_out);
+/* A streamed assistant reply: begin (empty, marked streaming), update the
+ * text as it grows (call at least once a second: each call commits), then
+ * finish with the reason, the final text (NULL keeps the last update) and
+ * the counts (NULL = unknown). */
+int hist_msg_begin(struct hist_db *db, int64_t session_id, int64_t *id_out);
+int hist_msg_update_text(struct hist_db *db, int64_t msg_id, const char *text);
+int hist_msg_finish(struct hist_db *db, int64_t msg_id, const char *final_text,
+                    enum hist_finish finish, const struct hist_msg_stats *stats);
+/* All messages of a session, oldest first. */
+int hist_msg_list(struct hist_db *db, int64_t session_id, struct hist_message **out, size_t *n_out);
+void hist_msg_list_free(struct hist_message *list, size_t n);
+
+/* ---- parameter events --------------------------------------------------- */
+
+struct hist_param_event {
+    int64_t id;
+    int64_t session_id;
+    int64_t message_id; /* the last message before the change; 0 = none */
+    char *name;
+    char *old_value;    /* NULL when there was none */
+    char *new_value;
+    int64_t at_ms;
+};
+
+int hist_param_event_add(struct hist_db *db, int64_t session_id, int64_t message_id,
+                         const char *name, const char *old_value, const char *new_value,
+                         int64_t *id_out);
+int hist_param_event_list(struct hist_db *db, int64_t session_id, struct hist_param_event **out,
+                          size_t *n_out);
+void hist_param_event_list_free(struct hist_param_event *list, size_t n);
+
+/* ---- search ------------------------------------------------------------- */
+
+struct hist_hit {
+    int64_t session_id;
+    int64_t message_id;
+    enum hist_role role;
+    int64_t created_ms;
+    char *session_title;
+    char *snippet; /* one line of valid UTF-8, matches between the caller's marks */
+};
+
+/* Messages containing every whitespace-separated word of QUERY (substring
+ * match, ASCII case-insensitive; Chinese and other unspaced scripts work),
+ * newest first, at most LIMIT (0 = all). Words of 3+ characters use the
+ * FTS5 trigram index; shorter ones are checked by a scan. */
+int hist_search(struct hist_db *db, const char *query, const char *mark_open,
+                const char *mark_close, size_t limit, struct hist_hit **out, size_t *n_out);
+void hist_hits_free(struct hist_hit *hits, size_t n);
+
+/* ---- statistics --------------------------------------------------------- */
+
+struct hist_stats {
+    int64_t sessions;
+    int64_t messages;
+    int64_t prompt_tokens;
+    int64_t completion_tokens;
+    int64_t file_bytes; /* database + write-ahead log on disk */
+    int schema_version;
+};
+
+int hist_get_stats(struct hist_db *db, struct hist_stats *out);
+
+/* ---- export and text helpers (export.c) --------------------------------- */
+
+enum hist_format { HIST_FORMAT_MARKDOWN, HIST_FORMAT_JSON };
+
+/* Write one session. JSON is valid whatever the stored bytes (invalid UTF-8
+ * becomes U+FFFD); Markdown puts every message in a fence longer than any
+ * backtick run inside, so no stored text is read as markup or HTML. */
+int hist_export(struct hist_db *db, int64_t session_id, enum hist_format fmt, FILE *out);
+
+/* Text made safe to print: invalid UTF-8 and control characters become
+ * U+FFFD. HIST_CLEAN_MULTILINE keeps tabs and newlines (CR LF -> LF);
+ * otherwise every run of whitespace becomes one space. malloc'ed. */
+enum { HIST_CLEAN_MULTILINE = 1 };
+char *hist_text_clean(const char *s, unsigned flags);
+
+/* "YYYY-MM-DD HH:MM:SS" in local time, or ISO 8601 "YYYY-MM-DDTHH:MM:SS.mmmZ"
+ * when UTC; returns BUF. */
+char *hist_format_time(int64_t ms, bool utc, char *buf, size_t cap);
+
+const char *hist_role_name(enum hist_role role);
+const char *hist_finish_name(enum hist_finish finish); /* NULL for NONE */
+/* Parse "stop", "length", ... (NULL -> NONE); returns -1 for an unknown name. */
+int hist_finish_from_name(const char *name);
+
+#endif
