@@ -228,6 +228,14 @@ int anc_perplexity_stream(struct anc_model *m, const struct anc_session_params *
 /* Print a GGUF file's header, metadata and tensor table, readable. */
 int anc_gguf_print_info(FILE *out, const char *path, char *err, size_t errlen);
 
+/* Write a GGUF file of a named model shape with seeded random weights of
+ * a file type (f16, q4_0, q4_k_m, ...) and the vocabulary of vocab_path. */
+int anc_gguf_random(const char *shape, const char *type, const char *vocab_path, uint64_t seed,
+                    const char *out_path, anc_progress_fn progress, void *progress_ctx,
+                    char *err, size_t errlen);
+const char *anc_gguf_random_shapes(void);
+const char *anc_gguf_random_types(void);
+
 /* Read a whole file ("-" = stdin) into a malloc'ed NUL-terminated buffer. */
 char *anc_read_file(const char *path, size_t *len, char *err, size_t errlen);
 /* Monotonic clock, seconds. */

@@ -65,7 +65,6 @@ struct tokenizer {
                               unused, undefined (never control/byte/unknown) */
     uint32_t max_piece_len;
     int32_t byte_id[256];  /* <0xNN> token of each byte, -1 if absent */
-    bool all_bytes;        /* byte fallback possible for every byte */
     int32_t bos, eos, eot, unk; /* -1 if none */
     bool add_bos;
     bool add_space_prefix;
@@ -433,9 +432,6 @@ struct tokenizer *tokenizer_new(const struct gguf_file *f, char *err, size_t err
         t->tok[id].byte = (uint8_t)b;
         if (t->byte_id[b] < 0) t->byte_id[b] = id;
     }
-    t->all_bytes = true;
-    for (int b = 0; b < 256; b++)
-        if (t->byte_id[b] < 0) t->all_bytes = false;
 
     /* hash maps */
     if (!map_init(&t->all, (size_t)n) || !map_init(&t->pieces, (size_t)n)) goto oom;
@@ -509,8 +505,7 @@ struct spm_sym {
 };
 
 struct spm_cand {
-    float score;
-    int32_t id;
+    float score;        /* of the piece the pair would make */
     size_t left, right; /* symbols */
     size_t len;         /* left.len + right.len when pushed */
 };
@@ -584,8 +579,8 @@ static void spm_try_pair(struct spm_state *st, size_t l, size_t r)
     if (len > t->max_piece_len) return;
     int32_t id = map_get(t, &t->pieces, st->norm + a->start, len);
     if (id < 0) return;
-    heap_push(st, (struct spm_cand){ .score = t->tok[id].score, .id = id, .left = l,
-                                     .right = r, .len = len });
+    heap_push(st, (struct spm_cand){ .score = t->tok[id].score, .left = l, .right = r,
+                                     .len = len });
     if (t->tok[id].type == TOK_TYPE_UNUSED) {
         /* SentencePiece merges through unused pieces and splits them again
            at the end, along the last split it saw for that piece */

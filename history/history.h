@@ -212,6 +212,15 @@ char *hist_text_clean(const char *s, unsigned flags);
  * when UTC; returns BUF. */
 char *hist_format_time(int64_t ms, bool utc, char *buf, size_t cap);
 
+/* Write S as a JSON string literal: quotes, backslashes and control
+ * characters escaped, invalid UTF-8 replaced by U+FFFD. */
+void hist_json_string(FILE *out, const char *s);
+
+/* The SQL that brings a database from VERSION-1 to VERSION (1 up to
+ * HIST_SCHEMA_VERSION), NULL otherwise: for tests and documentation
+ * (history/schema.sql is a readable copy). */
+const char *hist_schema_sql(int version);
+
 const char *hist_role_name(enum hist_role role);
 const char *hist_finish_name(enum hist_finish finish); /* NULL for NONE */
 /* Parse "stop", "length", ... (NULL -> NONE); returns -1 for an unknown name. */

@@ -170,9 +170,12 @@ void quant_dequant_row(uint32_t type, const void *src, float *dst, int64_t n);
 float quant_dot_row(uint32_t type, const void *row, const float *x, int64_t n);
 
 /* Quantise src[0..n) into dst (anc_dtype_row_bytes(type, n) bytes). Returns
- * false (dst untouched or partly written) for a type it cannot produce, an n
- * that is not a whole number of blocks, a non-finite input, or a scale that
- * overflows half precision.
+ * false for a type it cannot produce or an n that is not a whole number of
+ * blocks (dst untouched), and for a non-finite input or a scale that
+ * overflows half precision: then every byte of dst is 0xff, which every
+ * block format reads as a NaN scale, so the row dequantises to NaN and dot
+ * products with it are NaN (a caller that ignores the result fails loudly).
+ * Float types (F32/F16/BF16) convert inf and NaN like any value.
  * - F16/BF16: round to nearest even.
  * - Q4_0/Q5_0: d = v/−8 (−16) where v is the first element of largest |x|,
  *   q = min(15 (31), trunc(x/d + 8.5 (16.5))); Q4_1/Q5_1: d = (max−min)/15

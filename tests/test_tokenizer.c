@@ -687,16 +687,19 @@ static void test_long_text(const struct tokenizer *t)
         len += wl;
         text[len++] = ' ';
     }
+    /* about 0.07 s at -O2 and 0.3 s under sanitizers here; quadratic
+       rescanning would take minutes, so the limit leaves room for slow
+       machines and valgrind */
 #if defined(__SANITIZE_ADDRESS__)
-    const double limit = 5.0; /* sanitizers slow everything down */
+    const double limit = 10.0;
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-    const double limit = 5.0;
+    const double limit = 10.0;
 #else
-    const double limit = 1.0;
+    const double limit = 2.0;
 #endif
 #else
-    const double limit = 1.0;
+    const double limit = 2.0;
 #endif
     /* the same text, plus two pathological ones: a single repeated letter
        (long merge chains) and all spaces */
@@ -1065,6 +1068,11 @@ int main(void)
     test_tiny_unused();
     test_tiny_odd_but_valid();
     test_malformed();
+    if (access(test_models_dir(), R_OK) != 0) {
+        if (test_failures) TEST_EXIT(); /* a skip must not hide these */
+        TEST_SKIP("test models folder %s is absent (tiny vocabularies passed)",
+                  test_models_dir());
+    }
 
     struct tokenizer *t = open_model("ggml-vocab-llama-spm.gguf");
     test_llama_basics(t);

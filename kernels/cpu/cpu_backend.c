@@ -3,6 +3,7 @@
  * tokens for the rest). Depends on kernels/ only. */
 #include "backend.h"
 #include "cpu_ops.h"
+#include "quant.h"
 #include "threadpool.h"
 
 #include <stdlib.h>
@@ -13,6 +14,8 @@ struct cpu_priv {
     struct threadpool *pool;
     float *scores;      /* [n_threads][scores_cap] attention scratch */
     int64_t scores_cap;
+    uint8_t *xq;        /* quantised activations for matmul */
+    size_t xq_cap;
 };
 
 int anc_cpu_count(void)
@@ -46,26 +49,80 @@ static void cpu_free(struct anc_backend *be, void *p)
 }
 
 /* ---- matmul: split output rows across threads ----------------------- */
+/* Activations are quantised once per call to the type the weight's
+ * integer dot product pairs with (quant_vec_dot_type); float weights use
+ * float activations. Each thread walks its rows in tiles of MM_TILE so a
+ * tile of weights stays in L1 while every token's activations stream by. */
+#define MM_TILE 8
+
 struct matmul_job {
     float *y;
     const struct anc_weight *w;
     const float *x;
     int32_t n_tok;
+    const uint8_t *xq;        /* quantised activations, or NULL */
+    size_t xq_row;            /* bytes per token in xq */
+    uint32_t vt;              /* activation type */
+    const struct cpu_kernels *k;
 };
 
 static void matmul_worker(void *ctx, int ith, int nth)
 {
     struct matmul_job *j = ctx;
+    const struct anc_weight *w = j->w;
     long lo, hi;
-    threadpool_split((long)j->w->rows, ith, nth, 16, &lo, &hi);
-    cpu_matmul_rows(j->y, j->w, j->x, j->n_tok, lo, hi);
+    threadpool_split((long)w->rows, ith, nth, MM_TILE, &lo, &hi);
+    size_t row_bytes = anc_dtype_row_bytes(w->type, (uint64_t)w->cols);
+    const uint8_t *base = w->data;
+    cpu_dot_f_fn dot_f = j->k->dot_f[w->type];
+    cpu_dot_q8_fn dot_q = j->k->dot_q8[w->type];
+    for (long r0 = lo; r0 < hi; r0 += MM_TILE) {
+        long r1 = r0 + MM_TILE < hi ? r0 + MM_TILE : hi;
+        for (int32_t t = 0; t < j->n_tok; t++) {
+            float *yt = j->y + (size_t)t * w->rows;
+            if (j->xq) {
+                const void *xt = j->xq + (size_t)t * j->xq_row;
+                for (long r = r0; r < r1; r++) yt[r] = dot_q(base + (size_t)r * row_bytes, xt, w->cols);
+            } else {
+                const float *xt = j->x + (size_t)t * w->cols;
+                for (long r = r0; r < r1; r++) yt[r] = dot_f(base + (size_t)r * row_bytes, xt, w->cols);
+            }
+        }
+    }
+}
+
+static void quantize_worker(void *ctx, int ith, int nth)
+{
+    struct matmul_job *j = ctx;
+    long lo, hi;
+    threadpool_split(j->n_tok, ith, nth, 1, &lo, &hi);
+    for (long t = lo; t < hi; t++)
+        quant_quantize_row(j->vt, j->x + (size_t)t * j->w->cols, (uint8_t *)j->xq + (size_t)t * j->xq_row,
+                           j->w->cols);
 }
 
 static void cpu_matmul(struct anc_backend *be, float *y, const struct anc_weight *w,
                        const float *x, int32_t n_tok)
 {
-    struct matmul_job j = {y, w, x, n_tok};
-    threadpool_run(priv_of(be)->pool, matmul_worker, &j);
+    struct cpu_priv *p = priv_of(be);
+    struct matmul_job j = {y, w, x, n_tok, NULL, 0, 0, cpu_kernels_get()};
+    uint32_t vt = quant_vec_dot_type(w->type);
+    if (vt != ANC_DT_F32 && vt != QUANT_NO_TYPE) {
+        size_t row = anc_dtype_row_bytes(vt, (uint64_t)w->cols);
+        size_t need = row * (size_t)n_tok;
+        if (need > p->xq_cap) {
+            uint8_t *nb = realloc(p->xq, need);
+            if (!nb) abort(); /* a few KB per token: out of memory here is fatal */
+            p->xq = nb;
+            p->xq_cap = need;
+        }
+        j.xq = p->xq;
+        j.xq_row = row;
+        j.vt = vt;
+        if (n_tok == 1) quantize_worker(&j, 0, 1);
+        else threadpool_run(p->pool, quantize_worker, &j);
+    }
+    threadpool_run(p->pool, matmul_worker, &j);
 }
 
 /* ---- per-token ops: split tokens across threads --------------------- */
@@ -201,6 +258,7 @@ static void cpu_destroy(struct anc_backend *be)
     struct cpu_priv *p = priv_of(be);
     threadpool_free(p->pool);
     free(p->scores);
+    free(p->xq);
     free(p);
     free(be);
 }

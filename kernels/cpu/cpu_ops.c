@@ -2,8 +2,10 @@
  * what every op computes. Written for clarity; the compiler vectorises the
  * float loops. Depends on dtype.h / backend.h only. */
 #include "cpu_ops.h"
+#include "quant.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -39,7 +41,7 @@ float cpu_dot_row(uint32_t type, const void *row, const float *x, int64_t n)
         break;
     }
     default:
-        sum = NAN; /* unsupported types are refused at load time */
+        sum = quant_dot_row(type, row, x, n); /* the quantised formats */
         break;
     }
     return sum;
@@ -62,7 +64,7 @@ void cpu_dequant_row(uint32_t type, const void *row, float *out, int64_t n)
         break;
     }
     default:
-        for (int64_t i = 0; i < n; i++) out[i] = NAN;
+        quant_dequant_row(type, row, out, n);
         break;
     }
 }
@@ -173,4 +175,59 @@ void cpu_swiglu_ref(float *out, const float *gate, const float *up, int64_t n)
 void cpu_add_ref(float *y, const float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+/* ---- the kernel table ------------------------------------------------ */
+
+#define REF_DOT(T)                                                                \
+    static float ref_dot_f_##T(const void *w, const float *x, int64_t n)         \
+    {                                                                             \
+        return cpu_dot_row(ANC_DT_##T, w, x, n);                                  \
+    }                                                                             \
+    static float ref_dot_q8_##T(const void *w, const void *xq, int64_t n)        \
+    {                                                                             \
+        return quant_dot_q8(ANC_DT_##T, w, xq, n);                                \
+    }
+REF_DOT(F32)
+REF_DOT(F16)
+REF_DOT(BF16)
+REF_DOT(Q4_0)
+REF_DOT(Q4_1)
+REF_DOT(Q5_0)
+REF_DOT(Q5_1)
+REF_DOT(Q8_0)
+REF_DOT(Q4_K)
+REF_DOT(Q5_K)
+REF_DOT(Q6_K)
+#undef REF_DOT
+
+static struct cpu_kernels kernels;
+static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
+
+static void kernels_build(void)
+{
+    cpu_ops_init();
+    kernels.isa = "generic";
+#define SET(T)                                        \
+    kernels.dot_f[ANC_DT_##T] = ref_dot_f_##T;        \
+    kernels.dot_q8[ANC_DT_##T] = ref_dot_q8_##T;
+    SET(F32) SET(F16) SET(BF16) SET(Q4_0) SET(Q4_1) SET(Q5_0) SET(Q5_1) SET(Q8_0)
+    SET(Q4_K) SET(Q5_K) SET(Q6_K)
+#undef SET
+    const char *force = getenv("ANCORA_CPU");
+    if (force && strcmp(force, "generic") == 0) return;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c")) {
+        cpu_kernels_add_avx2(&kernels);
+        kernels.isa = "avx2";
+    }
+#endif
+}
+
+const struct cpu_kernels *cpu_kernels_get(void)
+{
+    pthread_once(&kernels_once, kernels_build);
+    return &kernels;
 }

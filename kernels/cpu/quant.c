@@ -699,10 +699,14 @@ bool quant_quantize_row(uint32_t type, const float *src, void *dst, int64_t n)
 {
     const struct quant_format *f = format_for(type, n);
     if (!f) return false;
+    bool ok = true;
     if (f->block_elems > 1) /* float types carry inf/nan through; blocks cannot */
-        for (int64_t i = 0; i < n; i++)
-            if (!isfinite(src[i])) return false;
-    return f->quantize(src, dst, n / f->block_elems);
+        for (int64_t i = 0; i < n && ok; i++) ok = isfinite(src[i]);
+    if (ok) ok = f->quantize(src, dst, n / f->block_elems);
+    /* All-ones bytes make every block's f16/f32 scale a NaN: a row that could
+     * not be quantised poisons whatever reads it instead of passing as data. */
+    if (!ok) memset(dst, 0xff, (size_t)(n / f->block_elems) * f->block_bytes);
+    return ok;
 }
 
 float quant_dot_q8(uint32_t wtype, const void *wrow, const void *xq, int64_t n)
