@@ -43,6 +43,8 @@ struct anc_model_info {
     const char *weight_type_name;
     uint64_t n_params;
     uint64_t weight_bytes;   /* bytes of tensor data */
+    uint64_t decode_bytes;   /* bytes read per decoded token (all but the
+                                embedding table unless it is tied) */
     bool vocab_only;
 };
 void anc_model_get_info(const struct anc_model *m, struct anc_model_info *out);
@@ -235,6 +237,14 @@ int anc_gguf_random(const char *shape, const char *type, const char *vocab_path,
                     char *err, size_t errlen);
 const char *anc_gguf_random_shapes(void);
 const char *anc_gguf_random_types(void);
+
+/* Memory read bandwidth in GB/s (best of reps) of n threads streaming
+ * through `bytes` (make it much larger than the last-level cache). */
+double anc_measure_read_bandwidth(int n_threads, size_t bytes, int reps);
+/* The SIMD level the CPU kernels use ("avx2", "generic"). */
+const char *anc_cpu_isa(void);
+/* Online processors. */
+int anc_cpu_count_public(void);
 
 /* Read a whole file ("-" = stdin) into a malloc'ed NUL-terminated buffer. */
 char *anc_read_file(const char *path, size_t *len, char *err, size_t errlen);

@@ -437,6 +437,10 @@ void anc_model_get_info(const struct anc_model *m, struct anc_model_info *out)
     out->weight_type_name = d ? d->name : "?";
     out->n_params = m->n_params;
     out->weight_bytes = m->weight_bytes;
+    out->decode_bytes = m->weight_bytes;
+    if (m->output.data != m->tok_embd.data)
+        out->decode_bytes -= anc_dtype_row_bytes(m->tok_embd.type, (uint64_t)m->tok_embd.cols) *
+                             (uint64_t)m->tok_embd.rows;
     out->vocab_only = m->vocab_only;
 }
 

@@ -789,4 +789,6 @@ int32_t anc_session_stats(const struct anc_session *s, struct anc_stats *out, in
 }
 
 const char *anc_backends_compiled(void) { return "cpu"; }
+const char *anc_cpu_isa(void) { return anc_backend_cpu_isa(); }
+int anc_cpu_count_public(void) { return anc_cpu_count(); }
 const char *anc_version(void) { return "0.1.0"; }

@@ -105,6 +105,9 @@ void anc_backend_free(struct anc_backend *be);
 /* Can this backend multiply by weights of this type? */
 bool anc_backend_cpu_supports(uint32_t type);
 
+/* The SIMD level of the CPU kernels ("avx2", "generic"). */
+const char *anc_backend_cpu_isa(void);
+
 /* Number of online processors (at least 1). */
 int anc_cpu_count(void);
 

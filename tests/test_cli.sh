@@ -84,5 +84,44 @@ expect 0 "$ANCORA" tokenize -m "$V" -p "Hello world"
 cmp -s "$tmp/s1" "$tmp/s2" || fail "same seed gave different text"
 cmp -s "$tmp/s1" "$tmp/s3" && fail "different seeds gave the same text"
 
+# ppl: chunked needs 2 x ctx tokens; stream gives a PPL line; CSV and plot
+head -c 3000 "$G/stories260K_greedy_bos.txt" >"$tmp/ppl.txt"
+expect 0 "$ANCORA" ppl -m "$M" -f "$tmp/ppl.txt" --ctx 64 -q
+tail -n 1 "$tmp/out" | grep -Eq '^PPL = [0-9]+\.[0-9]{4} \+/- [0-9]+\.[0-9]{5}$' || fail "chunked PPL line: $(tail -n 1 "$tmp/out")"
+expect 0 "$ANCORA" ppl -m "$M" -f "$tmp/ppl.txt" --mode stream --window 32 --sinks 4 --csv "$tmp/nll.csv" --plot -q
+tail -n 1 "$tmp/out" | grep -Eq '^PPL = [0-9]+\.[0-9]{4}$' || fail "stream PPL line: $(tail -n 1 "$tmp/out")"
+head -n 1 "$tmp/nll.csv" | grep -q '^position,token,nll$' || fail "csv header"
+[ "$(wc -l <"$tmp/nll.csv")" -gt 100 ] || fail "csv rows"
+grep -q "NLL per token" "$tmp/out" || fail "plot title"
+expect 1 "$ANCORA" ppl -m "$M" -f "$tmp/ppl.txt" --ctx 4096 -q   # too short for 2 x ctx
+grep -q "needs at least" "$tmp/err" || fail "short text message"
+expect 2 "$ANCORA" ppl -m "$M" -f "$tmp/ppl.txt" --mode sideways
+expect 2 "$ANCORA" ppl -m "$M" -f "$tmp/ppl.txt" --plot        # plot is for stream mode
+expect 2 "$ANCORA" ppl -m "$M" -f "$tmp/ppl.txt" --window 8 --sinks 8 --mode stream
+
+# cache policies and rope options from the command line
+expect 0 "$ANCORA" run -m "$M" --temp 0 -n 64 --cache sink --window 32 --sinks 4
+[ -s "$tmp/out" ] || fail "sink run printed nothing"
+expect 0 "$ANCORA" run -m "$M" --temp 0 -n 64 --cache recompute --window 16
+expect 0 "$ANCORA" run -m "$M" --temp 0 -n 8 --rope-scaling yarn --rope-factor 4 --rope-orig-ctx 512
+expect 2 "$ANCORA" run -m "$M" --rope-scaling cubic
+expect 2 "$ANCORA" run -m "$M" --rope-factor 0
+expect 1 "$ANCORA" run -m "$M" --temp 0 -n 100 --cache full --ctx 20
+grep -q "context is full" "$tmp/err" || fail "full cache message"
+
+# gguf random + bench on a small random model
+expect 0 "$ANCORA" gguf random --shape small --type q4_0 -o "$tmp/small.gguf" --vocab "$V"
+expect 0 "$ANCORA" gguf info "$tmp/small.gguf"
+grep -q "blk.3.ffn_down.weight" "$tmp/out" || fail "random file tensors"
+expect 0 "$ANCORA" bench -m "$tmp/small.gguf" -p 16 -n 4 -r 2 --json --no-bandwidth
+for k in model type size_bytes threads backend pp tg pp_tok_s tg_tok_s; do
+  grep -q "\"$k\":" "$tmp/out" || fail "bench --json lacks $k"
+done
+if [ -x /usr/bin/python3 ]; then
+  /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["pp"]==16 and d["tg_tok_s"]>0' "$tmp/out" || fail "bench JSON does not parse"
+fi
+expect 2 "$ANCORA" gguf random --shape huge-9000b --type q4_0 -o "$tmp/x.gguf" --vocab "$V"
+expect 2 "$ANCORA" bench -m "$tmp/small.gguf" -p 0 -n 0
+
 [ $fails -eq 0 ] && echo "all CLI checks passed"
 exit $((fails > 0))

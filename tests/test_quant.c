@@ -546,21 +546,26 @@ static void test_table(void)
         memset(buf, 0, sizeof buf);
         CHECK(!quant_quantize_row(blocky[i], x, buf, 512)); /* non-finite */
         quant_dequant_row(blocky[i], buf, back, 512);
-        int nan = 0;
-        for (int k = 0; k < 512; k++) nan += isnan(back[k]);
-        CHECK_MSG(nan == 512, "%s: failed quantisation leaves %d of 512 values non-NaN",
-                  tname(blocky[i]), 512 - nan);
+        int n_nan = 0;
+        for (int k = 0; k < 512; k++) n_nan += isnan(back[k]);
+        CHECK_MSG(n_nan == 512, "%s: failed quantisation leaves %d of 512 values non-NaN",
+                  tname(blocky[i]), 512 - n_nan);
         x[300] = 0.0f;
     }
-    CHECK(!quant_quantize_row(ANC_DT_Q8_0, x, buf, 32) == false);
+    struct block_q4_0 wq;
+    x[3] = 0.5f;
+    CHECK(quant_quantize_row(ANC_DT_Q4_0, x, &wq, 32));
+    CHECK(quant_quantize_row(ANC_DT_Q8_0, x, buf, 32));
+    CHECK(!isnan(quant_dot_q8(ANC_DT_Q4_0, &wq, buf, 32)));
     x[7] = NAN;
     CHECK(!quant_quantize_row(ANC_DT_Q8_0, x, buf, 32));      /* non-finite */
-    CHECK(isnan(quant_dot_q8(ANC_DT_Q4_0, buf + 64, buf, 32))); /* poisoned activations */
+    CHECK(isnan(quant_dot_q8(ANC_DT_Q4_0, &wq, buf, 32)));    /* poisoned activations */
     CHECK(quant_quantize_row(ANC_DT_F16, x, buf, 32));        /* floats carry NaN */
     x[7] = 1e6f;
     CHECK(!quant_quantize_row(ANC_DT_Q4_0, x, buf, 32));      /* d = 125000: no f16 */
-    CHECK(!quant_quantize_row(ANC_DT_Q4_K, x, buf, 256));     /* max scale/63: no f16 */
     CHECK(quant_quantize_row(ANC_DT_Q8_K, x, buf, 256));      /* f32 scale: fine */
+    x[7] = 1e8f;
+    CHECK(!quant_quantize_row(ANC_DT_Q4_K, x, buf, 256));     /* 1e8/15/63: no f16 */
     quant_dequant_row(ANC_DT_Q2_K, buf, y, 64);
     CHECK(isnan(y[0]) && isnan(y[63]));
     quant_dequant_row(ANC_DT_Q4_0, buf, y, 40);

@@ -247,3 +247,14 @@ const char *cli_model_path(const struct cli_opts *o)
     cli_error("no model given: pass -m FILE.gguf (or set ANCORA_MODEL)");
     return NULL;
 }
+
+bool cli_check_context(const struct cli_opts *o)
+{
+    const struct anc_session_params *p = &o->sess;
+    if (p->window > 0 && p->cache != ANC_CACHE_WINDOW && p->n_sink >= p->window) {
+        cli_error("--sinks %d must be less than --window %d (the window counts the sinks and the "
+                  "token itself)", p->n_sink, p->window);
+        return false;
+    }
+    return true;
+}

@@ -53,6 +53,9 @@ extern const char cli_context_help[];
 
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Checks between options (e.g. sinks < window); prints a usage error. */
+bool cli_check_context(const struct cli_opts *o);
+
 /* The model path from -m or $ANCORA_MODEL; prints a helpful error if none. */
 const char *cli_model_path(const struct cli_opts *o);
 
@@ -65,6 +68,7 @@ int cmd_run(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_gguf(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 int cmd_history(int argc, char **argv);
 
 #endif

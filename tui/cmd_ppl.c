@@ -132,6 +132,7 @@ int cmd_ppl(int argc, char **argv)
         rc = EXIT_USAGE;
     }
     if (rc != EXIT_OK) return rc;
+    if (!cli_check_context(&o)) return EXIT_USAGE;
     const char *path = cli_model_path(&o);
     if (!path) return EXIT_USAGE;
     int32_t n_ctx = o.sess.ctx > 0 ? o.sess.ctx : 512;

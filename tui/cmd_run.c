@@ -164,6 +164,7 @@ int cmd_run(int argc, char **argv)
         rc = EXIT_USAGE;
     }
     if (rc != EXIT_OK) return rc;
+    if (!cli_check_context(&o)) return EXIT_USAGE;
     const char *path = cli_model_path(&o);
     if (!path) return EXIT_USAGE;
     char *text;

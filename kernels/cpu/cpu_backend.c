@@ -24,6 +24,8 @@ int anc_cpu_count(void)
     return n > 0 ? (int)n : 1;
 }
 
+const char *anc_backend_cpu_isa(void) { return cpu_kernels_get()->isa; }
+
 bool anc_backend_cpu_supports(uint32_t type)
 {
     const struct anc_dtype_info *d = anc_dtype_get(type);
