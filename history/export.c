@@ -466,6 +466,21 @@ static void md_events_at(FILE *out, const struct hist_param_event *ev, size_t n_
     }
 }
 
+/* "YYYY-MM-DD HH:MM:SS UTC": exports are read far from the local clock. */
+static char *md_time(int64_t ms, char *buf, size_t cap)
+{
+    char iso[48];
+    hist_format_time(ms, true, iso, sizeof iso);
+    if (strlen(iso) != 24) { /* a year beyond 9999 or a bad time: as it is */
+        snprintf(buf, cap, "%s", iso);
+        return buf;
+    }
+    iso[10] = ' ';
+    iso[19] = '\0'; /* drops ".mmmZ" */
+    snprintf(buf, cap, "%s UTC", iso);
+    return buf;
+}
+
 static void export_markdown(FILE *out, const struct hist_session *s,
                             const struct hist_message *msgs, size_t n_msgs,
                             const struct hist_param_event *ev, size_t n_ev)
@@ -482,9 +497,8 @@ static void export_markdown(FILE *out, const struct hist_session *s,
         fputs(*s->model_name ? ")" : "", out);
     }
     if (!*s->model_name && !*s->model_path) fputs("unknown", out);
-    hist_format_time(s->created_ms, true, t, sizeof t);
-    fprintf(out, "\n- Started: %s\n", t);
-    hist_format_time(s->updated_ms, true, t, sizeof t);
+    fprintf(out, "\n- Started: %s\n", md_time(s->created_ms, t, sizeof t));
+    md_time(s->updated_ms, t, sizeof t);
     fprintf(out, "- Last activity: %s\n- Messages: %zu\n- Parameters: ", t, n_msgs);
     md_code_span(out, s->params_json);
     fputs("\n\n", out);
@@ -492,8 +506,7 @@ static void export_markdown(FILE *out, const struct hist_session *s,
     for (size_t i = 0; i < n_msgs; i++) {
         const struct hist_message *m = &msgs[i];
         static const char *const heading[] = {"System", "User", "Assistant"};
-        hist_format_time(m->created_ms, true, t, sizeof t);
-        fprintf(out, "## %s \xE2\x80\x94 %s", heading[m->role], t); /* — */
+        fprintf(out, "## %s \xE2\x80\x94 %s", heading[m->role], md_time(m->created_ms, t, sizeof t));
         if (m->stats.completion_tokens >= 0) {
             fprintf(out, " \xE2\x80\x94 %lld tokens", (long long)m->stats.completion_tokens);
             if (m->stats.gen_ms > 0) {

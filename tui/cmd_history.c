@@ -568,7 +568,7 @@ static void usage_all(FILE *out)
           "Saved conversations (SQLite). Commands:\n",
           out);
     for (size_t i = 0; i < N_SUBCMDS; i++)
-        fprintf(out, "  %-7s %s\n", subcmds[i].name, subcmds[i].usage);
+        fprintf(out, "  %s%s%s\n", subcmds[i].name, *subcmds[i].usage ? " " : "", subcmds[i].usage);
     fputs("\nOptions of every command:\n", out);
     fputs(db_help, out);
     fputs("\nRun 'ancora history COMMAND --help' for details.\n", out);

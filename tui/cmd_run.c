@@ -22,6 +22,7 @@ static void run_usage(FILE *out)
         "  -n, --max-tokens N      tokens to generate (default 128; -1 = until end of text\n"
         "                          or the context is full)\n"
         "      --no-bos            do not put BOS before the prompt\n"
+        "      --logits-out FILE   write the logits after the prompt to FILE (one line)\n"
         "  -t, --threads N         CPU threads (default: all cores)\n"
         "\n"
         "Sampling:\n"
@@ -69,6 +70,24 @@ static int read_prompt(const struct cli_opts *o, char **text, size_t *len)
     return EXIT_OK;
 }
 
+/* The logits after the prompt, one line of %.9g values (for checks
+ * against other implementations). */
+static int write_logits(const char *path, const struct anc_model *m, const float *logits)
+{
+    FILE *fp = fopen(path, "w");
+    if (!fp) {
+        cli_error("cannot write %s", path);
+        return -1;
+    }
+    for (int32_t i = 0; i < anc_n_vocab(m); i++) fprintf(fp, i ? " %.9g" : "%.9g", logits[i]);
+    fputc('\n', fp);
+    if (fclose(fp) != 0) {
+        cli_error("error writing %s", path);
+        return -1;
+    }
+    return 0;
+}
+
 /* Generate up to n_predict tokens, writing each piece to stdout as it comes. */
 static int generate(struct anc_model *m, struct anc_session *s, long n_predict, int32_t prev,
                     long *n_out, double *secs)
@@ -114,8 +133,10 @@ int cmd_run(int argc, char **argv)
         {"file", required_argument, NULL, 'f'},
         {"max-tokens", required_argument, NULL, 'n'},
         {"no-bos", no_argument, NULL, OPT_NO_BOS},
+        {"logits-out", required_argument, NULL, OPT_LOGITS_OUT},
         {NULL, 0, NULL, 0},
     };
+    const char *logits_out = NULL;
     struct cli_opts o;
     cli_opts_default(&o);
     struct option *longopts = cli_merge_longopts(own);
@@ -138,6 +159,7 @@ int cmd_run(int argc, char **argv)
                 rc = EXIT_USAGE;
             break;
         case OPT_NO_BOS: o.no_bos = true; break;
+        case OPT_LOGITS_OUT: logits_out = optarg; break;
         case 'v': o.verbose = true; break;
         case 'h':
         case OPT_HELP:
@@ -217,6 +239,10 @@ int cmd_run(int argc, char **argv)
         goto out;
     }
     double t_prompt = anc_now() - t0;
+    if (logits_out && write_logits(logits_out, m, anc_session_logits(s)) != 0) {
+        rc = EXIT_RUNTIME;
+        goto out;
+    }
     long n_gen = 0;
     double t_gen = 0;
     rc = generate(m, s, o.n_predict, toks[n_toks - 1], &n_gen, &t_gen);
