@@ -65,6 +65,37 @@ int32_t anc_token_eos(const struct anc_model *m);
 bool anc_token_is_eog(const struct anc_model *m, int32_t id);
 int32_t anc_n_vocab(const struct anc_model *m);
 
+/* ---- chat templates (core/chat_template.c) ---------------------------- */
+
+enum anc_template {
+    ANC_TPL_AUTO = -1,
+    ANC_TPL_PLAIN = 0, ANC_TPL_LLAMA2, ANC_TPL_LLAMA3, ANC_TPL_CHATML, ANC_TPL_ZEPHYR,
+    ANC_TPL_MISTRAL, ANC_TPL_GEMMA, ANC_TPL_PHI3, ANC_TPL_COUNT_
+};
+
+struct anc_chat_msg {
+    const char *role;     /* "system", "user", "assistant" */
+    const char *content;  /* need not be NUL-terminated */
+    size_t len;           /* bytes of content */
+};
+
+const char *anc_template_name(int tpl);
+int anc_template_from_name(const char *name);        /* -1 if unknown */
+/* The family of the file's tokenizer.chat_template (PLAIN if none). */
+int anc_template_detect(const struct anc_model *m);
+/* Render a conversation to token ids: the family's markers as single
+ * vocabulary ids where the vocabulary has them, contents as plain text
+ * (text that looks like a marker stays text). add_assistant_prompt ends
+ * with the header of the assistant's reply. *out is malloc'ed. */
+int anc_chat_render(const struct anc_model *m, int tpl, const struct anc_chat_msg *msgs, size_t n,
+                    bool add_assistant_prompt, int32_t **out, size_t *n_out, char *err,
+                    size_t errlen);
+/* The same as text (markers written out); malloc'ed. */
+char *anc_chat_render_text(int tpl, const struct anc_chat_msg *msgs, size_t n,
+                           bool add_assistant_prompt);
+/* Does `id` end an assistant turn in this template? */
+bool anc_template_is_stop(const struct anc_model *m, int tpl, int32_t id);
+
 /* ---- sampling -------------------------------------------------------- */
 
 struct anc_sampling {

@@ -1,14 +1,15 @@
 /* tokenizer.c — text <-> token ids from GGUF metadata: the vocabulary loader
- * and validator, and the SentencePiece-style BPE encoder and decoder.
+ * and validator, the SentencePiece-style BPE encoder and decoder, and the
+ * dispatch to the byte-level BPE of tokenizer_bpe.c.
  * Part of core/: depends on gguf.h, util.h and the C library only (no curses,
  * readline or sqlite, no tensors).
  *
  * Shape of the file: one vocabulary (texts, scores, types, special ids, hash
- * maps) shared by every kind, then one encoder and one piece function per
- * kind. A GPT-2 byte-level BPE encoder is meant to sit beside spm_encode()
- * and spm_piece(), reading its merges in tokenizer_new() and dispatching on
- * t->kind in tokenizer_encode() / piece_at(). */
-#include "tokenizer.h"
+ * maps; struct tokenizer in tokenizer_impl.h) shared by every kind, then one
+ * encoder and one piece function per kind: spm_encode() and spm_piece() here,
+ * bpe_encode() and bpe_piece() in tokenizer_bpe.c, which also reads the
+ * merges (bpe_load(), called from tokenizer_new()). */
+#include "tokenizer_impl.h"
 
 #include "gguf.h"
 #include "util.h"
@@ -32,47 +33,6 @@
 
 #define NONE SIZE_MAX
 
-struct tok_info {
-    size_t off;    /* of the text in tokenizer.text */
-    uint32_t len;  /* text length in bytes (the text may hold NULs) */
-    float score;   /* merge priority: higher merges first */
-    uint8_t type;  /* enum tok_type */
-    uint8_t byte;  /* the byte of a TOK_TYPE_BYTE token */
-};
-
-/* Open-addressing hash map from token text to id (linear probing). */
-struct tok_map {
-    int32_t *slots; /* [mask + 1], -1 = empty */
-    size_t mask;
-};
-
-/* Byte trie of the user-defined tokens, which SentencePiece matches whole in
- * the text before any merging (longest match wins). */
-struct ud_node {
-    int32_t child;   /* first child node, -1 if none */
-    int32_t sibling; /* next child of the same parent, -1 if none */
-    int32_t id;      /* token ending here, -1 if none */
-    uint8_t byte;    /* edge label from the parent */
-};
-
-struct tokenizer {
-    enum tok_kind kind;
-    int32_t n_vocab;
-    struct tok_info *tok;  /* [n_vocab] */
-    char *text;            /* every token's text, each followed by a NUL */
-    struct tok_map all;    /* every token, for tokenizer_find */
-    struct tok_map pieces; /* tokens merges may produce: normal, user-defined,
-                              unused, undefined (never control/byte/unknown) */
-    uint32_t max_piece_len;
-    int32_t byte_id[256];  /* <0xNN> token of each byte, -1 if absent */
-    int32_t bos, eos, eot, unk; /* -1 if none */
-    bool add_bos;
-    bool add_space_prefix;
-    struct ud_node *ud;    /* [n_ud], node 0 is the root; NULL if no
-                              user-defined tokens */
-    size_t n_ud;
-};
-
 /* ---- small helpers ---------------------------------------------------- */
 
 static uint64_t hash_bytes(const char *s, size_t n)
@@ -86,11 +46,6 @@ static uint64_t hash_bytes(const char *s, size_t n)
     return h;
 }
 
-static const char *tok_text(const struct tokenizer *t, int32_t id)
-{
-    return t->text + t->tok[id].off;
-}
-
 static bool map_init(struct tok_map *m, size_t n_keys)
 {
     size_t cap = 16;
@@ -102,8 +57,7 @@ static bool map_init(struct tok_map *m, size_t n_keys)
     return true;
 }
 
-static int32_t map_get(const struct tokenizer *t, const struct tok_map *m, const char *s,
-                       size_t n)
+int32_t tok_map_get(const struct tokenizer *t, const struct tok_map *m, const char *s, size_t n)
 {
     for (size_t i = hash_bytes(s, n) & m->mask;; i = (i + 1) & m->mask) {
         int32_t id = m->slots[i];
@@ -127,9 +81,7 @@ static void map_put(const struct tokenizer *t, struct tok_map *m, int32_t id)
     }
 }
 
-/* Length of the UTF-8 character at s (n > 0 bytes available). Anything that
- * is not a well-formed, shortest-form scalar value is one byte on its own. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t tok_utf8_len(const unsigned char *s, size_t n)
 {
     unsigned c = s[0];
     size_t need;
@@ -308,15 +260,11 @@ struct tokenizer *tokenizer_new(const struct gguf_file *f, char *err, size_t err
     if (gguf_str_eq(model, "llama")) {
         kind = TOK_KIND_SPM;
     } else if (gguf_str_eq(model, "gpt2")) {
-        /* kind = TOK_KIND_BPE once bpe_encode() exists: it needs
-           tokenizer.ggml.merges and the pre-tokenizer of tokenizer.ggml.pre */
-        anc_set_err(err, errlen,
-                    "byte-level BPE tokenizers are not supported yet (%s = gpt2)", KEY_MODEL);
-        return NULL;
+        kind = TOK_KIND_BPE;
     } else {
         printable(model, shown, sizeof shown);
         anc_set_err(err, errlen,
-                    "unsupported tokenizer model \"%s\" (%s; supported: llama)", shown,
+                    "unsupported tokenizer model \"%s\" (%s; supported: llama, gpt2)", shown,
                     KEY_MODEL);
         return NULL;
     }
@@ -397,14 +345,16 @@ struct tokenizer *tokenizer_new(const struct gguf_file *f, char *err, size_t err
         !read_id(f, "tokenizer.ggml.eos_token_id", n, &t->eos, err, errlen) ||
         !read_id(f, "tokenizer.ggml.eot_token_id", n, &t->eot, err, errlen) ||
         !read_id(f, "tokenizer.ggml.unknown_token_id", n, &t->unk, err, errlen) ||
-        !read_bool(f, "tokenizer.ggml.add_bos_token", true, &t->add_bos, err, errlen) ||
+        /* byte-level BPE: no BOS unless asked (bpe_load may change the default) */
+        !read_bool(f, "tokenizer.ggml.add_bos_token", kind == TOK_KIND_SPM, &t->add_bos, err,
+                   errlen) ||
         !read_bool(f, "tokenizer.ggml.add_space_prefix", true, &t->add_space_prefix, err,
                    errlen))
         goto fail;
 
     if (!types) {
         /* no types stored: infer what SentencePiece would have recorded */
-        for (int32_t id = 0; id < n; id++) {
+        for (int32_t id = 0; id < n && kind == TOK_KIND_SPM; id++) {
             struct gguf_str s = { tok_text(t, id), t->tok[id].len };
             if (parse_byte_token(s) >= 0) t->tok[id].type = TOK_TYPE_BYTE;
         }
@@ -417,9 +367,10 @@ struct tokenizer *tokenizer_new(const struct gguf_file *f, char *err, size_t err
         for (int32_t id = 0; id < n && t->unk < 0; id++)
             if (t->tok[id].type == TOK_TYPE_UNKNOWN) t->unk = id;
 
-    /* byte tokens */
+    /* byte tokens (SentencePiece's <0xNN>; byte-level BPE has its own, in
+       bpe_load, and leaves BYTE-typed tokens as they are) */
     for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
-    for (int32_t id = 0; id < n; id++) {
+    for (int32_t id = 0; id < n && kind == TOK_KIND_SPM; id++) {
         if (t->tok[id].type != TOK_TYPE_BYTE) continue;
         struct gguf_str s = { tok_text(t, id), t->tok[id].len };
         int b = parse_byte_token(s);
@@ -445,6 +396,10 @@ struct tokenizer *tokenizer_new(const struct gguf_file *f, char *err, size_t err
         if (t->tok[id].len > t->max_piece_len) t->max_piece_len = t->tok[id].len;
     }
     if (!ud_build(t)) goto oom;
+    if (kind == TOK_KIND_BPE) {
+        t->add_space_prefix = false; /* byte-level BPE keeps spaces as they are */
+        if (!bpe_load(t, f, err, errlen)) goto fail;
+    }
     return t;
 
 oom:
@@ -462,6 +417,7 @@ void tokenizer_free(struct tokenizer *t)
     free(t->all.slots);
     free(t->pieces.slots);
     free(t->ud);
+    bpe_free(t);
     free(t);
 }
 
@@ -484,7 +440,7 @@ enum tok_type tokenizer_token_type(const struct tokenizer *t, int32_t id)
 
 int32_t tokenizer_find(const struct tokenizer *t, const char *text)
 {
-    return text ? map_get(t, &t->all, text, strlen(text)) : -1;
+    return text ? tok_map_get(t, &t->all, text, strlen(text)) : -1;
 }
 
 /* ---- SentencePiece encoding -------------------------------------------
@@ -577,7 +533,7 @@ static void spm_try_pair(struct spm_state *st, size_t l, size_t r)
     if (a->frozen || b->frozen) return;
     size_t len = a->len + b->len;
     if (len > t->max_piece_len) return;
-    int32_t id = map_get(t, &t->pieces, st->norm + a->start, len);
+    int32_t id = tok_map_get(t, &t->pieces, st->norm + a->start, len);
     if (id < 0) return;
     heap_push(st, (struct spm_cand){ .score = t->tok[id].score, .left = l, .right = r,
                                      .len = len });
@@ -596,7 +552,7 @@ static void spm_try_pair(struct spm_state *st, size_t l, size_t r)
 static void spm_emit(struct spm_state *st, const char *s, size_t len)
 {
     const struct tokenizer *t = st->t;
-    int32_t id = len <= t->max_piece_len ? map_get(t, &t->pieces, s, len) : -1;
+    int32_t id = len <= t->max_piece_len ? tok_map_get(t, &t->pieces, s, len) : -1;
     if (id >= 0) {
         uint32_t split = st->rev ? st->rev[id] : 0;
         if (t->tok[id].type == TOK_TYPE_UNUSED && split > 0 && split < len) {
@@ -619,8 +575,7 @@ static void spm_emit(struct spm_state *st, const char *s, size_t len)
     /* neither byte tokens nor an unknown token: the text has no tokens */
 }
 
-/* Length of the longest user-defined token at s, 0 if none. */
-static size_t ud_match(const struct tokenizer *t, const unsigned char *s, size_t n)
+size_t tok_ud_match(const struct tokenizer *t, const unsigned char *s, size_t n)
 {
     size_t best = 0;
     int32_t node = 0;
@@ -677,8 +632,8 @@ static bool spm_encode(const struct tokenizer *t, const char *text, size_t len, 
     size_t n_sym = 0;
     for (size_t i = 0; i < nlen;) {
         const unsigned char *s = (const unsigned char *)norm + i;
-        size_t ud = t->ud ? ud_match(t, s, nlen - i) : 0;
-        size_t l = ud ? ud : utf8_len(s, nlen - i);
+        size_t ud = t->ud ? tok_ud_match(t, s, nlen - i) : 0;
+        size_t l = ud ? ud : tok_utf8_len(s, nlen - i);
         st.sym[n_sym] = (struct spm_sym){ .start = i, .len = l, .frozen = ud > 0,
                                           .prev = n_sym ? n_sym - 1 : NONE, .next = NONE };
         if (n_sym) st.sym[n_sym - 1].next = n_sym;
@@ -732,7 +687,7 @@ bool tokenizer_encode(const struct tokenizer *t, const char *text, size_t len, b
     case TOK_KIND_SPM:
         return spm_encode(t, text ? text : "", len, add_bos, out, n_out);
     case TOK_KIND_BPE:
-        break; /* not built by tokenizer_new yet */
+        return bpe_encode(t, text ? text : "", len, add_bos, out, n_out);
     }
     return false;
 }
@@ -747,7 +702,7 @@ static void put(char *dst, size_t cap, size_t at, const char *s, size_t n)
     memcpy(dst + at, s, n);
 }
 
-static bool is_control(const struct tokenizer *t, int32_t id)
+bool tok_is_control(const struct tokenizer *t, int32_t id)
 {
     return t->tok[id].type == TOK_TYPE_CONTROL || id == t->bos || id == t->eos ||
            id == t->eot;
@@ -760,7 +715,7 @@ static size_t spm_piece(const struct tokenizer *t, int32_t id, bool at_start, ch
                         size_t cap)
 {
     const struct tok_info *ti = &t->tok[id];
-    if (is_control(t, id)) return 0;
+    if (tok_is_control(t, id)) return 0;
     if (ti->type == TOK_TYPE_UNKNOWN || id == t->unk) {
         put(dst, cap, 0, SPM_UNK_SURFACE, SPM_UNK_SURFACE_LEN);
         return SPM_UNK_SURFACE_LEN;
@@ -797,7 +752,7 @@ static size_t piece_at(const struct tokenizer *t, int32_t id, bool at_start, cha
     case TOK_KIND_SPM:
         return spm_piece(t, id, at_start, dst, cap);
     case TOK_KIND_BPE:
-        break;
+        return tok_is_control(t, id) ? 0 : bpe_piece(t, id, dst, cap);
     }
     return 0;
 }
@@ -832,7 +787,7 @@ char *tokenizer_decode(const struct tokenizer *t, const int32_t *ids, size_t n)
             size_t k = piece_at(t, id, at_start, buf ? buf + w : NULL, buf ? total - w : 0);
             if (pass == 0 && !anc_add_ok(w, k, &w)) return NULL;
             if (pass == 1) w += k;
-            if (!is_control(t, id)) at_start = false;
+            if (!tok_is_control(t, id)) at_start = false;
         }
         if (pass == 0) {
             total = w;

@@ -144,7 +144,8 @@ static const char *const stmt_sql[ST_COUNT] = {
      * word too short for the trigram index, or NULL. */
     [ST_SEARCH_FTS] = HIT_COLUMNS "FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
                       "JOIN sessions s ON s.id = m.session_id WHERE messages_fts MATCH ?1 "
-                      "AND (?2 IS NULL OR m.content LIKE ?2 ESCAPE '\\') ORDER BY m.id DESC",
+                      "AND (?2 IS NULL OR m.content LIKE ?2 ESCAPE '\\') "
+                      "ORDER BY messages_fts.rowid DESC", /* = m.id; FTS5 walks it backwards */
     [ST_SEARCH_SCAN] = HIT_COLUMNS "FROM messages m JOIN sessions s ON s.id = m.session_id "
                        "WHERE m.content LIKE ?1 ESCAPE '\\' ORDER BY m.id DESC",
     [ST_STATS] = "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM messages), "
@@ -731,6 +732,9 @@ struct hist_db *hist_open(const char *path, char *err, size_t errlen)
     }
     /* From here on the file is known to be ours (or empty): write. */
     sqlite3_exec(db->sql, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+    /* Every commit reaches the disk (SQLite's usual default, made explicit):
+     * a streamed reply survives a power cut, not only a crash. */
+    sqlite3_exec(db->sql, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
     if (info.version < HIST_SCHEMA_VERSION && migrate(db, err, errlen) != HIST_OK) goto fail;
     recover_interrupted(db);
     db->err[0] = '\0';

@@ -69,6 +69,8 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_gguf(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* `ancora`, `ancora chat` (TUI when on a terminal) and `ancora repl`. */
+int cmd_chat(int argc, char **argv, bool force_repl);
 int cmd_history(int argc, char **argv);
 
 #endif

@@ -623,6 +623,7 @@ int cmd_history(int argc, char **argv)
         }
     }
     if (i >= argc) {
+        cli_error("missing history command (list, show, search, export, delete, path or stats)");
         usage_all(stderr);
         return EXIT_USAGE;
     }

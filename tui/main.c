@@ -12,7 +12,12 @@ struct subcommand {
     const char *summary;
 };
 
+static int cmd_chat_tui(int argc, char **argv) { return cmd_chat(argc, argv, false); }
+static int cmd_repl(int argc, char **argv) { return cmd_chat(argc, argv, true); }
+
 static const struct subcommand subcommands[] = {
+    {"chat", cmd_chat_tui, "chat in the full-screen interface (the default command)"},
+    {"repl", cmd_repl, "chat line by line (also used when not on a terminal)"},
     {"run", cmd_run, "generate text from a prompt (stdout: the text only)"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"ppl", cmd_ppl, "perplexity of a text (chunked or streaming convention)"},
@@ -23,7 +28,8 @@ static const struct subcommand subcommands[] = {
 
 static void usage(FILE *out)
 {
-    fputs("Usage: ancora COMMAND [options]\n"
+    fputs("Usage: ancora [chat] [-m MODEL] [options]\n"
+          "       ancora COMMAND [options]\n"
           "\n"
           "Chat with local Llama-family models (GGUF files) and see how they handle\n"
           "long context.\n"
@@ -44,10 +50,11 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     setlocale(LC_ALL, "");
-    if (argc < 2) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
+    /* no command (or only options): chat */
+    if (argc < 2 || (argv[1][0] == '-' && strcmp(argv[1], "-h") != 0 &&
+                     strcmp(argv[1], "--help") != 0 && strcmp(argv[1], "-V") != 0 &&
+                     strcmp(argv[1], "--version") != 0))
+        return cmd_chat(argc, argv, false);
     const char *cmd = argv[1];
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);

@@ -48,6 +48,11 @@ SEED = 20241125
 N_EMBD, N_LAYER, N_HEAD, N_HEAD_KV, N_FF = 256, 2, 4, 2, 512
 N_CTX, ROPE_BASE, RMS_EPS = 256, 10000.0, 1e-5
 STD = 0.05
+# The argmax check needs a clear winner: a model is drawn again (next seed)
+# until its reference logits' top two differ by at least this much, several
+# times the deviation the 8-bit activations of quantised types cause.
+MIN_GAP = 0.3
+MAX_DRAWS = 50
 PROMPT = "t h e q u i c k f o x"       # -> BOS + 11 "▁x" pieces = 12 tokens
 
 SUPPORTED = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
@@ -104,8 +109,10 @@ def k_blocks(rng, qtype, n_blocks, d_scale=1.0):
     b = rng.integers(0, 256, size=(n_blocks, size), dtype=np.uint8)
     u = rng.uniform(0.5, 1.5, n_blocks)
     if qtype == T.Q6_K:
-        # scales: int8 in [-32, 32] (bytes 192..207), d: f16 at 208
-        b[:, 192:208] = rng.integers(-32, 33, (n_blocks, 16)).astype(np.int8).view(np.uint8)
+        # scales: int8 of magnitude 16..32, either sign (bytes 192..207),
+        # d: f16 at 208
+        sc = rng.integers(16, 33, (n_blocks, 16)) * rng.choice([-1, 1], (n_blocks, 16))
+        b[:, 192:208] = sc.astype(np.int8).view(np.uint8)
         b[:, 208:210] = f16_bits(d_scale * u).reshape(-1, 1).view(np.uint8)
     else:
         # d at 0, dmin at 2; value = d*sc*q - dmin*m, sc and m of mean 31.5,
@@ -147,9 +154,9 @@ def matrix(rng, qtype, rows, cols):
 # Writing
 # --------------------------------------------------------------------------
 
-def write_model(path, tname, toks, scores, types):
+def write_model(path, tname, toks, scores, types, seed):
     qtype = T[tname]
-    rng = np.random.default_rng(SEED + int(qtype))
+    rng = np.random.default_rng(seed)
     w = GGUFWriter(path, "llama")
     w.add_name("foreign-%s" % tname.lower())
     w.add_context_length(N_CTX)
@@ -224,9 +231,106 @@ def reference_logits(path, ids):
     return llama_ref.Session(model).feed(ids)[-1]
 
 
+# --------------------------------------------------------------------------
+# Second reference: the same forward pass with the input of every weight
+# matmul rounded to 8 bits first, the way llama.cpp (and Ancora's CPU
+# backend) feed quantised weights: Q8_0 blocks of 32 with an f16 scale for
+# Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1 (the same values, plus the block sum
+# s = d*sum(q) stored as f16, through which the weights' minimum m enters:
+# the dot product gains m*(f16(s) - s) per block), Q8_K blocks of 256 with
+# an f32 scale for the K-quants; scale = max|x|/127, round half away from
+# zero, quants clamped to +-127.  It tells what part of a deviation from
+# the plain reference is this rounding; what is left is float round-off.
+# --------------------------------------------------------------------------
+
+ACT_Q8 = {"Q4_0": (32, True), "Q5_0": (32, True), "Q8_0": (32, True),
+          "Q4_1": (32, True), "Q5_1": (32, True),
+          "Q4_K": (256, False), "Q5_K": (256, False), "Q6_K": (256, False)}
+WITH_MIN = ("Q4_1", "Q5_1")     # blocks: f16 d, f16 m, quants
+
+
+def round_q8(x, blk, f16_scale):
+    xb = np.asarray(x, dtype=np.float32).reshape(-1, blk)
+    d = np.abs(xb).max(axis=1, keepdims=True) / np.float32(127)
+    inv = np.where(d == 0, np.float32(0), np.float32(1) / np.where(d == 0, np.float32(1), d))
+    v = xb * inv
+    q = np.clip(np.sign(v) * np.floor(np.abs(v) + np.float32(0.5)), -127, 127)
+    if f16_scale:
+        d = d.astype(np.float16).astype(np.float32)
+    return (q.astype(np.float64) * d.astype(np.float64)).reshape(np.shape(x))
+
+
+class Q8Input:
+    """Stands for a weight matrix W in llama_ref's `h @ W.T`: rounds h.
+    mins: the (rows, blocks) f16 minima of a Q4_1/Q5_1 matrix, or None."""
+    __array_ufunc__ = None      # make ndarray @ Q8Input call __rmatmul__
+
+    def __init__(self, w, blk, f16_scale, mins=None):
+        self.w, self.blk, self.f16_scale, self.mins = w, blk, f16_scale, mins
+
+    @property
+    def T(self):
+        return self
+
+    @property
+    def shape(self):
+        return self.w.shape
+
+    def __rmatmul__(self, h):
+        hq = round_q8(h, self.blk, self.f16_scale)
+        y = hq @ self.w.T
+        if self.mins is not None:
+            s = hq.reshape(hq.shape[0], -1, self.blk).sum(axis=-1)   # exact
+            y += (s.astype(np.float16).astype(np.float64) - s) @ self.mins.T
+        return y
+
+
+def block_mins(path, qtype):
+    """name -> (rows, blocks) float64 minima m of each Q4_1/Q5_1 block."""
+    _, size = quants.GGML_QUANT_SIZES[qtype]
+    out = {}
+    for t in GGUFReader(path).tensors:
+        if t.tensor_type == qtype:
+            raw = np.asarray(t.data)
+            m = raw.reshape(raw.shape[0], -1, size)[:, :, 2:4].copy()
+            out[t.name] = m.view(np.float16)[:, :, 0].astype(np.float64)
+    return out
+
+
+def q8_reference_logits(path, ids, tname):
+    llama_ref.load_tensors = load_dequantised
+    model = llama_ref.Model(path)
+    blk, f16_scale = ACT_Q8[tname]
+    mins = block_mins(path, T[tname]) if tname in WITH_MIN else {}
+    for i, L in enumerate(model.layers):
+        for k in L:
+            if not k.endswith("norm"):
+                L[k] = Q8Input(L[k], blk, f16_scale, mins.get("blk.%d.%s.weight" % (i, k)))
+    model.output = Q8Input(model.output, blk, f16_scale, mins.get("output.weight"))
+    return llama_ref.Session(model).feed(ids)[-1]
+
+
+def write_logits(path, logits):
+    with open(path, "w") as f:
+        f.write(" ".join("%.9g" % v for v in logits) + "\n")
+
+
+def top_gap(logits):
+    top2 = np.sort(logits)[-2:]
+    return float(top2[1] - top2[0])
+
+
 def main(argv):
+    global SEED, MIN_GAP
+    argv = list(argv)
+    while len(argv) > 2 and argv[1] in ("--seed", "--min-gap"):  # for measuring
+        if argv[1] == "--seed":
+            SEED = int(argv[2])
+        else:
+            MIN_GAP = float(argv[2])
+        del argv[1:3]
     if len(argv) < 2:
-        sys.exit("usage: write_foreign.py OUTDIR [TYPE ...]")
+        sys.exit("usage: write_foreign.py [--seed N] [--min-gap X] OUTDIR [TYPE ...]")
     outdir = argv[1]
     names = [s.upper() for s in argv[2:]] or SUPPORTED
     for n in names:
@@ -243,12 +347,23 @@ def main(argv):
 
     for n in names:
         path = os.path.join(outdir, n + ".gguf")
-        write_model(path, n, toks, scores, types)
+        for draw in range(MAX_DRAWS):
+            seed = SEED + 1000 * int(T[n]) + draw
+            write_model(path, n, toks, scores, types, seed)
+            if n in UNSUPPORTED:
+                break
+            logits = reference_logits(path, ids)
+            if top_gap(logits) >= MIN_GAP:
+                break
+        else:
+            sys.exit("%s: no model with a top-2 logit gap >= %g in %d draws"
+                     % (n, MIN_GAP, MAX_DRAWS))
         if n in UNSUPPORTED:
             continue
-        logits = reference_logits(path, ids)
-        with open(os.path.join(outdir, n + ".logits"), "w") as f:
-            f.write(" ".join("%.9g" % v for v in logits) + "\n")
+        write_logits(os.path.join(outdir, n + ".logits"), logits)
+        if n in ACT_Q8:
+            write_logits(os.path.join(outdir, n + ".q8logits"),
+                         q8_reference_logits(path, ids, n))
     return 0
 
 

@@ -1,0 +1,135 @@
+/* tokenizer_impl.h — what the tokenizer's own files share: the vocabulary
+ * struct, the hash map and UTF-8 helpers of tokenizer.c, the byte-level BPE
+ * entry points of tokenizer_bpe.c and the character classes of
+ * tokenizer_unicode.c. Internal to core/tokenizer*.c (and their tests);
+ * depends on tokenizer.h and the C library only. */
+#ifndef ANC_TOKENIZER_IMPL_H
+#define ANC_TOKENIZER_IMPL_H
+
+#include "tokenizer.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+struct tok_info {
+    size_t off;    /* of the text in tokenizer.text */
+    uint32_t len;  /* text length in bytes (the text may hold NULs) */
+    float score;   /* merge priority: higher merges first (SentencePiece) */
+    uint8_t type;  /* enum tok_type */
+    uint8_t byte;  /* the byte of a TOK_TYPE_BYTE token (SentencePiece) */
+};
+
+/* Open-addressing hash map from token text to id (linear probing). */
+struct tok_map {
+    int32_t *slots; /* [mask + 1], -1 = empty */
+    size_t mask;
+};
+
+/* Byte trie of the user-defined tokens, which are matched whole in the text
+ * before anything else (longest match wins). */
+struct ud_node {
+    int32_t child;   /* first child node, -1 if none */
+    int32_t sibling; /* next child of the same parent, -1 if none */
+    int32_t id;      /* token ending here, -1 if none */
+    uint8_t byte;    /* edge label from the parent */
+};
+
+/* Byte-level BPE pre-tokenizers: the regular expression that cuts text into
+ * pieces before merging (see tokenizer_bpe.c for the patterns). */
+enum bpe_pre {
+    BPE_PRE_GPT2 = 0, /* GPT-2, and the default */
+    BPE_PRE_LLAMA3,   /* Llama 3: case-insensitive contractions, 1-3 digits */
+    BPE_PRE_QWEN2     /* Qwen2: as Llama 3 but single digits */
+};
+
+/* One merge rule "left right" of the byte-level BPE, keyed by the two ids. */
+struct bpe_merge {
+    int32_t left, right; /* left = -1: empty slot */
+    int32_t result;      /* the token the pair becomes */
+    uint32_t rank;       /* index in tokenizer.ggml.merges: lower merges first */
+};
+
+struct tokenizer {
+    enum tok_kind kind;
+    int32_t n_vocab;
+    struct tok_info *tok;  /* [n_vocab] */
+    char *text;            /* every token's text, each followed by a NUL */
+    struct tok_map all;    /* every token, for tokenizer_find */
+    struct tok_map pieces; /* tokens merges may produce: normal, user-defined,
+                              unused, undefined (never control/byte/unknown) */
+    uint32_t max_piece_len;
+    int32_t byte_id[256];  /* <0xNN> token of each byte, -1 if absent */
+    int32_t bos, eos, eot, unk; /* -1 if none */
+    bool add_bos;
+    bool add_space_prefix;
+    struct ud_node *ud;    /* [n_ud], node 0 is the root; NULL if no
+                              user-defined tokens */
+    size_t n_ud;
+
+    /* byte-level BPE only (kind TOK_KIND_BPE; zero otherwise) */
+    enum bpe_pre pre;
+    bool ignore_merges;        /* a pre-token that is a whole token is kept as is */
+    int32_t bpe_byte[256];     /* token of each byte's mapped character, -1 if absent */
+    struct bpe_merge *merges;  /* [merges_mask + 1] hash table, NULL if no merges */
+    size_t merges_mask;
+};
+
+/* ---- tokenizer.c ---------------------------------------------------------- */
+
+static inline const char *tok_text(const struct tokenizer *t, int32_t id)
+{
+    return t->text + t->tok[id].off;
+}
+
+/* Id of the n bytes at s in map m, -1 if absent. */
+int32_t tok_map_get(const struct tokenizer *t, const struct tok_map *m, const char *s, size_t n);
+
+/* Length of the UTF-8 character at s (n > 0 bytes available). Anything that
+ * is not a well-formed, shortest-form scalar value is one byte on its own. */
+size_t tok_utf8_len(const unsigned char *s, size_t n);
+
+/* Length of the longest user-defined token at s, 0 if none (t->ud != NULL). */
+size_t tok_ud_match(const struct tokenizer *t, const unsigned char *s, size_t n);
+
+/* Is id a control token (by type, or as BOS/EOS/EOT)? Those decode to "". */
+bool tok_is_control(const struct tokenizer *t, int32_t id);
+
+/* ---- tokenizer_bpe.c -------------------------------------------------------- */
+
+/* The pre-tokenizer named by a tokenizer.ggml.pre value (n bytes at name).
+ * False when the name is not one this program knows. */
+bool bpe_pre_from_name(const char *name, size_t n, enum bpe_pre *out);
+
+/* Comma-separated list of the names bpe_pre_from_name accepts, for messages. */
+const char *bpe_pre_names(void);
+
+/* Read the merges and tokenizer.ggml.pre into t, whose tokens, types and
+ * maps are loaded. False + message on a malformed file. */
+bool bpe_load(struct tokenizer *t, const struct gguf_file *f, char *err, size_t errlen);
+void bpe_free(struct tokenizer *t);
+
+/* Cut len bytes of text into pre-tokens as the pattern of `pre` does:
+ * (*ends)[k] is the byte offset where piece k ends (pieces are contiguous,
+ * non-empty and cover the text). *ends is malloc'ed (caller frees; NULL
+ * when the text is empty); false only on allocation failure. */
+bool bpe_pretokenize(enum bpe_pre pre, const char *text, size_t len, size_t **ends,
+                     size_t *n);
+
+bool bpe_encode(const struct tokenizer *t, const char *text, size_t len, bool add_bos,
+                int32_t **out, size_t *n_out);
+
+/* Bytes of token id (not a control token): its characters mapped back to
+ * bytes. Writes at most cap bytes (no NUL), returns the full length. */
+size_t bpe_piece(const struct tokenizer *t, int32_t id, char *dst, size_t cap);
+
+/* ---- tokenizer_unicode.c (generated by core/gen_unicode_tables.py) ----------- */
+
+/* What the pre-tokenizer patterns ask of a character: \p{L}, \p{N}, \s
+ * (Unicode's White_Space), or none of these. */
+enum uc_class { UC_OTHER = 0, UC_LETTER = 1, UC_NUMBER = 2, UC_SPACE = 3 };
+
+enum uc_class tok_unicode_class(uint32_t cp);
+extern const char tok_unicode_version[]; /* of the table, e.g. "14.0.0" */
+
+#endif

@@ -1,0 +1,220 @@
+/* cmd_chat.c — `ancora`, `ancora chat` and `ancora repl`: options from the
+ * config file, then the environment, then the command line (later wins);
+ * the full-screen interface when stdin and stdout are terminals, the REPL
+ * otherwise. Front-end code: chat.h, app.h, repl.h, userconf.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "chat.h"
+#include "cli.h"
+#include "repl.h"
+#include "userconf.h"
+
+enum { OPT_DB = 6000, OPT_NO_HISTORY, OPT_SESSION, OPT_SYSTEM, OPT_TEMPLATE, OPT_THEME, OPT_NO_COLOR };
+
+static const struct option chat_own[] = {
+    {"db", required_argument, NULL, OPT_DB},
+    {"no-history", no_argument, NULL, OPT_NO_HISTORY},
+    {"session", required_argument, NULL, OPT_SESSION},
+    {"system", required_argument, NULL, OPT_SYSTEM},
+    {"template", required_argument, NULL, OPT_TEMPLATE},
+    {"theme", required_argument, NULL, OPT_THEME},
+    {"no-color", no_argument, NULL, OPT_NO_COLOR},
+    {"max-tokens", required_argument, NULL, 'n'},
+    {NULL, 0, NULL, 0},
+};
+
+struct chat_cli {
+    struct cli_opts o;
+    struct chat_opts co;
+    const char *theme;
+    bool no_color;
+    struct option *longopts;
+    char *owned[32];      /* strings kept from the config file */
+    int n_owned;
+};
+
+static void chat_usage(FILE *out, const char *name)
+{
+    fprintf(out,
+            "Usage: ancora %s -m MODEL [options]\n"
+            "\n"
+            "Chat with a model. In a terminal: a full-screen interface with live panels\n"
+            "(KV cache, sink tokens, RoPE, memory); otherwise (pipes, `ancora repl`) a\n"
+            "line-by-line REPL. Type /help inside for the commands.\n"
+            "\n"
+            "  -m, --model FILE      GGUF model (or `model = ...` in the config file, or\n"
+            "                        $ANCORA_MODEL)\n"
+            "  -t, --threads N       CPU threads (default: all cores)\n"
+            "  -n, --max-tokens N    longest reply in tokens (default: until the model ends\n"
+            "                        its turn)\n"
+            "      --system TEXT     system prompt\n"
+            "      --template NAME   chat format: plain, llama2, llama3, chatml, zephyr,\n"
+            "                        mistral, gemma, phi3 (default: from the model)\n"
+            "      --session ID      resume a saved conversation\n"
+            "      --db PATH         history database (default $ANCORA_DB, else\n"
+            "                        $XDG_DATA_HOME/ancora/history.db)\n"
+            "      --no-history      keep nothing on disk\n"
+            "      --theme NAME      colours: default, light, high-contrast, colorblind, mono\n"
+            "      --no-color        no colours (also when NO_COLOR is set)\n"
+            "      --temp X --top-k K --top-p P --min-p P --repeat-penalty R --seed S\n"
+            "                        sampling (as for `ancora run`)\n"
+            "  -h, --help            this help\n"
+            "\n",
+            name);
+    fputs(cli_context_help, out);
+    fputs("\nConfiguration: ~/.config/ancora/config ($XDG_CONFIG_HOME), lines of\n"
+          "`key = value` with the long option names, e.g. `model = /models/x.gguf`.\n",
+          out);
+}
+
+/* Apply one option (from the config file or the command line). */
+static int apply_option(struct chat_cli *cc, int code, const char *arg)
+{
+    long v;
+    switch (code) {
+    case OPT_DB: cc->co.db_path = arg; return 1;
+    case OPT_NO_HISTORY: cc->co.no_history = true; return 1;
+    case OPT_SESSION:
+        if (!cli_parse_long("--session", arg, 1, 1L << 62, &v)) return -1;
+        cc->co.resume_id = v;
+        return 1;
+    case OPT_SYSTEM: cc->co.system_prompt = arg; return 1;
+    case OPT_TEMPLATE: {
+        int t = anc_template_from_name(arg);
+        if (t < 0) {
+            cli_error("invalid value for --template: '%s' (plain, llama2, llama3, chatml, zephyr, "
+                      "mistral, gemma, phi3)", arg);
+            return -1;
+        }
+        cc->co.template_id = t;
+        return 1;
+    }
+    case OPT_THEME: cc->theme = arg; return 1;
+    case OPT_NO_COLOR: cc->no_color = true; return 1;
+    case 'n':
+        if (!cli_parse_long("--max-tokens", arg, 0, 1 << 24, &v)) return -1;
+        cc->co.max_reply_tokens = (int32_t)v;
+        return 1;
+    default:
+        return cli_common_option(code, arg, &cc->o);
+    }
+}
+
+static int config_entry(void *ctx, const char *key, const char *value, int line)
+{
+    struct chat_cli *cc = ctx;
+    for (const struct option *op = cc->longopts; op->name; op++) {
+        if (strcmp(op->name, key) != 0) continue;
+        if (cc->n_owned >= (int)(sizeof cc->owned / sizeof cc->owned[0])) return 0;
+        char *val = strdup(value);
+        cc->owned[cc->n_owned++] = val;
+        int r = apply_option(cc, op->val, op->has_arg == no_argument ? NULL : val);
+        if (r != 1) {
+            fprintf(stderr, "ancora: (in the config file, line %d)\n", line);
+            return -1;
+        }
+        return 0;
+    }
+    fprintf(stderr, "ancora: config file line %d: unknown setting '%s' (ignored)\n", line, key);
+    return 0;
+}
+
+static void first_run_help(void)
+{
+    char *conf = userconf_path();
+    fprintf(stderr,
+            "ancora: no model given.\n"
+            "\n"
+            "  Point Ancora at a GGUF file, for example:\n"
+            "      ancora -m ~/models/tinyllama-1.1b-chat.Q4_K_M.gguf\n"
+            "  or set it once in %s:\n"
+            "      model = /path/to/model.gguf\n"
+            "  (or export ANCORA_MODEL=/path/to/model.gguf). `ancora --help` lists the rest.\n",
+            conf ? conf : "~/.config/ancora/config");
+    free(conf);
+}
+
+int cmd_chat(int argc, char **argv, bool force_repl)
+{
+    struct chat_cli cc;
+    memset(&cc, 0, sizeof cc);
+    cli_opts_default(&cc.o);
+    chat_opts_default(&cc.co);
+    cc.longopts = cli_merge_longopts(chat_own);
+    if (!cc.longopts) return EXIT_RUNTIME;
+    int rc = EXIT_OK;
+    char err[ANC_ERR_LEN] = "";
+    /* 1. the config file */
+    if (userconf_each(config_entry, &cc, err, sizeof err) != 0) {
+        if (err[0]) cli_error("%s", err);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    /* 2. the command line */
+    int c;
+    opterr = 0;
+    optind = 1;
+    while (rc == EXIT_OK && (c = getopt_long(argc, argv, ":m:t:n:h", cc.longopts, NULL)) != -1) {
+        if (c == 'h' || c == OPT_HELP) {
+            chat_usage(stdout, force_repl ? "repl" : "chat");
+            goto out;
+        } else if (c == ':') {
+            cli_error("option %s needs a value (see ancora chat --help)", argv[optind - 1]);
+            rc = EXIT_USAGE;
+        } else if (c == '?') {
+            cli_error("unknown option %s (see ancora chat --help)", argv[optind - 1]);
+            rc = EXIT_USAGE;
+        } else if (apply_option(&cc, c, optarg) != 1) {
+            rc = EXIT_USAGE;
+        }
+    }
+    if (rc == EXIT_OK && optind < argc) {
+        cli_error("unexpected argument '%s' (see ancora chat --help)", argv[optind]);
+        rc = EXIT_USAGE;
+    }
+    if (rc != EXIT_OK) goto out;
+    if (!cli_check_context(&cc.o)) {
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    /* 3. environment for what the flags left open */
+    const char *model = cc.o.model && *cc.o.model ? cc.o.model : getenv("ANCORA_MODEL");
+    if (!model || !*model) {
+        first_run_help();
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    const char *nc = getenv("NO_COLOR");
+    if (nc && *nc) cc.no_color = true;
+    bool tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+    bool use_repl = force_repl || !tty;
+    cc.co.model_path = model;
+    cc.co.threads = cc.o.threads;
+    cc.co.sess = cc.o.sess;
+    if (use_repl) {
+        cc.co.on_piece = repl_on_piece;
+        cc.co.on_piece_ctx = NULL;
+    }
+    if (tty) fprintf(stderr, "ancora: loading %s...\n", model);
+    struct chat *ch = chat_new(&cc.co, err, sizeof err);
+    if (!ch) {
+        cli_error("%s", err);
+        rc = EXIT_RUNTIME;
+        goto out;
+    }
+    if (use_repl) {
+        rc = repl_run(ch, isatty(STDIN_FILENO));
+    } else {
+        struct tui_opts to = {cc.theme, cc.no_color, false};
+        rc = tui_run(ch, &to);
+    }
+    chat_free(ch);
+out:
+    for (int i = 0; i < cc.n_owned; i++) free(cc.owned[i]);
+    free(cc.longopts);
+    return rc;
+}
