@@ -364,10 +364,10 @@ static void reply(struct chat *c)
             size_t k = anc_token_piece(c->m, prev, tok, small, sizeof small);
             if (k >= sizeof small) k = sizeof small - 1;
             const char *p = small;
+            pthread_mutex_lock(&c->mu);
             if (c->msgs[mi].len == 0) /* a reply starts at its first visible character */
                 while (k > 0 && (*p == ' ' || *p == '\n')) p++, k--;
             memmove(small, p, k);
-            pthread_mutex_lock(&c->mu);
             msg_append(&c->msgs[mi], small, k);
             bump(c);
             pthread_mutex_unlock(&c->mu);

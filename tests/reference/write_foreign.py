@@ -2,7 +2,7 @@
 """Write small `llama` GGUF models with a FOREIGN writer (gguf.GGUFWriter of
 the PyPI `gguf` package), one per weight type, plus reference logits for each.
 
-usage: write_foreign.py OUTDIR [TYPE ...]
+usage: write_foreign.py [--seed N] [--min-gap X] OUTDIR [TYPE ...]
 
 For each TYPE (default: all of F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K
 Q5_K Q6_K, plus the negative cases TQ1_0 TQ2_0 MXFP4 only when named) it
@@ -16,6 +16,10 @@ writes
                            tests/reference/llama_ref.py on the weights that
                            gguf.quants.dequantize gives for the bytes read
                            back from <TYPE>.gguf with gguf.GGUFReader)
+    OUTDIR/<TYPE>.q8logits (quantised types) the same pass with every weight
+                           matmul's input rounded to 8 bits the way llama.cpp
+                           and Ancora's CPU backend do (see ACT_Q8 below): a
+                           diagnostic of where a deviation comes from
 
 and once: OUTDIR/prompt.txt (the prompt text, no newline) and
 OUTDIR/prompt_ids.txt (its ids, BOS first, as `ancora tokenize` must print).
@@ -24,7 +28,10 @@ Weights are seeded random normals (std 0.05).  F32/F16/BF16 and the legacy
 quants are made with gguf.quants.quantize; the K-quants, which the package
 can only dequantise, are random but valid blocks (random quant and scale
 bytes, finite normal f16 factors chosen so the weights have std ~0.05 and
-mean ~0) written raw through GGUFWriter.add_tensor(raw_dtype=...).
+mean ~0) written raw through GGUFWriter.add_tensor(raw_dtype=...).  Each
+model is drawn again with the next seed until its reference top-2 logit gap
+is >= MIN_GAP, so that an argmax comparison is meaningful (--min-gap 0 and
+--seed N give other draws, for measuring tolerances).
 
 The model: dim 256 (K-quant rows must be multiples of 256), 2 layers, 4
 heads, 2 KV heads, FFN 512, context 256, RoPE base 10000, RMS eps 1e-5; a
