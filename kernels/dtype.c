@@ -38,6 +38,7 @@ static const struct anc_dtype_info dtype_table[ANC_DT_COUNT_] = {
     [ANC_DT_BF16] = {"bf16", 1, 2, true},
     [ANC_DT_TQ1_0] = {"tq1_0", 256, 54, false},
     [ANC_DT_TQ2_0] = {"tq2_0", 256, 66, false},
+    [ANC_DT_MXFP4] = {"mxfp4", 32, 17, false},
 };
 
 const struct anc_dtype_info *anc_dtype_get(uint32_t type_id)

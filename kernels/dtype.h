@@ -42,6 +42,7 @@ enum anc_dtype {
     ANC_DT_BF16 = 30,
     ANC_DT_TQ1_0 = 34,
     ANC_DT_TQ2_0 = 35,
+    ANC_DT_MXFP4 = 39,
     ANC_DT_COUNT_ = 40 /* upper bound of the id space we know of */
 };
 

@@ -22,6 +22,9 @@ static void bench_usage(FILE *out)
           "  -t, --threads N    CPU threads (default: all cores)\n"
           "  -r, --reps N       repetitions (default 5)\n"
           "      --backend B    cpu or auto\n"
+          "      --cache POLICY measure under a cache policy (default: full, as llama-bench);\n"
+          "                     with --window and --sinks (e.g. sink vs recompute)\n"
+          "      --latency      print per-token decode latency (median, p99, max)\n"
           "      --no-bandwidth skip the bandwidth measurement\n"
           "      --json         one JSON object on stdout instead of the table\n"
           "  -h, --help         this help\n",
@@ -48,9 +51,10 @@ static double best(const double *v, int n)
     return b;
 }
 
-/* One repetition: tokens/s of prefill (n_pp tokens) or decode (n_tg). */
+/* One repetition: tokens/s of prefill (n_pp tokens) or decode (n_tg);
+ * lat (optional, n_tg entries) receives each decode step's seconds. */
 static int run_once(struct anc_model *m, const struct anc_session_params *sp, const int32_t *toks,
-                    int n_pp, int n_tg, double *pp_rate, double *tg_rate)
+                    int n_pp, int n_tg, double *pp_rate, double *tg_rate, double *lat)
 {
     char err[ANC_ERR_LEN];
     struct anc_session *s = anc_session_new(m, sp, err, sizeof err);
@@ -67,7 +71,11 @@ static int run_once(struct anc_model *m, const struct anc_session_params *sp, co
     }
     if (rc == 0 && n_tg > 0) {
         double t0 = anc_now();
-        for (int i = 0; i < n_tg && rc == 0; i++) rc = anc_session_feed(s, &toks[i], 1, err, sizeof err);
+        for (int i = 0; i < n_tg && rc == 0; i++) {
+            double t1 = anc_now();
+            rc = anc_session_feed(s, &toks[i], 1, err, sizeof err);
+            if (lat) lat[i] = anc_now() - t1;
+        }
         *tg_rate = n_tg / (anc_now() - t0);
     }
     if (rc != 0) cli_error("%s", err);
@@ -97,17 +105,18 @@ static void json_string(const char *s)
 
 int cmd_bench(int argc, char **argv)
 {
-    enum { OPT_JSON = 5000, OPT_NO_BW };
+    enum { OPT_JSON = 5000, OPT_NO_BW, OPT_LATENCY };
     static const struct option own[] = {
         {"prompt", required_argument, NULL, 'p'}, {"gen", required_argument, NULL, 'n'},
         {"reps", required_argument, NULL, 'r'},   {"json", no_argument, NULL, OPT_JSON},
         {"no-bandwidth", no_argument, NULL, OPT_NO_BW},
+        {"latency", no_argument, NULL, OPT_LATENCY},
         {NULL, 0, NULL, 0},
     };
     struct cli_opts o;
     cli_opts_default(&o);
     long n_pp = 512, n_tg = 128, reps = 5, v;
-    bool json = false, bw = true;
+    bool json = false, bw = true, latency = false, policy_given = false;
     struct option *longopts = cli_merge_longopts(own);
     if (!longopts) return EXIT_RUNTIME;
     int c, rc = EXIT_OK;
@@ -129,6 +138,7 @@ int cmd_bench(int argc, char **argv)
             break;
         case OPT_JSON: json = true; break;
         case OPT_NO_BW: bw = false; break;
+        case OPT_LATENCY: latency = true; break;
         case 'h':
         case OPT_HELP:
             bench_usage(stdout);
@@ -143,11 +153,13 @@ int cmd_bench(int argc, char **argv)
             rc = EXIT_USAGE;
             break;
         default:
+            if (c == OPT_CACHE) policy_given = true;
             if (cli_common_option(c, optarg, &o) != 1) rc = EXIT_USAGE;
             break;
         }
     }
     free(longopts);
+    if (rc == EXIT_OK && !cli_check_context(&o)) rc = EXIT_USAGE;
     if (rc == EXIT_OK && optind < argc) {
         cli_error("unexpected argument '%s'", argv[optind]);
         rc = EXIT_USAGE;
@@ -176,7 +188,8 @@ int cmd_bench(int argc, char **argv)
     long n_toks = n_pp > n_tg ? n_pp : n_tg;
     int32_t *toks = malloc(sizeof *toks * (size_t)(n_toks + 1));
     double *pp = calloc((size_t)reps, sizeof *pp), *tg = calloc((size_t)reps, sizeof *tg);
-    if (!toks || !pp || !tg) {
+    double *lat = calloc((size_t)(n_tg > 0 ? n_tg : 1) * (size_t)reps, sizeof *lat);
+    if (!toks || !pp || !tg || !lat) {
         cli_error("out of memory");
         rc = EXIT_RUNTIME;
         goto out;
@@ -186,14 +199,16 @@ int cmd_bench(int argc, char **argv)
         r = r * 6364136223846793005ull + 1442695040888963407ull;
         toks[i] = (int32_t)((r >> 33) % (uint64_t)mi.n_vocab);
     }
+    /* by default the dense cache, as llama-bench measures; --cache chooses
+       a policy (e.g. sink against recompute at the same --window) */
     struct anc_session_params sp = o.sess;
-    sp.cache = ANC_CACHE_FULL;
-    sp.ctx = (int32_t)(n_toks + 16);
+    if (!policy_given) sp.cache = ANC_CACHE_FULL;
+    if (sp.cache == ANC_CACHE_FULL) sp.ctx = (int32_t)(n_toks + 16);
     double dummy;
     if (!json) fprintf(stderr, "ancora: warming up (first pass over the weights)...\n");
-    if (run_once(m, &sp, toks, 0, 2, &dummy, &dummy) != 0) { rc = EXIT_RUNTIME; goto out; }
+    if (run_once(m, &sp, toks, 0, 2, &dummy, &dummy, NULL) != 0) { rc = EXIT_RUNTIME; goto out; }
     for (long i = 0; i < reps; i++) {
-        if (run_once(m, &sp, toks, (int)n_pp, (int)n_tg, &pp[i], &tg[i]) != 0) {
+        if (run_once(m, &sp, toks, (int)n_pp, (int)n_tg, &pp[i], &tg[i], lat + i * n_tg) != 0) {
             rc = EXIT_RUNTIME;
             goto out;
         }
@@ -204,6 +219,15 @@ int cmd_bench(int argc, char **argv)
     double pp_med = n_pp ? median(pp, (int)reps) : 0, tg_med = n_tg ? median(tg, (int)reps) : 0;
     double pp_best = best(pp, (int)reps), tg_best = best(tg, (int)reps);
     double util = gbs > 0 ? (double)mi.decode_bytes * tg_med / (gbs * 1e9) : 0;
+    /* per-token decode latency over every step of every repetition */
+    size_t n_lat = (size_t)n_tg * (size_t)reps;
+    double p50 = 0, p99 = 0, pmax = 0;
+    if (n_lat) {
+        qsort(lat, n_lat, sizeof *lat, cmp_double);
+        p50 = lat[n_lat / 2] * 1e3;
+        p99 = lat[(size_t)((double)(n_lat - 1) * 0.99)] * 1e3;
+        pmax = lat[n_lat - 1] * 1e3;
+    }
     if (json) {
         printf("{\"model\": ");
         json_string(mi.path);
@@ -220,14 +244,17 @@ int cmd_bench(int argc, char **argv)
         printf(", \"tg_samples\": ");
         json_array(tg, n_tg ? (int)reps : 0);
         printf(", \"decode_bytes\": %llu, \"read_bandwidth_gb_s\": %.2f, "
-               "\"decode_bandwidth_util\": %.4f}\n",
-               (unsigned long long)mi.decode_bytes, gbs, util);
+               "\"decode_bandwidth_util\": %.4f, \"cache\": \"%s\", \"window\": %d, "
+               "\"latency_ms_p50\": %.4f, \"latency_ms_p99\": %.4f, \"latency_ms_max\": %.4f}\n",
+               (unsigned long long)mi.decode_bytes, gbs, util, anc_cache_policy_name(sp.cache),
+               sp.cache == ANC_CACHE_FULL ? sp.ctx : sp.window, p50, p99, pmax);
     } else {
         printf("%-32s %10s %8s %-12s %7s %8s %12s %12s\n", "model", "size", "params", "backend",
                "threads", "test", "t/s median", "t/s best");
         char size[32], params[32], be[32];
         snprintf(size, sizeof size, "%.1f MiB", mi.weight_bytes / 1048576.0);
-        snprintf(params, sizeof params, "%.2f B", mi.n_params / 1e9);
+        if (mi.n_params >= 1000000000ull) snprintf(params, sizeof params, "%.2f B", mi.n_params / 1e9);
+        else snprintf(params, sizeof params, "%.2f M", mi.n_params / 1e6);
         snprintf(be, sizeof be, "cpu (%s)", anc_cpu_isa());
         if (n_pp)
             printf("%-32.32s %10s %8s %-12s %7d %8s %12.2f %12.2f\n", mi.name, size, params, be,
@@ -236,6 +263,10 @@ int cmd_bench(int argc, char **argv)
             printf("%-32.32s %10s %8s %-12s %7d %8s %12.2f %12.2f\n", mi.name, size, params, be,
                    threads, "tg", tg_med, tg_best);
         if (n_pp) printf("(pp = %ld tokens in one go, tg = %ld tokens one at a time, %ld reps)\n", n_pp, n_tg, reps);
+        if (latency && n_tg)
+            printf("decode latency per token (%s cache, %zu steps): median %.3f ms, p99 %.3f ms, "
+                   "max %.3f ms, p99/median %.2f\n", anc_cache_policy_name(sp.cache), n_lat, p50, p99,
+                   pmax, p50 > 0 ? p99 / p50 : 0.0);
         if (gbs > 0 && n_tg)
             printf("read bandwidth %.1f GB/s (%d threads); decode reads %.1f MiB per token: limit "
                    "%.1f tok/s; tg median = %.0f%% of it\n",
@@ -246,6 +277,7 @@ out:
     free(toks);
     free(pp);
     free(tg);
+    free(lat);
     anc_model_free(m);
     return rc;
 }
