@@ -400,17 +400,15 @@ static void render_phi3(struct out *o, const struct anc_chat_msg *msgs, size_t n
 }
 
 /* Ancora's transcript for base models (tests/chat_template_ref.py holds the
- * same as Jinja). A conversation that is one user message is just its text,
- * for the model to continue (a story model given "Once upon a time").
- * Otherwise: "{system}\n\n" (skipped when empty), "User: {text}\n",
- * "Assistant: {text}\n", "{role}: {text}\n" for other roles, and the prompt
- * "Assistant:" (the reply's first token brings its own space). */
+ * same as Jinja): a continuation, so each turn only appends to the text
+ * before it, as a streaming cache needs. "{system}\n\n" (skipped when
+ * empty), then the contents in order: a reply continues the text before it
+ * directly, any other message starts on a new line. No prompt is added (a
+ * story model given "Once upon a time" just goes on). */
 static void render_plain(struct out *o, const struct anc_chat_msg *msgs, size_t n, bool prompt)
 {
-    if (n == 1 && role_is(&msgs[0], "user")) {
-        out_content(o, &msgs[0]);
-        return;
-    }
+    (void)prompt;
+    bool started = false;
     for (size_t i = 0; i < n; i++) {
         const struct anc_chat_msg *m = &msgs[i];
         if (role_is(m, "system")) {
@@ -419,18 +417,10 @@ static void render_plain(struct out *o, const struct anc_chat_msg *msgs, size_t 
             out_str(o, "\n\n");
             continue;
         }
-        if (role_is(m, "user")) {
-            out_str(o, "User: ");
-        } else if (role_is(m, "assistant")) {
-            out_str(o, "Assistant: ");
-        } else {
-            out_str(o, m->role);
-            out_str(o, ": ");
-        }
+        if (started && !role_is(m, "assistant")) out_str(o, "\n");
         out_content(o, m);
-        out_str(o, "\n");
+        started = true;
     }
-    if (prompt) out_str(o, "Assistant:");
 }
 
 /* Markers that end an assistant turn (besides the vocabulary's EOS/EOT):
@@ -573,7 +563,8 @@ int anc_chat_render(const struct anc_model *m, int tpl, const struct anc_chat_ms
     if (families[tpl].vocab_bos && tokenizer_add_bos(m->tok) && bos >= 0) out_id(&o, bos);
     if (c) families[tpl].render(&o, c, n, add_assistant_prompt);
     out_flush(&o);
-    if (!o.oom && !o.ids && !(o.ids = malloc(sizeof *o.ids))) o.oom = true; /* empty: still an array */
+    /* an empty rendering is still an array */
+    if (!o.oom && !o.ids && !(o.ids = malloc(sizeof *o.ids))) o.oom = true;
     free(c);
     free(o.text.p);
     if (o.oom) {

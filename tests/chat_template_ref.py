@@ -176,26 +176,24 @@ TEMPLATES["phi3"] = (
     "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"
 )
 
-# Ancora's own transcript for base models (no published template exists):
-#   a lone user message is just the text, for the model to continue;
-#   otherwise "{system}\n\n" (when not empty), "User: {u}\n", "Assistant: {a}\n",
-#   any other role "{role}: {text}\n", and the prompt "Assistant:".
+# Ancora's own transcript for base models (no published template exists): a
+# continuation, so that every turn only appends to the text before it (what a
+# streaming cache needs): "{system}\n\n" (when not empty), then the contents
+# in order; a reply continues the text before it directly, any other message
+# starts on a new line. No prompt is added: the model simply continues.
 # BOS is not written in the text: Ancora adds it to the token ids when the
 # vocabulary asks for it (tokenizer.ggml.add_bos_token), as for ChatML.
 TEMPLATES["plain"] = (
-    "{%- if messages | length == 1 and messages[0]['role'] == 'user' -%}"
-    "{{- messages[0]['content'] -}}"
-    "{%- else -%}"
+    "{%- set ns = namespace(started=false) -%}"
     "{%- for message in messages -%}"
     "{%- if message['role'] == 'system' -%}"
     "{%- if message['content'] -%}{{- message['content'] + '\n\n' -}}{%- endif -%}"
-    "{%- elif message['role'] == 'user' -%}{{- 'User: ' + message['content'] + '\n' -}}"
-    "{%- elif message['role'] == 'assistant' -%}{{- 'Assistant: ' + message['content'] + '\n' -}}"
-    "{%- else -%}{{- message['role'] + ': ' + message['content'] + '\n' -}}"
+    "{%- else -%}"
+    "{%- if ns.started and message['role'] != 'assistant' -%}{{- '\n' -}}{%- endif -%}"
+    "{{- message['content'] -}}"
+    "{%- set ns.started = true -%}"
     "{%- endif -%}"
     "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- 'Assistant:' -}}{%- endif -%}"
-    "{%- endif -%}"
 )
 
 # Special-token strings each template receives (from each model's
