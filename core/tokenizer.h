@@ -2,8 +2,9 @@
  * Internal to core/. Depends on gguf.h only; knows nothing of tensors.
  *
  * Kinds: SentencePiece-style (`tokenizer.ggml.model = "llama"`: scores,
- * byte fallback <0xNN>, dummy-prefix space, U+2581 for spaces) today;
- * GPT-2 byte-level BPE (`gpt2`) is an addition behind the same interface. */
+ * byte fallback <0xNN>, dummy-prefix space, U+2581 for spaces; tokenizer.c)
+ * and GPT-2-style byte-level BPE (`gpt2`: merges, bytes written as printable
+ * characters, a pre-tokenizer chosen by tokenizer.ggml.pre; tokenizer_bpe.c). */
 #ifndef ANC_TOKENIZER_H
 #define ANC_TOKENIZER_H
 
@@ -38,19 +39,24 @@ int32_t tokenizer_n_vocab(const struct tokenizer *t);
 int32_t tokenizer_bos(const struct tokenizer *t); /* -1 if none */
 int32_t tokenizer_eos(const struct tokenizer *t); /* -1 if none */
 int32_t tokenizer_eot(const struct tokenizer *t); /* -1 if none */
-bool tokenizer_add_bos(const struct tokenizer *t); /* file's add_bos default */
+/* The file's add_bos_token; when absent: true for SentencePiece and for the
+ * Llama 3 pre-tokenizer, false for other byte-level BPE (GPT-2 adds none). */
+bool tokenizer_add_bos(const struct tokenizer *t);
 
 /* Encode `len` bytes of text (any bytes; invalid UTF-8 goes through byte
- * fallback, never fails). Special tokens in the text are NOT recognised.
+ * fallback or byte-level tokens, never fails). Special tokens in the text are
+ * NOT recognised; user-defined tokens are. add_bos puts BOS first whatever
+ * the file's default (tokenizer_add_bos) says.
  * Returns a malloc'ed array in *out (caller frees) and its length in *n_out;
  * false only on allocation failure. */
 bool tokenizer_encode(const struct tokenizer *t, const char *text, size_t len,
                       bool add_bos, int32_t **out, size_t *n_out);
 
 /* The bytes that token `id` contributes to decoded text, given the previous
- * token (`prev` = -1 at the start): byte tokens give their byte, U+2581
- * becomes a space, the leading space after BOS / at the very start is
- * dropped as SentencePiece does, control tokens give "". Writes at most
+ * token (`prev` = -1 at the start): control tokens give "". SentencePiece:
+ * byte tokens give their byte, U+2581 becomes a space, the leading space
+ * after BOS / at the very start is dropped. Byte-level BPE: each character
+ * of the token gives the byte it stands for (no space is dropped). Writes at most
  * cap bytes to buf and returns the full length (like snprintf, no NUL
  * counted; buf is NUL-terminated when cap > 0). */
 size_t tokenizer_piece(const struct tokenizer *t, int32_t prev, int32_t id,

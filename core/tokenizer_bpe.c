@@ -357,11 +357,13 @@ bool bpe_load(struct tokenizer *t, const struct gguf_file *f, char *err, size_t 
     t->ignore_merges = t->pre == BPE_PRE_LLAMA3;
     if (t->pre == BPE_PRE_LLAMA3 && !gguf_find_kv(f, KEY_ADD_BOS)) t->add_bos = true;
 
-    /* the token of each byte */
+    /* the token of each byte. Here and in the merges only tokens that merges
+       may produce count (t->pieces: never control or unknown tokens, so
+       special tokens never come out of plain text) */
     for (unsigned b = 0; b < 256; b++) {
         char u[2];
         size_t k = put_char2(u, byte_to_char(b));
-        t->bpe_byte[b] = tok_map_get(t, &t->all, u, k);
+        t->bpe_byte[b] = tok_map_get(t, &t->pieces, u, k);
     }
 
     /* the merges: "left right", rank = index */
@@ -406,13 +408,13 @@ bool bpe_load(struct tokenizer *t, const struct gguf_file *f, char *err, size_t 
             return false;
         }
         size_t nl = (size_t)(sp - m.ptr), nr = (size_t)m.len - nl - 1;
-        int32_t left = tok_map_get(t, &t->all, m.ptr, nl);
-        int32_t right = tok_map_get(t, &t->all, sp + 1, nr);
+        int32_t left = tok_map_get(t, &t->pieces, m.ptr, nl);
+        int32_t right = tok_map_get(t, &t->pieces, sp + 1, nr);
         /* a rule for tokens the vocabulary lacks can never apply: skip it */
         if (left < 0 || right < 0) continue;
         memcpy(cat, m.ptr, nl);
         memcpy(cat + nl, sp + 1, nr);
-        int32_t result = tok_map_get(t, &t->all, cat, nl + nr);
+        int32_t result = tok_map_get(t, &t->pieces, cat, nl + nr);
         if (result < 0) continue;
         merge_put(t, (struct bpe_merge){ .left = left, .right = right, .result = result,
                                          .rank = (uint32_t)r });

@@ -1,9 +1,6 @@
-/* history.h — the public API of Ancora's conversation store (SQLite):
- * sessions, messages (streamed replies included), parameter events,
- * full-text search, statistics and export. Front-ends reach the store only
- * through this header; it knows nothing of tensors, the engine or curses.
- * Schema and migrations: store.c (readable copy in history/schema.sql);
- * the user-facing description is docs/history.md. */
+/* history.h — the API of Ancora's conversation store (SQLite): sessions,
+ * messages, parameter events, search, stats, export. Front-ends reach the
+ * store only through it; it knows nothing of tensors, the engine or curses. */
 #ifndef ANC_HISTORY_H
 #define ANC_HISTORY_H
 

@@ -1,7 +1,6 @@
-/* store.c — the SQLite side of the history store: opening (with the checks
- * that keep foreign files untouched), the schema and its migrations,
- * sessions, messages, parameter events, search and statistics.
- * Depends on sqlite3.h, POSIX and history.h only; never on the engine. */
+/* store.c — the SQLite side of the history: opening (foreign files left
+ * untouched), schema and migrations, sessions, messages, events, search,
+ * stats. Depends on sqlite3.h, POSIX and history.h only; never the engine. */
 #include "history.h"
 
 #include <errno.h>
@@ -327,6 +326,16 @@ static char *col_dup_or_null(sqlite3_stmt *st, int i, bool *oom)
     return s;
 }
 
+static int64_t col_int_or(sqlite3_stmt *st, int i, int64_t if_null)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? if_null : sqlite3_column_int64(st, i);
+}
+
+static double col_double_or(sqlite3_stmt *st, int i, double if_null)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? if_null : sqlite3_column_double(st, i);
+}
+
 /* Grow *ARR (of ELEM-byte items) to hold at least N+1. */
 static bool grow(void **arr, size_t *cap, size_t n, size_t elem)
 {
@@ -528,8 +537,7 @@ static void recover_interrupted(struct hist_db *db)
     int64_t *dead = NULL;
     size_t n = 0, cap = 0;
     while (sqlite3_step(sel) == SQLITE_ROW) {
-        int64_t pid = sqlite3_column_type(sel, 1) == SQLITE_NULL ? 0 : sqlite3_column_int64(sel, 1);
-        if (writer_alive(pid)) continue;
+        if (writer_alive(col_int_or(sel, 1, 0))) continue;
         if (!grow((void **)&dead, &cap, n, sizeof *dead)) break;
         dead[n++] = sqlite3_column_int64(sel, 0);
     }
@@ -1056,10 +1064,10 @@ int hist_msg_list(struct hist_db *db, int64_t session_id, struct hist_message **
             break;
         }
         n++;
-        m->stats.prompt_tokens = sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 4);
-        m->stats.completion_tokens = sqlite3_column_type(st, 5) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 5);
-        m->stats.prompt_ms = sqlite3_column_type(st, 6) == SQLITE_NULL ? -1 : sqlite3_column_double(st, 6);
-        m->stats.gen_ms = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_double(st, 7);
+        m->stats.prompt_tokens = col_int_or(st, 4, -1);
+        m->stats.completion_tokens = col_int_or(st, 5, -1);
+        m->stats.prompt_ms = col_double_or(st, 6, -1);
+        m->stats.gen_ms = col_double_or(st, 7, -1);
         int fin = hist_finish_from_name((const char *)sqlite3_column_text(st, 8));
         m->finish = fin < 0 ? HIST_FINISH_NONE : (enum hist_finish)fin;
         m->created_ms = sqlite3_column_int64(st, 9);

@@ -53,16 +53,16 @@ static char *db_path(const struct hist_opts *o)
     return path;
 }
 
-/* Open the database. With MAY_BE_ABSENT, a path with no file yet gives
- * *DB = NULL and success: reading commands show an empty history instead
- * of creating a file. Returns an exit status. */
-static int open_db(const struct hist_opts *o, bool may_be_absent, struct hist_db **db)
+/* Open the database. A path with no file yet gives *DB = NULL and success:
+ * no command here creates the file (reading ones show an empty history).
+ * Returns an exit status. */
+static int open_db(const struct hist_opts *o, struct hist_db **db)
 {
     *db = NULL;
     char *path = db_path(o);
     if (!path) return EXIT_RUNTIME;
     struct stat st;
-    if (may_be_absent && stat(path, &st) != 0 && errno == ENOENT) {
+    if (stat(path, &st) != 0 && errno == ENOENT) {
         free(path);
         return EXIT_OK;
     }
@@ -129,7 +129,7 @@ static int count_width(long long v)
 static int do_list(const struct hist_opts *o)
 {
     struct hist_db *db;
-    int rc = open_db(o, true, &db);
+    int rc = open_db(o, &db);
     if (rc != EXIT_OK) return rc;
     struct hist_session *list = NULL;
     size_t n = 0;
@@ -276,7 +276,7 @@ static int do_show(const struct hist_opts *o)
     int64_t id;
     if (!parse_id(o->args[0], &id)) return EXIT_USAGE;
     struct hist_db *db;
-    int rc = open_db(o, true, &db);
+    int rc = open_db(o, &db);
     if (rc != EXIT_OK) return rc;
     if (!db) return no_session(o, id);
     if (o->json) {
@@ -317,7 +317,7 @@ static int do_search(const struct hist_opts *o)
         return EXIT_USAGE;
     }
     struct hist_db *db;
-    int rc = open_db(o, true, &db);
+    int rc = open_db(o, &db);
     if (rc != EXIT_OK) {
         free(query);
         return rc;
@@ -379,7 +379,7 @@ static int do_export(const struct hist_opts *o)
         return EXIT_USAGE;
     }
     struct hist_db *db;
-    int rc = open_db(o, true, &db);
+    int rc = open_db(o, &db);
     if (rc != EXIT_OK) return rc;
     if (!db) return no_session(o, id);
     /* Check the session first, so a bad id creates no output file. */
@@ -430,7 +430,7 @@ static int do_delete(const struct hist_opts *o)
         return EXIT_USAGE;
     }
     struct hist_db *db;
-    int rc = open_db(o, true, &db);
+    int rc = open_db(o, &db);
     if (rc != EXIT_OK) return rc;
     if (!db) return no_session(o, id);
     struct hist_session s;
@@ -491,7 +491,7 @@ static void human_size(int64_t bytes, char *buf, size_t cap)
 static int do_stats(const struct hist_opts *o)
 {
     struct hist_db *db;
-    int rc = open_db(o, true, &db);
+    int rc = open_db(o, &db);
     if (rc != EXIT_OK) return rc;
     struct hist_stats st = {0};
     if (db) {

@@ -43,13 +43,17 @@ static void usage(FILE *out)
           "  -h, --help      this help\n"
           "  -V, --version   version and compiled-in backends\n"
           "\n"
-          "Environment: ANCORA_MODEL (default model file).\n",
+          "Environment: ANCORA_MODEL (default model file), ANCORA_DB (history database),\n"
+          "NO_COLOR (no colours), XDG_CONFIG_HOME / XDG_DATA_HOME (config and data folders).\n",
           out);
 }
 
 int main(int argc, char **argv)
 {
     setlocale(LC_ALL, "");
+    /* text in the user's locale, numbers always with a decimal point (JSON,
+       CSV and the config file must not change with LC_NUMERIC) */
+    setlocale(LC_NUMERIC, "C");
     /* no command (or only options): chat */
     if (argc < 2 || (argv[1][0] == '-' && strcmp(argv[1], "-h") != 0 &&
                      strcmp(argv[1], "--help") != 0 && strcmp(argv[1], "-V") != 0 &&

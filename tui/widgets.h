@@ -60,6 +60,8 @@ struct rect ui_box(struct rect r, const char *title, enum theme_role border,
 void ui_hline(int y, int x, int w, enum theme_role role);
 /* Text written into a box's bottom border, right-aligned (e.g. "↓ 12 more"). */
 void ui_box_footer(struct rect box, const char *text, enum theme_role role);
+/* The same in the top border (right-aligned). */
+void ui_box_footer_top(struct rect box, const char *text, enum theme_role role);
 
 /* ---- numbers ----------------------------------------------------------- */
 

@@ -6,6 +6,7 @@
 #include "quant.h"
 #include "threadpool.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,6 +17,10 @@ struct cpu_priv {
     int64_t scores_cap;
     uint8_t *xq;        /* quantised activations for matmul */
     size_t xq_cap;
+    uint8_t *xbad;      /* [xbad_cap] per token: activations could not be quantised */
+    size_t xbad_cap;
+    uint8_t *mm_scratch; /* [n_threads][mm_each] for the multi-token kernels */
+    size_t mm_each;
 };
 
 int anc_cpu_count(void)
@@ -53,9 +58,16 @@ static void cpu_free(struct anc_backend *be, void *p)
 /* ---- matmul: split output rows across threads ----------------------- */
 /* Activations are quantised once per call to the type the weight's
  * integer dot product pairs with (quant_vec_dot_type); float weights use
- * float activations. Each thread walks its rows in tiles of MM_TILE so a
- * tile of weights stays in L1 while every token's activations stream by. */
+ * float activations. Then each thread takes a contiguous range of rows:
+ * - one token (decode): one row dot product after the other, so each
+ *   thread streams its share of the weights exactly once;
+ * - several tokens (prefill): the table's multi-token kernel (mm_q8/mm_f)
+ *   unpacks each panel of rows once and multiplies it with every token;
+ *   without one, rows go in tiles of MM_TILE, every token per tile, so the
+ *   tile's weights stay in L1 while the activations stream by. */
 #define MM_TILE 8
+#define MM_PANEL 16  /* row ranges of the mm kernels start at multiples of this */
+#define MM_MIN_TOK 2 /* fewest tokens for which the mm kernels are used */
 
 struct matmul_job {
     float *y;
@@ -66,18 +78,46 @@ struct matmul_job {
     size_t xq_row;            /* bytes per token in xq */
     uint32_t vt;              /* activation type */
     const struct cpu_kernels *k;
+    uint8_t *xbad;            /* [n_tok] set where quantisation failed */
+    uint8_t *scratch;         /* [nth][scratch_each], or NULL */
+    size_t scratch_each;
 };
+
+static bool use_mm(const struct matmul_job *j)
+{
+    if (j->n_tok < MM_MIN_TOK || !j->scratch) return false;
+    return j->xq ? j->k->mm_q8[j->w->type] != NULL : j->k->mm_f[j->w->type] != NULL;
+}
 
 static void matmul_worker(void *ctx, int ith, int nth)
 {
     struct matmul_job *j = ctx;
     const struct anc_weight *w = j->w;
-    long lo, hi;
-    threadpool_split((long)w->rows, ith, nth, MM_TILE, &lo, &hi);
     size_t row_bytes = anc_dtype_row_bytes(w->type, (uint64_t)w->cols);
     const uint8_t *base = w->data;
+    long lo, hi;
+    if (use_mm(j)) {
+        threadpool_split((long)w->rows, ith, nth, MM_PANEL, &lo, &hi);
+        if (lo >= hi) return;
+        void *scratch = j->scratch + (size_t)ith * j->scratch_each;
+        if (j->xq)
+            j->k->mm_q8[w->type](j->y + lo, w->rows, base + (size_t)lo * row_bytes, row_bytes, hi - lo,
+                                 j->xq, j->xq_row, j->n_tok, w->cols, scratch);
+        else
+            j->k->mm_f[w->type](j->y + lo, w->rows, base + (size_t)lo * row_bytes, row_bytes, hi - lo,
+                                j->x, w->cols, j->n_tok, w->cols, scratch);
+        return;
+    }
+    threadpool_split((long)w->rows, ith, nth, MM_TILE, &lo, &hi);
     cpu_dot_f_fn dot_f = j->k->dot_f[w->type];
     cpu_dot_q8_fn dot_q = j->k->dot_q8[w->type];
+    if (j->n_tok == 1) { /* decode: stream the rows once */
+        if (j->xq)
+            for (long r = lo; r < hi; r++) j->y[r] = dot_q(base + (size_t)r * row_bytes, j->xq, w->cols);
+        else
+            for (long r = lo; r < hi; r++) j->y[r] = dot_f(base + (size_t)r * row_bytes, j->x, w->cols);
+        return;
+    }
     for (long r0 = lo; r0 < hi; r0 += MM_TILE) {
         long r1 = r0 + MM_TILE < hi ? r0 + MM_TILE : hi;
         for (int32_t t = 0; t < j->n_tok; t++) {
@@ -93,38 +133,71 @@ static void matmul_worker(void *ctx, int ith, int nth)
     }
 }
 
+/* quant_quantize_row fails only for non-finite activations (or a scale
+ * past half precision); it then fills the row with 0xff bytes, whose NaN
+ * scales make every dot product with it NaN. The token is also marked, and
+ * cpu_matmul writes NaN over its outputs itself, so the contract "bad
+ * input -> NaN output" does not depend on how a SIMD kernel treats the
+ * poisoned bytes. */
 static void quantize_worker(void *ctx, int ith, int nth)
 {
     struct matmul_job *j = ctx;
     long lo, hi;
     threadpool_split(j->n_tok, ith, nth, 1, &lo, &hi);
     for (long t = lo; t < hi; t++)
-        quant_quantize_row(j->vt, j->x + (size_t)t * j->w->cols, (uint8_t *)j->xq + (size_t)t * j->xq_row,
-                           j->w->cols);
+        j->xbad[t] = !quant_quantize_row(j->vt, j->x + (size_t)t * j->w->cols,
+                                         (uint8_t *)j->xq + (size_t)t * j->xq_row, j->w->cols);
+}
+
+/* Grow *buf to at least need bytes (contents not kept); false when out of memory. */
+static bool grow(uint8_t **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap) return true;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (need + 63) & ~(size_t)63) != 0) return false;
+    free(*buf);
+    *buf = p;
+    *cap = need;
+    return true;
 }
 
 static void cpu_matmul(struct anc_backend *be, float *y, const struct anc_weight *w,
                        const float *x, int32_t n_tok)
 {
     struct cpu_priv *p = priv_of(be);
-    struct matmul_job j = {y, w, x, n_tok, NULL, 0, 0, cpu_kernels_get()};
+    struct matmul_job j = {.y = y, .w = w, .x = x, .n_tok = n_tok, .k = cpu_kernels_get()};
     uint32_t vt = quant_vec_dot_type(w->type);
-    if (vt != ANC_DT_F32 && vt != QUANT_NO_TYPE) {
+    bool quantise = vt != ANC_DT_F32 && vt != QUANT_NO_TYPE;
+    /* a few KB per token and one panel per thread: out of memory here is fatal */
+    if (quantise) {
         size_t row = anc_dtype_row_bytes(vt, (uint64_t)w->cols);
-        size_t need = row * (size_t)n_tok;
-        if (need > p->xq_cap) {
-            uint8_t *nb = realloc(p->xq, need);
-            if (!nb) abort(); /* a few KB per token: out of memory here is fatal */
-            p->xq = nb;
-            p->xq_cap = need;
-        }
+        if (!grow(&p->xq, &p->xq_cap, row * (size_t)n_tok) ||
+            !grow(&p->xbad, &p->xbad_cap, (size_t)n_tok))
+            abort();
         j.xq = p->xq;
         j.xq_row = row;
         j.vt = vt;
+        j.xbad = p->xbad;
+    }
+    if (n_tok >= MM_MIN_TOK) {
+        size_t each = (cpu_mm_scratch_bytes(w->cols, n_tok) + 63) & ~(size_t)63;
+        size_t cap = p->mm_each * (size_t)be->n_threads;
+        if (each > p->mm_each) {
+            if (!grow(&p->mm_scratch, &cap, each * (size_t)be->n_threads)) abort();
+            p->mm_each = each;
+        }
+        j.scratch = p->mm_scratch;
+        j.scratch_each = p->mm_each;
+    }
+    if (quantise) {
         if (n_tok == 1) quantize_worker(&j, 0, 1);
         else threadpool_run(p->pool, quantize_worker, &j);
     }
     threadpool_run(p->pool, matmul_worker, &j);
+    if (quantise)
+        for (int32_t t = 0; t < n_tok; t++)
+            if (j.xbad[t])
+                for (int64_t r = 0; r < w->rows; r++) y[(size_t)t * w->rows + r] = NAN;
 }
 
 /* ---- per-token ops: split tokens across threads --------------------- */
@@ -261,6 +334,8 @@ static void cpu_destroy(struct anc_backend *be)
     threadpool_free(p->pool);
     free(p->scores);
     free(p->xq);
+    free(p->xbad);
+    free(p->mm_scratch);
     free(p);
     free(be);
 }

@@ -204,16 +204,22 @@ REF_DOT(Q6_K)
 static struct cpu_kernels kernels;
 static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
 
-static void kernels_build(void)
+void cpu_kernels_generic(struct cpu_kernels *k)
 {
     cpu_ops_init();
-    kernels.isa = "generic";
-#define SET(T)                                        \
-    kernels.dot_f[ANC_DT_##T] = ref_dot_f_##T;        \
-    kernels.dot_q8[ANC_DT_##T] = ref_dot_q8_##T;
+    memset(k, 0, sizeof *k);
+    k->isa = "generic";
+#define SET(T)                                   \
+    k->dot_f[ANC_DT_##T] = ref_dot_f_##T;        \
+    k->dot_q8[ANC_DT_##T] = ref_dot_q8_##T;
     SET(F32) SET(F16) SET(BF16) SET(Q4_0) SET(Q4_1) SET(Q5_0) SET(Q5_1) SET(Q8_0)
     SET(Q4_K) SET(Q5_K) SET(Q6_K)
 #undef SET
+}
+
+static void kernels_build(void)
+{
+    cpu_kernels_generic(&kernels);
     const char *force = getenv("ANCORA_CPU");
     if (force && strcmp(force, "generic") == 0) return;
 #if defined(__x86_64__) && defined(__GNUC__)

@@ -18,15 +18,46 @@ void cpu_ops_init(void);
  * environment keeps the portable one. NULL entries: not available. */
 typedef float (*cpu_dot_f_fn)(const void *wrow, const float *x, int64_t n);
 typedef float (*cpu_dot_q8_fn)(const void *wrow, const void *xq, int64_t n);
+
+/* Multi-token matrix kernels (prefill): rows [0, nr) of a weight matrix
+ * (row r at w + r·row_bytes, n elements of the type) times n_tok tokens,
+ * written to y[t·ldy + r]. Each weight block is unpacked once per call and
+ * reused for every token, which is what makes prefill compute-bound rather
+ * than unpack-bound. mm_q8 takes activations quantised to
+ * quant_vec_dot_type(type), token t's row at xq + t·xq_bytes; mm_f takes
+ * float activations, token t at x + t·ldx. scratch: cpu_mm_scratch_bytes(n,
+ * n_tok) bytes, 64-byte aligned, owned by the calling thread for the call.
+ * Each y[t][r] equals dot_q8 / dot_f of the same pair up to the order of
+ * the float scaling and summation (tests/test_simd.c). NULL entries: not
+ * available; the caller loops over dot_q8 / dot_f instead. */
+typedef void (*cpu_mm_q8_fn)(float *y, int64_t ldy, const void *w, size_t row_bytes, int64_t nr,
+                             const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n,
+                             void *scratch);
+typedef void (*cpu_mm_f_fn)(float *y, int64_t ldy, const void *w, size_t row_bytes, int64_t nr,
+                            const float *x, int64_t ldx, int32_t n_tok, int64_t n, void *scratch);
+
 struct cpu_kernels {
     const char *isa;                       /* "generic", "avx2" */
     cpu_dot_f_fn dot_f[ANC_DT_COUNT_];
     cpu_dot_q8_fn dot_q8[ANC_DT_COUNT_];
+    cpu_mm_f_fn mm_f[ANC_DT_COUNT_];       /* float weights */
+    cpu_mm_q8_fn mm_q8[ANC_DT_COUNT_];     /* quantised weights */
 };
 const struct cpu_kernels *cpu_kernels_get(void);
+/* The portable table (quant.c's reference; no mm kernels), whatever the
+ * processor: the baseline the SIMD tables are tested against. */
+void cpu_kernels_generic(struct cpu_kernels *k);
 /* Overrides from kernels/cpu/simd_*.c (each checks nothing: the caller
  * decides from cpuid). */
 void cpu_kernels_add_avx2(struct cpu_kernels *k);
+
+/* Scratch bytes an mm kernel needs for rows of n elements and n_tok tokens
+ * (room for one packed panel of weight rows plus per-token block data). */
+static inline size_t cpu_mm_scratch_bytes(int64_t n, int32_t n_tok)
+{
+    size_t panel = 17 * (size_t)n + 16384 + 256;
+    return panel + (size_t)(n_tok > 0 ? n_tok : 1) * ((size_t)n / 4 + 64);
+}
 
 /* Dot product of one weight row (n elements of `type`) with x[n]. */
 float cpu_dot_row(uint32_t type, const void *row, const float *x, int64_t n);

@@ -1,18 +1,38 @@
-/* simd_avx2.c — AVX2/FMA/F16C row dot products for the CPU backend, each
- * tested against the portable reference in quant.c (tests/test_simd.c).
- * Functions carry target attributes, so the file builds without -mavx2
- * and the binary still runs on any x86-64; cpu_ops.c calls
+/* simd_avx2.c — AVX2/FMA/F16C kernels for the CPU backend: row dot products
+ * (dot_f, dot_q8: decode) and multi-token matrix kernels (mm_f, mm_q8:
+ * prefill), each tested against the portable reference in quant.c by
+ * tests/test_simd.c. Functions carry target attributes, so the file builds
+ * without -mavx2 and the binary still runs on any x86-64; cpu_ops.c calls
  * cpu_kernels_add_avx2 only when cpuid reports the features.
- * Depends on kernels/ headers only. */
+ * Depends on kernels/ headers only (no threads, no model knowledge).
+ *
+ * Integer dot products: weights and activations meet as bytes in
+ * _mm256_maddubs_epi16 (unsigned × signed, pairs summed to int16), widened
+ * with _mm256_madd_epi16; every block's integer sum is exact and equals
+ * the reference's, only the float scaling and summation order may differ.
+ * Activation quants are in [-127, 127] (quant_quantize_row's range), which
+ * the int16 bounds below rely on. */
 #include "cpu_ops.h"
 #include "quant.h"
+
+#include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define AVX2_INLINE __attribute__((target("avx2,fma,f16c"), always_inline)) static inline
 
-AVX2 static inline float hsum256(__m256 v)
+static inline uint32_t ld32(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+AVX2_INLINE float f16s(uint16_t h) { return _cvtsh_ss(h); }
+
+AVX2_INLINE float hsum256(__m256 v)
 {
     __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
     lo = _mm_add_ps(lo, hi);
@@ -20,6 +40,69 @@ AVX2 static inline float hsum256(__m256 v)
     lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
     return _mm_cvtss_f32(lo);
 }
+
+/* Four bytes at p in every 32-bit lane. */
+AVX2_INLINE __m256i bcast32(const void *p) { return _mm256_set1_epi32((int)ld32(p)); }
+
+/* 16 bytes of packed nibbles -> 32 bytes in element order: element i is the
+ * low nibble of qs[i], element i + 16 its high nibble (Q4_0/Q4_1/Q5_x). */
+AVX2_INLINE __m256i nib32(const uint8_t *qs)
+{
+    __m128i raw = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(15));
+}
+
+/* Byte i = 0x10 where bit i of the little-endian 32-bit word at qh is set
+ * (the fifth bit of Q5_0/Q5_1 element i), else 0. */
+AVX2_INLINE __m256i bit4_32(const uint8_t *qh)
+{
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i sel = _mm256_set1_epi64x(0x8040201008040201ll);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)ld32(qh)), spread);
+    v = _mm256_cmpeq_epi8(_mm256_and_si256(v, sel), sel);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+/* Q4_K/Q5_K scales: the eight 6-bit scales in bytes 0..7 and the eight
+ * mins in bytes 8..15 (quant_k_scale_min, four at a time). */
+static inline __m128i k_scales(const uint8_t s[12])
+{
+    uint32_t u0 = ld32(s), u1 = ld32(s + 4), u2 = ld32(s + 8);
+    uint32_t sc_lo = u0 & 0x3f3f3f3fu, m_lo = u1 & 0x3f3f3f3fu;
+    uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4;
+    uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4;
+    return _mm_set_epi32((int)m_hi, (int)m_lo, (int)sc_hi, (int)sc_lo);
+}
+
+/* Same, as plain bytes sc[8], m[8] (for packing). */
+static inline void k_scales_bytes(const uint8_t s[12], uint8_t sc[8], uint8_t m[8])
+{
+    uint32_t u0 = ld32(s), u1 = ld32(s + 4), u2 = ld32(s + 8);
+    uint32_t v[4] = {u0 & 0x3f3f3f3fu, (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4,
+                     u1 & 0x3f3f3f3fu, ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4};
+    memcpy(sc, v, 8);
+    memcpy(m, v + 2, 8);
+}
+
+/* pshufb controls: KBC[j] puts int16 element j of each 128-bit lane in all
+ * eight int16 slots of that lane; K6C[k] puts element 2k in the low lane and
+ * element 2k + 1 in the high lane. */
+#define B2(a) (a), (a) + 1
+#define B16(a) B2(a), B2(a), B2(a), B2(a), B2(a), B2(a), B2(a), B2(a)
+static const uint8_t KBC[8][32] __attribute__((aligned(32))) = {
+    {B16(0), B16(0)},   {B16(2), B16(2)},   {B16(4), B16(4)},   {B16(6), B16(6)},
+    {B16(8), B16(8)},   {B16(10), B16(10)}, {B16(12), B16(12)}, {B16(14), B16(14)},
+};
+static const uint8_t K6C[4][32] __attribute__((aligned(32))) = {
+    {B16(0), B16(2)}, {B16(4), B16(6)}, {B16(8), B16(10)}, {B16(12), B16(14)},
+};
+#undef B16
+#undef B2
+
+/* ======================================================================
+ * Float dot products
+ * ====================================================================== */
 
 AVX2 static float dot_f_f32(const void *wrow, const float *x, int64_t n)
 {
@@ -35,26 +118,1033 @@ AVX2 static float dot_f_f32(const void *wrow, const float *x, int64_t n)
     return s;
 }
 
+AVX2_INLINE __m256 ld_f16x8(const uint16_t *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+AVX2_INLINE __m256 ld_bf16x8(const uint16_t *p)
+{
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
 AVX2 static float dot_f_f16(const void *wrow, const float *x, int64_t n)
 {
     const uint16_t *w = wrow;
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i)));
-        __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i + 8)));
-        a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), a0);
-        a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), a1);
+        a0 = _mm256_fmadd_ps(ld_f16x8(w + i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(ld_f16x8(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
     }
     float s = hsum256(_mm256_add_ps(a0, a1));
     for (; i < n; i++) s += anc_f16_to_f32(w[i]) * x[i];
     return s;
 }
 
+AVX2 static float dot_f_bf16(const void *wrow, const float *x, int64_t n)
+{
+    const uint16_t *w = wrow;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(ld_bf16x8(w + i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(ld_bf16x8(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+    }
+    float s = hsum256(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) s += anc_bf16_to_f32(w[i]) * x[i];
+    return s;
+}
+
+/* ======================================================================
+ * Integer dot products of one weight row with one quantised token (decode)
+ * Each block's integer sum stays in eight int32 lanes, is converted to
+ * float and scaled by d_w·d_x into eight float accumulators (two, so that
+ * consecutive blocks do not wait on each other's FMA).
+ * ====================================================================== */
+
+/* int32 lanes whose sum is Σ (q − off)·x over one 32-element block:
+ * q unsigned (0..31), x signed; |pairs| <= 31·127·2 fits int16. */
+AVX2_INLINE __m256i isum_off(__m256i q, __m256i x, __m256i off)
+{
+    __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, x), _mm256_maddubs_epi16(off, x));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+AVX2_INLINE __m256i isum_u(__m256i q, __m256i x)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1));
+}
+
+AVX2_INLINE __m256 scale_acc(__m256i isum, float d, __m256 acc)
+{
+    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
+}
+
+#define XQS(xb) _mm256_loadu_si256((const __m256i *)(xb).qs)
+
+AVX2 static float dot_q8_q4_0(const void *wrow, const void *xq, int64_t n)
+{
+    const struct block_q4_0 *w = wrow;
+    const struct block_q8_0 *x = xq;
+    const int64_t nb = n / QUANT_QK;
+    const __m256i off = _mm256_set1_epi8(8);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        a0 = scale_acc(isum_off(nib32(w[b].qs), XQS(x[b]), off), f16s(w[b].d) * f16s(x[b].d), a0);
+        a1 = scale_acc(isum_off(nib32(w[b + 1].qs), XQS(x[b + 1]), off),
+                       f16s(w[b + 1].d) * f16s(x[b + 1].d), a1);
+    }
+    for (; b < nb; b++)
+        a0 = scale_acc(isum_off(nib32(w[b].qs), XQS(x[b]), off), f16s(w[b].d) * f16s(x[b].d), a0);
+    return hsum256(_mm256_add_ps(a0, a1));
+}
+
+AVX2 static float dot_q8_q5_0(const void *wrow, const void *xq, int64_t n)
+{
+    const struct block_q5_0 *w = wrow;
+    const struct block_q8_0 *x = xq;
+    const int64_t nb = n / QUANT_QK;
+    const __m256i off = _mm256_set1_epi8(16);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        __m256i q0 = _mm256_or_si256(nib32(w[b].qs), bit4_32(w[b].qh));
+        __m256i q1 = _mm256_or_si256(nib32(w[b + 1].qs), bit4_32(w[b + 1].qh));
+        a0 = scale_acc(isum_off(q0, XQS(x[b]), off), f16s(w[b].d) * f16s(x[b].d), a0);
+        a1 = scale_acc(isum_off(q1, XQS(x[b + 1]), off), f16s(w[b + 1].d) * f16s(x[b + 1].d), a1);
+    }
+    for (; b < nb; b++) {
+        __m256i q0 = _mm256_or_si256(nib32(w[b].qs), bit4_32(w[b].qh));
+        a0 = scale_acc(isum_off(q0, XQS(x[b]), off), f16s(w[b].d) * f16s(x[b].d), a0);
+    }
+    return hsum256(_mm256_add_ps(a0, a1));
+}
+
+/* Q4_1/Q5_1 with Q8_1: Σ (d·q + m)·x = d·d_x·Σ q·q_x + m·s_x. The m·s_x
+ * terms go to scalar accumulators. */
+AVX2 static float dot_q8_q4_1(const void *wrow, const void *xq, int64_t n)
+{
+    const struct block_q4_1 *w = wrow;
+    const struct block_q8_1 *x = xq;
+    const int64_t nb = n / QUANT_QK;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    float m0 = 0.0f, m1 = 0.0f;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        a0 = scale_acc(isum_u(nib32(w[b].qs), XQS(x[b])), f16s(w[b].d) * f16s(x[b].d), a0);
+        a1 = scale_acc(isum_u(nib32(w[b + 1].qs), XQS(x[b + 1])), f16s(w[b + 1].d) * f16s(x[b + 1].d), a1);
+        m0 += f16s(w[b].m) * f16s(x[b].s);
+        m1 += f16s(w[b + 1].m) * f16s(x[b + 1].s);
+    }
+    for (; b < nb; b++) {
+        a0 = scale_acc(isum_u(nib32(w[b].qs), XQS(x[b])), f16s(w[b].d) * f16s(x[b].d), a0);
+        m0 += f16s(w[b].m) * f16s(x[b].s);
+    }
+    return hsum256(_mm256_add_ps(a0, a1)) + (m0 + m1);
+}
+
+AVX2 static float dot_q8_q5_1(const void *wrow, const void *xq, int64_t n)
+{
+    const struct block_q5_1 *w = wrow;
+    const struct block_q8_1 *x = xq;
+    const int64_t nb = n / QUANT_QK;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    float m0 = 0.0f, m1 = 0.0f;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        __m256i q0 = _mm256_or_si256(nib32(w[b].qs), bit4_32(w[b].qh));
+        __m256i q1 = _mm256_or_si256(nib32(w[b + 1].qs), bit4_32(w[b + 1].qh));
+        a0 = scale_acc(isum_u(q0, XQS(x[b])), f16s(w[b].d) * f16s(x[b].d), a0);
+        a1 = scale_acc(isum_u(q1, XQS(x[b + 1])), f16s(w[b + 1].d) * f16s(x[b + 1].d), a1);
+        m0 += f16s(w[b].m) * f16s(x[b].s);
+        m1 += f16s(w[b + 1].m) * f16s(x[b + 1].s);
+    }
+    for (; b < nb; b++) {
+        __m256i q0 = _mm256_or_si256(nib32(w[b].qs), bit4_32(w[b].qh));
+        a0 = scale_acc(isum_u(q0, XQS(x[b])), f16s(w[b].d) * f16s(x[b].d), a0);
+        m0 += f16s(w[b].m) * f16s(x[b].s);
+    }
+    return hsum256(_mm256_add_ps(a0, a1)) + (m0 + m1);
+}
+
+/* Q8_0 × Q8_0: both signed, so |w| meets x with w's sign moved onto it;
+ * |w| <= 128, |x| <= 127: pairs <= 32512 fit int16. */
+AVX2_INLINE __m256i isum_s8(__m256i w, __m256i x)
+{
+    __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+AVX2 static float dot_q8_q8_0(const void *wrow, const void *xq, int64_t n)
+{
+    const struct block_q8_0 *w = wrow;
+    const struct block_q8_0 *x = xq;
+    const int64_t nb = n / QUANT_QK;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        a0 = scale_acc(isum_s8(XQS(w[b]), XQS(x[b])), f16s(w[b].d) * f16s(x[b].d), a0);
+        a1 = scale_acc(isum_s8(XQS(w[b + 1]), XQS(x[b + 1])), f16s(w[b + 1].d) * f16s(x[b + 1].d), a1);
+    }
+    for (; b < nb; b++)
+        a0 = scale_acc(isum_s8(XQS(w[b]), XQS(x[b])), f16s(w[b].d) * f16s(x[b].d), a0);
+    return hsum256(_mm256_add_ps(a0, a1));
+}
+
+/* Q4_K/Q5_K: per super-block, sumi = Σ_j sc_j·Σ q·x (the scale enters as
+ * the int16 multiplier of madd) and the mins Σ_j m_j·(bsum_2j + bsum_2j+1)
+ * (one madd of the bsums with each min repeated twice); they go to two
+ * float accumulators scaled by d·d_x and dmin·d_x. q <= 31, x <= 127:
+ * int16 pairs <= 7874; Σ over a super-block < 2^31. */
+AVX2_INLINE __m256i k_mins(__m128i scm, const int16_t *bsums)
+{
+    __m256i mdup = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scm, scm)); /* m0,m0,m1,m1.. */
+    return _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), mdup);
+}
+
+AVX2_INLINE __m256i ksc(__m256i sc16, int j)
+{
+    return _mm256_shuffle_epi8(sc16, _mm256_load_si256((const __m256i *)KBC[j]));
+}
+
+AVX2 static float dot_q8_q4_k(const void *wrow, const void *xq, int64_t n)
+{
+    const struct block_q4_k *w = wrow;
+    const struct block_q8_k *x = xq;
+    const int64_t nb = n / QUANT_QK_K;
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m128i scm = k_scales(w[b].scales);
+        __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scm));
+        __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            __m256i qv = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * c));
+            __m256i lo = _mm256_and_si256(qv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * c));
+            __m256i x1 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * c + 32));
+            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), ksc(sc16, 2 * c));
+            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), ksc(sc16, 2 * c + 1));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+        }
+        acc = scale_acc(sumi, x[b].d * f16s(w[b].d), acc);
+        accm = scale_acc(k_mins(scm, x[b].bsums), x[b].d * f16s(w[b].dmin), accm);
+    }
+    return hsum256(acc) - hsum256(accm);
+}
+
+/* Fifth bit of Q5_K sub-block j (bit j of qh[i]) moved to bit 4. */
+AVX2_INLINE __m256i k5_bit(__m256i qh, int j)
+{
+    __m256i v = j <= 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+AVX2 static float dot_q8_q5_k(const void *wrow, const void *xq, int64_t n)
+{
+    const struct block_q5_k *w = wrow;
+    const struct block_q8_k *x = xq;
+    const int64_t nb = n / QUANT_QK_K;
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m128i scm = k_scales(w[b].scales);
+        __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scm));
+        __m256i qh = _mm256_loadu_si256((const __m256i *)w[b].qh);
+        __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            __m256i qv = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * c));
+            __m256i lo = _mm256_or_si256(_mm256_and_si256(qv, m4), k5_bit(qh, 2 * c));
+            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qv, 4), m4),
+                                         k5_bit(qh, 2 * c + 1));
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * c));
+            __m256i x1 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * c + 32));
+            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), ksc(sc16, 2 * c));
+            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), ksc(sc16, 2 * c + 1));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+        }
+        acc = scale_acc(sumi, x[b].d * f16s(w[b].d), acc);
+        accm = scale_acc(k_mins(scm, x[b].bsums), x[b].d * f16s(w[b].dmin), accm);
+    }
+    return hsum256(acc) - hsum256(accm);
+}
+
+/* Q6_K element chunk k (k = 0..3) of half h: 32 quants 0..63 (see quant.h:
+ * low nibble from ql, two high bits from qh). */
+AVX2_INLINE __m256i k6_chunk(__m256i a, __m256i b, __m256i h, int k)
+{
+    const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
+    __m256i lo = k == 0 ? a : k == 1 ? b : k == 2 ? _mm256_srli_epi16(a, 4) : _mm256_srli_epi16(b, 4);
+    __m256i hi = k == 0 ? _mm256_slli_epi16(h, 4) : k == 1 ? _mm256_slli_epi16(h, 2)
+               : k == 2 ? h : _mm256_srli_epi16(h, 2);
+    return _mm256_or_si256(_mm256_and_si256(lo, m4), _mm256_and_si256(hi, m30));
+}
+
+/* Q6_K: sumi = Σ_j sc_j·Σ q·x − 32·Σ_j sc_j·bsum_j, which is the
+ * reference's Σ_j sc_j·Σ (q − 32)·x. q <= 63: int16 pairs <= 16002. */
+AVX2 static float dot_q8_q6_k(const void *wrow, const void *xq, int64_t n)
+{
+    const struct block_q6_k *w = wrow;
+    const struct block_q8_k *x = xq;
+    const int64_t nb = n / QUANT_QK_K;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m128i sc8 = _mm_loadu_si128((const __m128i *)w[b].scales);
+        __m256i corr = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x[b].bsums),
+                                         _mm256_cvtepi8_epi16(sc8));
+        __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m256i scv = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
+            __m256i qa = _mm256_loadu_si256((const __m256i *)(w[b].ql + 64 * h));
+            __m256i qb = _mm256_loadu_si256((const __m256i *)(w[b].ql + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(w[b].qh + 32 * h));
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                __m256i q = k6_chunk(qa, qb, qh, k);
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(x[b].qs + 128 * h + 32 * k));
+                __m256i sc = _mm256_shuffle_epi8(scv, _mm256_load_si256((const __m256i *)K6C[k]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), sc));
+            }
+        }
+        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(corr, 5));
+        acc = scale_acc(sumi, f16s(w[b].d) * x[b].d, acc);
+    }
+    return hsum256(acc);
+}
+
+/* ======================================================================
+ * Multi-token kernels (prefill)
+ *
+ * Quantised weights: a panel of 8 rows is unpacked once into "rows in
+ * lanes" order — for every 4 consecutive elements, one 32-byte vector whose
+ * 32-bit lane r holds those 4 quants of row r — together with the rows'
+ * scales as float vectors. A token's 4 activation quants, broadcast to all
+ * lanes, then meet 8 rows in one maddubs, and each lane accumulates its
+ * own row: no horizontal sums, and the per-block scaling (a vector of 8
+ * row scales times the token's scale) costs one multiply for 8 rows. Each
+ * lane sums its blocks in block order with the reference's expression
+ * (d_w·d_x)·isum, so the results match quant_dot_q8 bit for bit when the
+ * compiler does not contract them (it doesn't under -std=c11).
+ * Tokens go 4 at a time; the panel (<= 17 bytes per column) stays in L2.
+ * ====================================================================== */
+
+#define PR 8   /* rows per quantised panel */
+#define PT 4   /* tokens per micro-tile */
+
+AVX2_INLINE void tr8x8_ps(__m256 v[8])
+{
+    __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+    __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+    __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+    __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
+    v[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    v[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    v[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    v[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    v[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    v[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    v[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    v[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* v[r] = 32 quants of row r  ->  out[s] lane r = quants 4s..4s+3 of row r. */
+AVX2_INLINE void tr_store(__m256i v[8], __m256i *out)
+{
+    __m256 f[8];
+    for (int r = 0; r < 8; r++) f[r] = _mm256_castsi256_ps(v[r]);
+    tr8x8_ps(f);
+    for (int s = 0; s < 8; s++) _mm256_store_si256(out + s, _mm256_castps_si256(f[s]));
+}
+
+AVX2_INLINE void store_rows(float *y, __m256 v, int nrv)
+{
+    if (nrv >= 8) {
+        _mm256_storeu_ps(y, v);
+    } else {
+        float tmp[8];
+        _mm256_storeu_ps(tmp, v);
+        for (int r = 0; r < nrv; r++) y[r] = tmp[r];
+    }
+}
+
+/* Start of the per-token area of the scratch (after the weight panel). */
+static inline void *tok_area(void *scratch, int64_t n)
+{
+    return (uint8_t *)scratch + ((17 * (size_t)n + 16384 + 256) & ~(size_t)63);
+}
+
+/* ---- legacy formats: Q4_0, Q4_1, Q5_0, Q5_1 ---------------------------- */
+
+struct pk32 {               /* one 32-element block of 8 rows */
+    __m256i q[8];           /* step s: lane r = quants 4s..4s+3 of row r (0..31) */
+    __m256 d;               /* row scales */
+    __m256 m;               /* row minimums (Q4_1, Q5_1) */
+};
+
+/* Pack rows [0, nrv) (nrv <= 8; the rest are zero) of nb blocks. */
+AVX2_INLINE void pack_leg(uint32_t type, const uint8_t *w, size_t row_bytes, int nrv, int64_t nb,
+                          struct pk32 *pk)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i v[8];
+        float d[8], m[8];
+        for (int r = 0; r < 8; r++) {
+            v[r] = _mm256_setzero_si256();
+            d[r] = m[r] = 0.0f;
+            if (r >= nrv) continue;
+            const uint8_t *row = w + (size_t)r * row_bytes;
+            if (type == ANC_DT_Q4_0) {
+                const struct block_q4_0 *bl = (const struct block_q4_0 *)row + b;
+                v[r] = nib32(bl->qs);
+                d[r] = f16s(bl->d);
+            } else if (type == ANC_DT_Q4_1) {
+                const struct block_q4_1 *bl = (const struct block_q4_1 *)row + b;
+                v[r] = nib32(bl->qs);
+                d[r] = f16s(bl->d);
+                m[r] = f16s(bl->m);
+            } else if (type == ANC_DT_Q5_0) {
+                const struct block_q5_0 *bl = (const struct block_q5_0 *)row + b;
+                v[r] = _mm256_or_si256(nib32(bl->qs), bit4_32(bl->qh));
+                d[r] = f16s(bl->d);
+            } else {
+                const struct block_q5_1 *bl = (const struct block_q5_1 *)row + b;
+                v[r] = _mm256_or_si256(nib32(bl->qs), bit4_32(bl->qh));
+                d[r] = f16s(bl->d);
+                m[r] = f16s(bl->m);
+            }
+        }
+        tr_store(v, pk[b].q);
+        pk[b].d = _mm256_loadu_ps(d);
+        pk[b].m = _mm256_loadu_ps(m);
+    }
+}
+
+/* Per token and block: d_x as float, and off·Σ q_x (Q8_0) or s_x (Q8_1). */
+struct xinfo {
+    float d;
+    union { int32_t c; float s; } u;
+};
+
+AVX2_INLINE void prep_q8(const uint8_t *xq, size_t xq_bytes, int32_t n_tok, int64_t nb, bool q8_1,
+                         int32_t off, struct xinfo *xi)
+{
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    for (int32_t t = 0; t < n_tok; t++) {
+        const uint8_t *row = xq + (size_t)t * xq_bytes;
+        for (int64_t b = 0; b < nb; b++) {
+            struct xinfo *o = xi + (size_t)t * nb + b;
+            if (q8_1) {
+                const struct block_q8_1 *x = (const struct block_q8_1 *)row + b;
+                o->d = f16s(x->d);
+                o->u.s = f16s(x->s);
+            } else {
+                const struct block_q8_0 *x = (const struct block_q8_0 *)row + b;
+                __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, XQS(*x)), ones16);
+                __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+                s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+                s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+                o->d = f16s(x->d);
+                o->u.c = off * _mm_cvtsi128_si32(s4);
+            }
+        }
+    }
+}
+
+/* T tokens × 8 rows over nb blocks. `steps16`: 4-element steps summed in
+ * int16 before widening (8 for 4-bit quants: 8·15·127·2 < 2^15; 4 for
+ * 5-bit ones). `with_min`: Q4_1/Q5_1 (Q8_1 activations, + m·s_x), else
+ * Q4_0/Q5_0 (isum − off·Σ q_x). */
+AVX2_INLINE void mk_leg(const int T, const bool with_min, const int steps16, float *y, int64_t ldy,
+                        int nrv, const struct pk32 *pk, int64_t nb, const uint8_t *xq,
+                        size_t xq_bytes, const struct xinfo *xi)
+{
+    const size_t xblk = with_min ? sizeof(struct block_q8_1) : sizeof(struct block_q8_0);
+    const size_t xoff = with_min ? offsetof(struct block_q8_1, qs) : offsetof(struct block_q8_0, qs);
+    const __m256i ones = _mm256_set1_epi16(1);
+    const uint8_t *xr[PT];
+    const struct xinfo *xt[PT];
+    __m256 acc[PT];
+    for (int t = 0; t < T; t++) {
+        xr[t] = xq + (size_t)t * xq_bytes + xoff;
+        xt[t] = xi + (size_t)t * nb;
+        acc[t] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const struct pk32 *p = pk + b;
+        __m256i i32[PT];
+#pragma GCC unroll 2
+        for (int h = 0; h < 8; h += steps16) {
+            __m256i i16[PT];
+#pragma GCC unroll 8
+            for (int s = h; s < h + steps16; s++) {
+                __m256i wv = _mm256_load_si256(p->q + s);
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    __m256i m = _mm256_maddubs_epi16(wv, bcast32(xr[t] + b * xblk + 4 * s));
+                    i16[t] = s == h ? m : _mm256_add_epi16(i16[t], m);
+                }
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                __m256i w32 = _mm256_madd_epi16(i16[t], ones);
+                i32[t] = h == 0 ? w32 : _mm256_add_epi32(i32[t], w32);
+            }
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const struct xinfo *o = xt[t] + b;
+            __m256 dd = _mm256_mul_ps(p->d, _mm256_set1_ps(o->d));
+            __m256 term;
+            if (with_min) {
+                term = _mm256_add_ps(_mm256_mul_ps(dd, _mm256_cvtepi32_ps(i32[t])),
+                                     _mm256_mul_ps(p->m, _mm256_set1_ps(o->u.s)));
+            } else {
+                __m256i isum = _mm256_sub_epi32(i32[t], _mm256_set1_epi32(o->u.c));
+                term = _mm256_mul_ps(dd, _mm256_cvtepi32_ps(isum));
+            }
+            acc[t] = _mm256_add_ps(acc[t], term);
+        }
+    }
+    for (int t = 0; t < T; t++) store_rows(y + t * ldy, acc[t], nrv);
+}
+
+/* ---- Q8_0 weights ------------------------------------------------------ */
+
+struct pk8 {
+    __m256i a[8];   /* |w| by step, rows in lanes */
+    __m256i s[8];   /* w (for the sign) */
+    __m256 d;
+};
+
+AVX2_INLINE void pack_q8_0(const uint8_t *w, size_t row_bytes, int nrv, int64_t nb, struct pk8 *pk)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i v[8], a[8];
+        float d[8];
+        for (int r = 0; r < 8; r++) {
+            v[r] = _mm256_setzero_si256();
+            d[r] = 0.0f;
+            if (r < nrv) {
+                const struct block_q8_0 *bl = (const struct block_q8_0 *)(w + (size_t)r * row_bytes) + b;
+                v[r] = XQS(*bl);
+                d[r] = f16s(bl->d);
+            }
+            a[r] = _mm256_abs_epi8(v[r]);
+        }
+        tr_store(v, pk[b].s);
+        tr_store(a, pk[b].a);
+        pk[b].d = _mm256_loadu_ps(d);
+    }
+}
+
+AVX2_INLINE void mk_q8_0(const int T, float *y, int64_t ldy, int nrv, const struct pk8 *pk, int64_t nb,
+                         const uint8_t *xq, size_t xq_bytes, const struct xinfo *xi)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    const uint8_t *xr[PT];
+    const struct xinfo *xt[PT];
+    __m256 acc[PT];
+    for (int t = 0; t < T; t++) {
+        xr[t] = xq + (size_t)t * xq_bytes + offsetof(struct block_q8_0, qs);
+        xt[t] = xi + (size_t)t * nb;
+        acc[t] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const struct pk8 *p = pk + b;
+        __m256i i32[PT];
+#pragma GCC unroll 8
+        for (int s = 0; s < 8; s++) {
+            __m256i a = _mm256_load_si256(p->a + s), sw = _mm256_load_si256(p->s + s);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                __m256i xs = _mm256_sign_epi8(bcast32(xr[t] + b * sizeof(struct block_q8_0) + 4 * s), sw);
+                __m256i m = _mm256_madd_epi16(_mm256_maddubs_epi16(a, xs), ones);
+                i32[t] = s == 0 ? m : _mm256_add_epi32(i32[t], m);
+            }
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            __m256 dd = _mm256_mul_ps(p->d, _mm256_set1_ps(xt[t][b].d));
+            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(dd, _mm256_cvtepi32_ps(i32[t])));
+        }
+    }
+    for (int t = 0; t < T; t++) store_rows(y + t * ldy, acc[t], nrv);
+}
+
+/* ---- Q4_K / Q5_K -------------------------------------------------------- */
+
+struct pkk {
+    __m256i q[8][8];        /* [sub-block j][step]: rows in lanes, quants 0..31 */
+    uint32_t sc[8][8];      /* [j][row]: (sc, sc) as two int16 (madd multiplier) */
+    uint32_t mp[4][8];      /* [k][row]: (m_2k, m_2k+1) as two int16 */
+    float d[8], dmin[8];
+} __attribute__((aligned(32)));
+
+AVX2_INLINE void pack_k45(bool five, const uint8_t *w, size_t row_bytes, int nrv, int64_t nsb,
+                          struct pkk *pk)
+{
+    const __m256i m4 = _mm256_set1_epi8(15);
+    for (int64_t b = 0; b < nsb; b++) {
+        struct pkk *p = pk + b;
+        const uint8_t *qs[8], *qh[8];
+        for (int r = 0; r < 8; r++) {
+            qs[r] = qh[r] = NULL;
+            uint8_t sc[8] = {0}, m[8] = {0};
+            p->d[r] = p->dmin[r] = 0.0f;
+            if (r < nrv) {
+                const uint8_t *row = w + (size_t)r * row_bytes;
+                const uint8_t *scales;
+                uint16_t d, dmin;
+                if (five) {
+                    const struct block_q5_k *bl = (const struct block_q5_k *)row + b;
+                    qs[r] = bl->qs, qh[r] = bl->qh, scales = bl->scales, d = bl->d, dmin = bl->dmin;
+                } else {
+                    const struct block_q4_k *bl = (const struct block_q4_k *)row + b;
+                    qs[r] = bl->qs, scales = bl->scales, d = bl->d, dmin = bl->dmin;
+                }
+                k_scales_bytes(scales, sc, m);
+                p->d[r] = f16s(d);
+                p->dmin[r] = f16s(dmin);
+            }
+            for (int j = 0; j < 8; j++) p->sc[j][r] = sc[j] * 0x10001u;
+            for (int k = 0; k < 4; k++) p->mp[k][r] = m[2 * k] | (uint32_t)m[2 * k + 1] << 16;
+        }
+        for (int j = 0; j < 8; j++) {
+            __m256i v[8];
+            for (int r = 0; r < 8; r++) {
+                if (!qs[r]) {
+                    v[r] = _mm256_setzero_si256();
+                    continue;
+                }
+                __m256i qv = _mm256_loadu_si256((const __m256i *)(qs[r] + 32 * (j / 2)));
+                v[r] = _mm256_and_si256(j & 1 ? _mm256_srli_epi16(qv, 4) : qv, m4);
+                if (five) {
+                    __m256i h = _mm256_loadu_si256((const __m256i *)qh[r]);
+                    __m256i bit = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(j)),
+                                                   _mm256_set1_epi8(1));
+                    v[r] = _mm256_or_si256(v[r], _mm256_slli_epi16(bit, 4));
+                }
+            }
+            tr_store(v, p->q[j]);
+        }
+    }
+}
+
+/* Per token and super-block: the pair sums P_j = bsum_2j + bsum_2j+1 as
+ * int16 (|P| <= 32·127). */
+AVX2_INLINE void prep_k45(const uint8_t *xq, size_t xq_bytes, int32_t n_tok, int64_t nsb, int16_t *P)
+{
+    for (int32_t t = 0; t < n_tok; t++) {
+        const struct block_q8_k *x = (const struct block_q8_k *)(xq + (size_t)t * xq_bytes);
+        for (int64_t b = 0; b < nsb; b++) {
+            __m256i s = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x[b].bsums),
+                                          _mm256_set1_epi16(1));
+            __m128i p = _mm_packs_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            _mm_storeu_si128((__m128i *)(P + ((size_t)t * nsb + b) * 8), p);
+        }
+    }
+}
+
+/* steps16 = 8 for Q4_K (8·15·127·2 < 2^15), 4 for Q5_K. */
+AVX2_INLINE void mk_k45(const int T, const int steps16, float *y, int64_t ldy, int nrv,
+                        const struct pkk *pk, int64_t nsb, const uint8_t *xq, size_t xq_bytes,
+                        const int16_t *P)
+{
+    const struct block_q8_k *xr[PT];
+    const int16_t *pt[PT];
+    __m256 acc[PT];
+    for (int t = 0; t < T; t++) {
+        xr[t] = (const struct block_q8_k *)(xq + (size_t)t * xq_bytes);
+        pt[t] = P + (size_t)t * nsb * 8;
+        acc[t] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < nsb; b++) {
+        const struct pkk *p = pk + b;
+        __m256i sumi[PT];
+        for (int j = 0; j < 8; j++) {
+            __m256i sc = _mm256_load_si256((const __m256i *)p->sc[j]);
+#pragma GCC unroll 2
+            for (int h = 0; h < 8; h += steps16) {
+                __m256i i16[PT];
+#pragma GCC unroll 8
+                for (int s = h; s < h + steps16; s++) {
+                    __m256i wv = _mm256_load_si256(&p->q[j][s]);
+#pragma GCC unroll 4
+                    for (int t = 0; t < T; t++) {
+                        __m256i m = _mm256_maddubs_epi16(wv, bcast32(xr[t][b].qs + 32 * j + 4 * s));
+                        i16[t] = s == h ? m : _mm256_add_epi16(i16[t], m);
+                    }
+                }
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    __m256i w32 = _mm256_madd_epi16(i16[t], sc);
+                    sumi[t] = j == 0 && h == 0 ? w32 : _mm256_add_epi32(sumi[t], w32);
+                }
+            }
+        }
+        __m256 d = _mm256_load_ps(p->d), dmin = _mm256_load_ps(p->dmin);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            __m256i summ = _mm256_setzero_si256();
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++)
+                summ = _mm256_add_epi32(summ, _mm256_madd_epi16(_mm256_load_si256((const __m256i *)p->mp[k]),
+                                                                bcast32(pt[t] + 8 * b + 2 * k)));
+            __m256 v = _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(sumi[t])),
+                                     _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(summ)));
+            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_set1_ps(xr[t][b].d), v));
+        }
+    }
+    for (int t = 0; t < T; t++) store_rows(y + t * ldy, acc[t], nrv);
+}
+
+/* ---- Q6_K --------------------------------------------------------------- */
+
+struct pk6 {
+    __m256i q[8][8];        /* [32-element chunk][step]: rows in lanes, quants 0..63 */
+    uint32_t sc[16][8];     /* [sub-block][row]: (sc, sc) as int16 */
+    uint32_t sp[8][8];      /* [k][row]: (sc_2k, sc_2k+1) as int16 */
+    float d[8];
+} __attribute__((aligned(32)));
+
+AVX2_INLINE void pack_q6_k(const uint8_t *w, size_t row_bytes, int nrv, int64_t nsb, struct pk6 *pk)
+{
+    for (int64_t b = 0; b < nsb; b++) {
+        struct pk6 *p = pk + b;
+        const struct block_q6_k *bl[8];
+        for (int r = 0; r < 8; r++) {
+            bl[r] = r < nrv ? (const struct block_q6_k *)(w + (size_t)r * row_bytes) + b : NULL;
+            p->d[r] = bl[r] ? f16s(bl[r]->d) : 0.0f;
+            for (int j = 0; j < 16; j++) {
+                uint16_t s = bl[r] ? (uint16_t)bl[r]->scales[j] : 0;
+                p->sc[j][r] = s | (uint32_t)s << 16;
+            }
+            for (int k = 0; k < 8; k++) {
+                uint16_t s0 = bl[r] ? (uint16_t)bl[r]->scales[2 * k] : 0;
+                uint16_t s1 = bl[r] ? (uint16_t)bl[r]->scales[2 * k + 1] : 0;
+                p->sp[k][r] = s0 | (uint32_t)s1 << 16;
+            }
+        }
+        for (int h = 0; h < 2; h++)
+            for (int k = 0; k < 4; k++) {
+                __m256i v[8];
+                for (int r = 0; r < 8; r++) {
+                    if (!bl[r]) {
+                        v[r] = _mm256_setzero_si256();
+                        continue;
+                    }
+                    __m256i qa = _mm256_loadu_si256((const __m256i *)(bl[r]->ql + 64 * h));
+                    __m256i qb = _mm256_loadu_si256((const __m256i *)(bl[r]->ql + 64 * h + 32));
+                    __m256i qh = _mm256_loadu_si256((const __m256i *)(bl[r]->qh + 32 * h));
+                    v[r] = k6_chunk(qa, qb, qh, k);
+                }
+                tr_store(v, p->q[4 * h + k]);
+            }
+    }
+}
+
+AVX2_INLINE void mk_q6_k(const int T, float *y, int64_t ldy, int nrv, const struct pk6 *pk, int64_t nsb,
+                         const uint8_t *xq, size_t xq_bytes)
+{
+    const struct block_q8_k *xr[PT];
+    __m256 acc[PT];
+    for (int t = 0; t < T; t++) {
+        xr[t] = (const struct block_q8_k *)(xq + (size_t)t * xq_bytes);
+        acc[t] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < nsb; b++) {
+        const struct pk6 *p = pk + b;
+        __m256i sumi[PT];
+        for (int c = 0; c < 8; c++) {
+#pragma GCC unroll 4
+            for (int h = 0; h < 8; h += 2) { /* two steps (8 quants <= 63) per int16 sum */
+                __m256i sc = _mm256_load_si256((const __m256i *)p->sc[2 * c + h / 4]);
+                __m256i w0 = _mm256_load_si256(&p->q[c][h]), w1 = _mm256_load_si256(&p->q[c][h + 1]);
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    const int8_t *xs = xr[t][b].qs + 32 * c + 4 * h;
+                    __m256i m = _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast32(xs)),
+                                                 _mm256_maddubs_epi16(w1, bcast32(xs + 4)));
+                    __m256i w32 = _mm256_madd_epi16(m, sc);
+                    sumi[t] = c == 0 && h == 0 ? w32 : _mm256_add_epi32(sumi[t], w32);
+                }
+            }
+        }
+        __m256 d = _mm256_load_ps(p->d);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            __m256i corr = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++)
+                corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_load_si256((const __m256i *)p->sp[k]),
+                                                                bcast32(xr[t][b].bsums + 2 * k)));
+            __m256i isum = _mm256_sub_epi32(sumi[t], _mm256_slli_epi32(corr, 5));
+            __m256 dd = _mm256_mul_ps(d, _mm256_set1_ps(xr[t][b].d));
+            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(dd, _mm256_cvtepi32_ps(isum)));
+        }
+    }
+    for (int t = 0; t < T; t++) store_rows(y + t * ldy, acc[t], nrv);
+}
+
+/* ---- drivers: panels of 8 rows, tokens 4 at a time ---------------------- */
+
+/* Token tiles of PT, then the 1..3 left over; T is a constant in each call
+ * so the micro-kernels unroll and keep their accumulators in registers. */
+#define TOKEN_TILES(CALL)                                                       \
+    do {                                                                        \
+        int32_t t0 = 0;                                                         \
+        for (; t0 + PT <= n_tok; t0 += PT) CALL(PT);                            \
+        switch (n_tok - t0) {                                                   \
+        case 3: CALL(3); break;                                                 \
+        case 2: CALL(2); break;                                                 \
+        case 1: CALL(1); break;                                                 \
+        default: break;                                                         \
+        }                                                                       \
+    } while (0)
+
+AVX2_INLINE void mm_leg(uint32_t type, const bool with_min, const int steps16, int32_t off, float *y,
+                        int64_t ldy, const void *w, size_t row_bytes, int64_t nr, const void *xq,
+                        size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
+{
+    const int64_t nb = n / QUANT_QK;
+    struct pk32 *pk = scratch;
+    struct xinfo *xi = tok_area(scratch, n);
+    prep_q8(xq, xq_bytes, n_tok, nb, with_min, off, xi);
+    for (int64_t r0 = 0; r0 < nr; r0 += PR) {
+        int nrv = nr - r0 < PR ? (int)(nr - r0) : PR;
+        pack_leg(type, (const uint8_t *)w + (size_t)r0 * row_bytes, row_bytes, nrv, nb, pk);
+#define CALL(T)                                                                              \
+    mk_leg(T, with_min, steps16, y + r0 + (int64_t)t0 * ldy, ldy, nrv, pk, nb,                 \
+           (const uint8_t *)xq + (size_t)t0 * xq_bytes, xq_bytes, xi + (size_t)t0 * nb)
+        TOKEN_TILES(CALL);
+#undef CALL
+    }
+}
+
+#define MM_LEG(NAME, TYPE, WITH_MIN, STEPS16, OFF)                                               \
+    AVX2 static void NAME(float *y, int64_t ldy, const void *w, size_t row_bytes, int64_t nr,     \
+                          const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n,             \
+                          void *scratch)                                                         \
+    {                                                                                            \
+        mm_leg(TYPE, WITH_MIN, STEPS16, OFF, y, ldy, w, row_bytes, nr, xq, xq_bytes, n_tok, n,   \
+               scratch);                                                                         \
+    }
+MM_LEG(mm_q4_0, ANC_DT_Q4_0, false, 8, 8)
+MM_LEG(mm_q5_0, ANC_DT_Q5_0, false, 4, 16)
+MM_LEG(mm_q4_1, ANC_DT_Q4_1, true, 8, 0)
+MM_LEG(mm_q5_1, ANC_DT_Q5_1, true, 4, 0)
+
+AVX2 static void mm_q8_0(float *y, int64_t ldy, const void *w, size_t row_bytes, int64_t nr,
+                         const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
+{
+    const int64_t nb = n / QUANT_QK;
+    struct pk8 *pk = scratch;
+    struct xinfo *xi = tok_area(scratch, n);
+    prep_q8(xq, xq_bytes, n_tok, nb, false, 0, xi);
+    for (int64_t r0 = 0; r0 < nr; r0 += PR) {
+        int nrv = nr - r0 < PR ? (int)(nr - r0) : PR;
+        pack_q8_0((const uint8_t *)w + (size_t)r0 * row_bytes, row_bytes, nrv, nb, pk);
+#define CALL(T)                                                                           \
+    mk_q8_0(T, y + r0 + (int64_t)t0 * ldy, ldy, nrv, pk, nb,                                \
+            (const uint8_t *)xq + (size_t)t0 * xq_bytes, xq_bytes, xi + (size_t)t0 * nb)
+        TOKEN_TILES(CALL);
+#undef CALL
+    }
+}
+
+AVX2_INLINE void mm_k45(const bool five, const int steps16, float *y, int64_t ldy, const void *w,
+                        size_t row_bytes, int64_t nr, const void *xq, size_t xq_bytes, int32_t n_tok,
+                        int64_t n, void *scratch)
+{
+    const int64_t nsb = n / QUANT_QK_K;
+    struct pkk *pk = scratch;
+    int16_t *P = tok_area(scratch, n);
+    prep_k45(xq, xq_bytes, n_tok, nsb, P);
+    for (int64_t r0 = 0; r0 < nr; r0 += PR) {
+        int nrv = nr - r0 < PR ? (int)(nr - r0) : PR;
+        pack_k45(five, (const uint8_t *)w + (size_t)r0 * row_bytes, row_bytes, nrv, nsb, pk);
+#define CALL(T)                                                                             \
+    mk_k45(T, steps16, y + r0 + (int64_t)t0 * ldy, ldy, nrv, pk, nsb,                         \
+           (const uint8_t *)xq + (size_t)t0 * xq_bytes, xq_bytes, P + (size_t)t0 * nsb * 8)
+        TOKEN_TILES(CALL);
+#undef CALL
+    }
+}
+
+AVX2 static void mm_q4_k(float *y, int64_t ldy, const void *w, size_t row_bytes, int64_t nr,
+                         const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
+{
+    mm_k45(false, 8, y, ldy, w, row_bytes, nr, xq, xq_bytes, n_tok, n, scratch);
+}
+
+AVX2 static void mm_q5_k(float *y, int64_t ldy, const void *w, size_t row_bytes, int64_t nr,
+                         const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
+{
+    mm_k45(true, 4, y, ldy, w, row_bytes, nr, xq, xq_bytes, n_tok, n, scratch);
+}
+
+AVX2 static void mm_q6_k(float *y, int64_t ldy, const void *w, size_t row_bytes, int64_t nr,
+                         const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
+{
+    const int64_t nsb = n / QUANT_QK_K;
+    struct pk6 *pk = scratch;
+    for (int64_t r0 = 0; r0 < nr; r0 += PR) {
+        int nrv = nr - r0 < PR ? (int)(nr - r0) : PR;
+        pack_q6_k((const uint8_t *)w + (size_t)r0 * row_bytes, row_bytes, nrv, nsb, pk);
+#define CALL(T)                                                                         \
+    mk_q6_k(T, y + r0 + (int64_t)t0 * ldy, ldy, nrv, pk, nsb,                             \
+            (const uint8_t *)xq + (size_t)t0 * xq_bytes, xq_bytes)
+        TOKEN_TILES(CALL);
+#undef CALL
+    }
+}
+
+/* ---- float weights: F32, F16, BF16 ------------------------------------- */
+/* Panels of 16 rows × 256 columns converted to float, rows in lanes
+ * (column k of the panel = two vectors of 8 rows); a micro-tile of 16 rows
+ * × 6 tokens keeps 12 accumulators and does 12 FMAs per 8 loads. Each
+ * (row, token) sums its columns in order with FMA; the panel results are
+ * added to y. */
+
+#define FR 16
+#define FKC 256
+#define FT 6
+
+AVX2_INLINE __m256 ld8_as_f32(uint32_t type, const uint8_t *row, int64_t k)
+{
+    if (type == ANC_DT_F32) return _mm256_loadu_ps((const float *)row + k);
+    if (type == ANC_DT_F16) return ld_f16x8((const uint16_t *)row + k);
+    return ld_bf16x8((const uint16_t *)row + k);
+}
+
+static inline float ld1_as_f32(uint32_t type, const uint8_t *row, int64_t k)
+{
+    if (type == ANC_DT_F32) return ((const float *)row)[k];
+    uint16_t h = ((const uint16_t *)row)[k];
+    return type == ANC_DT_F16 ? anc_f16_to_f32(h) : anc_bf16_to_f32(h);
+}
+
+/* out[k][16] = rows [0, nrv) of columns [k0, k0 + kc), zero past nrv. */
+AVX2_INLINE void pack_f(uint32_t type, const uint8_t *w, size_t row_bytes, int nrv, int64_t k0, int kc,
+                        float *out)
+{
+    int k = 0;
+    for (; k + 8 <= kc; k += 8)
+        for (int g = 0; g < FR; g += 8) {
+            __m256 v[8];
+            for (int r = 0; r < 8; r++)
+                v[r] = g + r < nrv ? ld8_as_f32(type, w + (size_t)(g + r) * row_bytes, k0 + k)
+                                   : _mm256_setzero_ps();
+            tr8x8_ps(v);
+            for (int i = 0; i < 8; i++) _mm256_store_ps(out + (size_t)(k + i) * FR + g, v[i]);
+        }
+    for (; k < kc; k++)
+        for (int r = 0; r < FR; r++)
+            out[(size_t)k * FR + r] = r < nrv ? ld1_as_f32(type, w + (size_t)r * row_bytes, k0 + k) : 0.0f;
+}
+
+AVX2_INLINE void mk_f(const int T, float *y, int64_t ldy, int nrv, bool first, const float *pk, int kc,
+                      const float *x, int64_t ldx)
+{
+    __m256 a0[FT], a1[FT];
+    for (int t = 0; t < T; t++) a0[t] = a1[t] = _mm256_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        __m256 w0 = _mm256_load_ps(pk + (size_t)k * FR), w1 = _mm256_load_ps(pk + (size_t)k * FR + 8);
+#pragma GCC unroll 6
+        for (int t = 0; t < T; t++) {
+            __m256 xb = _mm256_broadcast_ss(x + t * ldx + k);
+            a0[t] = _mm256_fmadd_ps(w0, xb, a0[t]);
+            a1[t] = _mm256_fmadd_ps(w1, xb, a1[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        float *yt = y + t * ldy;
+        if (nrv >= FR) {
+            if (!first) {
+                a0[t] = _mm256_add_ps(a0[t], _mm256_loadu_ps(yt));
+                a1[t] = _mm256_add_ps(a1[t], _mm256_loadu_ps(yt + 8));
+            }
+            _mm256_storeu_ps(yt, a0[t]);
+            _mm256_storeu_ps(yt + 8, a1[t]);
+        } else {
+            float tmp[FR];
+            _mm256_storeu_ps(tmp, a0[t]);
+            _mm256_storeu_ps(tmp + 8, a1[t]);
+            for (int r = 0; r < nrv; r++) yt[r] = first ? tmp[r] : yt[r] + tmp[r];
+        }
+    }
+}
+
+AVX2_INLINE void mm_float(uint32_t type, float *y, int64_t ldy, const void *w, size_t row_bytes,
+                          int64_t nr, const float *x, int64_t ldx, int32_t n_tok, int64_t n,
+                          void *scratch)
+{
+    float *pk = scratch;
+    for (int64_t r0 = 0; r0 < nr; r0 += FR) {
+        int nrv = nr - r0 < FR ? (int)(nr - r0) : FR;
+        for (int64_t k0 = 0; k0 < n; k0 += FKC) {
+            int kc = n - k0 < FKC ? (int)(n - k0) : FKC;
+            pack_f(type, (const uint8_t *)w + (size_t)r0 * row_bytes, row_bytes, nrv, k0, kc, pk);
+            bool first = k0 == 0;
+            int32_t t0 = 0;
+            for (; t0 + FT <= n_tok; t0 += FT)
+                mk_f(FT, y + r0 + t0 * ldy, ldy, nrv, first, pk, kc, x + t0 * ldx + k0, ldx);
+            switch (n_tok - t0) {
+            case 5: mk_f(5, y + r0 + t0 * ldy, ldy, nrv, first, pk, kc, x + t0 * ldx + k0, ldx); break;
+            case 4: mk_f(4, y + r0 + t0 * ldy, ldy, nrv, first, pk, kc, x + t0 * ldx + k0, ldx); break;
+            case 3: mk_f(3, y + r0 + t0 * ldy, ldy, nrv, first, pk, kc, x + t0 * ldx + k0, ldx); break;
+            case 2: mk_f(2, y + r0 + t0 * ldy, ldy, nrv, first, pk, kc, x + t0 * ldx + k0, ldx); break;
+            case 1: mk_f(1, y + r0 + t0 * ldy, ldy, nrv, first, pk, kc, x + t0 * ldx + k0, ldx); break;
+            default: break;
+            }
+        }
+    }
+}
+
+#define MM_F(NAME, TYPE)                                                                        \
+    AVX2 static void NAME(float *y, int64_t ldy, const void *w, size_t row_bytes, int64_t nr,    \
+                          const float *x, int64_t ldx, int32_t n_tok, int64_t n, void *scratch) \
+    {                                                                                           \
+        mm_float(TYPE, y, ldy, w, row_bytes, nr, x, ldx, n_tok, n, scratch);                    \
+    }
+MM_F(mm_f32, ANC_DT_F32)
+MM_F(mm_f16, ANC_DT_F16)
+MM_F(mm_bf16, ANC_DT_BF16)
+
 void cpu_kernels_add_avx2(struct cpu_kernels *k)
 {
     k->dot_f[ANC_DT_F32] = dot_f_f32;
     k->dot_f[ANC_DT_F16] = dot_f_f16;
+    k->dot_f[ANC_DT_BF16] = dot_f_bf16;
+    k->dot_q8[ANC_DT_Q4_0] = dot_q8_q4_0;
+    k->dot_q8[ANC_DT_Q4_1] = dot_q8_q4_1;
+    k->dot_q8[ANC_DT_Q5_0] = dot_q8_q5_0;
+    k->dot_q8[ANC_DT_Q5_1] = dot_q8_q5_1;
+    k->dot_q8[ANC_DT_Q8_0] = dot_q8_q8_0;
+    k->dot_q8[ANC_DT_Q4_K] = dot_q8_q4_k;
+    k->dot_q8[ANC_DT_Q5_K] = dot_q8_q5_k;
+    k->dot_q8[ANC_DT_Q6_K] = dot_q8_q6_k;
+    k->mm_f[ANC_DT_F32] = mm_f32;
+    k->mm_f[ANC_DT_F16] = mm_f16;
+    k->mm_f[ANC_DT_BF16] = mm_bf16;
+    k->mm_q8[ANC_DT_Q4_0] = mm_q4_0;
+    k->mm_q8[ANC_DT_Q4_1] = mm_q4_1;
+    k->mm_q8[ANC_DT_Q5_0] = mm_q5_0;
+    k->mm_q8[ANC_DT_Q5_1] = mm_q5_1;
+    k->mm_q8[ANC_DT_Q8_0] = mm_q8_0;
+    k->mm_q8[ANC_DT_Q4_K] = mm_q4_k;
+    k->mm_q8[ANC_DT_Q5_K] = mm_q5_k;
+    k->mm_q8[ANC_DT_Q6_K] = mm_q6_k;
 }
 
 #else

@@ -1,0 +1,192 @@
+/* panel_memory.c — the "Memory" panel: bytes of weights, KV cache and
+ * scratch, process RSS, GPU memory (none on the CPU backend), prefill and
+ * decode speed, and per-token latency as a sparkline with min/median/max.
+ * Computes from the stats snapshot; draws with widgets.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "panel.h"
+
+struct memory_state {
+    bool have;
+    unsigned long long weights, kv, scratch, rss;
+    double prefill, decode;
+    float lat[ANC_STATS_LATENCY];
+    int n_lat;
+    float lat_min, lat_med, lat_max;
+};
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static void memory_update(void *state, const struct panel_input *in)
+{
+    struct memory_state *s = state;
+    const struct anc_stats *st = in->st;
+    s->have = true;
+    s->weights = st->bytes_weights;
+    s->kv = st->bytes_kv;
+    s->scratch = st->bytes_scratch;
+    s->rss = st->bytes_rss;
+    s->prefill = st->prefill_tok_s;
+    s->decode = st->decode_tok_s;
+    s->n_lat = st->n_latency < 0 ? 0 : st->n_latency > ANC_STATS_LATENCY ? ANC_STATS_LATENCY
+                                                                        : st->n_latency;
+    memcpy(s->lat, st->latency_ms, (size_t)s->n_lat * sizeof s->lat[0]);
+    if (s->n_lat) {
+        float sorted[ANC_STATS_LATENCY];
+        memcpy(sorted, s->lat, (size_t)s->n_lat * sizeof sorted[0]);
+        qsort(sorted, (size_t)s->n_lat, sizeof sorted[0], cmp_float);
+        s->lat_min = sorted[0];
+        s->lat_max = sorted[s->n_lat - 1];
+        s->lat_med = s->n_lat % 2 ? sorted[s->n_lat / 2]
+                                  : (sorted[s->n_lat / 2 - 1] + sorted[s->n_lat / 2]) / 2;
+    }
+}
+
+static void memory_tag(const void *state, char *buf, size_t cap)
+{
+    const struct memory_state *s = state;
+    if (!s->have || !s->rss) return;
+    char rss[32];
+    ui_fmt_bytes(rss, sizeof rss, s->rss);
+    snprintf(buf, cap, "RSS %s", rss);
+}
+
+/* ---- drawing ------------------------------------------------------------ */
+
+struct mem_item {
+    const char *label;
+    char value[32];
+    double share;    /* of RSS, for the bar; < 0: no bar */
+};
+
+static int fill_items(const struct memory_state *s, struct mem_item *it)
+{
+    unsigned long long parts[3] = {s->weights, s->kv, s->scratch};
+    static const char *const labels[3] = {"weights", "KV cache", "scratch"};
+    int n = 0;
+    for (int i = 0; i < 3; i++) {
+        it[n].label = labels[i];
+        ui_fmt_bytes(it[n].value, sizeof it[n].value, parts[i]);
+        it[n].share = s->rss ? (double)parts[i] / (double)s->rss : -1;
+        n++;
+    }
+    it[n].label = "RSS";
+    ui_fmt_bytes(it[n].value, sizeof it[n].value, s->rss);
+    it[n].share = -1;
+    n++;
+    it[n].label = "GPU";
+    snprintf(it[n].value, sizeof it[n].value, "n/a (CPU)");
+    it[n].share = -1;
+    n++;
+    return n;
+}
+
+/* One item per row: label, value right-aligned, and a bar of its share of
+ * RSS when the row is wide enough. */
+static void draw_item_row(const struct mem_item *it, int y, int x, int w)
+{
+    ui_text(y, x, w, ROLE_PANEL_LABEL, it->label);
+    int vx = 10, vw = 12;
+    if (w < vx + vw) {
+        ui_text_right(y, x, w, ROLE_PANEL_VALUE, it->value);
+        return;
+    }
+    ui_text_right(y, x + vx, vw, ROLE_PANEL_VALUE, it->value);
+    int bx = vx + vw + 2, bw = w - bx;
+    if (it->share >= 0 && bw >= 6) ui_gauge(y, x + bx, bw, it->share, ROLE_GAUGE_FILL, ROLE_GAUGE_EMPTY);
+}
+
+/* Items two to a row: "weights 1.0 MiB   KV cache 64 KiB". */
+static int draw_item_grid(const struct mem_item *it, int n, int y, int x, int w, int rows)
+{
+    int cols = w >= 40 ? 2 : 1, cw = w / cols, row = 0;
+    for (int i = 0; i < n && row < rows; i += cols, row++)
+        for (int c = 0; c < cols && i + c < n; c++) {
+            int cx = x + c * cw, ww = cw - (c + 1 < cols ? 2 : 0);
+            ui_text(y + row, cx, ww, ROLE_PANEL_LABEL, it[i + c].label);
+            ui_text_right(y + row, cx, ww, ROLE_PANEL_VALUE, it[i + c].value);
+        }
+    return row;
+}
+
+static void draw_speed(const struct memory_state *s, int y, int x, int w)
+{
+    char pre[32], dec[32];
+    snprintf(pre, sizeof pre, "%.0f tok/s", s->prefill);
+    snprintf(dec, sizeof dec, "%.0f tok/s", s->decode);
+    const char *l[] = {"prefill", "decode"};
+    const char *v[] = {pre, dec};
+    ui_pairs(y, x, w, l, v, 2);
+}
+
+static void draw_latency(const struct memory_state *s, struct rect r)
+{
+    char stats[64];
+    if (s->n_lat == 0) {
+        ui_text(r.y, r.x, r.w, ROLE_PANEL_DIM, "latency: no tokens decoded yet");
+        return;
+    }
+    snprintf(stats, sizeof stats, "min %.1f med %.1f max %.1f ms", s->lat_min, s->lat_med, s->lat_max);
+    int sw = ui_width(stats);
+    int lw = ui_text(r.y + r.h - 1, r.x, r.w, ROLE_PANEL_LABEL, "latency ");
+    if (r.h == 1) {
+        /* one row: sparkline then the numbers, if both fit */
+        int room = r.w - lw - sw - 1;
+        if (room >= 8) {
+            ui_bars((struct rect){r.y, r.x + lw, 1, room}, s->lat, s->n_lat, 0, s->lat_max, ROLE_SPARK);
+            ui_text_right(r.y, r.x, r.w, ROLE_PANEL_VALUE, stats);
+        } else {
+            ui_text(r.y, r.x + lw, r.w - lw, ROLE_PANEL_VALUE, stats);
+        }
+        return;
+    }
+    /* several rows: the numbers on top, the bars below */
+    ui_text(r.y, r.x, r.w, ROLE_PANEL_VALUE, stats);
+    ui_bars((struct rect){r.y + 1, r.x + lw, r.h - 1, r.w - lw}, s->lat, s->n_lat, 0, s->lat_max,
+            ROLE_SPARK);
+}
+
+static void memory_draw(const void *state, struct rect r)
+{
+    const struct memory_state *s = state;
+    if (!s->have) {
+        ui_text(r.y, r.x, r.w, ROLE_PANEL_DIM, "waiting for the engine...");
+        return;
+    }
+    struct mem_item items[5];
+    int n = fill_items(s, items);
+    int y = r.y, left = r.h;
+    /* rows: speed 1, latency >= 1, memory items 5 (one per row) or 3 (grid) */
+    int lat_rows, item_rows;
+    if (left >= 5 + 1 + 2) {
+        item_rows = 5;
+        lat_rows = left - item_rows - 1;
+        if (lat_rows > 8) lat_rows = 8;
+        for (int i = 0; i < n; i++) draw_item_row(&items[i], y + i, r.x, r.w);
+    } else {
+        item_rows = left >= 3 + 1 + 1 ? 3 : left >= 3 ? left - 2 : 1;
+        lat_rows = left - item_rows - 1;
+        draw_item_grid(items, n, y, r.x, r.w, item_rows);
+    }
+    y += item_rows;
+    if (y >= r.y + r.h) return;
+    draw_speed(s, y++, r.x, r.w);
+    if (lat_rows > 0 && y < r.y + r.h) draw_latency(s, (struct rect){y, r.x, lat_rows, r.w});
+}
+
+const struct panel_class panel_memory_class = {
+    .name = "memory",
+    .title = "Memory",
+    .min_rows = 5,
+    .weight = 2,
+    .state_size = sizeof(struct memory_state),
+    .update = memory_update,
+    .draw = memory_draw,
+    .tag = memory_tag,
+};

@@ -1,0 +1,231 @@
+/* panel_rope.c — the "RoPE" panel: base, scaling, factor, original
+ * context, effective base and mscale, the effective reach, and the rotation
+ * curves cos(p·ω_k) of a high-, a mid- and a low-frequency pair over the
+ * positions in use, before (the file's base, no scaling) and after (the
+ * settings in force). ω_k is computed here from the numbers in the stats
+ * snapshot (formulas: docs TECHNIQUES.md §1); no engine internals. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "panel.h"
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+struct rope_state {
+    bool have;
+    int scaling;
+    double theta, theta_file, factor, base_eff, mscale, beta_fast, beta_slow;
+    int32_t orig_ctx, dims;
+    int64_t x_max;            /* positions plotted: 0 .. x_max */
+    int64_t max_pos;          /* largest position the model sees now */
+    int64_t reach;            /* orig_ctx × factor (or orig_ctx without scaling) */
+};
+
+static void rope_update(void *state, const struct panel_input *in)
+{
+    struct rope_state *s = state;
+    const struct anc_stats *st = in->st;
+    s->have = true;
+    s->scaling = st->rope_scaling;
+    s->theta = st->rope_theta > 0 ? st->rope_theta : 10000;
+    s->theta_file = in->view && in->view->model.rope_theta > 0 ? in->view->model.rope_theta : s->theta;
+    s->factor = st->rope_factor > 0 ? st->rope_factor : 1;
+    s->base_eff = st->rope_base_effective > 0 ? st->rope_base_effective : s->theta;
+    s->mscale = st->rope_mscale;
+    s->beta_fast = st->yarn_beta_fast > 0 ? st->yarn_beta_fast : 32;
+    s->beta_slow = st->yarn_beta_slow > 0 ? st->yarn_beta_slow : 1;
+    s->orig_ctx = st->rope_orig_ctx > 0 ? st->rope_orig_ctx
+                  : in->view                ? in->view->model.n_ctx_train
+                                            : 0;
+    s->dims = st->rope_dims >= 2 ? st->rope_dims : 2;
+    bool scaled = s->scaling != ANC_ROPE_NONE && s->factor > 1;
+    s->reach = scaled ? (int64_t)llround(s->orig_ctx * s->factor) : s->orig_ctx;
+    s->x_max = st->policy == ANC_CACHE_FULL ? st->capacity : st->window;
+    if (s->x_max < 2) s->x_max = 2;
+    s->max_pos = st->policy == ANC_CACHE_FULL ? st->n_seen : (st->n_cached > 0 ? st->n_cached : 0);
+}
+
+static void rope_tag(const void *state, char *buf, size_t cap)
+{
+    const struct rope_state *s = state;
+    if (!s->have) return;
+    if (s->scaling == ANC_ROPE_NONE) snprintf(buf, cap, "no scaling");
+    else snprintf(buf, cap, "%s \u00d7%g", anc_rope_scaling_name(s->scaling), s->factor);
+}
+
+/* ---- frequencies -------------------------------------------------------- */
+
+static double omega_plain(double base, int k, int d) { return pow(base, -2.0 * k / d); }
+
+/* YaRN's correction dimension for a number of rotations r. */
+static double yarn_corr(double r, double L0, double base, int d)
+{
+    return d * log(L0 / (2 * M_PI * r)) / (2 * log(base));
+}
+
+static double omega_yarn(const struct rope_state *s, int k)
+{
+    int d = s->dims;
+    double w = omega_plain(s->theta, k, d), L0 = s->orig_ctx > 0 ? s->orig_ctx : 1;
+    double low = floor(yarn_corr(s->beta_fast, L0, s->theta, d));
+    double high = ceil(yarn_corr(s->beta_slow, L0, s->theta, d));
+    if (low < 0) low = 0;
+    if (high > d - 1) high = d - 1;
+    double y = (k - low) / fmax(0.001, high - low);
+    double e = 1 - fmin(1, fmax(0, y)); /* extrapolation weight */
+    return (w / s->factor) * (1 - e) + w * e;
+}
+
+/* Llama 3 (low_freq_factor 1, high_freq_factor 4: the published values). */
+static double omega_llama3(const struct rope_state *s, int k)
+{
+    const double lf = 1, hf = 4;
+    double w = omega_plain(s->theta, k, s->dims), L0 = s->orig_ctx > 0 ? s->orig_ctx : 1;
+    double lambda = 2 * M_PI / w;
+    if (lambda < L0 / hf) return w;
+    if (lambda > L0 / lf) return w / s->factor;
+    double sigma = (L0 / lambda - lf) / (hf - lf);
+    return (1 - sigma) * w / s->factor + sigma * w;
+}
+
+/* ω_k under the settings in force. */
+static double omega_scaled(const struct rope_state *s, int k)
+{
+    switch (s->scaling) {
+    case ANC_ROPE_LINEAR: return omega_plain(s->theta, k, s->dims) / s->factor;
+    case ANC_ROPE_DYNAMIC: return omega_plain(s->base_eff, k, s->dims);
+    case ANC_ROPE_YARN: return omega_yarn(s, k);
+    case ANC_ROPE_LLAMA3: return omega_llama3(s, k);
+    default: return omega_plain(s->theta, k, s->dims);
+    }
+}
+
+/* cos over the angles [a0, a1]: its exact range, extremes included. */
+static void cos_span(double a0, double a1, float *lo, float *hi)
+{
+    double c0 = cos(a0), c1 = cos(a1);
+    double mn = fmin(c0, c1), mx = fmax(c0, c1);
+    if (floor(a1 / (2 * M_PI)) > floor(a0 / (2 * M_PI))) mx = 1;
+    if (floor((a1 - M_PI) / (2 * M_PI)) > floor((a0 - M_PI) / (2 * M_PI))) mn = -1;
+    *lo = (float)mn;
+    *hi = (float)mx;
+}
+
+/* One strip: a pair's curve before (dim) and after (in colour). */
+static void draw_strip(const struct rope_state *s, struct rect r, int k, const char *label,
+                       enum theme_role role)
+{
+    int lw = 5;
+    ui_text(r.y + (r.h - 1) / 2, r.x, lw, ROLE_PANEL_LABEL, label);
+    struct rect p = {r.y, r.x + lw, r.h, r.w - lw};
+    if (p.w <= 0) return;
+    int cols = 2 * p.w;
+    float *buf = malloc((size_t)cols * 4 * sizeof *buf);
+    if (!buf) return;
+    float *blo = buf, *bhi = buf + cols, *alo = buf + 2 * cols, *ahi = buf + 3 * cols;
+    double w_before = omega_plain(s->theta_file, k, s->dims), w_after = omega_scaled(s, k);
+    for (int c = 0; c < cols; c++) {
+        double p0 = (double)s->x_max * c / cols, p1 = (double)s->x_max * (c + 1) / cols;
+        cos_span(p0 * w_before, p1 * w_before, &blo[c], &bhi[c]);
+        cos_span(p0 * w_after, p1 * w_after, &alo[c], &ahi[c]);
+    }
+    struct ui_plot_series series[2] = {{blo, bhi, ROLE_PLOT_BEFORE}, {alo, ahi, role}};
+    ui_plot(p, series, 2, -1.05f, 1.05f);
+    free(buf);
+}
+
+static void fmt_num(char *buf, size_t cap, double v)
+{
+    if (v >= 1000 && v < 1e12 && v == floor(v)) ui_fmt_count(buf, cap, (long long)v);
+    else snprintf(buf, cap, "%.6g", v);
+}
+
+static void draw_numbers(const struct rope_state *s, int y, int x, int w, int rows)
+{
+    char base[32], eff[32], orig[32], reach[48], ms[16], fac[16], dims[16];
+    fmt_num(base, sizeof base, s->theta);
+    fmt_num(eff, sizeof eff, s->base_eff);
+    ui_fmt_count(orig, sizeof orig, s->orig_ctx);
+    ui_fmt_count(reach, sizeof reach, s->reach);
+    snprintf(ms, sizeof ms, "%.4g", s->mscale);
+    snprintf(fac, sizeof fac, "\u00d7%g", s->factor);
+    snprintf(dims, sizeof dims, "%d", (int)s->dims);
+    const char *scal = anc_rope_scaling_name(s->scaling);
+    {
+        const char *l[] = {"base", "scaling", "factor"};
+        const char *v[] = {base, scal, fac};
+        ui_pairs(y, x, w, l, v, s->scaling == ANC_ROPE_NONE ? 2 : 3);
+    }
+    if (rows < 2) return;
+    {
+        /* reach in the warning colour when the positions in use go past it */
+        int n = ui_pairs(y + 1, x, w, (const char *[]){"orig ctx"}, (const char *[]){orig}, 1);
+        n += 2;
+        n += ui_text(y + 1, x + n, w - n, ROLE_PANEL_LABEL, "reach ");
+        bool past = s->reach > 0 && s->max_pos > s->reach;
+        n += ui_text(y + 1, x + n, w - n, past ? ROLE_WARNING : ROLE_PANEL_VALUE, reach);
+        if (past) ui_text(y + 1, x + n, w - n, ROLE_WARNING, " (exceeded)");
+    }
+    if (rows < 3) return;
+    const char *l[] = {"eff. base", "mscale", "dims"};
+    const char *v[] = {eff, ms, dims};
+    ui_pairs(y + 2, x, w, l, v, 3);
+}
+
+static void draw_axis(const struct rope_state *s, int y, int x, int w)
+{
+    char right[32];
+    ui_fmt_count(right, sizeof right, s->x_max);
+    ui_text(y, x, w, ROLE_PLOT_AXIS, "pos 0");
+    int rw = ui_width(right);
+    ui_text_right(y, x, w, ROLE_PLOT_AXIS, right);
+    const char *mid = w >= 44 ? "dim: file base, unscaled" : "dim: unscaled";
+    int mw = ui_width(mid);
+    if (5 + 2 + mw + 2 + rw <= w) ui_text(y, x + (w - mw) / 2, mw, ROLE_PLOT_BEFORE, mid);
+}
+
+static void rope_draw(const void *state, struct rect r)
+{
+    const struct rope_state *s = state;
+    if (!s->have) {
+        ui_text(r.y, r.x, r.w, ROLE_PANEL_DIM, "waiting for the engine...");
+        return;
+    }
+    int num_rows = r.h >= 7 ? 3 : r.h >= 5 ? 2 : r.h >= 2 ? 2 : 1;
+    draw_numbers(s, r.y, r.x, r.w, num_rows);
+    int left = r.h - num_rows;
+    if (left < 2) return;
+    /* the rest: three strips and an axis line */
+    int axis = left >= 4 ? 1 : 0, strips = left - axis, sh = strips / 3;
+    int n_pairs = s->dims / 2;
+    int ks[3] = {0, n_pairs / 2, n_pairs - 1};
+    static const char *const labels[3] = {"high", "mid", "low"};
+    static const enum theme_role roles[3] = {ROLE_PLOT_HIGH, ROLE_PLOT_MID, ROLE_PLOT_LOW};
+    int y = r.y + num_rows;
+    if (sh < 1) {
+        /* fewer than three rows: the low- and mid-frequency pairs only */
+        for (int i = 0; i < strips; i++)
+            draw_strip(s, (struct rect){y + i, r.x, 1, r.w}, ks[2 - i], labels[2 - i], roles[2 - i]);
+        return;
+    }
+    for (int i = 0; i < 3; i++) {
+        int h = sh + (i < strips % 3 ? 1 : 0);
+        draw_strip(s, (struct rect){y, r.x, h, r.w}, ks[i], labels[i], roles[i]);
+        y += h;
+    }
+    if (axis) draw_axis(s, y, r.x + 5, r.w - 5);
+}
+
+const struct panel_class panel_rope_class = {
+    .name = "rope",
+    .title = "RoPE",
+    .min_rows = 5,
+    .weight = 2,
+    .state_size = sizeof(struct rope_state),
+    .update = rope_update,
+    .draw = rope_draw,
+    .tag = rope_tag,
+};

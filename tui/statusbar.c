@@ -1,0 +1,119 @@
+/* statusbar.c — the top status bar (state, model, cache policy, window and
+ * sinks, session title, theme), the bottom key hints in htop's manner, and
+ * the one-line message area. Draws from a chat view and a stats snapshot;
+ * no engine calls. */
+#include <stdio.h>
+#include <string.h>
+
+#include "screens.h"
+
+static const char *state_text(enum chat_state s, bool uni)
+{
+    switch (s) {
+    case CHAT_PREFILL: return uni ? " \u25d0 reading prompt " : " ~ reading prompt ";
+    case CHAT_GENERATING: return uni ? " \u25b6 generating " : " > generating ";
+    default: return uni ? " \u25cf idle " : " * idle ";
+    }
+}
+
+/* Segments left to right; each is dropped whole when it does not fit. */
+static int segment(int y, int x, int w, int used, enum theme_role role, const char *text)
+{
+    int tw = ui_width(text);
+    if (used + tw > w) return used;
+    return used + ui_text(y, x + used, w - used, role, text);
+}
+
+void statusbar_draw(struct rect r, const struct status_info *si)
+{
+    const struct chat_view *v = si->view;
+    bool uni = ui_unicode();
+    ui_fill(r.y, r.x, r.w, ROLE_STATUS_BAR);
+    int used = 0;
+    enum chat_state state = v ? v->state : CHAT_IDLE;
+    used = segment(r.y, r.x, r.w, used, state == CHAT_IDLE ? ROLE_STATUS_IDLE : ROLE_STATUS_BUSY,
+                   state_text(state, uni));
+    char buf[256];
+    const char *sep = uni ? " \u2502 " : " | ";
+    if (v) {
+        snprintf(buf, sizeof buf, " %s", v->model_name && *v->model_name ? v->model_name : "model");
+        used = segment(r.y, r.x, r.w, used, ROLE_STATUS_BAR, buf);
+        const struct anc_session_params *p = &v->params;
+        if (p->cache == ANC_CACHE_SINK)
+            snprintf(buf, sizeof buf, "%ssink  window %d  sinks %d", sep, (int)p->window, (int)p->n_sink);
+        else if (p->cache == ANC_CACHE_FULL)
+            snprintf(buf, sizeof buf, "%sfull  ctx %d", sep, (int)(si->st ? si->st->capacity : p->ctx));
+        else
+            snprintf(buf, sizeof buf, "%s%s  window %d", sep, anc_cache_policy_name(p->cache), (int)p->window);
+        used = segment(r.y, r.x, r.w, used, ROLE_STATUS_BAR, buf);
+        snprintf(buf, sizeof buf, "%stemp %.2g", sep, (double)p->sampling.temp);
+        used = segment(r.y, r.x, r.w, used, ROLE_STATUS_BAR, buf);
+    }
+    /* right side: session, theme, speed while generating */
+    char right[256] = "";
+    size_t o = 0;
+    if (v && state == CHAT_GENERATING && si->st && si->st->decode_tok_s > 0)
+        o += (size_t)snprintf(right + o, sizeof right - o, "%.0f tok/s%s", si->st->decode_tok_s, sep);
+    if (v && !v->history_ok) o += (size_t)snprintf(right + o, sizeof right - o, "history off%s", sep);
+    if (v && v->session_id > 0)
+        o += (size_t)snprintf(right + o, sizeof right - o, "session #%lld%s", (long long)v->session_id, sep);
+    snprintf(right + o, sizeof right - o, "theme %s%s ", si->theme ? si->theme : "default",
+             si->colour_off ? " (no colour)" : "");
+    int rw = ui_width(right);
+    if (used + 2 + rw <= r.w) ui_text(r.y, r.x + r.w - rw, rw, ROLE_STATUS_BAR, right);
+}
+
+struct hint {
+    const char *key, *label;
+    int priority;  /* lower: kept longer on narrow terminals */
+};
+
+void hints_draw(struct rect r, bool busy, bool panels_shown)
+{
+    bool uni = ui_unicode();
+    const struct hint hints[] = {
+        {"F1", "Help", 0},
+        {"F2", panels_shown ? "Hide panels" : "Panels", 0},
+        {"F3", "Sessions", 2},
+        {"PgUp/PgDn", "Scroll", 3},
+        {uni ? "Alt-\u21b5" : "Alt-Enter", "Newline", 2},
+        {"Tab", "Complete", 4},
+        {"^C", busy ? "Stop reply" : "Clear", busy ? 0 : 3},
+        {"^D", "Quit", 1},
+    };
+    int n = (int)(sizeof hints / sizeof hints[0]);
+    bool keep[sizeof hints / sizeof hints[0]];
+    /* drop the least important hints until the rest fit */
+    for (int max_prio = 4; max_prio >= 0; max_prio--) {
+        int w = 0;
+        for (int i = 0; i < n; i++) {
+            keep[i] = hints[i].priority <= max_prio;
+            if (keep[i]) w += ui_width(hints[i].key) + ui_width(hints[i].label) + 2;
+        }
+        if (w <= r.w) break;
+    }
+    ui_fill(r.y, r.x, r.w, ROLE_STATUS_BAR);
+    int used = 0;
+    for (int i = 0; i < n; i++) {
+        if (!keep[i]) continue;
+        int need = ui_width(hints[i].key) + ui_width(hints[i].label) + 2;
+        if (used + need > r.w) break;
+        used += ui_text(r.y, r.x + used, r.w - used, ROLE_STATUS_KEY, hints[i].key);
+        used += ui_text(r.y, r.x + used, r.w - used, ROLE_STATUS_BAR, " ");
+        used += ui_text(r.y, r.x + used, r.w - used, ROLE_STATUS_BAR, hints[i].label);
+        used += ui_text(r.y, r.x + used, r.w - used, ROLE_STATUS_BAR, " ");
+    }
+}
+
+void message_draw(struct rect r, const char *text, bool error)
+{
+    if (!text || !*text) return;
+    /* first line only; the whole answer is in the chat as a notice */
+    const char *nl = strchr(text, '\n');
+    size_t len = nl ? (size_t)(nl - text) : strlen(text);
+    int used = ui_text(r.y, r.x + 1, r.w - 1, error ? ROLE_CHAT_ERROR : ROLE_MESSAGE,
+                       error ? (ui_unicode() ? "\u2717 " : "! ") : "");
+    used += ui_textn(r.y, r.x + 1 + used, r.w - 2 - used - (nl ? 2 : 0), error ? ROLE_CHAT_ERROR : ROLE_MESSAGE,
+                     text, len);
+    if (nl) ui_text(r.y, r.x + 1 + used, 2, ROLE_CHAT_META, ui_unicode() ? " \u2026" : " ...");
+}
