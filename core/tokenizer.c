@@ -124,8 +124,7 @@ static int parse_byte_token(struct gguf_str s)
     return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 
-/* A short printable rendering of a file string for messages. */
-static void printable(struct gguf_str s, char *buf, size_t cap)
+void tok_printable(struct gguf_str s, char *buf, size_t cap)
 {
     size_t n = 0;
     for (uint64_t i = 0; i < s.len && n + 4 < cap; i++) {
@@ -262,7 +261,7 @@ struct tokenizer *tokenizer_new(const struct gguf_file *f, char *err, size_t err
     } else if (gguf_str_eq(model, "gpt2")) {
         kind = TOK_KIND_BPE;
     } else {
-        printable(model, shown, sizeof shown);
+        tok_printable(model, shown, sizeof shown);
         anc_set_err(err, errlen,
                     "unsupported tokenizer model \"%s\" (%s; supported: llama, gpt2)", shown,
                     KEY_MODEL);
@@ -375,7 +374,7 @@ struct tokenizer *tokenizer_new(const struct gguf_file *f, char *err, size_t err
         struct gguf_str s = { tok_text(t, id), t->tok[id].len };
         int b = parse_byte_token(s);
         if (b < 0) {
-            printable(s, shown, sizeof shown);
+            tok_printable(s, shown, sizeof shown);
             anc_set_err(err, errlen, "token %d has type BYTE but its text \"%s\" is not <0xNN>",
                         id, shown);
             goto fail;
@@ -694,8 +693,7 @@ bool tokenizer_encode(const struct tokenizer *t, const char *text, size_t len, b
 
 /* ---- decoding --------------------------------------------------------- */
 
-/* Copy n bytes to dst at offset at, keeping within cap. */
-static void put(char *dst, size_t cap, size_t at, const char *s, size_t n)
+void tok_put(char *dst, size_t cap, size_t at, const char *s, size_t n)
 {
     if (at >= cap) return;
     if (n > cap - at) n = cap - at;
@@ -717,12 +715,12 @@ static size_t spm_piece(const struct tokenizer *t, int32_t id, bool at_start, ch
     const struct tok_info *ti = &t->tok[id];
     if (tok_is_control(t, id)) return 0;
     if (ti->type == TOK_TYPE_UNKNOWN || id == t->unk) {
-        put(dst, cap, 0, SPM_UNK_SURFACE, SPM_UNK_SURFACE_LEN);
+        tok_put(dst, cap, 0, SPM_UNK_SURFACE, SPM_UNK_SURFACE_LEN);
         return SPM_UNK_SURFACE_LEN;
     }
     if (ti->type == TOK_TYPE_BYTE) {
         char b = (char)ti->byte;
-        put(dst, cap, 0, &b, 1);
+        tok_put(dst, cap, 0, &b, 1);
         return 1;
     }
     const char *s = tok_text(t, id);
@@ -734,10 +732,10 @@ static size_t spm_piece(const struct tokenizer *t, int32_t id, bool at_start, ch
     }
     for (size_t i = 0; i < n;) {
         if (n - i >= SPM_SPACE_LEN && memcmp(s + i, SPM_SPACE, SPM_SPACE_LEN) == 0) {
-            put(dst, cap, w++, " ", 1);
+            tok_put(dst, cap, w++, " ", 1);
             i += SPM_SPACE_LEN;
         } else {
-            put(dst, cap, w++, s + i, 1);
+            tok_put(dst, cap, w++, s + i, 1);
             i++;
         }
     }

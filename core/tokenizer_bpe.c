@@ -322,17 +322,6 @@ static void merge_put(struct tokenizer *t, struct bpe_merge m)
     }
 }
 
-/* A short printable rendering of a file string for messages. */
-static void shown(struct gguf_str s, char *buf, size_t cap)
-{
-    size_t n = 0;
-    for (uint64_t i = 0; i < s.len && n + 4 < cap; i++) {
-        unsigned char c = (unsigned char)s.ptr[i];
-        buf[n++] = c >= 0x20 && c < 0x7F ? (char)c : '?';
-    }
-    buf[n] = '\0';
-}
-
 bool bpe_load(struct tokenizer *t, const struct gguf_file *f, char *err, size_t errlen)
 {
     char show[48];
@@ -347,7 +336,7 @@ bool bpe_load(struct tokenizer *t, const struct gguf_file *f, char *err, size_t 
             return false;
         }
         if (!bpe_pre_from_name(name.ptr, (size_t)name.len, &t->pre)) {
-            shown(name, show, sizeof show);
+            tok_printable(name, show, sizeof show);
             anc_set_err(err, errlen, "unsupported pre-tokenizer \"%s\" (%s; supported: %s)",
                         show, KEY_PRE, bpe_pre_names());
             return false;
@@ -401,7 +390,7 @@ bool bpe_load(struct tokenizer *t, const struct gguf_file *f, char *err, size_t 
         struct gguf_str m = gguf_arr_str(kv, r);
         const char *sp = m.len ? memchr(m.ptr, ' ', (size_t)m.len) : NULL;
         if (!sp) {
-            shown(m, show, sizeof show);
+            tok_printable(m, show, sizeof show);
             anc_set_err(err, errlen, "merge %llu \"%s\" is not two tokens and a space (%s)",
                         (unsigned long long)r, show, KEY_MERGES);
             free(cat);
@@ -632,14 +621,6 @@ bool bpe_encode(const struct tokenizer *t, const char *text, size_t len, bool ad
 
 /* ---- decoding ------------------------------------------------------------------- */
 
-/* Copy n bytes to dst at offset at, keeping within cap. */
-static void put_bytes(char *dst, size_t cap, size_t at, const char *s, size_t n)
-{
-    if (at >= cap) return;
-    if (n > cap - at) n = cap - at;
-    memcpy(dst + at, s, n);
-}
-
 size_t bpe_piece(const struct tokenizer *t, int32_t id, char *dst, size_t cap)
 {
     const unsigned char *s = (const unsigned char *)tok_text(t, id);
@@ -655,7 +636,7 @@ size_t bpe_piece(const struct tokenizer *t, int32_t id, char *dst, size_t cap)
                 mapped = false;
             } else {
                 char c = (char)b;
-                put_bytes(dst, cap, w++, &c, 1);
+                tok_put(dst, cap, w++, &c, 1);
             }
             i += u.len;
         }
@@ -663,6 +644,6 @@ size_t bpe_piece(const struct tokenizer *t, int32_t id, char *dst, size_t cap)
         /* a character that stands for no byte: the text as it is (what a
            vocabulary with added plain-text tokens means) */
     }
-    put_bytes(dst, cap, 0, (const char *)s, n);
+    tok_put(dst, cap, 0, (const char *)s, n);
     return n;
 }

@@ -2,10 +2,11 @@
  * struct, the hash map and UTF-8 helpers of tokenizer.c, the byte-level BPE
  * entry points of tokenizer_bpe.c and the character classes of
  * tokenizer_unicode.c. Internal to core/tokenizer*.c (and their tests);
- * depends on tokenizer.h and the C library only. */
+ * depends on tokenizer.h, gguf.h and the C library only. */
 #ifndef ANC_TOKENIZER_IMPL_H
 #define ANC_TOKENIZER_IMPL_H
 
+#include "gguf.h"
 #include "tokenizer.h"
 
 #include <stddef.h>
@@ -91,6 +92,14 @@ size_t tok_utf8_len(const unsigned char *s, size_t n);
 
 /* Length of the longest user-defined token at s, 0 if none (t->ud != NULL). */
 size_t tok_ud_match(const struct tokenizer *t, const unsigned char *s, size_t n);
+
+/* A short printable rendering of a file string for messages (at most 32
+ * bytes of it shown, others than printable ASCII as '?'). */
+void tok_printable(struct gguf_str s, char *buf, size_t cap);
+
+/* Copy n bytes to dst at offset at, keeping within cap (for piece functions,
+ * which return the full length whatever they could write). */
+void tok_put(char *dst, size_t cap, size_t at, const char *s, size_t n);
 
 /* Is id a control token (by type, or as BOS/EOS/EOT)? Those decode to "". */
 bool tok_is_control(const struct tokenizer *t, int32_t id);

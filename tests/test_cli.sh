@@ -123,5 +123,17 @@ fi
 expect 2 "$ANCORA" gguf random --shape huge-9000b --type q4_0 -o "$tmp/x.gguf" --vocab "$V"
 expect 2 "$ANCORA" bench -m "$tmp/small.gguf" -p 0 -n 0
 
+# run --save: the exchange lands in the history database
+expect 0 "$ANCORA" run -m "$M" -p "Once upon a time" -n 8 --temp 0 --save --db "$tmp/run.db" --title "saved run"
+grep -q "saved as session 1" "$tmp/err" || fail "run --save did not report the session"
+expect 0 "$ANCORA" history show 1 --db "$tmp/run.db"
+grep -q "saved run" "$tmp/out" && grep -q "Once upon a time" "$tmp/out" || fail "saved run not in history"
+expect 0 "$ANCORA" run -m "$M" -p "The big" -n 4 --save --session 1 --db "$tmp/run.db"
+expect 1 "$ANCORA" run -m "$M" -p "x" -n 1 --save --session 77 --db "$tmp/run.db"
+expect 2 "$ANCORA" run -m "$M" -p "x" -n 1 --title "no save"
+printf 'not a database, keep me' >"$tmp/foreign.db"
+expect 1 "$ANCORA" run -m "$M" -p "x" -n 1 --save --db "$tmp/foreign.db"
+[ "$(cat "$tmp/foreign.db")" = "not a database, keep me" ] || fail "a foreign file was modified"
+
 [ $fails -eq 0 ] && echo "all CLI checks passed"
 exit $((fails > 0))

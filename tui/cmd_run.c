@@ -1,12 +1,59 @@
 /* cmd_run.c — `ancora run`: generate text from a prompt. stdout carries
  * exactly the generated text; statistics go to stderr.
  * Engine access via ancora.h only. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli.h"
+#include "history.h"
+
+/* Ctrl-C stops generation cleanly (the text so far is kept and, with
+ * --save, stored as cancelled). */
+static volatile sig_atomic_t run_interrupted;
+static void on_sigint(int sig)
+{
+    (void)sig;
+    run_interrupted = 1;
+}
+
+/* --save: the exchange recorded in the history store as it streams. */
+struct run_save {
+    struct hist_db *h;
+    int64_t sid, mid;
+    char *buf;
+    size_t len, cap;
+    double t_saved;
+    bool failed;
+};
+
+static void save_fail(struct run_save *sv)
+{
+    if (!sv->failed) cli_error("history: %s (generation goes on, not saved)", hist_errmsg(sv->h));
+    sv->failed = true;
+}
+
+static void save_piece(struct run_save *sv, const char *p, size_t n)
+{
+    if (!sv || !sv->h || sv->failed) return;
+    if (sv->len + n + 1 > sv->cap) {
+        size_t cap = sv->cap ? sv->cap * 2 : 4096;
+        while (cap < sv->len + n + 1) cap *= 2;
+        char *nb = realloc(sv->buf, cap);
+        if (!nb) return;
+        sv->buf = nb;
+        sv->cap = cap;
+    }
+    memcpy(sv->buf + sv->len, p, n);
+    sv->len += n;
+    sv->buf[sv->len] = '\0';
+    if (anc_now() - sv->t_saved >= 1.0) { /* committed at least once a second */
+        if (hist_msg_update_text(sv->h, sv->mid, sv->buf) != HIST_OK) save_fail(sv);
+        sv->t_saved = anc_now();
+    }
+}
 
 static void run_usage(FILE *out)
 {
@@ -23,6 +70,10 @@ static void run_usage(FILE *out)
         "                          or the context is full)\n"
         "      --no-bos            do not put BOS before the prompt\n"
         "      --logits-out FILE   write the logits after the prompt to FILE (one line)\n"
+        "      --save              record the exchange in the history database\n"
+        "      --session ID        (with --save) add it to a saved session\n"
+        "      --title TEXT        (with --save) the session's title\n"
+        "      --db PATH           (with --save) the database (default: $ANCORA_DB, XDG)\n"
         "  -t, --threads N         CPU threads (default: all cores)\n"
         "\n"
         "Sampling:\n"
@@ -70,6 +121,45 @@ static int read_prompt(const struct cli_opts *o, char **text, size_t *len)
     return EXIT_OK;
 }
 
+/* Create (or reuse) the stored session and commit the prompt before any
+ * token is generated. */
+static int save_begin(struct run_save *sv, const struct anc_model *m, int64_t session_id,
+                      const char *title, const char *prompt, size_t prompt_len,
+                      const struct anc_session_params *p)
+{
+    struct anc_model_info mi;
+    anc_model_get_info(m, &mi);
+    char params[512];
+    snprintf(params, sizeof params,
+             "{\"cache\": \"%s\", \"window\": %d, \"sinks\": %d, \"temp\": %g, \"top_k\": %d, "
+             "\"top_p\": %g, \"min_p\": %g, \"seed\": %llu, \"source\": \"ancora run\"}",
+             anc_cache_policy_name(p->cache), p->window, p->n_sink, p->sampling.temp,
+             p->sampling.top_k, p->sampling.top_p, p->sampling.min_p,
+             (unsigned long long)p->sampling.seed);
+    int st;
+    if (session_id) {
+        sv->sid = session_id;
+        st = title ? hist_session_set_title(sv->h, sv->sid, title) : HIST_OK;
+    } else {
+        char auto_title[64] = "";
+        if (!title && prompt) { /* the prompt's first line, shortened */
+            size_t k = 0;
+            while (k < prompt_len && k < 60 && prompt[k] != '\n') k++;
+            snprintf(auto_title, sizeof auto_title, "%.*s", (int)k, prompt);
+        }
+        st = hist_session_create(sv->h, title ? title : auto_title, mi.path, mi.name, params, &sv->sid);
+    }
+    if (st == HIST_OK && prompt && prompt_len)
+        st = hist_msg_append(sv->h, sv->sid, HIST_ROLE_USER, prompt, NULL);
+    if (st == HIST_OK) st = hist_msg_begin(sv->h, sv->sid, &sv->mid);
+    if (st != HIST_OK) {
+        cli_error("history: %s", hist_errmsg(sv->h));
+        return -1;
+    }
+    sv->t_saved = anc_now();
+    return 0;
+}
+
 /* The logits after the prompt, one line of %.9g values (for checks
  * against other implementations). */
 static int write_logits(const char *path, const struct anc_model *m, const float *logits)
@@ -90,23 +180,33 @@ static int write_logits(const char *path, const struct anc_model *m, const float
 
 /* Generate up to n_predict tokens, writing each piece to stdout as it comes. */
 static int generate(struct anc_model *m, struct anc_session *s, long n_predict, int32_t prev,
-                    long *n_out, double *secs)
+                    long *n_out, double *secs, struct run_save *sv, enum hist_finish *finish)
 {
+    *finish = HIST_FINISH_LENGTH;
     char err[ANC_ERR_LEN];
     char small[256];
     double t0 = anc_now();
     long n = 0;
     while (n_predict < 0 || n < n_predict) {
+        if (run_interrupted) {
+            *finish = HIST_FINISH_CANCELLED;
+            break;
+        }
         int32_t tok = anc_session_sample(s);
-        if (anc_token_is_eog(m, tok)) break;
+        if (anc_token_is_eog(m, tok)) {
+            *finish = HIST_FINISH_STOP;
+            break;
+        }
         size_t need = anc_token_piece(m, prev, tok, small, sizeof small);
         if (need < sizeof small) {
             fwrite(small, 1, need, stdout);
+            save_piece(sv, small, need);
         } else {
             char *big = malloc(need + 1);
             if (big) {
                 anc_token_piece(m, prev, tok, big, need + 1);
                 fwrite(big, 1, need, stdout);
+                save_piece(sv, big, need);
                 free(big);
             }
         }
@@ -118,6 +218,7 @@ static int generate(struct anc_model *m, struct anc_session *s, long n_predict, 
             cli_error("%s", err);
             *n_out = n;
             *secs = anc_now() - t0;
+            *finish = HIST_FINISH_ERROR;
             return EXIT_RUNTIME;
         }
     }
@@ -134,9 +235,15 @@ int cmd_run(int argc, char **argv)
         {"max-tokens", required_argument, NULL, 'n'},
         {"no-bos", no_argument, NULL, OPT_NO_BOS},
         {"logits-out", required_argument, NULL, OPT_LOGITS_OUT},
+        {"save", no_argument, NULL, OPT_SAVE},
+        {"session", required_argument, NULL, OPT_SESSION_ID},
+        {"title", required_argument, NULL, OPT_TITLE},
+        {"db", required_argument, NULL, OPT_DB_PATH},
         {NULL, 0, NULL, 0},
     };
-    const char *logits_out = NULL;
+    const char *logits_out = NULL, *title = NULL, *db_path = NULL;
+    bool save = false;
+    long session_id = 0;
     struct cli_opts o;
     cli_opts_default(&o);
     struct option *longopts = cli_merge_longopts(own);
@@ -160,6 +267,12 @@ int cmd_run(int argc, char **argv)
             break;
         case OPT_NO_BOS: o.no_bos = true; break;
         case OPT_LOGITS_OUT: logits_out = optarg; break;
+        case OPT_SAVE: save = true; break;
+        case OPT_TITLE: title = optarg; break;
+        case OPT_DB_PATH: db_path = optarg; break;
+        case OPT_SESSION_ID:
+            if (!cli_parse_long("--session", optarg, 1, 1L << 62, &session_id)) rc = EXIT_USAGE;
+            break;
         case 'v': o.verbose = true; break;
         case 'h':
         case OPT_HELP:
@@ -194,6 +307,35 @@ int cmd_run(int argc, char **argv)
     if ((rc = read_prompt(&o, &text, &len)) != EXIT_OK) return rc;
 
     char err[ANC_ERR_LEN];
+    if (!save && (session_id || title || db_path)) {
+        cli_error("--session, --title and --db go with --save");
+        free(text);
+        return EXIT_USAGE;
+    }
+    /* the store is opened first: a bad database fails before the model loads */
+    struct run_save sv = {0};
+    if (save) {
+        char *dbp = db_path ? strdup(db_path) : hist_default_path();
+        sv.h = dbp ? hist_open(dbp, err, sizeof err) : NULL;
+        if (!sv.h) {
+            cli_error("%s", dbp ? err : "no home folder for the history database; pass --db");
+            free(dbp);
+            free(text);
+            return EXIT_RUNTIME;
+        }
+        free(dbp);
+        if (session_id) {
+            struct hist_session hs;
+            int st = hist_session_get(sv.h, session_id, &hs);
+            if (st != HIST_OK) {
+                cli_error("session %ld: %s", session_id, hist_strerror(st));
+                hist_close(sv.h);
+                free(text);
+                return EXIT_RUNTIME;
+            }
+            hist_session_clear(&hs);
+        }
+    }
     struct anc_model_params mp;
     anc_model_params_default(&mp);
     mp.n_threads = o.threads;
@@ -202,6 +344,7 @@ int cmd_run(int argc, char **argv)
     if (!m) {
         cli_error("%s", err);
         free(text);
+        hist_close(sv.h);
         return EXIT_RUNTIME;
     }
     t_load = anc_now() - t_load;
@@ -243,13 +386,34 @@ int cmd_run(int argc, char **argv)
         rc = EXIT_RUNTIME;
         goto out;
     }
+    if (sv.h && save_begin(&sv, m, session_id, title, text, len, &o.sess) != 0) {
+        rc = EXIT_RUNTIME;
+        goto out;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, NULL);
     long n_gen = 0;
     double t_gen = 0;
-    rc = generate(m, s, o.n_predict, toks[n_toks - 1], &n_gen, &t_gen);
+    enum hist_finish finish;
+    rc = generate(m, s, o.n_predict, toks[n_toks - 1], &n_gen, &t_gen, sv.h ? &sv : NULL, &finish);
+    if (sv.h && !sv.failed) {
+        struct hist_msg_stats hs = {(int64_t)n_toks, n_gen, t_prompt * 1e3, t_gen * 1e3};
+        if (hist_msg_finish(sv.h, sv.mid, sv.buf ? sv.buf : "", finish, &hs) != HIST_OK) save_fail(&sv);
+        else fprintf(stderr, "\nancora: saved as session %lld", (long long)sv.sid);
+    }
+    if (run_interrupted) {
+        cli_error("\ninterrupted");
+        rc = EXIT_RUNTIME;
+    }
+    if (sv.failed && rc == EXIT_OK) rc = EXIT_RUNTIME;
     fprintf(stderr, "\nancora: prompt %zu tokens in %.3f s (%.1f tok/s), generated %ld tokens in "
             "%.3f s (%.1f tok/s)\n", n_toks, t_prompt, t_prompt > 0 ? n_toks / t_prompt : 0.0,
             n_gen, t_gen, t_gen > 0 ? n_gen / t_gen : 0.0);
 out:
+    free(sv.buf);
+    hist_close(sv.h);
     free(toks);
     free(text);
     anc_session_free(s);
