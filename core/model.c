@@ -449,7 +449,8 @@ void anc_model_get_info(const struct anc_model *m, struct anc_model_info *out)
 int anc_tokenize(const struct anc_model *m, const char *text, size_t len, bool add_bos,
                  int32_t **out, size_t *n_out)
 {
-    return tokenizer_encode(m->tok, text, len, add_bos, out, n_out) ? 0 : -1;
+    /* BOS only where the vocabulary wants one (GPT-2 style files do not) */
+    return tokenizer_encode(m->tok, text, len, add_bos && tokenizer_add_bos(m->tok), out, n_out) ? 0 : -1;
 }
 
 char *anc_detokenize(const struct anc_model *m, const int32_t *ids, size_t n)

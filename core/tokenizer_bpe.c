@@ -12,7 +12,13 @@
  * long pre-token costs n log n, not n^2. Special tokens typed in the text are
  * plain text. Invalid UTF-8 is never an error: each byte that is not part of
  * a well-formed character is a character of its own of class "other" (not a
- * letter, number or space) for the pre-tokenizer, and a byte token as always. */
+ * letter, number or space) for the pre-tokenizer, and a byte token as always.
+ *
+ * Checked against Hugging Face tokenizers, the regex package and tiktoken by
+ * tests/tokenizer_bpe_ref.py. Character classes come from the generated
+ * tokenizer_unicode.c (Unicode 14.0.0); a letter or digit added to Unicode
+ * later counts as "other" here. Not done: normalisers (Qwen2's tokenizer.json
+ * asks for NFC, which llama.cpp skips too). */
 #include "tokenizer_impl.h"
 
 #include "gguf.h"
@@ -32,10 +38,10 @@
 /* ---- bytes <-> characters ----------------------------------------------------
  *
  * GPT-2's vocabulary is written in printable characters: byte b stands for
- * U+00b when that is a printable Latin-1 character ('!'..'~', U+00A1..U+00AC,
- * U+00AE..U+00FF), and the other 68 bytes, in increasing order, for
- * U+0100..U+0143 (0x00..0x20 -> U+0100.., 0x7F..0xA0 -> U+0121.., 0xAD ->
- * U+0143). A space is therefore "Ġ" (U+0120) and a newline "Ċ" (U+010A). */
+ * the character with code b when that is printable Latin-1 ('!'..'~',
+ * U+00A1..U+00AC, U+00AE..U+00FF), and the other 68 bytes, in increasing
+ * order, for U+0100..U+0143 (0x00..0x20 -> U+0100.., 0x7F..0xA0 -> U+0121..,
+ * 0xAD -> U+0143). So a space is "Ġ" (U+0120) and a newline "Ċ" (U+010A). */
 
 #define BYTE_CHARS_HIGH 0x143 /* the last character used */
 

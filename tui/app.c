@@ -225,7 +225,7 @@ static void update_panels(struct app *a, bool new_token)
         a->in_view_cap = a->view.n_msgs;
     }
     panel_msgs_in_view(&a->view, a->sorted, a->n_orig, a->in_view);
-    struct panel_input in = {&a->st, a->orig, a->n_orig, a->sorted, &a->view,
+    struct panel_input in = {&a->st, a->orig, a->n_orig, a->sorted, &a->view, &a->view.params,
                              token_text, a->chat, new_token};
     for (int i = 0; i < PANEL_COUNT; i++) panel_update(a->panels[i], &in);
 }
@@ -642,7 +642,7 @@ static void start_theme(struct app *a, const struct tui_opts *o)
     const char *name = o->theme;
     if (!name || !*name) name = a->view.theme_name && *a->view.theme_name ? a->view.theme_name : "default";
     if (!apply_theme(a, name)) {
-        char why[512];
+        char why[sizeof a->msg];
         snprintf(why, sizeof why, "%s", a->msg);
         apply_theme(a, "default");
         set_message(a, true, "%s", why);

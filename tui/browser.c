@@ -146,7 +146,7 @@ static void draw_row(int y, int x, int w, const struct chat_session_row *r, bool
 
 void browser_draw(struct browser *b, int lines, int cols, int *cy, int *cx)
 {
-    struct rect box = {1, 1, lines - 3, cols - 2};
+    struct rect box = {1, 0, lines - 3, cols};
     if (box.w < 30 || box.h < 6) return;
     ui_fill_rect(box, ROLE_NORMAL);
     struct rect in = ui_box(box, "Saved sessions", ROLE_PANEL_TITLE, ROLE_PANEL_TITLE);

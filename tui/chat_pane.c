@@ -309,7 +309,8 @@ static void draw_header(int y, int x, int w, const struct chat_view *v, size_t i
     }
     if (m->finish && strcmp(m->finish, "stop") != 0) {
         char fin[48];
-        snprintf(fin, sizeof fin, " \u00b7 %s", m->finish);
+        const char *why = strcmp(m->finish, "length") == 0 ? "max tokens reached" : m->finish;
+        snprintf(fin, sizeof fin, " \u00b7 %s", why);
         ui_text(y, x + n, w - n, ROLE_WARNING, fin);
     }
 }

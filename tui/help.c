@@ -200,7 +200,7 @@ void help_draw(struct help *h, int lines, int cols)
         }
         int x = txt.x;
         if (l->kind == ITEM_ENTRY) {
-            if (l->key) ui_text(y, x, kw - 1, ROLE_INPUT_PROMPT, l->key);
+            if (l->key) ui_text(y, x, l->len ? kw - 1 : txt.w, ROLE_INPUT_PROMPT, l->key);
             x += kw;
         }
         ui_textn(y, x, txt.x + txt.w - x, ROLE_PANEL_LABEL, l->text, l->len);

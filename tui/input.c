@@ -208,11 +208,14 @@ static void history_open(struct input *in)
 {
     const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
     char dir[PATH_MAX];
-    if (state && *state) snprintf(dir, sizeof dir, "%s/ancora", state);
-    else if (home && *home) snprintf(dir, sizeof dir, "%s/.local/state/ancora", home);
+    int n;
+    if (state && *state) n = snprintf(dir, sizeof dir, "%s/ancora", state);
+    else if (home && *home) n = snprintf(dir, sizeof dir, "%s/.local/state/ancora", home);
     else return;
+    if (n < 0 || n >= (int)sizeof dir) return;
     if (!mkdirs(dir)) return;
-    snprintf(in->hist_path, sizeof in->hist_path, "%s/history", dir);
+    if (snprintf(in->hist_path, sizeof in->hist_path, "%s/history", dir) >= (int)sizeof in->hist_path)
+        return;
     int fd = open(in->hist_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) return;
     close(fd);

@@ -42,7 +42,7 @@ void input_history_add(struct input *in, const char *line);
 
 /* Rows of text the line needs at this width (box borders excluded). */
 int input_rows(const struct input *in, int width);
-/* Draw into the box; sets *cy/*cx to where the terminal cursor belongs. */
+/* Draw into the box; sets *cy and *cx to where the terminal cursor belongs. */
 void input_draw(const struct input *in, struct rect box, const char *placeholder, bool busy,
                 int *cy, int *cx);
 /* Completion candidates readline wanted to list (one line), or "". */

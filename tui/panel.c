@@ -43,6 +43,8 @@ void panel_draw_boxed(const struct panel *p, struct rect box)
         int room = box.w - 4 - (ui_width(p->cls->title) + 4) - 2;
         if (tag[0] && ui_width(tag) <= room) ui_box_footer_top(box, tag, ROLE_PANEL_DIM);
     }
+    /* a blank column each side keeps the numbers off the border */
+    if (in.w > 20) in = (struct rect){in.y, in.x + 1, in.h, in.w - 2};
     if (in.h > 0 && in.w > 0) panel_draw(p, in);
 }
 

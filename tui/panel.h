@@ -22,6 +22,9 @@ struct panel_input {
     int32_t n_orig;
     const int64_t *orig_sorted; /* the same, ascending */
     const struct chat_view *view;
+    /* The settings asked for (view->params): live changes show at once,
+     * before the engine applies them at the next token. */
+    const struct anc_session_params *params;
     /* The text of a token id, snprintf-style (chat_token_text). */
     size_t (*token_text)(void *ctx, int32_t id, char *buf, size_t cap);
     void *token_ctx;

@@ -29,6 +29,10 @@ struct kv_state {
     int64_t *sorted;          /* cached text indices, ascending (owned) */
     int32_t n_sorted, sorted_cap;
     int64_t sink_last;        /* largest text index among the sinks (-1: none) */
+    /* settings asked for but not applied yet (the next token applies them) */
+    bool pending;
+    enum anc_cache_policy want_policy;
+    int32_t want_window, want_sinks;
     struct kv_msg msgs[KV_MSGS];
     int n_msgs;               /* listed (the most recent, oldest first) */
     int n_out;                /* numbered messages entirely out of view */
@@ -122,6 +126,12 @@ static void kv_update(void *state, const struct panel_input *in)
     }
     update_slots(s, in);
     update_msgs(s, in);
+    const struct anc_session_params *p = in->params;
+    s->want_policy = p ? p->cache : s->policy;
+    s->want_window = p && p->window > 0 ? p->window : s->window;
+    s->want_sinks = p ? p->n_sink : s->n_sink;
+    s->pending = p && (s->want_policy != s->policy || s->want_window != s->window ||
+                       (s->want_policy == ANC_CACHE_SINK && s->want_sinks != s->n_sink));
 }
 
 static void kv_release(void *state)
@@ -246,7 +256,8 @@ static int draw_in_view(const struct kv_state *s, struct rect r)
     int row = 0;
     if (r.h <= 0) return 0;
     if (s->n_msgs == 0 && s->n_out == 0) {
-        ui_text(r.y, r.x, r.w, ROLE_PANEL_DIM, "no messages in the cache yet");
+        ui_text(r.y, r.x, r.w, ROLE_PANEL_DIM,
+                s->used ? "(message boundaries not known)" : "no messages in the cache yet");
         return 1;
     }
     int shown = s->n_msgs, room = r.h - (s->n_out ? 1 : 0);
@@ -305,6 +316,20 @@ static void draw_counts(const struct kv_state *s, int y, int x, int w)
     ui_pairs(y, x, w, labels, values, 3);
 }
 
+/* "next token: window 128, sinks 2" */
+static void draw_pending(const struct kv_state *s, int y, int x, int w)
+{
+    char buf[128];
+    size_t o = (size_t)snprintf(buf, sizeof buf, "next token:");
+    if (s->want_policy != s->policy)
+        o += (size_t)snprintf(buf + o, sizeof buf - o, " policy %s", anc_cache_policy_name(s->want_policy));
+    if (s->want_window != s->window && o < sizeof buf)
+        o += (size_t)snprintf(buf + o, sizeof buf - o, " window %d", (int)s->want_window);
+    if (s->want_policy == ANC_CACHE_SINK && s->want_sinks != s->n_sink && o < sizeof buf)
+        snprintf(buf + o, sizeof buf - o, " sinks %d", (int)s->want_sinks);
+    ui_text(y, x, w, ROLE_WARNING, buf);
+}
+
 static void kv_draw(const void *state, struct rect r)
 {
     const struct kv_state *s = state;
@@ -317,6 +342,10 @@ static void kv_draw(const void *state, struct rect r)
     if (--left <= 0) return;
     draw_counts(s, y++, r.x, r.w);
     if (--left <= 0) return;
+    if (s->pending && left >= 3) {
+        draw_pending(s, y++, r.x, r.w);
+        left--;
+    }
     int32_t n = s->capacity > s->used ? s->capacity : s->used;
     /* rows: map (at least 1), legend, timeline, messages */
     int want_map = count_rows(n, r.w);
@@ -330,11 +359,17 @@ static void kv_draw(const void *state, struct rect r)
     if (map_rows > want_map) map_rows = want_map;
     if (map_rows < 1) map_rows = 1;
     msgs = rest - map_rows; /* what the map does not need goes to the list */
+    int cells = r.w * map_rows;
+    int32_t group = cells > 0 ? (n + cells - 1) / cells : 1;
+    if (group < 1) group = 1;
+    int used_rows = count_rows((n + group - 1) / group, r.w);
+    if (used_rows >= 1 && used_rows < map_rows) {
+        msgs += map_rows - used_rows; /* rows the map does not fill go to the list */
+        map_rows = used_rows;
+    }
     struct rect map = {y, r.x, map_rows, r.w};
     draw_map(s, map);
     y += map_rows;
-    int cells = r.w * map_rows;
-    int32_t group = cells > 0 ? (n + cells - 1) / cells : 1;
     if (legend) draw_legend(s, y++, r.x, r.w, group);
     if (timeline) draw_timeline(s, y++, r.x, r.w);
     if (msgs > 0) draw_in_view(s, (struct rect){y, r.x, msgs, r.w});
@@ -343,8 +378,8 @@ static void kv_draw(const void *state, struct rect r)
 const struct panel_class panel_kv_class = {
     .name = "kv",
     .title = "KV cache",
-    .min_rows = 5,
-    .weight = 3,
+    .min_rows = 6,
+    .weight = 2,
     .state_size = sizeof(struct kv_state),
     .update = kv_update,
     .draw = kv_draw,

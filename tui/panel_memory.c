@@ -105,7 +105,7 @@ static void draw_item_row(const struct mem_item *it, int y, int x, int w)
 /* Items two to a row: "weights 1.0 MiB   KV cache 64 KiB". */
 static int draw_item_grid(const struct mem_item *it, int n, int y, int x, int w, int rows)
 {
-    int cols = w >= 40 ? 2 : 1, cw = w / cols, row = 0;
+    int cols = w >= 30 ? 2 : 1, cw = w / cols, row = 0;
     for (int i = 0; i < n && row < rows; i += cols, row++)
         for (int c = 0; c < cols && i + c < n; c++) {
             int cx = x + c * cw, ww = cw - (c + 1 < cols ? 2 : 0);
@@ -134,12 +134,14 @@ static void draw_latency(const struct memory_state *s, struct rect r)
     }
     snprintf(stats, sizeof stats, "min %.1f med %.1f max %.1f ms", s->lat_min, s->lat_med, s->lat_max);
     int sw = ui_width(stats);
-    int lw = ui_text(r.y + r.h - 1, r.x, r.w, ROLE_PANEL_LABEL, "latency ");
+    int lw = ui_text(r.y, r.x, r.w, ROLE_PANEL_LABEL, "latency ");
+    /* bars scaled to 3x the median: an odd slow token does not flatten the rest */
+    float hi = s->lat_med * 3 < s->lat_max ? s->lat_med * 3 : s->lat_max;
     if (r.h == 1) {
         /* one row: sparkline then the numbers, if both fit */
         int room = r.w - lw - sw - 1;
         if (room >= 8) {
-            ui_bars((struct rect){r.y, r.x + lw, 1, room}, s->lat, s->n_lat, 0, s->lat_max, ROLE_SPARK);
+            ui_bars((struct rect){r.y, r.x + lw, 1, room}, s->lat, s->n_lat, 0, hi, ROLE_SPARK);
             ui_text_right(r.y, r.x, r.w, ROLE_PANEL_VALUE, stats);
         } else {
             ui_text(r.y, r.x + lw, r.w - lw, ROLE_PANEL_VALUE, stats);
@@ -147,9 +149,8 @@ static void draw_latency(const struct memory_state *s, struct rect r)
         return;
     }
     /* several rows: the numbers on top, the bars below */
-    ui_text(r.y, r.x, r.w, ROLE_PANEL_VALUE, stats);
-    ui_bars((struct rect){r.y + 1, r.x + lw, r.h - 1, r.w - lw}, s->lat, s->n_lat, 0, s->lat_max,
-            ROLE_SPARK);
+    ui_text(r.y, r.x + lw, r.w - lw, ROLE_PANEL_VALUE, stats);
+    ui_bars((struct rect){r.y + 1, r.x, r.h - 1, r.w}, s->lat, s->n_lat, 0, hi, ROLE_SPARK);
 }
 
 static void memory_draw(const void *state, struct rect r)
@@ -183,8 +184,8 @@ static void memory_draw(const void *state, struct rect r)
 const struct panel_class panel_memory_class = {
     .name = "memory",
     .title = "Memory",
-    .min_rows = 5,
-    .weight = 2,
+    .min_rows = 6,
+    .weight = 1,
     .state_size = sizeof(struct memory_state),
     .update = memory_update,
     .draw = memory_draw,

@@ -16,6 +16,7 @@
 
 struct rope_state {
     bool have;
+    bool pending;             /* asked for, applied at the next token */
     int scaling;
     double theta, theta_file, factor, base_eff, mscale, beta_fast, beta_slow;
     int32_t orig_ctx, dims;
@@ -24,36 +25,64 @@ struct rope_state {
     int64_t reach;            /* orig_ctx × factor (or orig_ctx without scaling) */
 };
 
+/* A setting asked for (> 0, or >= 0 for the scaling type) wins over the
+ * one the engine reports in force. */
+static double pick(double asked, double in_force) { return asked > 0 ? asked : in_force; }
+
+/* Dynamic NTK's base for a length L (TECHNIQUES.md §1). */
+static double ntk_base(double base, double s, double L, double L0, int d)
+{
+    if (L < L0) L = L0;
+    return base * pow(s * L / L0 - (s - 1), (double)d / (d - 2));
+}
+
 static void rope_update(void *state, const struct panel_input *in)
 {
     struct rope_state *s = state;
     const struct anc_stats *st = in->st;
+    const struct anc_rope_settings *r = in->params ? &in->params->rope : NULL;
     s->have = true;
-    s->scaling = st->rope_scaling;
-    s->theta = st->rope_theta > 0 ? st->rope_theta : 10000;
+    s->scaling = r && r->scaling >= 0 ? r->scaling : st->rope_scaling;
+    s->theta = pick(r ? r->theta : 0, st->rope_theta > 0 ? st->rope_theta : 10000);
     s->theta_file = in->view && in->view->model.rope_theta > 0 ? in->view->model.rope_theta : s->theta;
-    s->factor = st->rope_factor > 0 ? st->rope_factor : 1;
-    s->base_eff = st->rope_base_effective > 0 ? st->rope_base_effective : s->theta;
-    s->mscale = st->rope_mscale;
-    s->beta_fast = st->yarn_beta_fast > 0 ? st->yarn_beta_fast : 32;
-    s->beta_slow = st->yarn_beta_slow > 0 ? st->yarn_beta_slow : 1;
-    s->orig_ctx = st->rope_orig_ctx > 0 ? st->rope_orig_ctx
-                  : in->view                ? in->view->model.n_ctx_train
-                                            : 0;
+    s->factor = pick(r ? r->factor : 0, st->rope_factor > 0 ? st->rope_factor : 1);
+    s->beta_fast = pick(r ? r->yarn_beta_fast : 0, st->yarn_beta_fast > 0 ? st->yarn_beta_fast : 32);
+    s->beta_slow = pick(r ? r->yarn_beta_slow : 0, st->yarn_beta_slow > 0 ? st->yarn_beta_slow : 1);
+    s->orig_ctx = (int32_t)pick(r ? r->orig_ctx : 0, st->rope_orig_ctx > 0 ? st->rope_orig_ctx
+                                                    : in->view ? in->view->model.n_ctx_train
+                                                               : 0);
     s->dims = st->rope_dims >= 2 ? st->rope_dims : 2;
+    s->pending = s->scaling != st->rope_scaling || s->theta != st->rope_theta ||
+                 (s->factor != st->rope_factor && st->rope_factor > 0) ||
+                 (s->orig_ctx != st->rope_orig_ctx && st->rope_orig_ctx > 0);
     bool scaled = s->scaling != ANC_ROPE_NONE && s->factor > 1;
     s->reach = scaled ? (int64_t)llround(s->orig_ctx * s->factor) : s->orig_ctx;
-    s->x_max = st->policy == ANC_CACHE_FULL ? st->capacity : st->window;
+    const struct anc_session_params *p = in->params;
+    enum anc_cache_policy policy = p ? p->cache : st->policy;
+    int32_t window = p && p->window > 0 ? p->window : st->window;
+    s->x_max = policy == ANC_CACHE_FULL ? st->capacity : window;
     if (s->x_max < 2) s->x_max = 2;
-    s->max_pos = st->policy == ANC_CACHE_FULL ? st->n_seen : (st->n_cached > 0 ? st->n_cached : 0);
+    s->max_pos = policy == ANC_CACHE_FULL ? st->n_seen : (st->n_cached > 0 ? st->n_cached : 0);
+    if (!s->pending) {
+        s->base_eff = st->rope_base_effective > 0 ? st->rope_base_effective : s->theta;
+        s->mscale = st->rope_mscale;
+        return;
+    }
+    /* not applied yet: what the engine will use, computed the same way */
+    double attn = r && r->yarn_attn_factor > 0 ? r->yarn_attn_factor : 1;
+    s->mscale = s->scaling == ANC_ROPE_YARN && s->factor > 1 ? attn * (0.1 * log(s->factor) + 1) : 1;
+    s->base_eff = s->scaling == ANC_ROPE_DYNAMIC
+                      ? ntk_base(s->theta, s->factor, (double)s->max_pos, s->orig_ctx > 0 ? s->orig_ctx : 1, s->dims)
+                      : s->theta;
 }
 
 static void rope_tag(const void *state, char *buf, size_t cap)
 {
     const struct rope_state *s = state;
     if (!s->have) return;
-    if (s->scaling == ANC_ROPE_NONE) snprintf(buf, cap, "no scaling");
-    else snprintf(buf, cap, "%s \u00d7%g", anc_rope_scaling_name(s->scaling), s->factor);
+    const char *next = s->pending ? " \u00b7 next token" : "";
+    if (s->scaling == ANC_ROPE_NONE) snprintf(buf, cap, "no scaling%s", next);
+    else snprintf(buf, cap, "%s \u00d7%g%s", anc_rope_scaling_name(s->scaling), s->factor, next);
 }
 
 /* ---- frequencies -------------------------------------------------------- */
@@ -114,7 +143,9 @@ static void cos_span(double a0, double a1, float *lo, float *hi)
     *hi = (float)mx;
 }
 
-/* One strip: a pair's curve before (dim) and after (in colour). */
+/* One strip: a pair's curve before (dim) and after (in colour). A pair
+ * that turns too fast to draw over the whole window is shown over its
+ * first three turns instead, with that range written at the right. */
 static void draw_strip(const struct rope_state *s, struct rect r, int k, const char *label,
                        enum theme_role role)
 {
@@ -122,13 +153,23 @@ static void draw_strip(const struct rope_state *s, struct rect r, int k, const c
     ui_text(r.y + (r.h - 1) / 2, r.x, lw, ROLE_PANEL_LABEL, label);
     struct rect p = {r.y, r.x + lw, r.h, r.w - lw};
     if (p.w <= 0) return;
+    double w_before = omega_plain(s->theta_file, k, s->dims), w_after = omega_scaled(s, k);
+    double x_range = (double)s->x_max, fast = fmax(w_before, w_after);
+    double three_turns = fast > 0 ? 3 * 2 * M_PI / fast : x_range;
+    if (three_turns < x_range / 4 && p.w >= 16) {
+        x_range = ceil(three_turns);
+        char range[32];
+        snprintf(range, sizeof range, " 0\u2013%.0f", x_range);
+        int tw = ui_width(range);
+        p.w -= tw;
+        ui_text(r.y + (r.h - 1) / 2, p.x + p.w, tw, ROLE_PANEL_DIM, range);
+    }
     int cols = 2 * p.w;
     float *buf = malloc((size_t)cols * 4 * sizeof *buf);
     if (!buf) return;
     float *blo = buf, *bhi = buf + cols, *alo = buf + 2 * cols, *ahi = buf + 3 * cols;
-    double w_before = omega_plain(s->theta_file, k, s->dims), w_after = omega_scaled(s, k);
     for (int c = 0; c < cols; c++) {
-        double p0 = (double)s->x_max * c / cols, p1 = (double)s->x_max * (c + 1) / cols;
+        double p0 = x_range * c / cols, p1 = x_range * (c + 1) / cols;
         cos_span(p0 * w_before, p1 * w_before, &blo[c], &bhi[c]);
         cos_span(p0 * w_after, p1 * w_after, &alo[c], &ahi[c]);
     }
@@ -222,7 +263,7 @@ static void rope_draw(const void *state, struct rect r)
 const struct panel_class panel_rope_class = {
     .name = "rope",
     .title = "RoPE",
-    .min_rows = 5,
+    .min_rows = 7,
     .weight = 2,
     .state_size = sizeof(struct rope_state),
     .update = rope_update,

@@ -138,15 +138,29 @@ static void draw_gauge(const struct sinks_state *s, int y, int x, int w)
     ui_text_right(y, x, w, ROLE_PANEL_VALUE, pct);
 }
 
+/* The last readings, scaled to their own maximum (labelled) so that small
+ * shares still show their movement. */
 static void draw_history(const struct sinks_state *s, struct rect r)
 {
-    int lw = ui_text(r.y + r.h - 1, r.x, r.w, ROLE_PANEL_LABEL, "trend ");
-    struct rect b = {r.y, r.x + lw, r.h, r.w - lw};
+    int lw = ui_text(r.y, r.x, r.w, ROLE_PANEL_LABEL, "trend ");
     if (s->n_hist == 0) {
-        ui_text(r.y + r.h - 1, b.x, b.w, ROLE_PANEL_DIM, "(one reading per token)");
+        ui_text(r.y, r.x + lw, r.w - lw, ROLE_PANEL_DIM, "(one reading per token)");
         return;
     }
-    ui_bars(b, s->hist, s->n_hist, 0, 1, ROLE_SPARK);
+    float hi = 0;
+    for (int i = 0; i < s->n_hist; i++)
+        if (s->hist[i] > hi) hi = s->hist[i];
+    hi = hi < 0.01f ? 0.01f : hi > 1 ? 1 : hi;
+    char top[24];
+    snprintf(top, sizeof top, " ≤%.1f%%", hi * 100);
+    int tw = ui_width(top);
+    struct rect b = {r.y, r.x + lw, r.h, r.w - lw - tw};
+    if (b.w < 4) {
+        b.w += tw;
+        tw = 0;
+    }
+    ui_bars(b, s->hist, s->n_hist, 0, hi, ROLE_SPARK);
+    if (tw) ui_text(r.y, r.x + r.w - tw, tw, ROLE_PANEL_DIM, top);
 }
 
 /* One sink per row: id, then its text in quotes. */
@@ -263,8 +277,8 @@ static void sinks_draw(const void *state, struct rect r)
 const struct panel_class panel_sinks_class = {
     .name = "sinks",
     .title = "Sink tokens",
-    .min_rows = 3,
-    .weight = 2,
+    .min_rows = 4,
+    .weight = 1,
     .state_size = sizeof(struct sinks_state),
     .update = sinks_update,
     .draw = sinks_draw,

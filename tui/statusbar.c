@@ -40,11 +40,12 @@ void statusbar_draw(struct rect r, const struct status_info *si)
         used = segment(r.y, r.x, r.w, used, ROLE_STATUS_BAR, buf);
         const struct anc_session_params *p = &v->params;
         if (p->cache == ANC_CACHE_SINK)
-            snprintf(buf, sizeof buf, "%ssink  window %d  sinks %d", sep, (int)p->window, (int)p->n_sink);
+            snprintf(buf, sizeof buf, "%ssink policy  window %d  sinks %d", sep, (int)p->window, (int)p->n_sink);
         else if (p->cache == ANC_CACHE_FULL)
-            snprintf(buf, sizeof buf, "%sfull  ctx %d", sep, (int)(si->st ? si->st->capacity : p->ctx));
+            snprintf(buf, sizeof buf, "%sfull policy  ctx %d", sep, (int)(si->st ? si->st->capacity : p->ctx));
         else
-            snprintf(buf, sizeof buf, "%s%s  window %d", sep, anc_cache_policy_name(p->cache), (int)p->window);
+            snprintf(buf, sizeof buf, "%s%s policy  window %d", sep, anc_cache_policy_name(p->cache),
+                     (int)p->window);
         used = segment(r.y, r.x, r.w, used, ROLE_STATUS_BAR, buf);
         snprintf(buf, sizeof buf, "%stemp %.2g", sep, (double)p->sampling.temp);
         used = segment(r.y, r.x, r.w, used, ROLE_STATUS_BAR, buf);
@@ -111,9 +112,11 @@ void message_draw(struct rect r, const char *text, bool error)
     /* first line only; the whole answer is in the chat as a notice */
     const char *nl = strchr(text, '\n');
     size_t len = nl ? (size_t)(nl - text) : strlen(text);
-    int used = ui_text(r.y, r.x + 1, r.w - 1, error ? ROLE_CHAT_ERROR : ROLE_MESSAGE,
-                       error ? (ui_unicode() ? "\u2717 " : "! ") : "");
-    used += ui_textn(r.y, r.x + 1 + used, r.w - 2 - used - (nl ? 2 : 0), error ? ROLE_CHAT_ERROR : ROLE_MESSAGE,
-                     text, len);
-    if (nl) ui_text(r.y, r.x + 1 + used, 2, ROLE_CHAT_META, ui_unicode() ? " \u2026" : " ...");
+    enum theme_role role = error ? ROLE_CHAT_ERROR : ROLE_MESSAGE;
+    int used = ui_text(r.y, r.x + 1, r.w - 1, role, error ? (ui_unicode() ? "\u2717 " : "! ") : "");
+    int room = r.w - 2 - used;
+    bool cut = nl || ui_widthn(text, len) > room;
+    if (cut) room -= 2; /* for the ellipsis */
+    used += ui_textn(r.y, r.x + 1 + used, room, role, text, len);
+    if (cut) ui_text(r.y, r.x + 1 + used, 2, ROLE_CHAT_META, ui_unicode() ? " \u2026" : " ~");
 }

@@ -482,7 +482,8 @@ static char *theme_read(const char *name, char *path, size_t pathlen)
     char dirs[8][1024];
     int n = theme_dirs(dirs, 8);
     for (int i = 0; i < n; i++) {
-        snprintf(path, pathlen, "%s/%s.theme", dirs[i], name);
+        int n_path = snprintf(path, pathlen, "%s/%s.theme", dirs[i], name);
+        if (n_path < 0 || (size_t)n_path >= pathlen) continue;
         FILE *f = fopen(path, "r");
         if (!f) continue;
         char *buf = malloc(THEME_FILE_MAX + 1);

@@ -115,7 +115,7 @@ void ui_fill_rect(struct rect r, enum theme_role role)
 int ui_textn(int y, int x, int w, enum theme_role role, const char *s, size_t len)
 {
     if (w <= 0 || !s) return 0;
-    wchar_t cell[CCHAR_MAX + 1];
+    wchar_t cell[CCHARW_MAX + 1];
     int n_cell = 0, cell_w = 0, used = 0;
     for (size_t i = 0; i < len;) {
         wchar_t wc;
@@ -127,7 +127,7 @@ int ui_textn(int y, int x, int w, enum theme_role role, const char *s, size_t le
                 cell[n_cell++] = L' ';
                 cell_w = 1;
             }
-            if (n_cell < CCHAR_MAX - 1) cell[n_cell++] = wc;
+            if (n_cell < CCHARW_MAX - 1) cell[n_cell++] = wc;
             continue;
         }
         if (n_cell) {
@@ -328,9 +328,13 @@ void ui_plot(struct rect r, const struct ui_plot_series *s, int n_series, float 
                     int col = cx * sub_x + dx;
                     float lo = s[k].lo[col], hi = s[k].hi[col];
                     if (!isfinite(lo) || !isfinite(hi)) continue;
+                    /* a span over most of the range is a curve turning faster
+                       than the columns: stippled, so it reads as a band */
+                    bool band = hi - lo > 0.8f * (ymax - ymin);
                     int r_hi = dot_row(hi, ymin, ymax, rows), r_lo = dot_row(lo, ymin, ymax, rows);
                     for (int dy = 0; dy < sub_y; dy++) {
                         int row = cy * sub_y + dy;
+                        if (band && (row + col) % 2) continue;
                         if (row >= r_hi && row <= r_lo) m |= unicode_ok ? braille_bit[dx][dy] : 1u;
                     }
                 }

@@ -67,7 +67,7 @@ static void cpu_free(struct anc_backend *be, void *p)
  *   tile's weights stay in L1 while the activations stream by. */
 #define MM_TILE 8
 #define MM_PANEL 16  /* row ranges of the mm kernels start at multiples of this */
-#define MM_MIN_TOK 2 /* fewest tokens for which the mm kernels are used */
+#define MM_MIN_TOK 1 /* fewest tokens for which the mm kernels are used */
 
 struct matmul_job {
     float *y;

@@ -898,6 +898,204 @@ AVX2_INLINE void mk_q6_k(const int T, float *y, int64_t ldy, int nrv, const stru
 
 /* ---- drivers: panels of 8 rows, tokens 4 at a time ---------------------- */
 
+/* ---- decode (one token): streaming the rows ---------------------------- */
+/* With one token nothing is reused, so nothing is packed: each thread
+ * reads its rows once. The activations are laid out once per call instead,
+ * per group of 8 blocks: blocks (2p, 2p+1) side by side as [first halves |
+ * second halves] — the order in which one 32-byte load of two Q4 blocks'
+ * nibbles unpacks — with the 8 blocks' d_x and offset corrections. Eight
+ * blocks' int32 lanes are then folded into one vector (lane = block) by
+ * hadd, and one FMA scales all eight: the per-block broadcasts of the
+ * simple dot_q8 loop are gone. Lane order after the fold: blocks
+ * 0,2,4,6,1,3,5,7 (PERM below). Blocks past the last whole group go
+ * through the row kernels' per-block code. */
+
+struct xgrp {
+    __m256i lo[4], hi[4];   /* pair p: [x_2p[0..15] | x_2p+1[0..15]], [x_2p[16..31] | x_2p+1[16..31]] */
+    __m256 d;               /* d_x of the 8 blocks, PERM order */
+    __m256 s;               /* Q8_1: s_x; Q8_0: off·Σ q_x as int32 bits; PERM order */
+};
+static const int PERM[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+
+AVX2_INLINE void prep_grp(const uint8_t *xq, bool q8_1, int32_t off, int64_t ng, struct xgrp *xg)
+{
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    const size_t xblk = q8_1 ? sizeof(struct block_q8_1) : sizeof(struct block_q8_0);
+    for (int64_t g = 0; g < ng; g++) {
+        float d[8], sf[8];
+        int32_t c[8];
+        for (int k = 0; k < 8; k++) {
+            const uint8_t *bl = xq + (size_t)(8 * g + PERM[k]) * xblk;
+            if (q8_1) {
+                const struct block_q8_1 *x = (const struct block_q8_1 *)bl;
+                d[k] = f16s(x->d);
+                sf[k] = f16s(x->s);
+            } else {
+                const struct block_q8_0 *x = (const struct block_q8_0 *)bl;
+                __m256i sv = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, XQS(*x)), ones16);
+                __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sv), _mm256_extracti128_si256(sv, 1));
+                s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+                s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+                d[k] = f16s(x->d);
+                c[k] = off * _mm_cvtsi128_si32(s4);
+            }
+        }
+        for (int p = 0; p < 4; p++) {
+            const uint8_t *qa = xq + (size_t)(8 * g + 2 * p) * xblk + (q8_1 ? 4 : 2);
+            const uint8_t *qb = qa + xblk;
+            xg[g].lo[p] = _mm256_loadu2_m128i((const __m128i *)qb, (const __m128i *)qa);
+            xg[g].hi[p] = _mm256_loadu2_m128i((const __m128i *)(qb + 16), (const __m128i *)(qa + 16));
+        }
+        xg[g].d = _mm256_loadu_ps(d);
+        xg[g].s = q8_1 ? _mm256_loadu_ps(sf) : _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)c));
+    }
+}
+
+/* Eight halves at p + i·stride, i in PERM order, as floats. */
+AVX2_INLINE __m256 gather_h8(const uint8_t *p, size_t stride)
+{
+    uint64_t a = 0, b = 0;
+    for (int k = 0; k < 4; k++) {
+        uint16_t ha, hb;
+        memcpy(&ha, p + (size_t)PERM[k] * stride, 2);
+        memcpy(&hb, p + (size_t)PERM[k + 4] * stride, 2);
+        a |= (uint64_t)ha << (16 * k);
+        b |= (uint64_t)hb << (16 * k);
+    }
+    return _mm256_cvtph_ps(_mm_set_epi64x((long long)b, (long long)a));
+}
+
+/* The fifth bits of two Q5 blocks' first (second) halves, as the 32-bit
+ * word bit4_32 expects. */
+static inline uint32_t qh_lo2(const uint8_t *qha, const uint8_t *qhb)
+{
+    return (ld32(qha) & 0xffffu) | (ld32(qhb) << 16);
+}
+static inline uint32_t qh_hi2(const uint8_t *qha, const uint8_t *qhb)
+{
+    return (ld32(qha) >> 16) | (ld32(qhb) & 0xffff0000u);
+}
+
+AVX2_INLINE __m256i bit4_w(uint32_t w)
+{
+    uint8_t b[4];
+    memcpy(b, &w, 4);
+    return bit4_32(b);
+}
+
+/* One row of a legacy type against the prepared groups; the tail blocks
+ * [8·ng, nb) use xq directly. */
+AVX2_INLINE float mv_leg_row(uint32_t type, const uint8_t *row, const struct xgrp *xg, int64_t ng,
+                             const uint8_t *xq, int64_t nb)
+{
+    const bool five = type == ANC_DT_Q5_0 || type == ANC_DT_Q5_1;
+    const bool with_min = type == ANC_DT_Q4_1 || type == ANC_DT_Q5_1;
+    const size_t bb = type == ANC_DT_Q4_0 ? sizeof(struct block_q4_0) : type == ANC_DT_Q4_1 ? sizeof(struct block_q4_1)
+                    : type == ANC_DT_Q5_0 ? sizeof(struct block_q5_0) : sizeof(struct block_q5_1);
+    const size_t qs_off = type == ANC_DT_Q4_0 ? offsetof(struct block_q4_0, qs)
+                        : type == ANC_DT_Q4_1 ? offsetof(struct block_q4_1, qs)
+                        : type == ANC_DT_Q5_0 ? offsetof(struct block_q5_0, qs) : offsetof(struct block_q5_1, qs);
+    const size_t qh_off = type == ANC_DT_Q5_0 ? offsetof(struct block_q5_0, qh) : offsetof(struct block_q5_1, qh);
+    const size_t m_off = type == ANC_DT_Q4_1 ? offsetof(struct block_q4_1, m) : offsetof(struct block_q5_1, m);
+    const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    for (int64_t g = 0; g < ng; g++) {
+        const uint8_t *wb = row + (size_t)g * 8 * bb;
+        const struct xgrp *x = xg + g;
+        __m256i v[4];
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++) {
+            const uint8_t *ba = wb + (size_t)(2 * p) * bb, *bbk = ba + bb;
+            __m256i q = _mm256_loadu2_m128i((const __m128i *)(bbk + qs_off), (const __m128i *)(ba + qs_off));
+            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if (five) {
+                lo = _mm256_or_si256(lo, bit4_w(qh_lo2(ba + qh_off, bbk + qh_off)));
+                hi = _mm256_or_si256(hi, bit4_w(qh_hi2(ba + qh_off, bbk + qh_off)));
+            }
+            /* int16: 2·31·127·2 < 2^15 */
+            __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, x->lo[p]), _mm256_maddubs_epi16(hi, x->hi[p]));
+            v[p] = _mm256_madd_epi16(p16, ones);
+        }
+        __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+        __m256 dw = gather_h8(wb, bb);
+        if (with_min) {
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, x->d), _mm256_cvtepi32_ps(s), acc);
+            accm = _mm256_fmadd_ps(gather_h8(wb + m_off, bb), x->s, accm);
+        } else {
+            s = _mm256_sub_epi32(s, _mm256_castps_si256(x->s));
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, x->d), _mm256_cvtepi32_ps(s), acc);
+        }
+    }
+    float sum = hsum256(_mm256_add_ps(acc, accm));
+    int64_t b0 = 8 * ng;
+    if (b0 < nb) {
+        const size_t xb = with_min ? sizeof(struct block_q8_1) : sizeof(struct block_q8_0);
+        const uint8_t *wt = row + (size_t)b0 * bb, *xt = xq + (size_t)b0 * xb;
+        int64_t nt = (nb - b0) * QUANT_QK;
+        sum += type == ANC_DT_Q4_0 ? dot_q8_q4_0(wt, xt, nt) : type == ANC_DT_Q4_1 ? dot_q8_q4_1(wt, xt, nt)
+             : type == ANC_DT_Q5_0 ? dot_q8_q5_0(wt, xt, nt) : dot_q8_q5_1(wt, xt, nt);
+    }
+    return sum;
+}
+
+AVX2_INLINE void mv_leg(uint32_t type, float *y, const void *w, size_t row_bytes, int64_t nr,
+                        const void *xq, int64_t n, void *scratch)
+{
+    const bool with_min = type == ANC_DT_Q4_1 || type == ANC_DT_Q5_1;
+    const int32_t off = type == ANC_DT_Q4_0 ? 8 : 16;
+    const int64_t nb = n / QUANT_QK, ng = nb / 8;
+    struct xgrp *xg = scratch;
+    prep_grp(xq, with_min, off, ng, xg);
+    for (int64_t r = 0; r < nr; r++)
+        y[r] = mv_leg_row(type, (const uint8_t *)w + (size_t)r * row_bytes, xg, ng, xq, nb);
+}
+
+/* Q8_0 weights: one block per vector (no pairing), natural block order. */
+AVX2 static void mv_q8_0(float *y, const void *w, size_t row_bytes, int64_t nr, const void *xq,
+                         int64_t n, void *scratch)
+{
+    const int64_t nb = n / QUANT_QK, ng = nb / 8;
+    const struct block_q8_0 *x = xq;
+    __m256 *xd = scratch;
+    for (int64_t g = 0; g < ng; g++) {
+        float d[8];
+        for (int k = 0; k < 8; k++) d[k] = f16s(x[8 * g + k].d);
+        xd[g] = _mm256_loadu_ps(d);
+    }
+    for (int64_t r = 0; r < nr; r++) {
+        const struct block_q8_0 *wr = (const struct block_q8_0 *)((const uint8_t *)w + (size_t)r * row_bytes);
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t g = 0; g < ng; g++) {
+            const struct block_q8_0 *wb = wr + 8 * g, *xb = x + 8 * g;
+            __m256i v[8];
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) v[k] = isum_s8(XQS(wb[k]), XQS(xb[k]));
+            __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+            __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+            /* h0 = [b0..b3 low-lane parts | b0..b3 high-lane parts], h1 the same for b4..b7 */
+            __m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),
+                                         _mm256_permute2x128_si256(h0, h1, 0x31));
+            uint64_t a = 0, b = 0;
+            for (int k = 0; k < 4; k++) {
+                a |= (uint64_t)wb[k].d << (16 * k);
+                b |= (uint64_t)wb[k + 4].d << (16 * k);
+            }
+            __m256 dw = _mm256_cvtph_ps(_mm_set_epi64x((long long)b, (long long)a));
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, xd[g]), _mm256_cvtepi32_ps(s), acc);
+        }
+        float sum = hsum256(acc);
+        if (8 * ng < nb) sum += dot_q8_q8_0(wr + 8 * ng, x + 8 * ng, (nb - 8 * ng) * QUANT_QK);
+        y[r] = sum;
+    }
+}
+
+/* Row kernels for the types without a dedicated decode loop. */
+AVX2_INLINE void mv_rows(cpu_dot_q8_fn dot, float *y, const void *w, size_t row_bytes, int64_t nr,
+                         const void *xq, int64_t n)
+{
+    for (int64_t r = 0; r < nr; r++) y[r] = dot((const uint8_t *)w + (size_t)r * row_bytes, xq, n);
+}
+
 /* Token tiles of PT, then the 1..3 left over; T is a constant in each call
  * so the micro-kernels unroll and keep their accumulators in registers. */
 #define TOKEN_TILES(CALL)                                                       \
@@ -916,6 +1114,10 @@ AVX2_INLINE void mm_leg(uint32_t type, const bool with_min, const int steps16, i
                         int64_t ldy, const void *w, size_t row_bytes, int64_t nr, const void *xq,
                         size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
 {
+    if (n_tok == 1) {
+        mv_leg(type, y, w, row_bytes, nr, xq, n, scratch);
+        return;
+    }
     const int64_t nb = n / QUANT_QK;
     struct pk32 *pk = scratch;
     struct xinfo *xi = tok_area(scratch, n);
@@ -947,6 +1149,10 @@ MM_LEG(mm_q5_1, ANC_DT_Q5_1, true, 4, 0)
 AVX2 static void mm_q8_0(float *y, int64_t ldy, const void *w, size_t row_bytes, int64_t nr,
                          const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
 {
+    if (n_tok == 1) {
+        mv_q8_0(y, w, row_bytes, nr, xq, n, scratch);
+        return;
+    }
     const int64_t nb = n / QUANT_QK;
     struct pk8 *pk = scratch;
     struct xinfo *xi = tok_area(scratch, n);
@@ -966,6 +1172,10 @@ AVX2_INLINE void mm_k45(const bool five, const int steps16, float *y, int64_t ld
                         size_t row_bytes, int64_t nr, const void *xq, size_t xq_bytes, int32_t n_tok,
                         int64_t n, void *scratch)
 {
+    if (n_tok == 1) {
+        mv_rows(five ? dot_q8_q5_k : dot_q8_q4_k, y, w, row_bytes, nr, xq, n);
+        return;
+    }
     const int64_t nsb = n / QUANT_QK_K;
     struct pkk *pk = scratch;
     int16_t *P = tok_area(scratch, n);
@@ -996,6 +1206,10 @@ AVX2 static void mm_q5_k(float *y, int64_t ldy, const void *w, size_t row_bytes,
 AVX2 static void mm_q6_k(float *y, int64_t ldy, const void *w, size_t row_bytes, int64_t nr,
                          const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
 {
+    if (n_tok == 1) {
+        mv_rows(dot_q8_q6_k, y, w, row_bytes, nr, xq, n);
+        return;
+    }
     const int64_t nsb = n / QUANT_QK_K;
     struct pk6 *pk = scratch;
     for (int64_t r0 = 0; r0 < nr; r0 += PR) {
@@ -1089,6 +1303,11 @@ AVX2_INLINE void mm_float(uint32_t type, float *y, int64_t ldy, const void *w, s
                           int64_t nr, const float *x, int64_t ldx, int32_t n_tok, int64_t n,
                           void *scratch)
 {
+    if (n_tok == 1) { /* nothing to reuse: stream the rows */
+        cpu_dot_f_fn dot = type == ANC_DT_F32 ? dot_f_f32 : type == ANC_DT_F16 ? dot_f_f16 : dot_f_bf16;
+        for (int64_t r = 0; r < nr; r++) y[r] = dot((const uint8_t *)w + (size_t)r * row_bytes, x, n);
+        return;
+    }
     float *pk = scratch;
     for (int64_t r0 = 0; r0 < nr; r0 += FR) {
         int nrv = nr - r0 < FR ? (int)(nr - r0) : FR;
