@@ -45,6 +45,8 @@
 static const uint32_t types[] = {ANC_DT_F32,  ANC_DT_F16,  ANC_DT_BF16, ANC_DT_Q4_0,
                                  ANC_DT_Q4_1, ANC_DT_Q5_0, ANC_DT_Q5_1, ANC_DT_Q8_0,
                                  ANC_DT_Q4_K, ANC_DT_Q5_K, ANC_DT_Q6_K};
+static int64_t block_elems(uint32_t t) { return anc_dtype_get(t)->block_elems; }
+
 static const int64_t sizes[] = {256, 2048, 5632, 800, 803};
 /* 800 = 25 blocks of 32 (not whole groups of 8 blocks, not a multiple of
  * 256: legacy and float types only); 803: float types only (odd tail). */
@@ -86,7 +88,6 @@ static uint16_t rnd_scale(void)
 
 static bool is_float_type(uint32_t t) { return t == ANC_DT_F32 || t == ANC_DT_F16 || t == ANC_DT_BF16; }
 
-static int64_t block_elems(uint32_t t) { return anc_dtype_get(t)->block_elems; }
 
 static void rnd_bytes(uint8_t *p, size_t n)
 {

@@ -135,8 +135,10 @@ static void draw_latency(const struct memory_state *s, struct rect r)
     snprintf(stats, sizeof stats, "min %.1f med %.1f max %.1f ms", s->lat_min, s->lat_med, s->lat_max);
     int sw = ui_width(stats);
     int lw = ui_text(r.y, r.x, r.w, ROLE_PANEL_LABEL, "latency ");
-    /* bars scaled to 3x the median: an odd slow token does not flatten the rest */
+    /* bars scaled between 2x and 3x the median: an odd slow token does not
+       flatten the rest, and steady latencies do not fill the whole box */
     float hi = s->lat_med * 3 < s->lat_max ? s->lat_med * 3 : s->lat_max;
+    if (hi < s->lat_med * 2) hi = s->lat_med * 2;
     if (r.h == 1) {
         /* one row: sparkline then the numbers, if both fit */
         int room = r.w - lw - sw - 1;

@@ -204,6 +204,10 @@ static void draw_sink_line(const struct sinks_state *s, int y, int x, int w)
 static void draw_layers(const struct sinks_state *s, struct rect r)
 {
     if (s->n_layer <= 0 || r.h <= 0) return;
+    float hi = 0;
+    for (int l = 0; l < s->n_layer; l++)
+        if (s->layer[l] > hi) hi = s->layer[l];
+    hi = hi < 0.01f ? 0.01f : hi > 1 ? 1 : hi;
     if (r.h >= s->n_layer + 1 && r.w >= 24) {
         ui_text(r.y, r.x, r.w, ROLE_PANEL_LABEL, "per layer");
         for (int l = 0; l < s->n_layer; l++) {
@@ -217,7 +221,7 @@ static void draw_layers(const struct sinks_state *s, struct rect r)
     }
     if (r.h < 2) return;
     char label[48];
-    snprintf(label, sizeof label, "per layer L0..L%d", s->n_layer - 1);
+    snprintf(label, sizeof label, "per layer L0..L%d \u2264%.1f%%", s->n_layer - 1, hi * 100);
     ui_text(r.y + r.h - 1, r.x, r.w, ROLE_PANEL_LABEL, label);
     int lw = ui_width(label) + 1, room = r.w - lw;
     int bw = room / s->n_layer;
@@ -227,7 +231,7 @@ static void draw_layers(const struct sinks_state *s, struct rect r)
     int n = 0;
     for (int l = 0; l < s->n_layer; l++)
         for (int k = 0; k < bw; k++) v[n++] = (k == bw - 1 && bw > 1) ? NAN : s->layer[l];
-    ui_bars((struct rect){r.y, r.x + lw, r.h, n}, v, n, 0, 1, ROLE_SPARK);
+    ui_bars((struct rect){r.y, r.x + lw, r.h, n}, v, n, 0, hi, ROLE_SPARK);
 }
 
 static void sinks_draw(const void *state, struct rect r)
