@@ -17,7 +17,7 @@ FILES="tokenizer_gpt2.tsv tokenizer_gpt2_llama_bpe.tsv tokenizer_gpt2_qwen2.tsv
 
 # $REF_PYTHON (configure's pick) first, then the usual names.
 py=
-for cand in "${REF_PYTHON:-}" python3 /tmp/pyref/bin/python; do
+for cand in "${ANC_REF_PYTHON:-}" "${ANC_SRCDIR:-.}/.venv-ref/bin/python" "${REF_PYTHON:-}" python3 /tmp/pyref/bin/python; do
   [ -n "$cand" ] || continue
   if "$cand" -c 'import tokenizers, regex, gguf' >/dev/null 2>&1; then py=$cand; break; fi
 done
