@@ -45,6 +45,7 @@ struct app {
     struct browser *browser;
     enum overlay overlay;
     int panels_choice;            /* PANELS_AUTO: by width */
+    bool choice_wide;             /* the choice was made on a wide terminal */
     struct layout layout;
     char msg[1024];               /* the message line */
     bool msg_error;
@@ -177,7 +178,11 @@ static bool curses_start(const struct tui_opts *o)
     set_escdelay(25);
     leaveok(stdscr, FALSE);
     if (!o->no_mouse) {
-        mousemask(BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
+        mmask_t wheel = BUTTON4_PRESSED;
+#ifdef BUTTON5_PRESSED
+        wheel |= BUTTON5_PRESSED;
+#endif
+        mousemask(wheel, NULL);
         mouseinterval(0);
     }
     define_key("\033[200~", INPUT_KEY_PASTE_BEGIN);
@@ -287,9 +292,13 @@ static bool apply_theme(struct app *a, const char *name)
     return ok;
 }
 
-static bool panels_on(const struct app *a)
+/* F2 chooses for the terminal as it is: growing a narrow terminal past
+ * the fold width (or shrinking a wide one) goes back to the default. */
+static bool panels_on(struct app *a)
 {
-    return a->panels_choice == PANELS_AUTO ? layout_panels_default(COLS) : a->panels_choice == PANELS_ON;
+    bool wide = layout_panels_default(COLS);
+    if (a->panels_choice != PANELS_AUTO && a->choice_wide != wide) a->panels_choice = PANELS_AUTO;
+    return a->panels_choice == PANELS_AUTO ? wide : a->panels_choice == PANELS_ON;
 }
 
 static bool is_blank(const char *s)
@@ -345,9 +354,15 @@ static void submit(struct app *a, char *line)
         return;
     }
     if (f & CHAT_THEME) {
+        a->msg[0] = '\0';
         if (apply_theme(a, reply)) {
+            char warning[sizeof a->msg];
+            snprintf(warning, sizeof warning, "%s", a->msg); /* bad lines in the file */
             chat_set_theme_name(a->chat, reply);
-            set_message(a, false, "theme %s%s", reply, theme_colour_off() ? " (colours are off: NO_COLOR or the terminal)" : "");
+            if (warning[0]) set_message(a, true, "theme %s: %s", reply, warning);
+            else if (theme_colour_off())
+                set_message(a, false, "theme %s (colours are off: NO_COLOR or the terminal)", reply);
+            else set_message(a, false, "theme %s", reply);
         }
         return;
     }
@@ -377,9 +392,20 @@ static void act_top(struct app *a) { chat_pane_home(a->pane); }
 static void act_bottom(struct app *a) { chat_pane_end(a->pane); }
 static void act_redraw(struct app *a) { clearok(curscr, TRUE); }
 static void act_interrupt(struct app *a) { interrupt(a); }
+/* Ctrl-Z: raw mode turned it into a key; stop as the shell expects (curses'
+ * own SIGTSTP handler leaves and restores the screen around the stop). */
+static void act_suspend(struct app *a)
+{
+    paste_mode(false);
+    raise(SIGTSTP);
+    paste_mode(true);
+    clearok(curscr, TRUE);
+    a->dirty = true;
+}
 static void act_panels(struct app *a)
 {
     a->panels_choice = panels_on(a) ? PANELS_OFF : PANELS_ON;
+    a->choice_wide = layout_panels_default(COLS);
 }
 
 struct binding {
@@ -401,6 +427,7 @@ static const struct binding bindings[] = {
     {true, KEY_END, true, act_bottom},
     {false, 3, false, act_interrupt},  /* Ctrl-C */
     {false, 12, false, act_redraw},    /* Ctrl-L */
+    {false, 26, false, act_suspend},   /* Ctrl-Z */
 };
 
 /* Keys known by name only (their codes vary between terminals). */
@@ -690,6 +717,10 @@ int tui_run(struct chat *c, const struct tui_opts *o)
         if (a.dirty && !a.quit) draw(&a);
     }
     int rc = a.exit_code;
+    /* leave a blank alternate screen: some terminals (tmux after a resize)
+       let part of it show through when the normal screen comes back */
+    erase();
+    refresh();
     app_free(&a);
     terminal_restore();
     signals_restore();

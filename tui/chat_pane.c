@@ -188,10 +188,14 @@ static void sync_cache(struct chat_pane *p, const struct chat_view *v, int w)
 
 /* ---- scrolling ----------------------------------------------------------- */
 
+/* All wrapped lines, less the blank that follows the last message (the
+ * end of the conversation sits on the bottom row). */
 static int total_lines(const struct chat_pane *p)
 {
     int t = 0;
     for (size_t i = 0; i < p->n_mc; i++) t += p->mc[i].n;
+    if (p->n_mc && p->mc[p->n_mc - 1].n && p->mc[p->n_mc - 1].lines[p->mc[p->n_mc - 1].n - 1].kind == LINE_BLANK)
+        t--;
     return t;
 }
 
@@ -362,6 +366,8 @@ void chat_pane_draw(struct chat_pane *p, struct rect box, const struct chat_view
     sync_cache(p, v, txt.w);
     p->total = total_lines(p);
     p->height = txt.h;
+    int turns = 0;
+    for (size_t i = 0; i < v->n_msgs; i++) turns += panel_msg_numbered(v->msgs[i].role);
     if (v->n_msgs == 0) {
         draw_welcome(txt, v);
         return;
@@ -394,6 +400,8 @@ void chat_pane_draw(struct chat_pane *p, struct rect box, const struct chat_view
         }
         skip = 0;
     }
+    if (turns == 0 && txt.h - row >= 7) /* only notices so far: greet below them */
+        draw_welcome((struct rect){txt.y + row, txt.x, txt.h - row, txt.w}, v);
     if (!p->follow) {
         char more[64];
         snprintf(more, sizeof more, "\u2193 %d more line%s \u00b7 End", p->total - p->top - txt.h,

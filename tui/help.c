@@ -38,6 +38,7 @@ static const struct item keys[] = {
                            "when idle, clear the input line. Never quits"},
     {ITEM_ENTRY, "Ctrl-D, F10", "quit (Ctrl-D on an empty line), as /quit does"},
     {ITEM_ENTRY, "Ctrl-L", "redraw the screen"},
+    {ITEM_ENTRY, "Ctrl-Z", "suspend to the shell (fg comes back)"},
 };
 
 static const struct item panels[] = {
@@ -163,7 +164,7 @@ static void add_items(struct hlines *L, const struct item *it, size_t n, int kw,
 
 void help_draw(struct help *h, int lines, int cols)
 {
-    int w = cols - 4 > 100 ? 100 : cols - 4, hh = lines - 2;
+    int w = cols >= 104 ? 100 : cols, hh = lines - 2;
     if (w < 30 || hh < 5) return;
     struct rect box = {1, (cols - w) / 2, hh, w};
     ui_fill_rect(box, ROLE_NORMAL);

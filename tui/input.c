@@ -216,8 +216,13 @@ static void history_open(struct input *in)
     if (!mkdirs(dir)) return;
     if (snprintf(in->hist_path, sizeof in->hist_path, "%s/history", dir) >= (int)sizeof in->hist_path)
         return;
-    int fd = open(in->hist_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    int fd = open(in->hist_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) return;
+    /* Entries are written after a "#<time>" line, so an entry of several
+       lines reads back as one; a file without them (older, or edited by
+       hand) is read a line per entry. */
+    char first[2] = "";
+    history_multiline_entries = read(fd, first, 2) == 2 && first[0] == '#' && first[1] >= '0' && first[1] <= '9';
     close(fd);
     in->hist_ok = true;
     read_history(in->hist_path);
@@ -271,7 +276,7 @@ struct input *input_new(struct chat *c)
     using_history();
     stifle_history(HISTORY_MAX);
     history_write_timestamps = 1; /* timestamps delimit multi-line entries */
-    history_multiline_entries = 1;
+    history_comment_char = '#';   /* (readline writes them only with one) */
     history_open(in);
     rl_callback_handler_install("", rl_hook_line);
     return in;

@@ -1,6 +1,6 @@
 /* panel.c — the panel registry, panel_new/panel_free, and what the KV
  * panel and the chat pane share (which messages the model still sees).
- * No curses calls here and nothing from the engine beyond ancora.h types. */
+ * Draws only through widgets.h; nothing from the engine beyond ancora.h. */
 #include "panel.h"
 
 #include <stdlib.h>

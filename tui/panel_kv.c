@@ -120,7 +120,8 @@ static void kv_update(void *state, const struct panel_input *in)
     s->window = st->window;
     s->n_sink = st->n_sink;
     s->n_sink_now = st->n_sink_now;
-    if (grow((void **)&s->sorted, &s->sorted_cap, in->n_orig, sizeof *s->sorted)) {
+    s->n_sorted = 0;
+    if (in->n_orig > 0 && grow((void **)&s->sorted, &s->sorted_cap, in->n_orig, sizeof *s->sorted)) {
         memcpy(s->sorted, in->orig_sorted, (size_t)in->n_orig * sizeof *s->sorted);
         s->n_sorted = in->n_orig;
     }

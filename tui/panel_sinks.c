@@ -17,6 +17,7 @@ struct sinks_state {
     bool have;
     enum anc_cache_policy policy;
     int32_t n_sink, n_sink_now, n_layer;
+    int32_t want_sinks;       /* asked for; the next token applies it */
     int64_t seen;
     int32_t ids[ANC_STATS_MAX_SINKS];
     int32_t text_id[ANC_STATS_MAX_SINKS]; /* whose text[] holds (-1: none yet) */
@@ -94,6 +95,9 @@ static void sinks_update(void *state, const struct panel_input *in)
     s->have = true;
     s->policy = st->policy;
     s->n_sink = st->n_sink;
+    s->want_sinks = in->params && in->params->cache == ANC_CACHE_SINK ? in->params->n_sink
+                    : in->params                                      ? 0
+                                                                      : st->n_sink;
     s->n_sink_now = st->n_sink_now < 0 ? 0
                     : st->n_sink_now > ANC_STATS_MAX_SINKS ? ANC_STATS_MAX_SINKS
                                                            : st->n_sink_now;
@@ -122,7 +126,12 @@ static void sinks_update(void *state, const struct panel_input *in)
 static void sinks_tag(const void *state, char *buf, size_t cap)
 {
     const struct sinks_state *s = state;
-    if (s->have) snprintf(buf, cap, "%d of %d", (int)s->n_sink_now, (int)s->n_sink);
+    if (!s->have) return;
+    if (s->want_sinks != s->n_sink)
+        snprintf(buf, cap, "%d of %d \u2192 %d next token", (int)s->n_sink_now, (int)s->n_sink,
+                 (int)s->want_sinks);
+    else
+        snprintf(buf, cap, "%d of %d", (int)s->n_sink_now, (int)s->n_sink);
 }
 
 /* ---- drawing ------------------------------------------------------------ */
@@ -257,25 +266,28 @@ static void sinks_draw(const void *state, struct rect r)
     int y = r.y, left = r.h;
     draw_gauge(s, y++, r.x, r.w);
     if (--left <= 0) return;
-    /* rows: trend (1..3), sinks (1 or one each), per-layer (rest) */
-    int sink_rows = left >= 3 + s->n_sink_now ? s->n_sink_now : 1;
-    int trend = left - sink_rows >= 1 ? 1 : 0;
-    int spare = left - sink_rows - trend;
-    int layers = spare >= 3 ? spare : 0;
-    if (layers > s->n_layer + 1) layers = s->n_layer + 1;
-    int extra = spare - layers;
-    if (trend && extra > 0) {
-        int add = extra > 3 ? 3 : extra;
-        trend += add;
-        extra -= add;
+    /* rows, most useful first: the sinks (one line, or one each), the
+       trend (1..3 rows), per-layer bars (a row each, or a small chart) */
+    int sink_rows = 1, trend = left >= 2 ? 1 : 0;
+    int rest = left - sink_rows - trend;
+    int layers = 0;
+    if (rest >= s->n_layer + 1) layers = s->n_layer + 1;
+    else if (rest >= 3) layers = rest > 6 ? 6 : rest;
+    rest -= layers;
+    if (rest >= s->n_sink_now - 1 && s->n_sink_now > 1) {
+        sink_rows = s->n_sink_now;
+        rest -= s->n_sink_now - 1;
     }
+    int add = rest > 2 ? 2 : rest;
+    trend += add;
+    rest -= add;
     if (trend) {
         draw_history(s, (struct rect){y, r.x, trend, r.w});
         y += trend;
     }
     if (sink_rows == 1) draw_sink_line(s, y++, r.x, r.w);
     else y += draw_sink_rows(s, (struct rect){y, r.x, sink_rows, r.w});
-    if (layers) draw_layers(s, (struct rect){y + (extra > 0), r.x, layers, r.w});
+    if (layers) draw_layers(s, (struct rect){y + (rest > 0), r.x, layers, r.w});
 }
 
 const struct panel_class panel_sinks_class = {

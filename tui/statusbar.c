@@ -24,20 +24,39 @@ static int segment(int y, int x, int w, int used, enum theme_role role, const ch
     return used + ui_text(y, x + used, w - used, role, text);
 }
 
+/* Right side: speed while generating, history state, session, theme. */
+static void right_text(const struct status_info *si, const char *sep, char *buf, size_t cap)
+{
+    const struct chat_view *v = si->view;
+    size_t o = 0;
+    buf[0] = '\0';
+    if (v && v->state == CHAT_GENERATING && si->st && si->st->decode_tok_s > 0)
+        o += (size_t)snprintf(buf + o, cap - o, "%.0f tok/s%s", si->st->decode_tok_s, sep);
+    if (v && !v->history_ok && o < cap) o += (size_t)snprintf(buf + o, cap - o, "history off%s", sep);
+    if (v && v->session_id > 0 && o < cap)
+        o += (size_t)snprintf(buf + o, cap - o, "session #%lld%s", (long long)v->session_id, sep);
+    if (o < cap)
+        snprintf(buf + o, cap - o, "theme %s%s ", si->theme ? si->theme : "default",
+                 si->colour_off ? " (no colour)" : "");
+}
+
 void statusbar_draw(struct rect r, const struct status_info *si)
 {
     const struct chat_view *v = si->view;
     bool uni = ui_unicode();
-    ui_fill(r.y, r.x, r.w, ROLE_STATUS_BAR);
-    int used = 0;
-    enum chat_state state = v ? v->state : CHAT_IDLE;
-    used = segment(r.y, r.x, r.w, used, state == CHAT_IDLE ? ROLE_STATUS_IDLE : ROLE_STATUS_BUSY,
-                   state_text(state, uni));
-    char buf[256];
     const char *sep = uni ? " \u2502 " : " | ";
+    ui_fill(r.y, r.x, r.w, ROLE_STATUS_BAR);
+    char right[256], buf[256];
+    right_text(si, sep, right, sizeof right);
+    int rw = ui_width(right);
+    bool show_right = rw + 20 <= r.w;
+    int left_w = show_right ? r.w - rw - 2 : r.w, used = 0;
+    enum chat_state state = v ? v->state : CHAT_IDLE;
+    used = segment(r.y, r.x, left_w, used, state == CHAT_IDLE ? ROLE_STATUS_IDLE : ROLE_STATUS_BUSY,
+                   state_text(state, uni));
     if (v) {
         snprintf(buf, sizeof buf, " %s", v->model_name && *v->model_name ? v->model_name : "model");
-        used = segment(r.y, r.x, r.w, used, ROLE_STATUS_BAR, buf);
+        used = segment(r.y, r.x, left_w, used, ROLE_STATUS_BAR, buf);
         const struct anc_session_params *p = &v->params;
         if (p->cache == ANC_CACHE_SINK)
             snprintf(buf, sizeof buf, "%ssink policy  window %d  sinks %d", sep, (int)p->window, (int)p->n_sink);
@@ -46,22 +65,16 @@ void statusbar_draw(struct rect r, const struct status_info *si)
         else
             snprintf(buf, sizeof buf, "%s%s policy  window %d", sep, anc_cache_policy_name(p->cache),
                      (int)p->window);
-        used = segment(r.y, r.x, r.w, used, ROLE_STATUS_BAR, buf);
+        used = segment(r.y, r.x, left_w, used, ROLE_STATUS_BAR, buf);
         snprintf(buf, sizeof buf, "%stemp %.2g", sep, (double)p->sampling.temp);
-        used = segment(r.y, r.x, r.w, used, ROLE_STATUS_BAR, buf);
+        used = segment(r.y, r.x, left_w, used, ROLE_STATUS_BAR, buf);
+        if (v->title && *v->title) {
+            /* the session title, shortened to the room left */
+            int n = ui_text(r.y, r.x + used, left_w - used, ROLE_STATUS_BAR, sep);
+            if (n == ui_width(sep)) ui_text(r.y, r.x + used + n, left_w - used - n, ROLE_STATUS_BAR, v->title);
+        }
     }
-    /* right side: session, theme, speed while generating */
-    char right[256] = "";
-    size_t o = 0;
-    if (v && state == CHAT_GENERATING && si->st && si->st->decode_tok_s > 0)
-        o += (size_t)snprintf(right + o, sizeof right - o, "%.0f tok/s%s", si->st->decode_tok_s, sep);
-    if (v && !v->history_ok) o += (size_t)snprintf(right + o, sizeof right - o, "history off%s", sep);
-    if (v && v->session_id > 0)
-        o += (size_t)snprintf(right + o, sizeof right - o, "session #%lld%s", (long long)v->session_id, sep);
-    snprintf(right + o, sizeof right - o, "theme %s%s ", si->theme ? si->theme : "default",
-             si->colour_off ? " (no colour)" : "");
-    int rw = ui_width(right);
-    if (used + 2 + rw <= r.w) ui_text(r.y, r.x + r.w - rw, rw, ROLE_STATUS_BAR, right);
+    if (show_right) ui_text(r.y, r.x + r.w - rw, rw, ROLE_STATUS_BAR, right);
 }
 
 struct hint {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef ANC_DATADIR
 #define ANC_DATADIR "/usr/local/share/ancora"
@@ -471,6 +472,17 @@ static int theme_dirs(char dirs[][1024], int max)
     if (src && *src && n < max) snprintf(dirs[n++], 1024, "%s/themes", src);
     if (n < max) snprintf(dirs[n++], 1024, "%s/themes", ANC_DATADIR);
     if (n < max) snprintf(dirs[n++], 1024, "themes");
+    /* beside the program, for a run from the build tree */
+    char exe[1024];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0 && n < max) {
+        exe[len] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(dirs[n++], 1024, "%.1000s/themes", exe);
+        }
+    }
     return n;
 }
 

@@ -66,9 +66,9 @@ const char *theme_role_name(enum theme_role r);
 /* Start colours (after initscr). no_color: NO_COLOR or --no-color. */
 void theme_init(bool no_color);
 /* Load and apply a theme by name (NULL or "" = "default"). Files are looked
- * up in $XDG_CONFIG_HOME/ancora/themes, $ANC_THEMES_DIR, $ANC_SRCDIR/themes,
- * the installed data directory and ./themes; "default" and "mono" also
- * exist compiled in. Returns false (theme unchanged) and a message in msg if
+ * up in $XDG_CONFIG_HOME/ancora/themes (the user's, first), $ANC_THEMES_DIR,
+ * $ANC_SRCDIR/themes, the installed data directory, ./themes and themes/
+ * beside the program; "default" and "mono" also exist compiled in. Returns false (theme unchanged) and a message in msg if
  * the theme is unknown; returns true with a warning in msg when a file had
  * bad lines (they are skipped). */
 bool theme_apply(const char *name, char *msg, size_t msglen);

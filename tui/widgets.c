@@ -20,6 +20,37 @@ bool ui_unicode(void) { return unicode_ok; }
 
 /* ---- text -------------------------------------------------------------- */
 
+/* Without a UTF-8 locale: decode UTF-8 by hand and show the punctuation the
+ * interface uses as its nearest ASCII; anything else is '?'. */
+static size_t decode_ascii(const char *s, size_t len, wchar_t *wc, int *width)
+{
+    static const struct {
+        unsigned cp;
+        char ascii;
+    } translit[] = {
+        {0x00B7, '.'}, {0x00D7, 'x'}, {0x2013, '-'}, {0x2014, '-'}, {0x2026, '~'},
+        {0x2191, '^'}, {0x2193, 'v'}, {0x2264, '<'}, {0x2423, '_'}, {0x2424, '$'},
+        {0x2409, '>'}, {0x240D, '<'}, {0x2717, '!'}, {0x203A, '>'}, {0x21B5, '<'},
+        {0x25CF, '*'}, {0x25B6, '>'}, {0x25D0, '~'}, {0x2502, '|'}, {0x2500, '-'},
+    };
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = u[0] >= 0xF0 ? 4 : u[0] >= 0xE0 ? 3 : u[0] >= 0xC0 ? 2 : 1;
+    unsigned cp = n == 4 ? u[0] & 0x07u : n == 3 ? u[0] & 0x0Fu : u[0] & 0x1Fu;
+    if (n > len) n = 1;
+    for (size_t i = 1; i < n; i++) {
+        if ((u[i] & 0xC0) != 0x80) {
+            n = 1;
+            break;
+        }
+        cp = cp << 6 | (u[i] & 0x3Fu);
+    }
+    *wc = L'?';
+    *width = 1;
+    for (size_t i = 0; n > 1 && i < sizeof translit / sizeof translit[0]; i++)
+        if (translit[i].cp == cp) *wc = (wchar_t)translit[i].ascii;
+    return n;
+}
+
 size_t ui_decode(const char *s, size_t len, wchar_t *wc, int *width)
 {
     if (len == 0) {
@@ -42,6 +73,7 @@ size_t ui_decode(const char *s, size_t len, wchar_t *wc, int *width)
         }
         return 1;
     }
+    if (!unicode_ok) return decode_ascii(s, len, wc, width);
     mbstate_t st;
     memset(&st, 0, sizeof st);
     wchar_t w;

@@ -1,0 +1,319 @@
+#!/bin/bash
+# test_tui.sh — drives the real full-screen interface in tmux with
+# stories260K.gguf: the four panels, a streaming reply, every slash command
+# changing what the screen shows, Ctrl-C, resizing (80x24, 250x70) without
+# garbage, Chinese text inside the borders, /quit and Ctrl-D exiting 0 with
+# the terminal settings restored, a crash restoring the terminal, NO_COLOR,
+# and the messages landing in the database.
+# Needs: tmux (else skipped, 77), ../shared/models/stories260K.gguf.
+# Env: ANCORA (the program), ANC_MODELS_DIR, ANC_SRCDIR.
+
+set -u
+ANCORA=${ANCORA:-./ancora}
+ANC_MODELS_DIR=${ANC_MODELS_DIR:-../shared/models}
+ANC_SRCDIR=${ANC_SRCDIR:-.}
+MODEL=$ANC_MODELS_DIR/stories260K.gguf
+
+command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux is not installed"; exit 77; }
+# resize-window and the other commands used here need tmux 3
+tmux_major=$(tmux -V | sed -n 's/^tmux \([0-9]*\).*/\1/p')
+[ "${tmux_major:-0}" -ge 3 ] 2>/dev/null || { echo "SKIP: tmux 3 or newer needed ($(tmux -V))"; exit 77; }
+[ -d "$ANC_MODELS_DIR" ] || { echo "SKIP: no models folder $ANC_MODELS_DIR"; exit 77; }
+[ -f "$MODEL" ] || { echo "FAIL: $MODEL is missing"; exit 1; }
+
+# a UTF-8 locale for the program, tmux and wc -L (display widths)
+export LC_ALL=C.UTF-8 LANG=C.UTF-8
+locale -a 2>/dev/null | grep -qi '^c\.utf-\?8$' || { echo "SKIP: no C.UTF-8 locale"; exit 77; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ancora-tui.XXXXXX") || exit 1
+sock=$tmp/tmux.sock
+T() { tmux -u -S "$sock" -f /dev/null "$@"; }
+cleanup() { T kill-server >/dev/null 2>&1; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+failures=0
+pass() { echo "ok   $*"; }
+fail() { echo "FAIL $*"; failures=$((failures + 1)); }
+die() { echo "FAIL $*"; echo "--- screen:"; cap; exit 1; }
+
+# ---- driving the program ----------------------------------------------------
+
+cap() { T capture-pane -p -t tui 2>/dev/null; }
+send() { T send-keys -t tui -l -- "$1"; }
+key() { T send-keys -t tui "$@"; }
+cmd() { send "$1"; key Enter; }
+
+# wait_for PATTERN [SECONDS]: until the screen matches (grep -E)
+wait_for() {
+    local pat=$1 tenths=$(( ${2:-10} * 10 )) i=0
+    while [ $i -lt $tenths ]; do
+        cap | grep -qE -- "$pat" && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
+# wait_gone PATTERN [SECONDS]: until the screen no longer matches
+wait_gone() {
+    local pat=$1 tenths=$(( ${2:-10} * 10 )) i=0
+    while [ $i -lt $tenths ]; do
+        cap | grep -qE -- "$pat" || return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
+# check NAME PATTERN: the screen shows PATTERN within 5 s
+check() {
+    if wait_for "$2" 5; then pass "$1"; else fail "$1 (no '$2' on screen)"; cap | sed 's/^/    | /'; fi
+}
+
+# start W H ARGS...: a fresh program in a fresh tmux server; its exit
+# status and the terminal settings before and after go to files
+start() {
+    local w=$1 h=$2
+    shift 2
+    T kill-server >/dev/null 2>&1
+    rm -f "$tmp/status" "$tmp/stty.before" "$tmp/stty.after"
+    cat >"$tmp/run.sh" <<EOF
+#!/bin/bash
+export HOME='$tmp/home' XDG_CONFIG_HOME='$tmp/config' XDG_STATE_HOME='$tmp/state'
+export XDG_DATA_HOME='$tmp/data' ANC_THEMES_DIR='$ANC_SRCDIR/themes' LC_ALL=C.UTF-8
+${ENVX:-}
+ulimit -c 0
+stty -g > '$tmp/stty.before'
+'$ANCORA' chat -m '$MODEL' --db '$tmp/h.db' $*
+echo \$? > '$tmp/status'
+stty -g > '$tmp/stty.after'
+echo "exited"
+sleep 600
+EOF
+    chmod +x "$tmp/run.sh"
+    mkdir -p "$tmp/home"
+    T new-session -d -s tui -x "$w" -y "$h" "$tmp/run.sh" || die "tmux could not start"
+    wait_for 'F1 Help' 15 || die "the interface did not come up"
+}
+
+# The program's pid (the child of the pane's shell).
+program_pid() { ps -o pid= --ppid "$(T display-message -p -t tui '#{pane_pid}')" | head -1 | tr -d ' '; }
+
+wait_status() {
+    local i=0
+    while [ ! -s "$tmp/status" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    cat "$tmp/status" 2>/dev/null
+}
+
+# Every line at most W display columns; the chat box's right border in the
+# same column on every row of the box (wide characters included).
+check_geometry() {
+    local name=$1 w=$2 bad=0 line n=0 want=0 inbox=0 rest pre pw
+    while IFS= read -r line; do
+        n=$((n + 1))
+        pw=$(printf '%s' "$line" | wc -L)
+        if [ "$pw" -gt "$w" ]; then
+            fail "$name: line $n is $pw columns wide (> $w)"
+            bad=1
+        fi
+        case $line in
+        ┌*)
+            if [ $want -eq 0 ]; then
+                pre=${line%%┐*}
+                want=$(( $(printf '%s' "$pre" | wc -L) + 1 ))
+                inbox=1
+            fi
+            ;;
+        └*) inbox=0 ;;
+        │*)
+            [ $inbox -eq 1 ] || continue
+            rest=${line:1}
+            pre=${rest%%[│┃]*}
+            pw=$(( $(printf '%s' "$pre" | wc -L) + 2 ))
+            if [ "$pre" = "$rest" ] || [ $pw -ne $want ]; then
+                fail "$name: line $n: right border at column $pw, not $want"
+                bad=1
+            fi
+            ;;
+        esac
+    done < <(cap)
+    [ $want -gt 0 ] || { fail "$name: no box on screen"; bad=1; }
+    [ $bad -eq 0 ] && pass "$name: every line fits in $w columns, borders line up"
+    [ $bad -eq 0 ]
+}
+
+# ---- 1. the screen at 120x40 --------------------------------------------------
+
+start 120 40 --window 256 --sinks 4 -n 100000 --seed 7
+for title in "KV cache" "Sink tokens" "RoPE" "Memory"; do
+    check "panel '$title' is shown at 120x40" "─ $title ─"
+done
+check "status bar names the policy" "sink policy +window 256 +sinks 4"
+
+# ---- 2. a reply streams; Ctrl-C stops it and the program stays ------------------
+
+cmd "Once upon a time"
+wait_for "generating" 10 || die "no reply started"
+cap >"$tmp/c1"
+sleep 0.3
+cap >"$tmp/c2"
+if ! cmp -s "$tmp/c1" "$tmp/c2" && grep -q generating "$tmp/c2"; then
+    pass "the reply streams (two captures during generation differ)"
+else
+    fail "the screen did not change while generating"
+fi
+key C-c
+check "Ctrl-C stops the reply" "cancelled"
+check "and the program is idle again" "● idle"
+send "still here"
+check "input works after Ctrl-C" "› still here"
+key C-u
+
+# ---- 4. Chinese text and the borders ----------------------------------------------
+
+cmd "你好，世界"
+check "Chinese input renders" "你好，世界"
+key C-c
+check_geometry "120x40 with Chinese text" 120
+
+# ---- 5. resizing ------------------------------------------------------------------
+
+T resize-window -t tui -x 80 -y 24
+wait_gone "─ KV cache ─" 5 && pass "80x24: panels folded" || fail "80x24: panels still shown"
+check "80x24: chat and input" "─ Message ─"
+check_geometry "80x24" 80
+key F2
+check "80x24: F2 shows the panels" "─ KV cache ─"
+check_geometry "80x24 with panels" 80
+key F2
+wait_gone "─ KV cache ─" 5 && pass "80x24: F2 folds them again" || fail "F2 did not fold"
+T resize-window -t tui -x 250 -y 70
+check "250x70: panels shown" "─ Memory ─"
+check "250x70: per-layer sink bars" "per layer"
+check_geometry "250x70" 250
+T resize-window -t tui -x 120 -y 40
+check "back to 120x40" "─ Sink tokens ─"
+
+# ---- 3. commands change what the screen shows ---------------------------------
+
+cmd "/set window 128"
+check "/set window: status bar" "window 128"
+cmd "/set sinks 2"
+check "/set sinks: status bar" "sinks 2"
+check "/set sinks: Sink tokens panel" "→ 2 next token|of 2 ─"
+cmd "/set temp 0.5"
+check "/set temp: status bar" "temp 0.5"
+cmd "/rope theta 20000"
+check "/rope theta: RoPE panel" "base 20,000"
+cmd "/rope scale yarn 4 512"
+check "/rope scale: RoPE panel scaling" "yarn ×4"
+check "/rope scale: RoPE panel reach" "orig ctx 512 +reach 2,048"
+cmd "/title Anchors away"
+check "/title: chat box title" "┌─ Anchors away ─"
+cmd "/system You tell short stories."
+check "/system: shown in the chat" "System prompt"
+before=$(cap | tail -2 | head -1)
+cmd "/stats"
+i=0; while [ "$(cap | tail -2 | head -1)" = "$before" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+[ $i -lt 50 ] && pass "/stats: answer in the message line" || fail "/stats: no answer"
+cmd "/export md $tmp/out.md"
+i=0; while [ ! -s "$tmp/out.md" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+if grep -q "Once upon a time" "$tmp/out.md" 2>/dev/null; then pass "/export md: file written"; else fail "/export md: no file"; fi
+cmd "/theme light"
+check "/theme light: status bar" "theme light"
+cmd "/theme no-such-theme"
+check "/theme with a bad name: one-line explanation" "no theme 'no-such-theme'"
+cmd "/cache window"
+check "/cache window: status bar" "window policy"
+cmd "/set window banana"
+check "bad argument: explained, no crash" "✗"
+cmd "/help"
+check "/help: help overlay" "─ Help ─"
+check "/help: lists the commands" "/rope scale"
+key Escape
+wait_gone "─ Help ─" 5 && pass "Esc closes the help" || fail "help did not close"
+key F1
+check "F1 opens the help" "─ Help ─"
+key Escape
+wait_gone "─ Help ─" 5
+cmd "/sessions"
+check "/sessions: the browser" "Saved sessions"
+check "/sessions: lists this session" "Anchors away"
+key Escape
+wait_gone "Saved sessions" 5 && pass "Esc leaves the browser" || fail "browser did not close"
+
+# ---- 6. /new, then /quit: exit 0, terminal restored, messages stored -----------
+
+cmd "/new"
+check "/new: an empty conversation" "Type a message and press Enter"
+cmd "/quit"
+st=$(wait_status)
+[ "$st" = 0 ] && pass "/quit exits with status 0" || fail "/quit exit status '$st'"
+if cmp -s "$tmp/stty.before" "$tmp/stty.after"; then pass "/quit: terminal settings restored"; else fail "/quit: terminal settings differ"; fi
+wait_for "exited" 5 && ! cap | grep -q "F1 Help" && pass "/quit: the screen is given back" || fail "/quit: screen not restored"
+
+id=$("$ANCORA" history list --db "$tmp/h.db" 2>/dev/null | awk '/Anchors away/ {print $1; exit}')
+if [ -n "$id" ] && "$ANCORA" history show "$id" --db "$tmp/h.db" >"$tmp/show.txt" 2>&1 &&
+    grep -q "Once upon a time" "$tmp/show.txt" && grep -q "你好，世界" "$tmp/show.txt"; then
+    pass "the messages are in the database (session $id)"
+else
+    fail "messages not found in the database"
+fi
+
+# ---- 7. Ctrl-D on an empty line quits; history of input persists -----------------
+
+start 80 24 -n 5
+key C-d
+st=$(wait_status)
+[ "$st" = 0 ] && pass "Ctrl-D exits with status 0" || fail "Ctrl-D exit status '$st'"
+cmp -s "$tmp/stty.before" "$tmp/stty.after" && pass "Ctrl-D: terminal settings restored" || fail "Ctrl-D: terminal differs"
+if grep -q "/title Anchors away" "$tmp/state/ancora/history" 2>/dev/null; then
+    pass "input history kept in \$XDG_STATE_HOME/ancora/history"
+else
+    fail "no input history file"
+fi
+
+# ---- 8. a crash restores the terminal first ----------------------------------------
+
+start 100 30 -n 5
+pid=$(program_pid)
+if [ -n "$pid" ]; then
+    kill -SEGV "$pid"
+    st=$(wait_status)
+    [ "$st" = 139 ] && pass "SIGSEGV: the program dies by the signal" || fail "SIGSEGV: status '$st'"
+    cmp -s "$tmp/stty.before" "$tmp/stty.after" && pass "SIGSEGV: terminal settings restored" || fail "SIGSEGV: terminal differs"
+    check "SIGSEGV: message after the screen is restored" "ancora: fatal error"
+else
+    fail "could not find the program's pid"
+fi
+
+# ---- 9. NO_COLOR gives a monochrome screen ---------------------------------------
+
+ENVX="export NO_COLOR=1" start 100 30 -n 5
+if T capture-pane -e -p -t tui | grep -qE $'\e\\[(3[0-7]|38;5)'; then
+    fail "NO_COLOR: colours on screen"
+else
+    pass "NO_COLOR: no colours"
+fi
+check "NO_COLOR: said in the status bar" "no colour"
+key F10
+st=$(wait_status)
+[ "$st" = 0 ] && pass "F10 quits with status 0" || fail "F10 exit status '$st'"
+
+# ---- theme files cover every role in every section --------------------------------
+
+roles=$(sed -n 's/^ *X(ROLE_[A-Z0-9_]*, "\([a-z0-9.]*\)").*/\1/p' "$ANC_SRCDIR/tui/theme.h" | sort)
+for f in "$ANC_SRCDIR"/themes/*.theme; do
+    ok=1
+    for sect in all 256 16 8; do
+        got=$(awk -v want="$sect" '
+            /^\[/ { s = substr($0, 2, length($0) - 2); next }
+            /^[a-z]/ && (s == want || (want == "all" && s == "")) { print $1 }' "$f" | sort)
+        [ -z "$got" ] && continue
+        [ "$got" = "$roles" ] || { fail "$(basename "$f") [$sect] does not list every role once"; ok=0; }
+    done
+    [ $ok = 1 ] && pass "$(basename "$f") covers every role"
+done
+
+echo "$failures failure(s)"
+[ $failures -eq 0 ]
