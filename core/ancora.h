@@ -59,6 +59,8 @@ char *anc_detokenize(const struct anc_model *m, const int32_t *ids, size_t n);
 /* Bytes of token id after prev (-1 at the start), snprintf-style. */
 size_t anc_token_piece(const struct anc_model *m, int32_t prev, int32_t id, char *buf,
                        size_t cap);
+/* The token's text as stored in the vocabulary ("<s>", "▁upon"), or NULL. */
+const char *anc_token_text(const struct anc_model *m, int32_t id);
 int32_t anc_token_bos(const struct anc_model *m);
 int32_t anc_token_eos(const struct anc_model *m);
 /* End of generation: EOS, EOT and the like. */

@@ -465,6 +465,12 @@ size_t anc_token_piece(const struct anc_model *m, int32_t prev, int32_t id, char
 }
 
 int32_t anc_token_bos(const struct anc_model *m) { return tokenizer_bos(m->tok); }
+
+const char *anc_token_text(const struct anc_model *m, int32_t id)
+{
+    if (id < 0 || id >= tokenizer_n_vocab(m->tok)) return NULL;
+    return tokenizer_token_text(m->tok, id);
+}
 int32_t anc_token_eos(const struct anc_model *m) { return tokenizer_eos(m->tok); }
 int32_t anc_n_vocab(const struct anc_model *m) { return m->hp.n_vocab; }
 

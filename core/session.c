@@ -45,6 +45,9 @@ struct anc_session {
     /* settings: `p` is in force (engine thread); `next` collects live
        changes under `mu` and is applied before the next token */
     pthread_mutex_t mu;
+    pthread_mutex_t run_mu;       /* held while the engine feeds or samples:
+                                     a change made while it is free is
+                                     applied at once (order: run_mu, then mu) */
     struct anc_session_params p;
     struct anc_session_params next;
     bool has_next;
@@ -277,6 +280,7 @@ struct anc_session *anc_session_new(struct anc_model *m, const struct anc_sessio
         return NULL;
     }
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->run_mu, NULL);
     s->m = m;
     s->be = m->be;
     s->p = params;
@@ -320,6 +324,7 @@ void anc_session_free(struct anc_session *s)
     rope_table_release(&s->rtab);
     sampler_free(s->smp);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->run_mu);
     free(s);
 }
 
@@ -563,6 +568,13 @@ static bool queue_change(struct anc_session *s, void (*edit)(struct anc_session_
         s->has_next = true;
     }
     pthread_mutex_unlock(&s->mu);
+    /* the engine is between tokens or idle: apply now, so the cache and
+       the statistics show the change at once (shrinking evicts now) */
+    if (ok && pthread_mutex_trylock(&s->run_mu) == 0) {
+        ok = apply_next(s, err, errlen);
+        publish_stats(s);
+        pthread_mutex_unlock(&s->run_mu);
+    }
     return ok;
 }
 
@@ -691,13 +703,19 @@ static int feed(struct anc_session *s, const int32_t *tokens, size_t n, float *l
 int anc_session_feed(struct anc_session *s, const int32_t *tokens, size_t n, char *err,
                      size_t errlen)
 {
-    return feed(s, tokens, n, NULL, err, errlen);
+    pthread_mutex_lock(&s->run_mu);
+    int rc = feed(s, tokens, n, NULL, err, errlen);
+    pthread_mutex_unlock(&s->run_mu);
+    return rc;
 }
 
 int anc_session_feed_all(struct anc_session *s, const int32_t *tokens, size_t n,
                          float *logits_all, char *err, size_t errlen)
 {
-    return feed(s, tokens, n, logits_all, err, errlen);
+    pthread_mutex_lock(&s->run_mu);
+    int rc = feed(s, tokens, n, logits_all, err, errlen);
+    pthread_mutex_unlock(&s->run_mu);
+    return rc;
 }
 
 const float *anc_session_logits(const struct anc_session *s)
@@ -709,22 +727,27 @@ int32_t anc_session_sample(struct anc_session *s)
 {
     if (!s->have_logits) return -1;
     char err[8];
+    pthread_mutex_lock(&s->run_mu);
     apply_next(s, err, sizeof err); /* sampling changes take effect here too */
     int32_t buf[SESSION_RECENT];
     size_t n = s->n_seen < SESSION_RECENT ? (size_t)s->n_seen : SESSION_RECENT;
     for (size_t i = 0; i < n; i++)
         buf[i] = s->recent[(size_t)(s->n_seen - (int64_t)n + (int64_t)i) % SESSION_RECENT];
-    return sampler_sample(s->smp, s->logits, buf, n);
+    int32_t tok = sampler_sample(s->smp, s->logits, buf, n);
+    pthread_mutex_unlock(&s->run_mu);
+    return tok;
 }
 
 int64_t anc_session_n_seen(const struct anc_session *s) { return s->n_seen; }
 
 void anc_session_reset(struct anc_session *s)
 {
+    pthread_mutex_lock(&s->run_mu);
     kv_cache_clear(s->kv);
     s->n_seen = 0;
     s->have_logits = false;
     publish_stats(s);
+    pthread_mutex_unlock(&s->run_mu);
 }
 
 /* ---- statistics ------------------------------------------------------- */

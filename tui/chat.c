@@ -591,9 +591,18 @@ int32_t chat_stats(struct chat *c, struct anc_stats *out, int64_t *orig, int32_t
     return anc_session_stats(c->s, out, orig, cap);
 }
 
+/* A token as it reads in the middle of a text (its leading space kept);
+ * control tokens such as BOS show their vocabulary name. */
 size_t chat_token_text(struct chat *c, int32_t id, char *buf, size_t cap)
 {
-    return anc_token_piece(c->m, -1, id, buf, cap);
+    /* any previous token but BOS keeps the leading space: the token itself will do */
+    int32_t prev = id == anc_token_bos(c->m) ? -1 : id;
+    size_t n = anc_token_piece(c->m, prev, id, buf, cap);
+    if (n == 0) {
+        const char *raw = anc_token_text(c->m, id);
+        n = (size_t)snprintf(buf, cap, "%s", raw ? raw : "");
+    }
+    return n;
 }
 
 bool chat_busy(const struct chat *c)
@@ -678,6 +687,35 @@ void chat_session_rows_free(struct chat_session_row *rows, size_t n)
     free(rows);
 }
 
+/* Token ranges of replayed messages: the rendering of each prefix of the
+ * conversation gives where each message ends (the renderings are
+ * append-only, so this matches the tokens fed). Caller holds no lock. */
+static void mark_boundaries(struct chat *c, const struct anc_chat_msg *conv, size_t n_conv,
+                            size_t n_total)
+{
+    size_t prev_end = 0, k = 0;
+    for (size_t i = 0; i < n_conv; i++) {
+        int32_t *t = NULL;
+        size_t nt = 0;
+        char err[ANC_ERR_LEN];
+        bool last = i + 1 == n_conv;
+        size_t end = n_total;
+        if (!last && anc_chat_render(c->m, c->tpl, conv, i + 1, false, &t, &nt, err, sizeof err) == 0)
+            end = nt < n_total ? nt : n_total;
+        free(t);
+        pthread_mutex_lock(&c->mu);
+        while (k < c->n_msgs && (c->msgs[k].role == CHAT_NOTICE || c->msgs[k].role == CHAT_ERROR)) k++;
+        if (k < c->n_msgs) {
+            c->msgs[k].tok_first = (int64_t)prev_end;
+            c->msgs[k].tok_count = end > prev_end ? (int64_t)(end - prev_end) : 0;
+            k++;
+        }
+        bump(c);
+        pthread_mutex_unlock(&c->mu);
+        if (end > prev_end) prev_end = end;
+    }
+}
+
 /* Replace the conversation by a stored one and replay its text into the
  * cache under the current policy. */
 static int load_session(struct chat *c, int64_t id, char *reply, size_t cap)
@@ -726,7 +764,7 @@ static int load_session(struct chat *c, int64_t id, char *reply, size_t cap)
     if (n_conv > 0 && anc_chat_render(c->m, c->tpl, conv, n_conv, false, &toks, &nt, err, sizeof err) != 0) {
         snprintf(reply, cap, "cannot format session %" PRId64 ": %s", id, err);
         rc = -1;
-    } else if (nt > 0 && !feed_tokens(c, toks, nt, err, sizeof err)) {
+    } else if (nt > 0 && (mark_boundaries(c, conv, n_conv, nt), !feed_tokens(c, toks, nt, err, sizeof err))) {
         snprintf(reply, cap, "cannot replay session %" PRId64 ": %s", id, err);
         rc = -1;
     } else {
@@ -1101,7 +1139,7 @@ static int run_command(struct chat *c, const char *line, char *reply, size_t cap
     else if (strcmp(name, "export") == 0) r = cmd_export(&x);
     else if (strcmp(name, "quit") == 0 || strcmp(name, "exit") == 0) r = say(&x, CHAT_HANDLED | CHAT_QUIT, "bye");
     else if (strcmp(name, "theme") == 0) {
-        r = x.argc == 2 ? say(&x, CHAT_HANDLED | CHAT_THEME | CHAT_REDRAW, "%s", argv[1])
+        r = x.argc == 2 ? say(&x, CHAT_HANDLED | CHAT_THEME | CHAT_REDRAW, "%s", argv[1]) /* the UI wants the bare name */
                         : say(&x, ERRF, "usage: /theme NAME (default, light, high-contrast, colorblind, mono)");
     } else r = say(&x, ERRF, "unknown command /%s (try /help)", name);
     free(copy);
@@ -1122,7 +1160,9 @@ int chat_submit(struct chat *c, const char *line, char *reply, size_t reply_len)
         r &= ~0x1000;
         /* the answer also goes into the conversation view (not for /quit,
            and /sessions is shown by the UI's browser) */
-        if (reply[0] && !(r & (CHAT_QUIT | CHAT_SESSIONS)))
+        if (reply[0] && (r & CHAT_THEME))
+            notice(c, CHAT_NOTICE, "theme %s", reply);
+        else if (reply[0] && !(r & (CHAT_QUIT | CHAT_SESSIONS)))
             notice(c, error ? CHAT_ERROR : CHAT_NOTICE, "%s", reply);
         return r;
     }
