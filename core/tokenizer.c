@@ -449,7 +449,8 @@ int32_t tokenizer_find(const struct tokenizer *t, const char *text)
  * byte), and then the adjacent pair whose concatenation is a vocabulary
  * piece with the highest score is merged, again and again (ties: the
  * leftmost pair). Symbols form a linked list over the normalised text; the
- * candidate pairs sit in a max-heap, and a candidate whose symbols changed
+ * candidate pairs sit in a max-heap (TOK_HEAP of tokenizer_impl.h, as in the
+ * byte-level BPE), and a candidate whose symbols changed
  * since it was pushed is recognised as stale when popped. Every symbol that
  * is not a piece at the end becomes byte tokens (or the unknown token). */
 
@@ -465,63 +466,25 @@ struct spm_cand {
     size_t len;         /* left.len + right.len when pushed */
 };
 
+/* a before b in the heap: higher score, then leftmost */
+static bool spm_cand_before(const struct spm_cand *a, const struct spm_cand *b)
+{
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+TOK_HEAP(spm_heap, struct spm_cand, spm_cand_before)
+
 struct spm_state {
     const struct tokenizer *t;
     const char *norm;
     struct spm_sym *sym;
-    struct spm_cand *heap;
-    size_t n_heap, cap_heap;
+    struct spm_heap heap; /* candidate pairs */
     uint32_t *rev;      /* [n_vocab] left length of the last split recorded
                            for an UNUSED piece, 0 = none (lazily allocated) */
     int32_t *out;
     size_t n_out;
     bool oom;
 };
-
-/* a before b in the heap: higher score, then leftmost */
-static bool cand_before(const struct spm_cand *a, const struct spm_cand *b)
-{
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static void heap_push(struct spm_state *st, struct spm_cand c)
-{
-    if (st->n_heap == st->cap_heap) {
-        size_t cap = st->cap_heap ? st->cap_heap * 2 : 256, bytes;
-        struct spm_cand *h;
-        if (!anc_mul_ok(cap, sizeof *h, &bytes) || !(h = realloc(st->heap, bytes))) {
-            st->oom = true;
-            return;
-        }
-        st->heap = h;
-        st->cap_heap = cap;
-    }
-    size_t i = st->n_heap++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!cand_before(&c, &st->heap[p])) break;
-        st->heap[i] = st->heap[p];
-        i = p;
-    }
-    st->heap[i] = c;
-}
-
-static struct spm_cand heap_pop(struct spm_state *st)
-{
-    struct spm_cand top = st->heap[0];
-    struct spm_cand last = st->heap[--st->n_heap];
-    size_t i = 0, n = st->n_heap;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && cand_before(&st->heap[c + 1], &st->heap[c])) c++;
-        if (!cand_before(&st->heap[c], &last)) break;
-        st->heap[i] = st->heap[c];
-        i = c;
-    }
-    if (n) st->heap[i] = last;
-    return top;
-}
 
 /* Push the pair (l, r) if their concatenation is a piece. */
 static void spm_try_pair(struct spm_state *st, size_t l, size_t r)
@@ -534,8 +497,8 @@ static void spm_try_pair(struct spm_state *st, size_t l, size_t r)
     if (len > t->max_piece_len) return;
     int32_t id = tok_map_get(t, &t->pieces, st->norm + a->start, len);
     if (id < 0) return;
-    heap_push(st, (struct spm_cand){ .score = t->tok[id].score, .left = l, .right = r,
-                                     .len = len });
+    struct spm_cand c = { .score = t->tok[id].score, .left = l, .right = r, .len = len };
+    if (!spm_heap_push(&st->heap, c)) st->oom = true;
     if (t->tok[id].type == TOK_TYPE_UNUSED) {
         /* SentencePiece merges through unused pieces and splits them again
            at the end, along the last split it saw for that piece */
@@ -642,8 +605,8 @@ static bool spm_encode(const struct tokenizer *t, const char *text, size_t len, 
 
     /* 3. merge the best pair until none is left */
     for (size_t i = 0; i + 1 < n_sym; i++) spm_try_pair(&st, i, i + 1);
-    while (st.n_heap > 0 && !st.oom) {
-        struct spm_cand c = heap_pop(&st);
+    while (st.heap.n > 0 && !st.oom) {
+        struct spm_cand c = spm_heap_pop(&st.heap);
         struct spm_sym *a = &st.sym[c.left], *b = &st.sym[c.right];
         if (a->len == 0 || b->len == 0 || a->next != c.right || a->len + b->len != c.len)
             continue; /* stale: one side has changed since the push */
@@ -665,7 +628,7 @@ static bool spm_encode(const struct tokenizer *t, const char *text, size_t len, 
 done:
     free(norm);
     free(st.sym);
-    free(st.heap);
+    free(st.heap.v);
     free(st.rev);
     if (!ok) {
         free(st.out);

@@ -8,7 +8,8 @@
  * is split into pre-tokens by the pattern; each pre-token's bytes start as one
  * symbol each (the token of the byte's mapped character), and the adjacent
  * pair with the lowest merge rank is merged until no pair has a rule (ties:
- * leftmost). Symbols are a linked list and candidate pairs a min-heap, so a
+ * leftmost). Symbols are a linked list and candidate pairs a min-heap
+ * (TOK_HEAP of tokenizer_impl.h, as in SentencePiece), so a
  * long pre-token costs n log n, not n^2. Special tokens typed in the text are
  * plain text. Invalid UTF-8 is never an error: each byte that is not part of
  * a well-formed character is a character of its own of class "other" (not a
@@ -439,12 +440,19 @@ struct bpe_cand {
     int32_t lid, rid;    /* the two tokens when pushed (to spot stale pairs) */
 };
 
+/* a before b: lower rank, then leftmost */
+static bool bpe_cand_before(const struct bpe_cand *a, const struct bpe_cand *b)
+{
+    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
+}
+
+TOK_HEAP(bpe_heap, struct bpe_cand, bpe_cand_before)
+
 struct bpe_state {
     const struct tokenizer *t;
     struct bpe_sym *sym;  /* [cap_sym] */
     size_t cap_sym;
-    struct bpe_cand *heap;
-    size_t n_heap, cap_heap;
+    struct bpe_heap heap; /* candidate pairs */
     char *mapped;         /* [2 * cap_sym]: a pre-token in vocabulary characters */
     int32_t *out;         /* [len + 1] */
     size_t n_out;
@@ -453,58 +461,14 @@ struct bpe_state {
 
 #define NO_SYM UINT32_MAX
 
-/* a before b: lower rank, then leftmost */
-static bool cand_before(const struct bpe_cand *a, const struct bpe_cand *b)
-{
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-static void cand_push(struct bpe_state *st, struct bpe_cand c)
-{
-    if (st->n_heap == st->cap_heap) {
-        size_t cap = st->cap_heap ? st->cap_heap * 2 : 256, bytes;
-        struct bpe_cand *h;
-        if (!anc_mul_ok(cap, sizeof *h, &bytes) || !(h = realloc(st->heap, bytes))) {
-            st->oom = true;
-            return;
-        }
-        st->heap = h;
-        st->cap_heap = cap;
-    }
-    size_t i = st->n_heap++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!cand_before(&c, &st->heap[p])) break;
-        st->heap[i] = st->heap[p];
-        i = p;
-    }
-    st->heap[i] = c;
-}
-
-static struct bpe_cand cand_pop(struct bpe_state *st)
-{
-    struct bpe_cand top = st->heap[0];
-    struct bpe_cand last = st->heap[--st->n_heap];
-    size_t i = 0, n = st->n_heap;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && cand_before(&st->heap[c + 1], &st->heap[c])) c++;
-        if (!cand_before(&st->heap[c], &last)) break;
-        st->heap[i] = st->heap[c];
-        i = c;
-    }
-    if (n) st->heap[i] = last;
-    return top;
-}
-
 static void try_pair(struct bpe_state *st, uint32_t l, uint32_t r)
 {
     if (l == NO_SYM || r == NO_SYM) return;
     const struct bpe_merge *m = merge_find(st->t, st->sym[l].id, st->sym[r].id);
-    if (m)
-        cand_push(st, (struct bpe_cand){ .rank = m->rank, .left = l, .lid = st->sym[l].id,
-                                         .rid = st->sym[r].id });
+    if (m && !bpe_heap_push(&st->heap, (struct bpe_cand){ .rank = m->rank, .left = l,
+                                                          .lid = st->sym[l].id,
+                                                          .rid = st->sym[r].id }))
+        st->oom = true;
 }
 
 static bool grow_syms(struct bpe_state *st, size_t n)
@@ -556,10 +520,10 @@ static void encode_word(struct bpe_state *st, const unsigned char *s, size_t n)
         st->sym[i] = (struct bpe_sym){ .id = t->bpe_byte[s[i]],
                                        .prev = i ? (uint32_t)i - 1 : NO_SYM,
                                        .next = i + 1 < n ? (uint32_t)i + 1 : NO_SYM };
-    st->n_heap = 0;
+    st->heap.n = 0;
     for (size_t i = 0; i + 1 < n; i++) try_pair(st, (uint32_t)i, (uint32_t)i + 1);
-    while (st->n_heap > 0 && !st->oom) {
-        struct bpe_cand c = cand_pop(st);
+    while (st->heap.n > 0 && !st->oom) {
+        struct bpe_cand c = bpe_heap_pop(&st->heap);
         struct bpe_sym *a = &st->sym[c.left];
         if (a->id != c.lid || a->next == NO_SYM) continue; /* stale */
         uint32_t r = a->next;
@@ -614,7 +578,7 @@ bool bpe_encode(const struct tokenizer *t, const char *text, size_t len, bool ad
     if (!st.oom) encode_segment(&st, s + seg, len - seg);
 
     free(st.sym);
-    free(st.heap);
+    free(st.heap.v);
     free(st.mapped);
     if (st.oom) {
         free(st.out);

@@ -7,6 +7,7 @@
 #include "ancora.h"
 #include "chat_template.h"
 #include "gguf.h"
+#include "gguf_build.h"
 #include "model.h"
 #include "test_util.h"
 #include "tokenizer.h"
@@ -197,72 +198,7 @@ static const struct tfamily tfams[] = {
 };
 #define N_TFAMS (sizeof tfams / sizeof tfams[0])
 
-/* ---- a tiny GGUF writer (key-values only) and test vocabularies -------- */
-
-struct gw {
-    uint8_t *p;
-    size_t len, cap;
-    uint64_t n_kv;
-};
-
-static void gw_raw(struct gw *w, const void *src, size_t n)
-{
-    if (w->len + n > w->cap) {
-        size_t cap = w->cap ? w->cap : 4096;
-        while (cap < w->len + n) cap *= 2;
-        uint8_t *p = realloc(w->p, cap);
-        if (!p) {
-            fprintf(stderr, "out of memory\n");
-            exit(1);
-        }
-        w->p = p;
-        w->cap = cap;
-    }
-    memcpy(w->p + w->len, src, n);
-    w->len += n;
-}
-
-static void gw_u32(struct gw *w, uint32_t v) { gw_raw(w, &v, 4); }
-static void gw_u64(struct gw *w, uint64_t v) { gw_raw(w, &v, 8); }
-
-static void gw_strn(struct gw *w, const char *s, size_t n)
-{
-    gw_u64(w, n);
-    gw_raw(w, s, n);
-}
-
-static void gw_key(struct gw *w, const char *key, uint32_t type)
-{
-    w->n_kv++;
-    gw_strn(w, key, strlen(key));
-    gw_u32(w, type);
-}
-
-static void gw_kv_u32(struct gw *w, const char *key, uint32_t v)
-{
-    gw_key(w, key, GGUF_VT_UINT32);
-    gw_u32(w, v);
-}
-
-static void gw_kv_str(struct gw *w, const char *key, const char *s, size_t n)
-{
-    gw_key(w, key, GGUF_VT_STRING);
-    gw_strn(w, s, n);
-}
-
-static void gw_kv_bool(struct gw *w, const char *key, bool v)
-{
-    uint8_t b = v;
-    gw_key(w, key, GGUF_VT_BOOL);
-    gw_raw(w, &b, 1);
-}
-
-static void gw_arr(struct gw *w, const char *key, uint32_t elem, uint64_t n)
-{
-    gw_key(w, key, GGUF_VT_ARRAY);
-    gw_u32(w, elem);
-    gw_u64(w, n);
-}
+/* ---- test vocabularies (written by tests/gguf_build.h) ------------------ */
 
 /* Id of text among the base tokens and the extras (-1 if absent). */
 static int32_t id_in(const struct gguf_kv *tokens, const char *const *extra, const char *text)
@@ -293,24 +229,20 @@ static struct anc_model *build_vocab(const struct gguf_file *base, const struct 
     uint64_t n = tokens->arr_n + n_extra;
 
     struct gw w = { 0 };
-    gw_kv_str(&w, "general.name", f->name, strlen(f->name));
-    gw_kv_str(&w, "tokenizer.ggml.model", "llama", 5);
-    gw_arr(&w, "tokenizer.ggml.tokens", GGUF_VT_STRING, n);
+    gw_kv_str(&w, "general.name", f->name);
+    gw_kv_str(&w, "tokenizer.ggml.model", "llama");
+    gw_kv_arr(&w, "tokenizer.ggml.tokens", GGUF_VT_STRING, n);
     for (uint64_t i = 0; i < tokens->arr_n; i++) {
         struct gguf_str s = gguf_arr_str(tokens, i);
         gw_strn(&w, s.ptr, (size_t)s.len);
     }
-    for (uint64_t k = 0; k < n_extra; k++) gw_strn(&w, f->extra[k], strlen(f->extra[k]));
-    gw_arr(&w, "tokenizer.ggml.scores", GGUF_VT_FLOAT32, n);
-    for (uint64_t i = 0; i < n; i++) {
-        float sc = i < scores->arr_n ? gguf_arr_f32(scores, i) : 0.0f;
-        gw_raw(&w, &sc, 4);
-    }
-    gw_arr(&w, "tokenizer.ggml.token_type", GGUF_VT_INT32, n);
-    for (uint64_t i = 0; i < n; i++) {
-        int32_t ty = i < types->arr_n ? gguf_arr_i32(types, i) : TOK_TYPE_CONTROL;
-        gw_raw(&w, &ty, 4);
-    }
+    for (uint64_t k = 0; k < n_extra; k++) gw_str(&w, f->extra[k]);
+    gw_kv_arr(&w, "tokenizer.ggml.scores", GGUF_VT_FLOAT32, n);
+    for (uint64_t i = 0; i < n; i++)
+        gw_f32(&w, i < scores->arr_n ? gguf_arr_f32(scores, i) : 0.0f);
+    gw_kv_arr(&w, "tokenizer.ggml.token_type", GGUF_VT_INT32, n);
+    for (uint64_t i = 0; i < n; i++)
+        gw_i32(&w, i < types->arr_n ? gguf_arr_i32(types, i) : TOK_TYPE_CONTROL);
     int32_t bos = f->bos ? id_in(tokens, f->extra, f->bos) : 1;
     int32_t eos = f->eos ? id_in(tokens, f->extra, f->eos) : 2;
     int32_t eot = id_in(tokens, f->extra, f->eot);
@@ -320,7 +252,10 @@ static struct anc_model *build_vocab(const struct gguf_file *base, const struct 
     if (eot >= 0) gw_kv_u32(&w, "tokenizer.ggml.eot_token_id", (uint32_t)eot);
     gw_kv_u32(&w, "tokenizer.ggml.unknown_token_id", 0);
     gw_kv_bool(&w, "tokenizer.ggml.add_bos_token", f->add_bos);
-    if (tpl_src) gw_kv_str(&w, "tokenizer.chat_template", tpl_src, tpl_len);
+    if (tpl_src) gw_kv_strn(&w, "tokenizer.chat_template", tpl_src, tpl_len);
+    size_t len;
+    uint8_t *file = gw_file(&w, 0, &len); /* no padding after the key/values */
+    gw_free(&w);
 
     char path[] = "/tmp/anc_chat_vocab_XXXXXX";
     int fd = mkstemp(path);
@@ -329,15 +264,9 @@ static struct anc_model *build_vocab(const struct gguf_file *base, const struct 
         fprintf(stderr, "cannot create a temporary file\n");
         exit(1);
     }
-    fwrite("GGUF", 1, 4, fp);
-    uint32_t version = 3;
-    uint64_t n_tensors = 0;
-    fwrite(&version, 4, 1, fp);
-    fwrite(&n_tensors, 8, 1, fp);
-    fwrite(&w.n_kv, 8, 1, fp);
-    fwrite(w.p, 1, w.len, fp);
-    bool ok = fclose(fp) == 0;
-    free(w.p);
+    bool ok = fwrite(file, 1, len, fp) == len;
+    ok = fclose(fp) == 0 && ok;
+    free(file);
     char err[ERR_LEN];
     struct anc_model_params p;
     anc_model_params_default(&p);

@@ -1,112 +1,16 @@
 /* test_gguf.c — tests of the GGUF reader (core/gguf.c) and the report
  * (core/gguf_info.c): the shared real files, then good and bad files built
- * in memory by a small writer below. Needs core/ and kernels/dtype only. */
+ * in memory by tests/gguf_build.h. Needs core/ and kernels/dtype only. */
 #include "ancora.h"
 #include "dtype.h"
 #include "gguf.h"
+#include "gguf_build.h"
 #include "test_util.h"
 
 #include <stdint.h>
 #include <sys/stat.h>
 
-/* ---- a tiny GGUF writer --------------------------------------------------- */
-
-struct gw {
-    uint8_t *p;
-    size_t len, cap;
-};
-
-static void gw_bytes(struct gw *w, const void *src, size_t n)
-{
-    if (w->len + n > w->cap) {
-        size_t cap = w->cap ? w->cap : 256;
-        while (cap < w->len + n) cap *= 2;
-        uint8_t *np = realloc(w->p, cap);
-        if (!np) {
-            fprintf(stderr, "out of memory\n");
-            exit(1);
-        }
-        w->p = np;
-        w->cap = cap;
-    }
-    if (n) memcpy(w->p + w->len, src, n);
-    w->len += n;
-}
-
-static void gw_u8(struct gw *w, uint8_t v) { gw_bytes(w, &v, 1); }
-static void gw_u16(struct gw *w, uint16_t v) { gw_bytes(w, &v, 2); }
-static void gw_u32(struct gw *w, uint32_t v) { gw_bytes(w, &v, 4); }
-static void gw_u64(struct gw *w, uint64_t v) { gw_bytes(w, &v, 8); }
-static void gw_f32(struct gw *w, float v) { gw_bytes(w, &v, 4); }
-static void gw_f64(struct gw *w, double v) { gw_bytes(w, &v, 8); }
-
-static void gw_strn(struct gw *w, const char *s, size_t n)
-{
-    gw_u64(w, n);
-    gw_bytes(w, s, n);
-}
-static void gw_str(struct gw *w, const char *s) { gw_strn(w, s, strlen(s)); }
-
-static void gw_zeros(struct gw *w, size_t n)
-{
-    for (size_t i = 0; i < n; i++) gw_u8(w, 0);
-}
-
-static void gw_pad(struct gw *w, size_t align)
-{
-    while (w->len % align) gw_u8(w, 0);
-}
-
-static void gw_header(struct gw *w, uint32_t version, uint64_t n_tensors, uint64_t n_kv)
-{
-    gw_bytes(w, "GGUF", 4);
-    gw_u32(w, version);
-    gw_u64(w, n_tensors);
-    gw_u64(w, n_kv);
-}
-
-/* Key and value type; the caller writes the value. */
-static void gw_key(struct gw *w, const char *key, uint32_t type)
-{
-    gw_str(w, key);
-    gw_u32(w, type);
-}
-
-static void gw_kv_u32(struct gw *w, const char *key, uint32_t v)
-{
-    gw_key(w, key, GGUF_VT_UINT32);
-    gw_u32(w, v);
-}
-
-static void gw_kv_str(struct gw *w, const char *key, const char *v)
-{
-    gw_key(w, key, GGUF_VT_STRING);
-    gw_str(w, v);
-}
-
-/* Array header; the caller writes the n elements. */
-static void gw_kv_arr(struct gw *w, const char *key, uint32_t elem_type, uint64_t n)
-{
-    gw_key(w, key, GGUF_VT_ARRAY);
-    gw_u32(w, elem_type);
-    gw_u64(w, n);
-}
-
-static void gw_tensor(struct gw *w, const char *name, uint32_t n_dims, const uint64_t *ne,
-                      uint32_t type, uint64_t offset)
-{
-    gw_str(w, name);
-    gw_u32(w, n_dims);
-    for (uint32_t d = 0; d < n_dims; d++) gw_u64(w, ne[d]);
-    gw_u32(w, type);
-    gw_u64(w, offset);
-}
-
-static void gw_free(struct gw *w)
-{
-    free(w->p);
-    *w = (struct gw){0};
-}
+/* ---- the sample file ------------------------------------------------------ */
 
 static uint64_t round_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
@@ -119,24 +23,21 @@ static void build_sample(struct gw *w, uint32_t align)
     uint64_t a = align ? align : GGUF_DEFAULT_ALIGNMENT;
     gw_header(w, 3, 3, align ? 19 : 18);
     gw_kv_str(w, "general.architecture", "llama");
-    gw_key(w, "t.u8", GGUF_VT_UINT8), gw_u8(w, 200);
-    gw_key(w, "t.i8", GGUF_VT_INT8), gw_u8(w, (uint8_t)-5);
-    gw_key(w, "t.u16", GGUF_VT_UINT16), gw_u16(w, 60000);
-    gw_key(w, "t.i16", GGUF_VT_INT16), gw_u16(w, (uint16_t)-300);
+    gw_kv_u8(w, "t.u8", 200);
+    gw_kv_i8(w, "t.i8", -5);
+    gw_kv_u16(w, "t.u16", 60000);
+    gw_kv_i16(w, "t.i16", -300);
     gw_kv_u32(w, "t.u32", 3000000000u);
-    gw_key(w, "t.i32", GGUF_VT_INT32), gw_u32(w, (uint32_t)-70000);
-    gw_key(w, "t.f32", GGUF_VT_FLOAT32), gw_f32(w, 0.5f);
-    gw_key(w, "t.bool", GGUF_VT_BOOL), gw_u8(w, 1);
-    gw_key(w, "t.u64", GGUF_VT_UINT64), gw_u64(w, 1ull << 40);
-    gw_key(w, "t.i64", GGUF_VT_INT64), gw_u64(w, (uint64_t)-(1ll << 40));
-    gw_key(w, "t.f64", GGUF_VT_FLOAT64), gw_f64(w, 0.25);
-    gw_key(w, "t.str_nul", GGUF_VT_STRING), gw_strn(w, "a\0b", 3);
-    gw_kv_arr(w, "t.tokens", GGUF_VT_STRING, 3);
-    gw_str(w, "<unk>"), gw_str(w, "<s>"), gw_str(w, "");
-    gw_kv_arr(w, "t.scores", GGUF_VT_FLOAT32, 3);
-    gw_f32(w, 0.5f), gw_f32(w, -1.0f), gw_f32(w, 2.0f);
-    gw_kv_arr(w, "t.types", GGUF_VT_INT32, 3);
-    gw_u32(w, 1), gw_u32(w, (uint32_t)-2), gw_u32(w, 3);
+    gw_kv_i32(w, "t.i32", -70000);
+    gw_kv_f32(w, "t.f32", 0.5f);
+    gw_kv_bool(w, "t.bool", true);
+    gw_kv_u64(w, "t.u64", 1ull << 40);
+    gw_kv_i64(w, "t.i64", -(1ll << 40));
+    gw_kv_f64(w, "t.f64", 0.25);
+    gw_kv_strn(w, "t.str_nul", "a\0b", 3);
+    gw_kv_strs(w, "t.tokens", (const char *const[]){"<unk>", "<s>", ""}, 3);
+    gw_kv_f32s(w, "t.scores", (const float[]){0.5f, -1.0f, 2.0f}, 3);
+    gw_kv_i32s(w, "t.types", (const int32_t[]){1, -2, 3}, 3);
     gw_kv_arr(w, "t.empty", GGUF_VT_UINT32, 0);
     gw_key(w, "t.odd\n\x01key", GGUF_VT_STRING), gw_str(w, "line1\nline2 \xff\xfe \"q\"");
     if (align) gw_kv_u32(w, "general.alignment", align);
@@ -574,45 +475,35 @@ static void test_bad_header(void)
 {
     struct gw w = {0};
     build_sample(&w, 0);
-    uint8_t *p = w.p;
-
-    memcpy(p, "GGUG", 4);
+    gw_set(&w, 0, "GGUG", 4);
     EXPECT_BAD(&w, "not a GGUF file");
-    memcpy(p, "tjgg", 4);
+    gw_set(&w, 0, "tjgg", 4);
     EXPECT_BAD(&w, "GGML/GGJT");
-    memcpy(p, "GGUF", 4);
+    gw_set(&w, 0, "GGUF", 4);
 
-    uint32_t v = 1;
-    memcpy(p + 4, &v, 4);
+    gw_set_u32(&w, GW_AT_VERSION, 1);
     EXPECT_BAD(&w, "version 1 is not supported");
-    v = 99;
-    memcpy(p + 4, &v, 4);
+    gw_set_u32(&w, GW_AT_VERSION, 99);
     EXPECT_BAD(&w, "unsupported GGUF version 99");
-    v = 0;
-    memcpy(p + 4, &v, 4);
+    gw_set_u32(&w, GW_AT_VERSION, 0);
     EXPECT_BAD(&w, "unsupported GGUF version 0");
-    v = 0x03000000u;
-    memcpy(p + 4, &v, 4);
+    gw_set_u32(&w, GW_AT_VERSION, 0x03000000u);
     EXPECT_BAD(&w, "big-endian");
-    v = 3;
-    memcpy(p + 4, &v, 4);
+    gw_set_u32(&w, GW_AT_VERSION, 3);
 
-    /* absurd counts are refused before anything is allocated from them */
+    /* absurd counts are refused before anything is allocated from them
+       (the sample has 3 tensors and 18 key/values) */
     static const uint64_t absurd[] = {1ull << 62, 1ull << 40, 1ull << 32, UINT64_MAX, 100000};
     for (size_t i = 0; i < sizeof absurd / sizeof absurd[0]; i++) {
-        uint64_t n = absurd[i], keep;
-        memcpy(&keep, p + 8, 8);
-        memcpy(p + 8, &n, 8);
+        gw_set_u64(&w, GW_AT_N_TENSORS, absurd[i]);
         EXPECT_BAD(&w, " tensors, more than");
-        memcpy(p + 8, &keep, 8);
-        memcpy(&keep, p + 16, 8);
-        memcpy(p + 16, &n, 8);
+        gw_set_u64(&w, GW_AT_N_TENSORS, 3);
+        gw_set_u64(&w, GW_AT_N_KV, absurd[i]);
         EXPECT_BAD(&w, "key/value pairs, more than");
-        memcpy(p + 16, &keep, 8);
+        gw_set_u64(&w, GW_AT_N_KV, 18);
     }
     /* more kvs than written: the next "key" is a tensor name + garbage */
-    uint64_t n_kv = 19;
-    memcpy(p + 16, &n_kv, 8);
+    gw_set_u64(&w, GW_AT_N_KV, 19);
     EXPECT_BAD(&w, BAD_NAME);
     gw_free(&w);
 

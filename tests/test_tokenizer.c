@@ -1,8 +1,11 @@
 /* test_tokenizer.c — tests of the tokenizer (core/tokenizer.c): Llama-2 ids
  * compared with the SentencePiece golden files, the shared real vocabularies,
- * byte fallback, long texts, and tiny or broken vocabularies built in memory.
+ * byte fallback, long texts, and tiny or broken vocabularies built in memory
+ * (tests/gguf_build.h; golden files read by tests/golden_tsv.h).
  * Needs core/ (gguf, tokenizer, util) only; no curses, readline or sqlite. */
 #include "gguf.h"
+#include "gguf_build.h"
+#include "golden_tsv.h"
 #include "test_util.h"
 #include "tokenizer.h"
 #include "util.h"
@@ -10,91 +13,6 @@
 #include <stdint.h>
 
 #define ERR_LEN 512
-
-/* ---- a tiny GGUF writer (key-values only, no tensors) --------------------- */
-
-struct gw {
-    uint8_t *p;
-    size_t len, cap;
-    uint64_t n_kv;
-};
-
-static void gw_bytes(struct gw *w, const void *src, size_t n)
-{
-    if (w->len + n > w->cap) {
-        size_t cap = w->cap ? w->cap : 256;
-        while (cap < w->len + n) cap *= 2;
-        uint8_t *np = realloc(w->p, cap);
-        if (!np) {
-            fprintf(stderr, "out of memory\n");
-            exit(1);
-        }
-        w->p = np;
-        w->cap = cap;
-    }
-    if (n) memcpy(w->p + w->len, src, n);
-    w->len += n;
-}
-
-static void gw_u32(struct gw *w, uint32_t v) { gw_bytes(w, &v, 4); }
-static void gw_u64(struct gw *w, uint64_t v) { gw_bytes(w, &v, 8); }
-static void gw_f32(struct gw *w, float v) { gw_bytes(w, &v, 4); }
-
-static void gw_strn(struct gw *w, const char *s, size_t n)
-{
-    gw_u64(w, n);
-    gw_bytes(w, s, n);
-}
-static void gw_str(struct gw *w, const char *s) { gw_strn(w, s, strlen(s)); }
-
-/* Key and value type; the caller writes the value. */
-static void gw_key(struct gw *w, const char *key, uint32_t type)
-{
-    w->n_kv++;
-    gw_str(w, key);
-    gw_u32(w, type);
-}
-
-static void gw_kv_u32(struct gw *w, const char *key, uint32_t v)
-{
-    gw_key(w, key, GGUF_VT_UINT32);
-    gw_u32(w, v);
-}
-
-static void gw_kv_str(struct gw *w, const char *key, const char *v)
-{
-    gw_key(w, key, GGUF_VT_STRING);
-    gw_str(w, v);
-}
-
-static void gw_kv_bool(struct gw *w, const char *key, bool v)
-{
-    uint8_t b = v;
-    gw_key(w, key, GGUF_VT_BOOL);
-    gw_bytes(w, &b, 1);
-}
-
-/* Array header; the caller writes the n elements. */
-static void gw_kv_arr(struct gw *w, const char *key, uint32_t elem_type, uint64_t n)
-{
-    gw_key(w, key, GGUF_VT_ARRAY);
-    gw_u32(w, elem_type);
-    gw_u64(w, n);
-}
-
-/* The whole file: header, the key-values written so far, padding. */
-static uint8_t *gw_file(const struct gw *w, size_t *len)
-{
-    struct gw f = {0};
-    gw_bytes(&f, "GGUF", 4);
-    gw_u32(&f, 3);
-    gw_u64(&f, 0);
-    gw_u64(&f, w->n_kv);
-    gw_bytes(&f, w->p, w->len);
-    while (f.len % GGUF_DEFAULT_ALIGNMENT) gw_bytes(&f, "", 1);
-    *len = f.len;
-    return f.p;
-}
 
 /* ---- tiny vocabularies ----------------------------------------------------- */
 
@@ -112,16 +30,9 @@ struct vocab_spec {
 static void write_vocab(struct gw *w, const struct vocab_spec *vs)
 {
     gw_kv_str(w, "tokenizer.ggml.model", "llama");
-    gw_kv_arr(w, "tokenizer.ggml.tokens", GGUF_VT_STRING, (uint64_t)vs->n);
-    for (int i = 0; i < vs->n; i++) gw_str(w, vs->tokens[i]);
-    if (vs->scores) {
-        gw_kv_arr(w, "tokenizer.ggml.scores", GGUF_VT_FLOAT32, (uint64_t)vs->n);
-        for (int i = 0; i < vs->n; i++) gw_f32(w, vs->scores[i]);
-    }
-    if (vs->types) {
-        gw_kv_arr(w, "tokenizer.ggml.token_type", GGUF_VT_INT32, (uint64_t)vs->n);
-        for (int i = 0; i < vs->n; i++) gw_u32(w, (uint32_t)vs->types[i]);
-    }
+    gw_kv_strs(w, "tokenizer.ggml.tokens", vs->tokens, (size_t)vs->n);
+    if (vs->scores) gw_kv_f32s(w, "tokenizer.ggml.scores", vs->scores, (size_t)vs->n);
+    if (vs->types) gw_kv_i32s(w, "tokenizer.ggml.token_type", vs->types, (size_t)vs->n);
     if (vs->bos != ABSENT) gw_kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)vs->bos);
     if (vs->eos != ABSENT) gw_kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)vs->eos);
     if (vs->unk != ABSENT) gw_kv_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)vs->unk);
@@ -135,7 +46,7 @@ static void write_vocab(struct gw *w, const struct vocab_spec *vs)
 static struct tokenizer *open_kvs(const struct gw *w, char *err, size_t errlen)
 {
     size_t len;
-    uint8_t *buf = gw_file(w, &len);
+    uint8_t *buf = gw_file(w, GGUF_DEFAULT_ALIGNMENT, &len);
     struct gguf_file *f = gguf_open_memory(buf, len, "mem.gguf", err, errlen);
     struct tokenizer *t = NULL;
     if (f) {
@@ -155,7 +66,7 @@ static struct tokenizer *open_spec(const struct vocab_spec *vs)
     char err[ERR_LEN] = "";
     write_vocab(&w, vs);
     struct tokenizer *t = open_kvs(&w, err, sizeof err);
-    free(w.p);
+    gw_free(&w);
     if (!t) {
         fprintf(stderr, "tiny vocabulary refused: %s\n", err);
         test_failures++;
@@ -291,103 +202,7 @@ static void round_trip_at(const struct tokenizer *t, const char *text, size_t le
 }
 #define ROUND_TRIP(t, lit) round_trip_at(t, lit, sizeof(lit) - 1, __LINE__)
 
-/* ---- a small JSON string parser (for the golden files) --------------------- */
-
-static int hex4(const char *s)
-{
-    int v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                : -1;
-        if (d < 0) return -1;
-        v = v * 16 + d;
-    }
-    return v;
-}
-
-static size_t utf8_put(char *o, uint32_t cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | cp >> 6);
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | cp >> 12);
-        o[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | cp >> 18);
-    o[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-    o[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-/* Parse the JSON string literal starting at *pp (at its opening quote);
- * *pp moves past the closing quote. Malloc'ed result, NULL if malformed. */
-static char *json_string(const char **pp, size_t *len)
-{
-    const char *p = *pp;
-    if (*p != '"') return NULL;
-    p++;
-    size_t cap = strlen(p) + 1; /* the output is never longer than the input */
-    char *o = malloc(cap), *w = o;
-    if (!o) exit(1);
-    for (;;) {
-        char c = *p++;
-        if (c == '"') break;
-        if (c == '\0' || c == '\n') goto bad;
-        if (c != '\\') {
-            *w++ = c;
-            continue;
-        }
-        c = *p++;
-        switch (c) {
-        case '"': *w++ = '"'; break;
-        case '\\': *w++ = '\\'; break;
-        case '/': *w++ = '/'; break;
-        case 'b': *w++ = '\b'; break;
-        case 'f': *w++ = '\f'; break;
-        case 'n': *w++ = '\n'; break;
-        case 'r': *w++ = '\r'; break;
-        case 't': *w++ = '\t'; break;
-        case 'u': {
-            int hi = hex4(p);
-            if (hi < 0) goto bad;
-            p += 4;
-            uint32_t cp = (uint32_t)hi;
-            if (hi >= 0xD800 && hi <= 0xDBFF) {
-                int lo = p[0] == '\\' && p[1] == 'u' ? hex4(p + 2) : -1;
-                if (lo < 0xDC00 || lo > 0xDFFF) goto bad;
-                p += 6;
-                cp = 0x10000 + ((uint32_t)(hi - 0xD800) << 10) + (uint32_t)(lo - 0xDC00);
-            } else if (hi >= 0xDC00 && hi <= 0xDFFF) {
-                goto bad;
-            }
-            w += utf8_put(w, cp);
-            break;
-        }
-        default:
-            goto bad;
-        }
-    }
-    *len = (size_t)(w - o);
-    *w = '\0';
-    *pp = p;
-    return o;
-bad:
-    free(o);
-    return NULL;
-}
+/* ---- the golden files' JSON strings (golden_tsv.h) -------------------------- */
 
 static void test_json_parser(void)
 {
@@ -404,11 +219,13 @@ static void test_json_parser(void)
         {"\"\\ud83d\\udc4d!\"", "\xF0\x9F\x91\x8D!", 5},
         {"\"a\\u0000b\"", "a\0b", 3},
         {"\"caf\xC3\xA9\"", "caf\xC3\xA9", 5},
+        {"\"\\u007f\\u0080\\u07ff\\u0800\\uffff\\udbff\\udfff\"",
+         "\x7f\xC2\x80\xDF\xBF\xE0\xA0\x80\xEF\xBF\xBF\xF4\x8F\xBF\xBF", 15},
     };
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         const char *p = ok[i].json;
         size_t len = 0;
-        char *s = json_string(&p, &len);
+        char *s = golden_json_str(&p, &len);
         CHECK_MSG(s && len == ok[i].want_len && memcmp(s, ok[i].want, len) == 0 && *p == '\0',
                   "json %s", ok[i].json);
         free(s);
@@ -418,7 +235,7 @@ static void test_json_parser(void)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         const char *p = bad[i];
         size_t len;
-        char *s = json_string(&p, &len);
+        char *s = golden_json_str(&p, &len);
         CHECK_MSG(s == NULL, "json %s should be refused", bad[i]);
         free(s);
     }
@@ -426,110 +243,24 @@ static void test_json_parser(void)
 
 /* ---- the golden files from SentencePiece ----------------------------------- */
 
-struct golden_line {
-    char *text;
-    size_t len;
-    int32_t *ids;
-    size_t n;
-};
-
-static bool parse_ids(const char *p, const char *end, int32_t **ids, size_t *n)
-{
-    size_t cap = 16;
-    *n = 0;
-    *ids = malloc(cap * sizeof **ids);
-    if (!*ids) exit(1);
-    while (p < end) {
-        if (*p == ' ') {
-            p++;
-            continue;
-        }
-        char *q;
-        long v = strtol(p, &q, 10);
-        if (q == p || q > end || v < 0 || v > INT32_MAX) return false;
-        if (*n == cap) {
-            cap *= 2;
-            int32_t *ni = realloc(*ids, cap * sizeof **ids);
-            if (!ni) exit(1);
-            *ids = ni;
-        }
-        (*ids)[(*n)++] = (int32_t)v;
-        p = q;
-    }
-    return true;
-}
-
-/* Read a golden TSV: "JSON<TAB>ids" (text_first) or "ids<TAB>JSON". */
-static struct golden_line *read_golden(const char *name, bool text_first, size_t *n_lines)
-{
-    const char *src = getenv("ANC_SRCDIR");
-    char path[1024], err[ERR_LEN];
-    snprintf(path, sizeof path, "%s/tests/golden/%s", src && *src ? src : ".", name);
-    size_t len;
-    char *data = anc_read_file(path, &len, err, sizeof err);
-    if (!data) {
-        fprintf(stderr, "%s\n", err);
-        exit(1);
-    }
-    size_t cap = 0, n = 0;
-    struct golden_line *lines = NULL;
-    char *p = data;
-    while (*p) {
-        char *eol = strchr(p, '\n');
-        if (!eol) eol = p + strlen(p);
-        char *tab = memchr(p, '\t', (size_t)(eol - p));
-        struct golden_line g = {0};
-        const char *js = text_first ? p : tab + 1;
-        bool ok = tab != NULL;
-        if (ok) {
-            g.text = json_string(&js, &g.len);
-            ok = g.text && js == (text_first ? tab : eol);
-        }
-        if (ok) ok = text_first ? parse_ids(tab + 1, eol, &g.ids, &g.n)
-                                : parse_ids(p, tab, &g.ids, &g.n);
-        if (!ok) {
-            fprintf(stderr, "%s:%zu: malformed line\n", path, n + 1);
-            exit(1);
-        }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            lines = realloc(lines, cap * sizeof *lines);
-            if (!lines) exit(1);
-        }
-        lines[n++] = g;
-        p = *eol ? eol + 1 : eol;
-    }
-    free(data);
-    *n_lines = n;
-    return lines;
-}
-
-static void free_golden(struct golden_line *g, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(g[i].text);
-        free(g[i].ids);
-    }
-    free(g);
-}
-
 /* Every encode case: ids equal SentencePiece's; the pieces give back what
  * SentencePiece decodes those ids to, and so the input itself wherever
  * SentencePiece round-trips (all but texts holding U+2581 literally). */
 static void test_golden_encode(const struct tokenizer *t)
 {
     size_t n_enc, n_dec, match = 0, round = 0;
-    struct golden_line *enc = read_golden("tokenizer_llama_spm.tsv", true, &n_enc);
-    struct golden_line *dec = read_golden("tokenizer_llama_spm_decode.tsv", false, &n_dec);
+    struct golden *enc = golden_read("tokenizer_llama_spm.tsv", GOLDEN_TEXT_IDS, &n_enc);
+    struct golden *dec =
+        golden_read("tokenizer_llama_spm_decode.tsv", GOLDEN_IDS_TEXT, &n_dec);
     CHECK(n_enc >= 40);
     CHECK(n_dec >= n_enc);
     for (size_t i = 0; i < n_enc && i < n_dec; i++) {
-        const struct golden_line *g = &enc[i];
-        match += encode_is(t, g->text, g->len, true, g->ids, g->n, __LINE__);
+        const struct golden *g = &enc[i];
+        match += encode_is(t, g->text, g->len, true, g->ids, g->n_ids, __LINE__);
         /* the decode file starts with the encode cases' ids, in order */
-        CHECK(dec[i].n == g->n && memcmp(dec[i].ids, g->ids, g->n * sizeof *g->ids) == 0);
+        CHECK(dec[i].n_ids == g->n_ids && memcmp(dec[i].ids, g->ids, g->n_ids * sizeof *g->ids) == 0);
         size_t plen;
-        char *p = pieces(t, g->ids, g->n, &plen);
+        char *p = pieces(t, g->ids, g->n_ids, &plen);
         CHECK_MSG(plen == dec[i].len && memcmp(p, dec[i].text, plen) == 0,
                   "pieces of case %zu give \"%s\", SentencePiece \"%s\"", i + 1, p,
                   dec[i].text);
@@ -542,8 +273,8 @@ static void test_golden_encode(const struct tokenizer *t)
     fprintf(stderr, "golden: %zu of %zu encode cases match SentencePiece, %zu round-trip\n",
             match, n_enc, round);
     CHECK(round + 2 >= n_enc); /* only the two U+2581 cases may not round-trip */
-    free_golden(enc, n_enc);
-    free_golden(dec, n_dec);
+    golden_free(enc, n_enc);
+    golden_free(dec, n_dec);
 }
 
 /* Every decode case (odd BOS/EOS placement, <unk>, byte tokens) through
@@ -551,9 +282,9 @@ static void test_golden_encode(const struct tokenizer *t)
 static void test_golden_decode(const struct tokenizer *t)
 {
     size_t n;
-    struct golden_line *dec = read_golden("tokenizer_llama_spm_decode.tsv", false, &n);
+    struct golden *dec = golden_read("tokenizer_llama_spm_decode.tsv", GOLDEN_IDS_TEXT, &n);
     for (size_t i = 0; i < n; i++) {
-        char *d = tokenizer_decode(t, dec[i].ids, dec[i].n);
+        char *d = tokenizer_decode(t, dec[i].ids, dec[i].n_ids);
         CHECK(d != NULL);
         if (!d) continue;
         size_t upto = strnlen(dec[i].text, dec[i].len); /* decode stops at a NUL */
@@ -562,7 +293,7 @@ static void test_golden_decode(const struct tokenizer *t)
                   dec[i].text);
         free(d);
     }
-    free_golden(dec, n);
+    golden_free(dec, n);
 }
 
 /* ---- the Llama-2 vocabulary ------------------------------------------------ */
@@ -930,7 +661,7 @@ static void test_malformed(void)
     struct gw w = {0};
     char err[ERR_LEN];
 
-#define RESET() (free(w.p), w = (struct gw){0})
+#define RESET() gw_free(&w)
     /* no tokenizer at all */
     gw_kv_u32(&w, "general.alignment", 32);
     EXPECT_REFUSED(&w, "tokenizer.ggml.model is missing");
@@ -1039,8 +770,7 @@ static void test_malformed(void)
     EXPECT_REFUSED(&w, "tokenizer.ggml.eos_token_id is not an integer");
     RESET();
     write_vocab(&w, &vs);
-    gw_key(&w, "tokenizer.ggml.eos_token_id", GGUF_VT_INT32);
-    gw_u32(&w, (uint32_t)-7);
+    gw_kv_i32(&w, "tokenizer.ggml.eos_token_id", -7);
     EXPECT_REFUSED(&w, "tokenizer.ggml.eos_token_id is -7");
     RESET();
     write_vocab(&w, &good);

@@ -1,9 +1,12 @@
 /* test_tokenizer_bpe.c — tests of the byte-level BPE (core/tokenizer_bpe.c):
  * GPT-2 ids and the gpt-2 / llama-bpe / qwen2 pre-tokenizer splits compared
  * with the golden files from tests/tokenizer_bpe_ref.py, round trips, invalid
- * UTF-8, long texts, and tiny vocabularies built in memory for the rules.
+ * UTF-8, long texts, and tiny vocabularies built in memory for the rules
+ * (tests/gguf_build.h; golden files read by tests/golden_tsv.h).
  * Needs core/ (gguf, tokenizer*, util) only; no curses, readline or sqlite. */
 #include "gguf.h"
+#include "gguf_build.h"
+#include "golden_tsv.h"
 #include "test_util.h"
 #include "tokenizer.h"
 #include "tokenizer_impl.h"
@@ -16,92 +19,16 @@
 #define GPT2_N_VOCAB 50257
 #define GPT2_EOT 50256 /* <|endoftext|>: BOS and EOS of GPT-2 */
 
-/* ---- a tiny GGUF writer (key-values only) ---------------------------------------- */
-
-struct gw {
-    uint8_t *p;
-    size_t len, cap;
-    uint64_t n_kv;
-};
-
-static void gw_bytes(struct gw *w, const void *src, size_t n)
-{
-    if (w->len + n > w->cap) {
-        size_t cap = w->cap ? w->cap : 256;
-        while (cap < w->len + n) cap *= 2;
-        uint8_t *np = realloc(w->p, cap);
-        if (!np) {
-            fprintf(stderr, "out of memory\n");
-            exit(1);
-        }
-        w->p = np;
-        w->cap = cap;
-    }
-    if (n) memcpy(w->p + w->len, src, n);
-    w->len += n;
-}
-
-static void gw_u32(struct gw *w, uint32_t v) { gw_bytes(w, &v, 4); }
-static void gw_u64(struct gw *w, uint64_t v) { gw_bytes(w, &v, 8); }
-static void gw_strn(struct gw *w, const char *s, size_t n)
-{
-    gw_u64(w, n);
-    gw_bytes(w, s, n);
-}
-static void gw_str(struct gw *w, const char *s) { gw_strn(w, s, strlen(s)); }
-
-static void gw_key(struct gw *w, const char *key, uint32_t type)
-{
-    w->n_kv++;
-    gw_str(w, key);
-    gw_u32(w, type);
-}
-
-static void gw_kv_str(struct gw *w, const char *key, const char *v)
-{
-    gw_key(w, key, GGUF_VT_STRING);
-    gw_str(w, v);
-}
-
-static void gw_kv_u32(struct gw *w, const char *key, uint32_t v)
-{
-    gw_key(w, key, GGUF_VT_UINT32);
-    gw_u32(w, v);
-}
-
-static void gw_kv_bool(struct gw *w, const char *key, bool v)
-{
-    uint8_t b = v;
-    gw_key(w, key, GGUF_VT_BOOL);
-    gw_bytes(w, &b, 1);
-}
-
-static void gw_kv_arr(struct gw *w, const char *key, uint32_t elem_type, uint64_t n)
-{
-    gw_key(w, key, GGUF_VT_ARRAY);
-    gw_u32(w, elem_type);
-    gw_u64(w, n);
-}
-
-static void gw_kv_strs(struct gw *w, const char *key, const char *const *v, size_t n)
-{
-    gw_kv_arr(w, key, GGUF_VT_STRING, n);
-    for (size_t i = 0; i < n; i++) gw_str(w, v[i]);
-}
+/* ---- tiny vocabularies in memory ------------------------------------------------- */
 
 /* A tokenizer from the key-values in w (the buffer is freed before
  * returning, which checks that the tokenizer copied what it needs); NULL
  * with the message in err when refused. */
 static struct tokenizer *open_kvs(const struct gw *w, char *err, size_t errlen)
 {
-    struct gw f = {0};
-    gw_bytes(&f, "GGUF", 4);
-    gw_u32(&f, 3);
-    gw_u64(&f, 0);
-    gw_u64(&f, w->n_kv);
-    gw_bytes(&f, w->p, w->len);
-    while (f.len % GGUF_DEFAULT_ALIGNMENT) gw_bytes(&f, "", 1);
-    struct gguf_file *g = gguf_open_memory(f.p, f.len, "mem.gguf", err, errlen);
+    size_t len;
+    uint8_t *buf = gw_file(w, GGUF_DEFAULT_ALIGNMENT, &len);
+    struct gguf_file *g = gguf_open_memory(buf, len, "mem.gguf", err, errlen);
     struct tokenizer *t = NULL;
     if (g) {
         t = tokenizer_new(g, err, errlen);
@@ -110,7 +37,7 @@ static struct tokenizer *open_kvs(const struct gw *w, char *err, size_t errlen)
         fprintf(stderr, "test bug: in-memory GGUF refused: %s\n", err);
         test_failures++;
     }
-    free(f.p);
+    free(buf);
     return t;
 }
 
@@ -169,13 +96,13 @@ static struct tokenizer *open_gpt2(const char *pre)
         copy_str_array(&w, f, "tokenizer.ggml.merges");
         const struct gguf_kv *ty = gguf_find_kv(f, "tokenizer.ggml.token_type");
         gw_kv_arr(&w, "tokenizer.ggml.token_type", GGUF_VT_INT32, ty->arr_n);
-        for (uint64_t i = 0; i < ty->arr_n; i++) gw_u32(&w, (uint32_t)gguf_arr_i32(ty, i));
+        for (uint64_t i = 0; i < ty->arr_n; i++) gw_i32(&w, gguf_arr_i32(ty, i));
         gw_kv_u32(&w, "tokenizer.ggml.bos_token_id", GPT2_EOT);
         gw_kv_u32(&w, "tokenizer.ggml.eos_token_id", GPT2_EOT);
         /* as the gpt-2 file: no BOS, whatever the pre-tokenizer's default */
         gw_kv_bool(&w, "tokenizer.ggml.add_bos_token", false);
         t = open_kvs(&w, err, sizeof err);
-        free(w.p);
+        gw_free(&w);
     }
     gguf_close(f);
     if (!t) {
@@ -270,207 +197,6 @@ static bool round_trip_at(const struct tokenizer *t, const char *text, size_t le
 }
 #define ROUND_TRIP(t, lit) round_trip_at(t, lit, sizeof(lit) - 1, __LINE__)
 
-/* ---- golden files: a small JSON reader ------------------------------------------------ */
-
-static int hex4(const char *s)
-{
-    int v = 0;
-    for (int i = 0; i < 4; i++) {
-        int c = (unsigned char)s[i], d;
-        if (c >= '0' && c <= '9') d = c - '0';
-        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-        else return -1;
-        v = v * 16 + d;
-    }
-    return v;
-}
-
-static size_t put_utf8(char *o, uint32_t cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | cp >> 6);
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | cp >> 12);
-        o[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | cp >> 18);
-    o[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-    o[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-/* The JSON string at *pp (which must start with '"'): malloc'ed bytes (NUL
- * added, may hold NULs) and their length; *pp moves past it. NULL if bad. */
-static char *json_str(const char **pp, size_t *len)
-{
-    const char *p = *pp;
-    if (*p != '"') return NULL;
-    p++;
-    char *o = malloc(strlen(p) + 1); /* escapes never grow the text */
-    if (!o) exit(1);
-    size_t n = 0;
-    while (*p && *p != '"') {
-        if (*p != '\\') {
-            o[n++] = *p++;
-            continue;
-        }
-        p++;
-        switch (*p) {
-        case '"': case '\\': case '/': o[n++] = *p; break;
-        case 'b': o[n++] = '\b'; break;
-        case 'f': o[n++] = '\f'; break;
-        case 'n': o[n++] = '\n'; break;
-        case 'r': o[n++] = '\r'; break;
-        case 't': o[n++] = '\t'; break;
-        case 'u': {
-            int u = hex4(p + 1);
-            if (u < 0) goto bad;
-            p += 4;
-            uint32_t cp = (uint32_t)u;
-            if (cp >= 0xD800 && cp < 0xDC00 && p[1] == '\\' && p[2] == 'u') {
-                int lo = hex4(p + 3);
-                if (lo < 0xDC00 || lo >= 0xE000) goto bad;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + ((uint32_t)lo - 0xDC00);
-                p += 6;
-            }
-            n += put_utf8(o + n, cp);
-            break;
-        }
-        default: goto bad;
-        }
-        p++;
-    }
-    if (*p != '"') goto bad;
-    o[n] = '\0';
-    *len = n;
-    *pp = p + 1;
-    return o;
-bad:
-    free(o);
-    return NULL;
-}
-
-struct golden {
-    char *text;     /* the JSON text column */
-    size_t len;
-    int32_t *ids;   /* the ids column (encode files) */
-    size_t n_ids;
-    char **split;   /* the JSON array column (split files) */
-    size_t *split_len;
-    size_t n_split;
-};
-
-static bool parse_ids(const char *p, int32_t **ids, size_t *n)
-{
-    size_t cap = 16, k = 0;
-    int32_t *v = malloc(cap * sizeof *v);
-    if (!v) exit(1);
-    while (*p == ' ') p++;
-    while (*p && *p != '\t' && *p != '\n') {
-        char *end;
-        long x = strtol(p, &end, 10);
-        if (end == p) {
-            free(v);
-            return false;
-        }
-        if (k == cap && !(v = realloc(v, (cap *= 2) * sizeof *v))) exit(1);
-        v[k++] = (int32_t)x;
-        p = end;
-        while (*p == ' ') p++;
-    }
-    *ids = v;
-    *n = k;
-    return true;
-}
-
-static bool parse_split(const char *p, struct golden *g)
-{
-    size_t cap = 8;
-    g->split = malloc(cap * sizeof *g->split);
-    g->split_len = malloc(cap * sizeof *g->split_len);
-    if (!g->split || !g->split_len || *p++ != '[') return false;
-    while (*p == ' ') p++;
-    while (*p == '"') {
-        if (g->n_split == cap) {
-            cap *= 2;
-            g->split = realloc(g->split, cap * sizeof *g->split);
-            g->split_len = realloc(g->split_len, cap * sizeof *g->split_len);
-            if (!g->split || !g->split_len) exit(1);
-        }
-        char *s = json_str(&p, &g->split_len[g->n_split]);
-        if (!s) return false;
-        g->split[g->n_split++] = s;
-        while (*p == ',' || *p == ' ') p++;
-    }
-    return *p == ']';
-}
-
-/* Read tests/golden/name: "JSON text<TAB>ids" (ids_first false), "ids<TAB>JSON
- * text" (ids_first), or "JSON text<TAB>JSON array" (split). */
-static struct golden *read_golden(const char *name, bool ids_first, bool split, size_t *n_lines)
-{
-    char path[1024];
-    const char *src = getenv("ANC_SRCDIR");
-    snprintf(path, sizeof path, "%s/tests/golden/%s", src && *src ? src : ".", name);
-    size_t size;
-    char err[ERR_LEN];
-    char *all = anc_read_file(path, &size, err, sizeof err);
-    if (!all) {
-        fprintf(stderr, "cannot read %s: %s\n", path, err);
-        exit(1);
-    }
-    struct golden *gs = NULL;
-    size_t n = 0, cap = 0;
-    for (char *line = all; *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl) *nl = '\0';
-        char *tab = strchr(line, '\t');
-        struct golden g = {0};
-        bool ok = tab != NULL;
-        if (ok) {
-            const char *js = ids_first ? tab + 1 : line;
-            g.text = json_str(&js, &g.len);
-            ok = g.text != NULL;
-            if (ok && split) ok = parse_split(tab + 1, &g);
-            else if (ok) ok = parse_ids(ids_first ? line : tab + 1, &g.ids, &g.n_ids);
-        }
-        if (!ok) {
-            fprintf(stderr, "%s: bad line %zu\n", path, n + 1);
-            exit(1);
-        }
-        if (n == cap && !(gs = realloc(gs, (cap = cap ? 2 * cap : 64) * sizeof *gs))) exit(1);
-        gs[n++] = g;
-        if (!nl) break;
-        line = nl + 1;
-    }
-    free(all);
-    *n_lines = n;
-    return gs;
-}
-
-static void free_golden(struct golden *g, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(g[i].text);
-        free(g[i].ids);
-        for (size_t k = 0; k < g[i].n_split; k++) free(g[i].split[k]);
-        free(g[i].split);
-        free(g[i].split_len);
-    }
-    free(g);
-}
-
 /* ---- the GPT-2 vocabulary ------------------------------------------------------------ */
 
 static void test_gpt2_basics(const struct tokenizer *t)
@@ -510,7 +236,7 @@ static void test_gpt2_basics(const struct tokenizer *t)
 static void test_gpt2_golden(const struct tokenizer *t, const char *file, const char *what)
 {
     size_t n, match = 0, trips = 0;
-    struct golden *g = read_golden(file, false, false, &n);
+    struct golden *g = golden_read(file, GOLDEN_TEXT_IDS, &n);
     for (size_t i = 0; i < n; i++) {
         if (encode_is(t, g[i].text, g[i].len, false, g[i].ids, g[i].n_ids, __LINE__)) match++;
         if (round_trip_at(t, g[i].text, g[i].len, __LINE__)) trips++;
@@ -518,13 +244,13 @@ static void test_gpt2_golden(const struct tokenizer *t, const char *file, const 
     fprintf(stderr, "%s: %zu of %zu encode cases match tokenizers, %zu round-trip\n", what,
             match, n, trips);
     CHECK(n >= 150);
-    free_golden(g, n);
+    golden_free(g, n);
 }
 
 static void test_gpt2_decode_golden(const struct tokenizer *t)
 {
     size_t n, match = 0;
-    struct golden *g = read_golden("tokenizer_gpt2_decode.tsv", true, false, &n);
+    struct golden *g = golden_read("tokenizer_gpt2_decode.tsv", GOLDEN_IDS_TEXT, &n);
     for (size_t i = 0; i < n; i++) {
         /* the pieces (NULs included), and tokenizer_decode up to a NUL */
         size_t len;
@@ -540,7 +266,7 @@ static void test_gpt2_decode_golden(const struct tokenizer *t)
     }
     fprintf(stderr, "gpt-2 decode: %zu of %zu cases match tokenizers\n", match, n);
     CHECK(n >= 10);
-    free_golden(g, n);
+    golden_free(g, n);
 }
 
 /* Every byte alone is its own token, and decodes back to that byte. The
@@ -578,7 +304,7 @@ static void test_gpt2_bytes(const struct tokenizer *t)
 static void test_split_golden(enum bpe_pre pre, const char *file, const char *what)
 {
     size_t n, match = 0;
-    struct golden *g = read_golden(file, false, true, &n);
+    struct golden *g = golden_read(file, GOLDEN_TEXT_SPLIT, &n);
     for (size_t i = 0; i < n; i++) {
         size_t *ends = NULL, k = 0;
         CHECK(bpe_pretokenize(pre, g[i].text, g[i].len, &ends, &k));
@@ -604,7 +330,7 @@ static void test_split_golden(enum bpe_pre pre, const char *file, const char *wh
     }
     fprintf(stderr, "%s splits: %zu of %zu cases match the regex package\n", what, match, n);
     CHECK(n >= 150);
-    free_golden(g, n);
+    golden_free(g, n);
 }
 
 /* ---- invalid UTF-8, pre-token invariants, long texts ---------------------------------- */
@@ -752,12 +478,12 @@ static void write_bytes_vocab(struct gw *w, const char *const *extra, size_t n_e
             cp = 256 + idx;
         }
         char u[4];
-        gw_strn(w, u, put_utf8(u, cp));
+        gw_strn(w, u, golden_utf8_put(u, cp));
     }
     for (size_t i = 0; i < n_extra; i++) gw_str(w, extra[i]);
     gw_kv_arr(w, "tokenizer.ggml.token_type", GGUF_VT_INT32, n);
     for (size_t i = 0; i < n; i++)
-        gw_u32(w, (uint32_t)(i < 256 || !extra_types ? TOK_TYPE_NORMAL : extra_types[i - 256]));
+        gw_i32(w, i < 256 || !extra_types ? TOK_TYPE_NORMAL : extra_types[i - 256]);
 }
 
 static void test_tiny_rules(void)
@@ -780,7 +506,7 @@ static void test_tiny_rules(void)
         gw_kv_strs(&w, "tokenizer.ggml.merges", merges, sizeof merges / sizeof *merges);
         gw_kv_u32(&w, "tokenizer.ggml.bos_token_id", CTRL);
         struct tokenizer *t = open_kvs(&w, err, sizeof err);
-        free(w.p);
+        gw_free(&w);
         CHECK_MSG(t != NULL, "%s", err);
         if (!t) continue;
         /* Llama 3 adds BOS by default; the others do not */
@@ -820,7 +546,7 @@ static void test_tiny_rules(void)
     gw_kv_strs(&w, "tokenizer.ggml.merges", merges, 1);
     gw_kv_bool(&w, "tokenizer.ggml.add_bos_token", false);
     struct tokenizer *t = open_kvs(&w, err, sizeof err);
-    free(w.p);
+    gw_free(&w);
     CHECK_MSG(t != NULL, "%s", err);
     if (t) CHECK(!tokenizer_add_bos(t));
     tokenizer_free(t);
@@ -841,7 +567,7 @@ static void test_tiny_odd(void)
         gw_kv_strs(&w, "tokenizer.ggml.merges", merges, 1);
         if (with_unk) gw_kv_u32(&w, "tokenizer.ggml.unknown_token_id", 2);
         struct tokenizer *t = open_kvs(&w, err, sizeof err);
-        free(w.p);
+        gw_free(&w);
         CHECK_MSG(t != NULL, "%s", err);
         if (!t) continue;
         CHECK(!tokenizer_add_bos(t));
@@ -860,7 +586,7 @@ static void test_malformed(void)
 {
     static const char *const toks[] = {"a", "b", "ab"};
     struct gw w = {0};
-#define RESET() (free(w.p), w = (struct gw){0})
+#define RESET() gw_free(&w)
 #define BASE()                                                                 \
     do {                                                                       \
         gw_kv_str(&w, "tokenizer.ggml.model", "gpt2");                         \

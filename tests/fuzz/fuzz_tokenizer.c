@@ -19,7 +19,10 @@
  * UTF-8 character.
  *
  * Inputs that start with "GGUF" are also tried as vocabulary files: a
- * malformed one must be refused with a message, a good one must tokenize. */
+ * malformed one must be refused with a message, a good one must tokenize.
+ * The embedded vocabulary is written by tests/gguf_build.h (header-only, no
+ * test helpers behind it). */
+#include "../gguf_build.h"
 #include "gguf.h"
 #include "tokenizer.h"
 #include "tokenizer_impl.h"
@@ -39,37 +42,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
     } while (0)
 
 /* ---- the fallback vocabulary, as a GGUF file in memory ---------------------- */
-
-struct buf {
-    uint8_t *p;
-    size_t len, cap;
-};
-
-static void put(struct buf *b, const void *src, size_t n)
-{
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n) cap *= 2;
-        uint8_t *np = realloc(b->p, cap);
-        if (!np) FAIL("out of memory");
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, src, n);
-    b->len += n;
-}
-static void put_u32(struct buf *b, uint32_t v) { put(b, &v, 4); }
-static void put_u64(struct buf *b, uint64_t v) { put(b, &v, 8); }
-static void put_str(struct buf *b, const char *s)
-{
-    put_u64(b, strlen(s));
-    put(b, s, strlen(s));
-}
-static void put_key(struct buf *b, const char *key, uint32_t type)
-{
-    put_str(b, key);
-    put_u32(b, type);
-}
 
 #define SP "\xE2\x96\x81"
 
@@ -99,44 +71,28 @@ static uint8_t *embedded_vocab(size_t *len)
     static const int32_t special_types[] = {TOK_TYPE_UNKNOWN, TOK_TYPE_CONTROL,
                                             TOK_TYPE_CONTROL};
     const uint64_t n = 3 + 256 + N_EXTRA;
-    struct buf b = {0};
-    put(&b, "GGUF", 4);
-    put_u32(&b, 3);
-    put_u64(&b, 0); /* tensors */
-    put_u64(&b, 6); /* key-values */
-    put_key(&b, "tokenizer.ggml.model", GGUF_VT_STRING);
-    put_str(&b, "llama");
-    put_key(&b, "tokenizer.ggml.tokens", GGUF_VT_ARRAY);
-    put_u32(&b, GGUF_VT_STRING);
-    put_u64(&b, n);
-    for (int i = 0; i < 3; i++) put_str(&b, specials[i]);
+    struct gw w = {0};
+    gw_kv_str(&w, "tokenizer.ggml.model", "llama");
+    gw_kv_arr(&w, "tokenizer.ggml.tokens", GGUF_VT_STRING, n);
+    for (int i = 0; i < 3; i++) gw_str(&w, specials[i]);
     for (int i = 0; i < 256; i++) {
         char t[8];
         snprintf(t, sizeof t, "<0x%02X>", i);
-        put_str(&b, t);
+        gw_str(&w, t);
     }
-    for (size_t i = 0; i < N_EXTRA; i++) put_str(&b, extra_tokens[i].text);
-    put_key(&b, "tokenizer.ggml.scores", GGUF_VT_ARRAY);
-    put_u32(&b, GGUF_VT_FLOAT32);
-    put_u64(&b, n);
-    for (uint64_t i = 0; i < 3 + 256; i++) {
-        float z = 0;
-        put(&b, &z, 4);
-    }
-    for (size_t i = 0; i < N_EXTRA; i++) put(&b, &extra_tokens[i].score, 4);
-    put_key(&b, "tokenizer.ggml.token_type", GGUF_VT_ARRAY);
-    put_u32(&b, GGUF_VT_INT32);
-    put_u64(&b, n);
-    for (int i = 0; i < 3; i++) put(&b, &special_types[i], 4);
-    for (int i = 0; i < 256; i++) put_u32(&b, TOK_TYPE_BYTE);
-    for (size_t i = 0; i < N_EXTRA; i++) put(&b, &extra_tokens[i].type, 4);
-    put_key(&b, "tokenizer.ggml.bos_token_id", GGUF_VT_UINT32);
-    put_u32(&b, 1);
-    put_key(&b, "tokenizer.ggml.eos_token_id", GGUF_VT_UINT32);
-    put_u32(&b, 2);
-    while (b.len % GGUF_DEFAULT_ALIGNMENT) put(&b, "", 1);
-    *len = b.len;
-    return b.p;
+    for (size_t i = 0; i < N_EXTRA; i++) gw_str(&w, extra_tokens[i].text);
+    gw_kv_arr(&w, "tokenizer.ggml.scores", GGUF_VT_FLOAT32, n);
+    for (uint64_t i = 0; i < 3 + 256; i++) gw_f32(&w, 0);
+    for (size_t i = 0; i < N_EXTRA; i++) gw_f32(&w, extra_tokens[i].score);
+    gw_kv_arr(&w, "tokenizer.ggml.token_type", GGUF_VT_INT32, n);
+    for (int i = 0; i < 3; i++) gw_i32(&w, special_types[i]);
+    for (int i = 0; i < 256; i++) gw_i32(&w, TOK_TYPE_BYTE);
+    for (size_t i = 0; i < N_EXTRA; i++) gw_i32(&w, extra_tokens[i].type);
+    gw_kv_u32(&w, "tokenizer.ggml.bos_token_id", 1);
+    gw_kv_u32(&w, "tokenizer.ggml.eos_token_id", 2);
+    uint8_t *file = gw_file(&w, GGUF_DEFAULT_ALIGNMENT, len);
+    gw_free(&w);
+    return file;
 }
 
 /* ---- setup --------------------------------------------------------------------- */
