@@ -17,17 +17,23 @@ struct kv_cache *kv_cache_new(struct anc_backend *be, int32_t n_layer, int32_t k
     c->capacity = capacity;
     c->k = calloc((size_t)n_layer, sizeof *c->k);
     c->v = calloc((size_t)n_layer, sizeof *c->v);
+    c->kr = calloc((size_t)n_layer, sizeof *c->kr);
+    c->rot_pos = malloc((size_t)capacity * sizeof *c->rot_pos);
+    c->rot_epoch = calloc((size_t)capacity, sizeof *c->rot_epoch);
     c->slot = malloc((size_t)capacity * sizeof *c->slot);
     c->orig = malloc((size_t)capacity * sizeof *c->orig);
     c->tok = malloc((size_t)capacity * sizeof *c->tok);
     c->free_rows = malloc((size_t)capacity * sizeof *c->free_rows);
-    if (!c->k || !c->v || !c->slot || !c->orig || !c->tok || !c->free_rows || c->row_bytes == 0) goto fail;
+    if (!c->k || !c->v || !c->kr || !c->rot_pos || !c->rot_epoch || !c->slot || !c->orig ||
+        !c->tok || !c->free_rows || c->row_bytes == 0)
+        goto fail;
     size_t bytes = c->row_bytes * (size_t)capacity;
     if (capacity != 0 && bytes / (size_t)capacity != c->row_bytes) goto fail;
     for (int32_t l = 0; l < n_layer; l++) {
         c->k[l] = be->ops->alloc(be, bytes);
         c->v[l] = be->ops->alloc(be, bytes);
-        if (!c->k[l] || !c->v[l]) goto fail;
+        c->kr[l] = be->ops->alloc(be, bytes);
+        if (!c->k[l] || !c->v[l] || !c->kr[l]) goto fail;
     }
     kv_cache_clear(c);
     return c;
@@ -42,9 +48,13 @@ void kv_cache_free(struct kv_cache *c)
     for (int32_t l = 0; l < c->n_layer; l++) {
         if (c->k) c->be->ops->free(c->be, c->k[l]);
         if (c->v) c->be->ops->free(c->be, c->v[l]);
+        if (c->kr) c->be->ops->free(c->be, c->kr[l]);
     }
     free(c->k);
     free(c->v);
+    free(c->kr);
+    free(c->rot_pos);
+    free(c->rot_epoch);
     free(c->slot);
     free(c->orig);
     free(c->tok);
@@ -56,6 +66,7 @@ void kv_cache_clear(struct kv_cache *c)
 {
     c->n = 0;
     c->n_free = c->capacity;
+    for (int32_t i = 0; i < c->capacity; i++) c->rot_pos[i] = -1;
     /* pop order 0, 1, 2, ... so a fresh cache fills rows in order */
     for (int32_t i = 0; i < c->capacity; i++) c->free_rows[i] = c->capacity - 1 - i;
 }
@@ -65,6 +76,7 @@ int32_t kv_cache_append(struct kv_cache *c, int64_t orig, int32_t tok)
     if (c->n_free == 0) return -1;
     int32_t row = c->free_rows[--c->n_free];
     c->slot[c->n] = row;
+    c->rot_pos[row] = -1; /* a new key: not rotated yet */
     c->orig[c->n] = orig;
     c->tok[c->n] = tok;
     c->n++;
@@ -90,35 +102,51 @@ bool kv_cache_resize(struct kv_cache *c, int32_t capacity)
     if (capacity < c->n || capacity < 1) return false;
     size_t bytes = c->row_bytes * (size_t)capacity;
     void **nk = calloc((size_t)c->n_layer, sizeof *nk), **nv = calloc((size_t)c->n_layer, sizeof *nv);
+    void **nkr = calloc((size_t)c->n_layer, sizeof *nkr);
+    int64_t *rpos = malloc((size_t)capacity * sizeof *rpos);
+    uint32_t *repoch = calloc((size_t)capacity, sizeof *repoch);
     int32_t *slot = malloc((size_t)capacity * sizeof *slot);
     int64_t *orig = malloc((size_t)capacity * sizeof *orig);
     int32_t *tok = malloc((size_t)capacity * sizeof *tok);
     int32_t *free_rows = malloc((size_t)capacity * sizeof *free_rows);
-    bool ok = nk && nv && slot && orig && tok && free_rows;
+    bool ok = nk && nv && nkr && rpos && repoch && slot && orig && tok && free_rows;
     for (int32_t l = 0; ok && l < c->n_layer; l++) {
         nk[l] = c->be->ops->alloc(c->be, bytes);
         nv[l] = c->be->ops->alloc(c->be, bytes);
-        ok = nk[l] && nv[l];
+        nkr[l] = c->be->ops->alloc(c->be, bytes);
+        ok = nk[l] && nv[l] && nkr[l];
     }
     if (!ok) {
-        for (int32_t l = 0; nk && nv && l < c->n_layer; l++) {
+        for (int32_t l = 0; nk && nv && nkr && l < c->n_layer; l++) {
             c->be->ops->free(c->be, nk[l]);
             c->be->ops->free(c->be, nv[l]);
+            c->be->ops->free(c->be, nkr[l]);
         }
-        free(nk), free(nv), free(slot), free(orig), free(tok), free(free_rows);
+        free(nk), free(nv), free(nkr), free(rpos), free(repoch), free(slot), free(orig), free(tok),
+            free(free_rows);
         return false;
     }
     for (int32_t l = 0; l < c->n_layer; l++) {
         for (int32_t j = 0; j < c->n; j++) {
             memcpy((uint8_t *)nk[l] + (size_t)j * c->row_bytes, kv_cache_k_row(c, l, c->slot[j]), c->row_bytes);
             memcpy((uint8_t *)nv[l] + (size_t)j * c->row_bytes, kv_cache_v_row(c, l, c->slot[j]), c->row_bytes);
+            memcpy((uint8_t *)nkr[l] + (size_t)j * c->row_bytes, kv_cache_kr_row(c, l, c->slot[j]), c->row_bytes);
         }
         c->be->ops->free(c->be, c->k[l]);
         c->be->ops->free(c->be, c->v[l]);
+        c->be->ops->free(c->be, c->kr[l]);
     }
-    free(c->k), free(c->v);
+    for (int32_t j = 0; j < c->n; j++) {
+        rpos[j] = c->rot_pos[c->slot[j]];
+        repoch[j] = c->rot_epoch[c->slot[j]];
+    }
+    for (int32_t r = c->n; r < capacity; r++) rpos[r] = -1;
+    free(c->k), free(c->v), free(c->kr), free(c->rot_pos), free(c->rot_epoch);
     c->k = nk;
     c->v = nv;
+    c->kr = nkr;
+    c->rot_pos = rpos;
+    c->rot_epoch = repoch;
     for (int32_t j = 0; j < c->n; j++) slot[j] = j;
     memcpy(orig, c->orig, (size_t)c->n * sizeof *orig);
     memcpy(tok, c->tok, (size_t)c->n * sizeof *tok);
@@ -135,5 +163,5 @@ bool kv_cache_resize(struct kv_cache *c, int32_t capacity)
 
 size_t kv_cache_bytes(const struct kv_cache *c)
 {
-    return 2 * (size_t)c->n_layer * (size_t)c->capacity * c->row_bytes;
+    return 3 * (size_t)c->n_layer * (size_t)c->capacity * c->row_bytes;
 }

@@ -1,9 +1,12 @@
 /* kv_cache.h — the key/value cache of a session: `capacity` physical rows
  * per layer, and a logical order of entries mapped onto them (so evicting
  * an entry moves a few indices, never the cached vectors).
- * Keys are stored BEFORE RoPE; they are rotated at their in-cache position
- * when attended to, so positions can shift and RoPE settings can change
- * without touching the cache (TECHNIQUES.md §2, option (a)).
+ * Each key is kept twice: as computed (before RoPE: the exact source) and
+ * rotated (what attention reads). A rotated row remembers the position and
+ * the RoPE "epoch" it was rotated for; the session re-rotates a row from its
+ * source only when either changes (a RoPE setting, dynamic NTK's base, a
+ * sink promoted by a larger sink count), so a decode step rotates only the
+ * new token's key (TECHNIQUES.md §2, option (c) with exact re-rotation).
  * Internal to core/; knows the backend only for allocation. */
 #ifndef ANC_KV_CACHE_H
 #define ANC_KV_CACHE_H
@@ -22,6 +25,10 @@ struct kv_cache {
     size_t row_bytes;
     int32_t capacity;        /* physical rows per layer */
     void **k, **v;           /* [n_layer] -> [capacity][kv_dim] of `type` */
+    void **kr;               /* [n_layer] -> [capacity][kv_dim] rotated keys */
+    int64_t *rot_pos;        /* [capacity] per physical row: position its
+                                rotated key is for (-1: none) */
+    uint32_t *rot_epoch;     /* [capacity] RoPE epoch of that rotation */
     int32_t n;               /* logical entries in use */
     int32_t *slot;           /* [capacity] physical row of logical entry j */
     int64_t *orig;           /* [capacity] text index (token number) of entry j */
@@ -59,8 +66,12 @@ static inline void *kv_cache_v_row(const struct kv_cache *c, int32_t l, int32_t 
 {
     return (uint8_t *)c->v[l] + (size_t)r * c->row_bytes;
 }
+static inline void *kv_cache_kr_row(const struct kv_cache *c, int32_t l, int32_t r)
+{
+    return (uint8_t *)c->kr[l] + (size_t)r * c->row_bytes;
+}
 
-/* Bytes allocated for keys and values. */
+/* Bytes allocated for keys (both forms) and values. */
 size_t kv_cache_bytes(const struct kv_cache *c);
 
 #endif

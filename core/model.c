@@ -171,6 +171,11 @@ static bool read_hparams(struct anc_model *m, char *err, size_t errlen)
                     p, hp->n_head, hp->n_kv_head);
         return false;
     }
+    if (hp->n_head / hp->n_kv_head > ANC_MAX_GROUP) {
+        anc_set_err(err, errlen, "%s: %d query heads per key/value head exceeds the supported %d",
+                    p, hp->n_head / hp->n_kv_head, ANC_MAX_GROUP);
+        return false;
+    }
     if (hp->head_dim > ANC_MAX_HEAD_DIM) {
         anc_set_err(err, errlen, "%s: head dimension %d exceeds the supported %d", p,
                     hp->head_dim, ANC_MAX_HEAD_DIM);

@@ -99,35 +99,65 @@ void rope_frequencies(const struct rope_params *p, int64_t cur_len, double *omeg
     }
 }
 
+/* Room for n entries of n_pairs. */
+static bool table_reserve(struct rope_table *tab, int32_t n, int32_t n_pairs)
+{
+    if (n < 1) n = 1;
+    if (n > tab->cap_pos || tab->t.n_pairs != n_pairs) {
+        size_t cnt = (size_t)n * (size_t)(n_pairs > 0 ? n_pairs : 1);
+        float *c = realloc(tab->cos, cnt * sizeof *c);
+        if (!c) return false;
+        tab->cos = c;
+        float *s = realloc(tab->sin, cnt * sizeof *s);
+        if (!s) return false;
+        tab->sin = s;
+        tab->cap_pos = n;
+    }
+    return true;
+}
+
+static void table_entry(struct rope_table *tab, int32_t i, int32_t n_pairs, int64_t pos,
+                        const double *omega, double m)
+{
+    for (int32_t k = 0; k < n_pairs; k++) {
+        double ang = (double)pos * omega[k];
+        tab->cos[(size_t)i * n_pairs + k] = (float)(cos(ang) * m);
+        tab->sin[(size_t)i * n_pairs + k] = (float)(sin(ang) * m);
+    }
+}
+
+static void table_publish(struct rope_table *tab, const struct rope_params *p, int32_t n,
+                          int32_t n_pairs)
+{
+    tab->t.n_pos = n;
+    tab->t.n_pairs = n_pairs;
+    tab->t.neox = p->neox;
+    tab->t.cos = tab->cos;
+    tab->t.sin = tab->sin;
+}
+
 bool rope_table_fill(struct rope_table *tab, const struct rope_params *p, int32_t n_pos,
                      int64_t cur_len)
 {
     int32_t n_pairs = p->dims / 2;
     if (n_pos < 1) n_pos = 1;
-    if (n_pos > tab->cap_pos || tab->t.n_pairs != n_pairs) {
-        size_t n = (size_t)n_pos * (size_t)(n_pairs > 0 ? n_pairs : 1);
-        float *c = realloc(tab->cos, n * sizeof *c);
-        if (!c) return false;
-        tab->cos = c;
-        float *s = realloc(tab->sin, n * sizeof *s);
-        if (!s) return false;
-        tab->sin = s;
-        tab->cap_pos = n_pos;
-    }
+    if (!table_reserve(tab, n_pos, n_pairs)) return false;
     double omega[ANC_MAX_HEAD_DIM / 2], m;
     rope_frequencies(p, cur_len, omega, &m);
-    for (int32_t pos = 0; pos < n_pos; pos++) {
-        for (int32_t k = 0; k < n_pairs; k++) {
-            double ang = (double)pos * omega[k];
-            tab->cos[(size_t)pos * n_pairs + k] = (float)(cos(ang) * m);
-            tab->sin[(size_t)pos * n_pairs + k] = (float)(sin(ang) * m);
-        }
-    }
-    tab->t.n_pos = n_pos;
-    tab->t.n_pairs = n_pairs;
-    tab->t.neox = p->neox;
-    tab->t.cos = tab->cos;
-    tab->t.sin = tab->sin;
+    for (int32_t pos = 0; pos < n_pos; pos++) table_entry(tab, pos, n_pairs, pos, omega, m);
+    table_publish(tab, p, n_pos, n_pairs);
+    return true;
+}
+
+bool rope_table_fill_list(struct rope_table *tab, const struct rope_params *p,
+                          const int64_t *positions, int32_t n, int64_t cur_len)
+{
+    int32_t n_pairs = p->dims / 2;
+    if (!table_reserve(tab, n, n_pairs)) return false;
+    double omega[ANC_MAX_HEAD_DIM / 2], m;
+    rope_frequencies(p, cur_len, omega, &m);
+    for (int32_t i = 0; i < n; i++) table_entry(tab, i, n_pairs, positions[i], omega, m);
+    table_publish(tab, p, n > 0 ? n : 1, n_pairs);
     return true;
 }
 

@@ -55,6 +55,12 @@ bool rope_table_fill(struct rope_table *tab, const struct rope_params *p, int32_
                      int64_t cur_len);
 void rope_table_release(struct rope_table *tab);
 
+/* Fill entry i of the table with the rotation for positions[i] (any size,
+ * e.g. text positions of a long conversation), i < n. The kernels then
+ * take indices into this list as their "positions". */
+bool rope_table_fill_list(struct rope_table *tab, const struct rope_params *p,
+                          const int64_t *positions, int32_t n, int64_t cur_len);
+
 const char *rope_scaling_name(enum rope_scaling s);
 int rope_scaling_from_name(const char *name); /* -1 if unknown */
 

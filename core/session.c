@@ -55,7 +55,7 @@ struct anc_session {
     struct kv_cache *kv;
     struct rope_params rope;
     struct rope_table rtab;
-    int32_t rtab_n_pos;           /* positions the table covers */
+    uint32_t rot_epoch;           /* bumped when cached key rotations go stale */
     int64_t rtab_len;             /* sequence length it was built for (dynamic NTK) */
     double rope_base_eff;
     bool rope_dirty;
@@ -73,7 +73,9 @@ struct anc_session {
     float *hb;       /* [B][n_ff] */
     float *hb2;      /* [B][n_ff] */
     float *k_rot;    /* [scratch_cap][kv_dim] rotated keys, logical order */
-    int32_t *kpos;   /* [scratch_cap] key positions */
+    int32_t *kpos;   /* [scratch_cap] table index of each key to rotate */
+    int32_t *rot_list;/* [scratch_cap] logical entries whose key is rotated this step */
+    int64_t *plist;  /* [scratch_cap + 2B] positions in this step's rotation table */
     int32_t qpos[SESSION_BATCH], qpos_sink[SESSION_BATCH];
     int32_t lo[SESSION_BATCH], hi[SESSION_BATCH];
     float *head_mass;/* [n_head] */
@@ -241,15 +243,23 @@ static bool key_scratch_ensure(struct anc_session *s, int32_t rows)
     int32_t kv_dim = s->m->hp.n_kv_head * s->m->hp.head_dim;
     float *k = s->be->ops->alloc(s->be, (size_t)rows * kv_dim * sizeof(float));
     int32_t *pos = malloc((size_t)rows * sizeof *pos);
+    int32_t *list = malloc((size_t)rows * sizeof *list);
+    int64_t *plist = malloc(((size_t)rows + 2 * SESSION_BATCH) * sizeof *plist);
     int64_t *orig = malloc((size_t)rows * sizeof *orig);
-    if (!k || !pos || !orig) {
+    if (!k || !pos || !list || !plist || !orig) {
         s->be->ops->free(s->be, k);
         free(pos);
+        free(list);
+        free(plist);
         free(orig);
         return false;
     }
     s->be->ops->free(s->be, s->k_rot);
     free(s->kpos);
+    free(s->rot_list);
+    free(s->plist);
+    s->rot_list = list;
+    s->plist = plist;
     s->scratch_bytes += ((size_t)rows - (size_t)s->scratch_cap) * kv_dim * sizeof(float);
     s->k_rot = k;
     s->kpos = pos;
@@ -319,6 +329,8 @@ void anc_session_free(struct anc_session *s)
                      s->k_rot, s->head_mass, s->layer_mass, s->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) s->be->ops->free(s->be, bufs[i]);
     free(s->kpos);
+    free(s->rot_list);
+    free(s->plist);
     free(s->stats_orig);
     kv_cache_free(s->kv);
     rope_table_release(&s->rtab);
@@ -328,41 +340,44 @@ void anc_session_free(struct anc_session *s)
     free(s);
 }
 
-/* ---- RoPE table ------------------------------------------------------ */
+/* ---- RoPE ------------------------------------------------------------ */
 
-/* Make the rotation table cover [0, n_pos) for a sequence of length len
- * (which only dynamic NTK looks at). */
-static bool rope_ensure(struct anc_session *s, int32_t n_pos, int64_t len)
+/* Track what the rotated keys depend on: the settings (a change marks
+ * rope_dirty) and, for dynamic NTK, the sequence length. A change starts a
+ * new epoch, which makes every cached rotation stale. */
+static void rope_update(struct anc_session *s, int64_t len)
 {
     bool dyn = s->rope.scaling == ROPE_DYNAMIC && s->rope.factor > 1.0;
     int64_t eff_len = dyn ? (len > s->rope.orig_ctx ? len : s->rope.orig_ctx) : 0;
-    if (!s->rope_dirty && n_pos <= s->rtab_n_pos && eff_len == s->rtab_len) return true;
-    /* grow geometrically up to the rows the policy can ever use */
-    int32_t want = s->rtab_n_pos > n_pos ? s->rtab_n_pos : n_pos;
-    if (n_pos > s->rtab_n_pos) {
-        int32_t grown = s->rtab_n_pos * 2 > 256 ? s->rtab_n_pos * 2 : 256;
-        int32_t rows = rows_of(&s->p);
-        want = grown < rows ? grown : rows;
-        if (want < n_pos) want = n_pos;
-    }
-    if (!rope_table_fill(&s->rtab, &s->rope, want, eff_len)) return false;
-    s->rtab_n_pos = want;
+    if (!s->rope_dirty && eff_len == s->rtab_len) return;
     s->rtab_len = eff_len;
     s->rope_base_eff = dyn ? rope_dynamic_base(s->rope.base, s->rope.dims, s->rope.factor,
                                                s->rope.orig_ctx, eff_len)
                            : s->rope.base;
     s->rope_dirty = false;
-    return true;
+    s->rot_epoch++;
 }
 
 /* ---- the forward pass ------------------------------------------------ */
+
+/* The position logical entry j's key is rotated at. Recent keys use their
+ * text index (the query uses its own, so their distance is the text
+ * distance, as in-cache positions give); sinks use their place in the
+ * cache, as the query does for them (s->qpos_sink); recompute runs use
+ * places 0..W-1. */
+static int64_t key_position(const struct anc_session *s, int32_t j)
+{
+    const struct kv_cache *kv = s->kv;
+    if (s->p.cache == ANC_CACHE_RECOMPUTE || j < sinks_of(&s->p)) return j;
+    return kv->orig[j];
+}
 
 /* One forward pass over n <= SESSION_BATCH new tokens whose cache entries
  * are the last n logical entries. s->qpos/qpos_sink/lo/hi describe what
  * each query sees; entries [0, n_always) are the sinks every query sees.
  * Writes logits of the last token (and of every token into logits_all
- * [n][n_vocab] when non-NULL). */
-static void forward(struct anc_session *s, const int32_t *tokens, int32_t n, int32_t n_always,
+ * [n][n_vocab] when non-NULL). false only when out of memory. */
+static bool forward(struct anc_session *s, const int32_t *tokens, int32_t n, int32_t n_always,
                     bool two_q, float *logits_all)
 {
     struct anc_model *m = s->m;
@@ -372,8 +387,27 @@ static void forward(struct anc_session *s, const int32_t *tokens, int32_t n, int
     struct kv_cache *kv = s->kv;
     int32_t dim = hp->dim, kv_dim = hp->n_kv_head * hp->head_dim;
     int32_t q_dim = hp->n_head * hp->head_dim, n_kv = kv->n, first = n_kv - n;
-    for (int32_t j = 0; j < n_kv; j++) s->kpos[j] = j;
     for (int32_t l = 0; l < hp->n_layer; l++) s->layer_mass[l] = 0.0f;
+
+    /* 0. which keys need rotating (the new ones, and any whose position or
+       RoPE epoch changed), and one small table for every position used */
+    int32_t n_rot = 0, n_pos = 0;
+    for (int32_t j = 0; j < n_kv; j++) {
+        int32_t row = kv->slot[j];
+        int64_t want = key_position(s, j);
+        if (kv->rot_pos[row] == want && kv->rot_epoch[row] == s->rot_epoch) continue;
+        s->rot_list[n_rot] = j;
+        s->kpos[n_rot] = n_pos;
+        s->plist[n_pos++] = want;
+        n_rot++;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        s->plist[n_pos] = s->qpos[i];
+        s->qpos[i] = n_pos++;
+        s->plist[n_pos] = s->qpos_sink[i];
+        s->qpos_sink[i] = n_pos++;
+    }
+    if (!rope_table_fill_list(&s->rtab, &s->rope, s->plist, n_pos, s->rtab_len)) return false;
 
     /* 1. token embeddings */
     op->embed(be, s->x, &m->tok_embd, tokens, n);
@@ -385,24 +419,34 @@ static void forward(struct anc_session *s, const int32_t *tokens, int32_t n, int
         op->matmul(be, s->q, model_proj_weight(m, l, PROJ_Q), s->xb, n);
         op->matmul(be, s->k_new, model_proj_weight(m, l, PROJ_K), s->xb, n);
         op->matmul(be, s->v_new, model_proj_weight(m, l, PROJ_V), s->xb, n);
-        /* 3. store the new keys (un-rotated) and values in the cache */
+        /* 3. store the new keys (as computed) and values in the cache */
         for (int32_t i = 0; i < n; i++) {
             int32_t row = kv->slot[first + i];
             op->store_row(be, kv_cache_k_row(kv, l, row), kv->type, s->k_new + (size_t)i * kv_dim, kv_dim);
             op->store_row(be, kv_cache_v_row(kv, l, row), kv->type, s->v_new + (size_t)i * kv_dim, kv_dim);
         }
-        /* 4. rotate every cached key at its position, and the queries */
-        for (int32_t j = 0; j < n_kv; j++)
-            op->load_row(be, s->k_rot + (size_t)j * kv_dim, kv_cache_k_row(kv, l, kv->slot[j]),
-                         kv->type, kv_dim);
-        op->rope(be, s->k_rot, n_kv, hp->n_kv_head, hp->head_dim, &s->rtab.t, s->kpos);
+        /* 4. rotate the keys that need it into the rotated-key cache, and
+           the queries (at their text position, and for the sinks at their
+           place in the cache) */
+        for (int32_t t = 0; t < n_rot; t++) {
+            int32_t j = s->rot_list[t];
+            float *dst = s->k_rot + (size_t)t * kv_dim;
+            if (j >= first)
+                memcpy(dst, s->k_new + (size_t)(j - first) * kv_dim, (size_t)kv_dim * sizeof(float));
+            else
+                op->load_row(be, dst, kv_cache_k_row(kv, l, kv->slot[j]), kv->type, kv_dim);
+        }
+        op->rope(be, s->k_rot, n_rot, hp->n_kv_head, hp->head_dim, &s->rtab.t, s->kpos);
+        for (int32_t t = 0; t < n_rot; t++)
+            op->store_row(be, kv_cache_kr_row(kv, l, kv->slot[s->rot_list[t]]), kv->type,
+                          s->k_rot + (size_t)t * kv_dim, kv_dim);
         if (two_q) memcpy(s->q_sink, s->q, (size_t)n * q_dim * sizeof(float));
         op->rope(be, s->q, n, hp->n_head, hp->head_dim, &s->rtab.t, s->qpos);
         if (two_q) op->rope(be, s->q_sink, n, hp->n_head, hp->head_dim, &s->rtab.t, s->qpos_sink);
         /* 5. attention over the cache, then the output projection */
         struct anc_attn_args a = {
-            .out = s->att, .q = s->q, .q_sink = two_q ? s->q_sink : NULL, .k = s->k_rot,
-            .v = kv->v[l], .v_type = kv->type, .v_slot = kv->slot,
+            .out = s->att, .q = s->q, .q_sink = two_q ? s->q_sink : NULL,
+            .k = kv->kr[l], .v = kv->v[l], .kv_type = kv->type, .slot = kv->slot,
             .n_q = n, .n_kv = n_kv, .n_head = hp->n_head, .n_kv_head = hp->n_kv_head,
             .head_dim = hp->head_dim, .n_sink = n_always, .lo = s->lo, .hi = s->hi,
             .scale = 1.0f / sqrtf((float)hp->head_dim),
@@ -424,6 +468,11 @@ static void forward(struct anc_session *s, const int32_t *tokens, int32_t n, int
         op->matmul(be, s->xb, model_proj_weight(m, l, PROJ_DOWN), s->hb, n);
         op->add(be, s->x, s->xb, (int64_t)n * dim);
     }
+    for (int32_t t = 0; t < n_rot; t++) { /* every layer's rotation is current now */
+        int32_t row = kv->slot[s->rot_list[t]];
+        kv->rot_pos[row] = s->plist[s->kpos[t]];
+        kv->rot_epoch[row] = s->rot_epoch;
+    }
 
     /* 7. final norm and the output head (every token, or just the last) */
     if (logits_all) {
@@ -437,6 +486,7 @@ static void forward(struct anc_session *s, const int32_t *tokens, int32_t n, int
         op->matmul(be, s->logits, &m->output, s->xb, 1);
     }
     s->have_logits = true;
+    return true;
 }
 
 /* Evict the oldest non-sink entries until at most `keep` remain. */
@@ -463,22 +513,24 @@ static int step_cached(struct anc_session *s, const int32_t *toks, int32_t b, fl
         /* until the sinks are complete (L < S, so L < W) nothing has been
            evicted and the query sees everything before it */
         int32_t lo = L < S ? A : L - (W - S) + 1;
-        s->qpos[i] = L;
-        s->qpos_sink[i] = L < W - 1 ? L : W - 1;
         s->lo[i] = lo > A ? lo : A;
         s->hi[i] = L + 1;
-        two_q |= s->qpos_sink[i] != L;
         if (kv_cache_append(kv, s->n_seen + i, toks[i]) < 0) {
             anc_set_err(err, errlen, "internal error: cache rows exhausted");
             return -1;
         }
+        /* the query is rotated where its own key is (its text position),
+           and for the sinks at its place in the cache */
+        s->qpos[i] = key_position(s, L);
+        s->qpos_sink[i] = L < W - 1 ? L : W - 1;
+        two_q |= s->qpos_sink[i] != s->qpos[i];
     }
-    if (!rope_ensure(s, kv->n, kv->n < W ? kv->n : W)) {
+    rope_update(s, kv->n < W ? kv->n : W);
+    if (!forward(s, toks, b, A, two_q, logits_all)) {
         kv_cache_evict(kv, n0, b);
         anc_set_err(err, errlen, "out of memory for the RoPE table");
         return -1;
     }
-    forward(s, toks, b, A, two_q, logits_all);
     if (streaming(s->p.cache)) evict_to(s, W);
     return 0;
 }

@@ -40,10 +40,11 @@ struct anc_attn_args {
     float *out;            /* [n_q][n_head * head_dim] */
     const float *q;        /* [n_q][n_head * head_dim], rotated */
     const float *q_sink;   /* like q, rotated for entries [0, n_sink); NULL = q */
-    const float *k;        /* [n_kv][n_kv_head * head_dim] rotated keys, logical order */
-    const void *v;         /* value rows [*][n_kv_head * head_dim], physical order */
-    uint32_t v_type;       /* ANC_DT_F32 or ANC_DT_F16 */
-    const int32_t *v_slot; /* [n_kv] physical row of logical entry j; NULL = j */
+    const void *k;         /* rotated key rows [*][n_kv_head * head_dim] */
+    const void *v;         /* value rows [*][n_kv_head * head_dim] */
+    uint32_t kv_type;      /* ANC_DT_F32 or ANC_DT_F16, for k and v */
+    const int32_t *slot;   /* [n_kv] physical row of logical entry j (for k
+                              and v); NULL = j */
     int32_t n_q, n_kv, n_head, n_kv_head, head_dim;
     int32_t n_sink;        /* logical entries [0, n_sink) are seen by every query */
     const int32_t *lo;     /* [n_q]: query i also sees entries [lo[i], hi[i]) */
@@ -55,6 +56,8 @@ struct anc_attn_args {
 
 /* Largest head dimension any backend must handle (models are checked at load). */
 #define ANC_MAX_HEAD_DIM 512
+/* Largest number of query heads sharing one key/value head. */
+#define ANC_MAX_GROUP 64
 
 struct anc_backend;
 

@@ -149,8 +149,8 @@ static void test_rope(struct anc_backend *be, bool neox)
 }
 
 /* Naive attention with the same visibility rules as the backend contract. */
-static void attention_ref(const struct anc_attn_args *a, const float *vfull, double *out,
-                          double *sink_mass)
+static void attention_ref(const struct anc_attn_args *a, const float *kfull, const float *vfull,
+                          double *out, double *sink_mass)
 {
     int hd = a->head_dim, group = a->n_head / a->n_kv_head;
     for (int i = 0; i < a->n_q; i++)
@@ -163,7 +163,8 @@ static void attention_ref(const struct anc_attn_args *a, const float *vfull, dou
                 vis[j] = sink || (j >= a->lo[i] && j < a->hi[i]);
                 if (!vis[j]) continue;
                 const float *q = (sink && a->q_sink ? a->q_sink : a->q) + (i * a->n_head + h) * hd;
-                const float *k = a->k + (j * a->n_kv_head + kvh) * hd;
+                int kslot = a->slot ? a->slot[j] : j;
+                const float *k = kfull + (kslot * a->n_kv_head + kvh) * hd;
                 double d = 0;
                 for (int e = 0; e < hd; e++) d += (double)q[e] * k[e];
                 sc[j] = d * a->scale;
@@ -178,7 +179,7 @@ static void attention_ref(const struct anc_attn_args *a, const float *vfull, dou
             double *o = out + (i * a->n_head + h) * hd;
             for (int e = 0; e < hd; e++) o[e] = 0;
             for (int j = 0; j < a->n_kv; j++) {
-                int slot = a->v_slot ? a->v_slot[j] : j;
+                int slot = a->slot ? a->slot[j] : j;
                 const float *v = vfull + (slot * a->n_kv_head + kvh) * hd;
                 for (int e = 0; e < hd; e++) o[e] += sc[j] / sum * v[e];
             }
@@ -191,13 +192,14 @@ static void test_attention(struct anc_backend *be, uint32_t v_type, int n_head, 
 {
     int hd = 24, n_kv = 150, n_q = 6, kvd = n_kv_head * hd;
     float *q = malloc(sizeof(float) * n_q * n_head * hd), *qs = malloc(sizeof(float) * n_q * n_head * hd);
-    float *k = malloc(sizeof(float) * n_kv * kvd), *vf = malloc(sizeof(float) * n_kv * kvd);
-    uint16_t *vh = malloc(sizeof(uint16_t) * n_kv * kvd);
+    float *kf = malloc(sizeof(float) * n_kv * kvd), *vf = malloc(sizeof(float) * n_kv * kvd);
+    uint16_t *kh = malloc(sizeof(uint16_t) * n_kv * kvd), *vh = malloc(sizeof(uint16_t) * n_kv * kvd);
     float *out = malloc(sizeof(float) * n_q * n_head * hd);
     double *ref = malloc(sizeof(double) * n_q * n_head * hd);
     for (int i = 0; i < n_q * n_head * hd; i++) q[i] = frand() * 2, qs[i] = frand() * 2;
     for (int i = 0; i < n_kv * kvd; i++) {
-        k[i] = frand() * 2;
+        kh[i] = anc_f32_to_f16(frand() * 2);
+        kf[i] = anc_f16_to_f32(kh[i]);
         vh[i] = anc_f32_to_f16(frand());
         vf[i] = anc_f16_to_f32(vh[i]); /* same values in both layouts */
     }
@@ -210,16 +212,17 @@ static void test_attention(struct anc_backend *be, uint32_t v_type, int n_head, 
     float mass[16];
     double mass_ref[16];
     struct anc_attn_args a = {
-        .out = out, .q = q, .q_sink = two_q ? qs : NULL, .k = k,
-        .v = v_type == ANC_DT_F16 ? (const void *)vh : (const void *)vf, .v_type = v_type,
-        .v_slot = permute ? slot : NULL, .n_q = n_q, .n_kv = n_kv, .n_head = n_head,
+        .out = out, .q = q, .q_sink = two_q ? qs : NULL,
+        .k = v_type == ANC_DT_F16 ? (const void *)kh : (const void *)kf,
+        .v = v_type == ANC_DT_F16 ? (const void *)vh : (const void *)vf, .kv_type = v_type,
+        .slot = permute ? slot : NULL, .n_q = n_q, .n_kv = n_kv, .n_head = n_head,
         .n_kv_head = n_kv_head, .head_dim = hd, .n_sink = n_sink, .lo = lo, .hi = hi,
         .scale = 1.0f / sqrtf((float)hd), .sink_mass = mass,
     };
     be->ops->attention(be, &a);
-    attention_ref(&a, vf, ref, mass_ref);
+    attention_ref(&a, kf, vf, ref, mass_ref);
     char what[96];
-    snprintf(what, sizeof what, "attention v=%s heads %d/%d sinks %d%s%s",
+    snprintf(what, sizeof what, "attention kv=%s heads %d/%d sinks %d%s%s",
              anc_dtype_get(v_type)->name, n_head, n_kv_head, n_sink, permute ? " permuted" : "",
              two_q ? " two-q" : "");
     compare(what, out, ref, (size_t)n_q * n_head * hd, 1e-5, 1e-4);
@@ -229,7 +232,7 @@ static void test_attention(struct anc_backend *be, uint32_t v_type, int n_head, 
         for (int h = 0; h < n_head; h++) mass_f[h] = mass[h], mr[h] = mass_ref[h];
         compare("sink mass", mass_f, mr, (size_t)n_head, 1e-6, 1e-4);
     }
-    free(q), free(qs), free(k), free(vf), free(vh), free(out), free(ref);
+    free(q), free(qs), free(kf), free(kh), free(vf), free(vh), free(out), free(ref);
 }
 
 static void test_rows(struct anc_backend *be)

@@ -32,7 +32,7 @@
 #include "test_util.h"
 
 #include "backend.h"
-#include "cpu_ops.h"
+#include "cpu/cpu_ops.h" /* the kernel tables (kernels/cpu/) */
 #include "quant.h"
 
 #include <stdbool.h>
@@ -40,7 +40,7 @@
 
 #define U24 (1.0 / 16777216.0)
 #define N_ROWS 13 /* odd, not a multiple of the 8- or 16-row panels */
-#define N_TOK 7   /* odd, not a multiple of the 4- or 6-token tiles */
+#define N_TOK 13  /* odd, not a multiple of the 4- or 6-token tiles */
 
 static const uint32_t types[] = {ANC_DT_F32,  ANC_DT_F16,  ANC_DT_BF16, ANC_DT_Q4_0,
                                  ANC_DT_Q4_1, ANC_DT_Q5_0, ANC_DT_Q5_1, ANC_DT_Q8_0,
@@ -415,7 +415,7 @@ static void test_table(const struct cpu_kernels *k, const char *isa, const struc
     if (!mmq && !mmf) return;
     snprintf(what, sizeof what, "%s %s", isa, fl ? "mm_f" : "mm_q8");
     cmp_begin(&c, what);
-    static const int32_t ntoks[] = {1, 2, 3, 4, 5, N_TOK};
+    static const int32_t ntoks[] = {1, 2, 3, 4, 5, 6, 7, N_TOK};
     static const int64_t nrows[] = {N_ROWS, 5};
     float *y = malloc(sizeof(float) * N_ROWS * N_TOK);
     void *scratch = scratch_for(cd->n, N_TOK);
@@ -491,6 +491,53 @@ static void test_backend(uint32_t type, int64_t n, int n_threads)
     free(y);
 }
 
+/* ---- activation quantisers: the reference's bytes ----------------------- */
+
+static void test_quantisers(const struct cpu_kernels *k, const char *isa)
+{
+    static const uint32_t vts[] = {ANC_DT_Q8_0, ANC_DT_Q8_1, ANC_DT_Q8_K};
+    static const int64_t ns[] = {256, 2048, 5632};
+    int bad_rows = 0;
+    long rows = 0;
+    for (size_t v = 0; v < sizeof vts / sizeof *vts; v++)
+        for (size_t si = 0; si < sizeof ns / sizeof *ns; si++)
+            for (int kind = 0; kind < 6; kind++) {
+                uint32_t vt = vts[v];
+                int64_t n = ns[si];
+                size_t rb = anc_dtype_row_bytes(vt, (uint64_t)n);
+                float *x = malloc(sizeof(float) * (size_t)n);
+                uint8_t *got = malloc(rb), *ref = malloc(rb);
+                for (int64_t i = 0; i < n; i++) x[i] = rnd_value() * ldexpf(1.0f, rnd_int(-20, 10));
+                if (kind == 1) /* ties: a block whose amax is 127 has d = 1, so k + 0.5 rounds away */
+                    for (int64_t i = 0; i < n; i++)
+                        x[i] = i % 32 == 0 ? 127.0f : (float)rnd_int(-126, 126) + (rnd() & 1 ? 0.5f : -0.5f);
+                if (kind == 2) /* just below and above the ties */
+                    for (int64_t i = 0; i < n; i++)
+                        x[i] = i % 32 == 0 ? -127.0f : nextafterf((float)rnd_int(-126, 126) + 0.5f, rnd() & 1 ? 0.0f : 200.0f);
+                if (kind == 3) memset(x, 0, sizeof(float) * (size_t)n); /* d = 0 */
+                if (kind == 4) x[rnd_int(0, (int)n - 1)] = rnd() & 1 ? INFINITY : NAN;
+                if (kind == 5) x[rnd_int(0, (int)n - 1)] = 3e9f; /* d past half precision (Q8_0/Q8_1) */
+                memset(got, 0x5a, rb);
+                memset(ref, 0xa5, rb);
+                bool ok_ref = quant_quantize_row(vt, x, ref, n);
+                bool ok_got = k->quant_x[vt](x, got, n);
+                rows++;
+                if (ok_ref != ok_got || memcmp(got, ref, rb) != 0) {
+                    size_t first = 0;
+                    while (first < rb && got[first] == ref[first]) first++;
+                    if (bad_rows++ < 5)
+                        fprintf(stderr, "  MISMATCH %s quant_x %s n=%lld case %d: ok %d vs %d, first differing byte %zu\n",
+                                isa, anc_dtype_get(vt)->name, (long long)n, kind, ok_got, ok_ref, first);
+                }
+                free(x);
+                free(got);
+                free(ref);
+            }
+    printf("%-14s %-22s %4ld rows, %d differ from quant_quantize_row%s\n", isa, "quant_x q8_0/q8_1/q8_K", rows,
+           bad_rows, bad_rows ? "  FAIL" : "");
+    if (bad_rows) test_failures++;
+}
+
 /* The checker itself must be able to fail: a result one integer unit off
  * an exact reference, and one a term off a random one, are mismatches. */
 static void test_checker_fails(void)
@@ -527,6 +574,7 @@ int main(void)
     struct cpu_kernels gen;
     cpu_kernels_generic(&gen);
     run_cases(&gen, "generic");
+    test_quantisers(&gen, "generic");
 
     /* the backend with whatever table this processor selects */
     printf("backend kernels: %s\n", anc_backend_cpu_isa());
@@ -550,6 +598,17 @@ int main(void)
     cpu_kernels_generic(&simd);
     cpu_kernels_add_avx2(&simd);
     run_cases(&simd, "avx2");
+    test_quantisers(&simd, "avx2");
+
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")) {
+        struct cpu_kernels vnni = simd;
+        cpu_kernels_add_avx512vnni(&vnni);
+        run_cases(&vnni, "avx2+vnni");
+    } else {
+        printf("no AVX512-VNNI/VL: the avx2+vnni kernels were not tested\n");
+    }
+#endif
     if (total_mismatches) fprintf(stderr, "%d mismatches in all\n", total_mismatches);
     TEST_EXIT();
 }

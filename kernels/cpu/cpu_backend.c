@@ -1,5 +1,5 @@
 /* cpu_backend.c — the CPU backend: the reference ops of cpu_ops.c, split
- * over a thread pool (rows for matmul, (query, head) pairs for attention,
+ * over a thread pool (rows for matmul, (query, kv head) pairs for attention,
  * tokens for the rest). Depends on kernels/ only. */
 #include "backend.h"
 #include "cpu_ops.h"
@@ -133,20 +133,20 @@ static void matmul_worker(void *ctx, int ith, int nth)
     }
 }
 
-/* quant_quantize_row fails only for non-finite activations (or a scale
- * past half precision); it then fills the row with 0xff bytes, whose NaN
- * scales make every dot product with it NaN. The token is also marked, and
- * cpu_matmul writes NaN over its outputs itself, so the contract "bad
- * input -> NaN output" does not depend on how a SIMD kernel treats the
- * poisoned bytes. */
+/* The table's quantiser writes quant_quantize_row's bytes. It fails only
+ * for non-finite activations (or a scale past half precision), and then
+ * fills the row with 0xff bytes, whose NaN scales make every dot product
+ * with it NaN. The token is also marked, and cpu_matmul writes NaN over its
+ * outputs itself, so "bad input -> NaN output" does not depend on how a
+ * SIMD kernel treats the poisoned bytes. */
 static void quantize_worker(void *ctx, int ith, int nth)
 {
     struct matmul_job *j = ctx;
     long lo, hi;
     threadpool_split(j->n_tok, ith, nth, 1, &lo, &hi);
     for (long t = lo; t < hi; t++)
-        j->xbad[t] = !quant_quantize_row(j->vt, j->x + (size_t)t * j->w->cols,
-                                         (uint8_t *)j->xq + (size_t)t * j->xq_row, j->w->cols);
+        j->xbad[t] = !j->k->quant_x[j->vt](j->x + (size_t)t * j->w->cols,
+                                           (uint8_t *)j->xq + (size_t)t * j->xq_row, j->w->cols);
 }
 
 /* Grow *buf to at least need bytes (contents not kept); false when out of memory. */
@@ -255,7 +255,7 @@ static void cpu_rope(struct anc_backend *be, float *x, int32_t n_tok, int32_t n_
     }
 }
 
-/* ---- attention: split (query, head) pairs --------------------------- */
+/* ---- attention: split (query, key/value head) pairs ------------------ */
 struct attn_job {
     const struct anc_attn_args *a;
     struct cpu_priv *p;
@@ -267,16 +267,17 @@ static void attention_worker(void *ctx, int ith, int nth)
     const struct anc_attn_args *a = j->a;
     float *scores = j->p->scores + (size_t)ith * j->p->scores_cap;
     long lo, hi;
-    threadpool_split((long)a->n_q * a->n_head, ith, nth, 1, &lo, &hi);
+    threadpool_split((long)a->n_q * a->n_kv_head, ith, nth, 1, &lo, &hi);
     for (long u = lo; u < hi; u++)
-        cpu_attention_one(a, (int32_t)(u / a->n_head), (int32_t)(u % a->n_head), scores);
+        cpu_attention_group(a, (int32_t)(u / a->n_kv_head), (int32_t)(u % a->n_kv_head), scores);
 }
 
 static void cpu_attention(struct anc_backend *be, const struct anc_attn_args *a)
 {
     struct cpu_priv *p = priv_of(be);
-    if (a->n_kv > p->scores_cap) {
-        int64_t cap = a->n_kv < 1024 ? 1024 : a->n_kv * 2;
+    int64_t need = (int64_t)a->n_kv * (a->n_head / a->n_kv_head);
+    if (need > p->scores_cap) {
+        int64_t cap = need < 8192 ? 8192 : need * 2;
         float *s = realloc(p->scores, (size_t)cap * be->n_threads * sizeof(float));
         if (!s) abort(); /* the engine sizes caches up front; this is a bug */
         p->scores = s;

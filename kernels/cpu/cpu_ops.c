@@ -106,62 +106,75 @@ void cpu_rope_ref(float *x, int32_t n_heads, int32_t head_dim,
     }
 }
 
-static inline void value_row(const struct anc_attn_args *a, int32_t j, int32_t kvh, float *out)
+/* Row j (logical) of a key or value array, head kvh, as floats. */
+static inline const float *kv_row(const struct anc_attn_args *a, const void *base, int32_t j,
+                                  int32_t kvh, float *buf)
 {
-    int32_t slot = a->v_slot ? a->v_slot[j] : j;
+    int32_t slot = a->slot ? a->slot[j] : j;
     size_t off = ((size_t)slot * a->n_kv_head + kvh) * a->head_dim;
-    if (a->v_type == ANC_DT_F16) {
-        const uint16_t *v = (const uint16_t *)a->v + off;
-        for (int32_t d = 0; d < a->head_dim; d++) out[d] = f16_lut(v[d]);
-    } else {
-        memcpy(out, (const float *)a->v + off, (size_t)a->head_dim * sizeof(float));
+    if (a->kv_type == ANC_DT_F16) {
+        const uint16_t *src = (const uint16_t *)base + off;
+        for (int32_t d = 0; d < a->head_dim; d++) buf[d] = f16_lut(src[d]);
+        return buf;
     }
+    return (const float *)base + off;
 }
 
-/* Softmax attention of query i, head h over the entries it may see:
- * [0, n_sink) (scored with q_sink) and [lo[i], hi[i]) (scored with q). */
-void cpu_attention_one(const struct anc_attn_args *a, int32_t i, int32_t h, float *scores)
+/* Softmax attention of query i for the query heads that share key/value
+ * head kvh (grouped-query attention: each key and value row is read and
+ * converted once for the whole group). Entries seen: [0, n_sink) (scored
+ * with q_sink) and [lo[i], hi[i]) (scored with q). scores: scratch
+ * [group][n_kv]. */
+void cpu_attention_group(const struct anc_attn_args *a, int32_t i, int32_t kvh, float *scores)
 {
-    int32_t hd = a->head_dim;
-    int32_t kvh = h / (a->n_head / a->n_kv_head);
-    size_t qoff = ((size_t)i * a->n_head + h) * hd;
-    const float *q = a->q + qoff;
-    const float *qs = (a->q_sink ? a->q_sink : a->q) + qoff;
+    int32_t hd = a->head_dim, group = a->n_head / a->n_kv_head, h0 = kvh * group;
+    int32_t n_kv = a->n_kv;
+    cpu_dot_f_fn dot = cpu_kernels_get()->dot_f[ANC_DT_F32];
     int32_t lo = a->lo[i], hi = a->hi[i];
     if (lo < a->n_sink) lo = a->n_sink; /* never count a sink twice */
-    float maxv = -INFINITY;
-    for (int32_t j = 0; j < a->n_kv; j++) {
+    float buf[ANC_MAX_HEAD_DIM];
+    float maxv[ANC_MAX_GROUP];
+    for (int32_t g = 0; g < group; g++) maxv[g] = -INFINITY;
+    for (int32_t j = 0; j < n_kv; j++) {
         bool sink = j < a->n_sink;
         if (!sink && (j < lo || j >= hi)) {
-            scores[j] = -INFINITY;
+            for (int32_t g = 0; g < group; g++) scores[(size_t)g * n_kv + j] = -INFINITY;
             continue;
         }
-        const float *k = a->k + ((size_t)j * a->n_kv_head + kvh) * hd;
-        const float *qq = sink ? qs : q;
-        float dot = 0.0f;
-        for (int32_t d = 0; d < hd; d++) dot += qq[d] * k[d];
-        scores[j] = dot * a->scale;
-        if (scores[j] > maxv) maxv = scores[j];
+        const float *k = kv_row(a, a->k, j, kvh, buf);
+        const float *qb = sink && a->q_sink ? a->q_sink : a->q;
+        for (int32_t g = 0; g < group; g++) {
+            const float *q = qb + ((size_t)i * a->n_head + h0 + g) * hd;
+            float sc = dot(q, k, hd) * a->scale;
+            scores[(size_t)g * n_kv + j] = sc;
+            if (sc > maxv[g]) maxv[g] = sc;
+        }
     }
-    double sum = 0.0, sink_sum = 0.0;
-    for (int32_t j = 0; j < a->n_kv; j++) {
-        float e = scores[j] == -INFINITY ? 0.0f : expf(scores[j] - maxv);
-        scores[j] = e;
-        sum += e;
-        if (j < a->n_sink) sink_sum += e;
+    float inv[ANC_MAX_GROUP];
+    for (int32_t g = 0; g < group; g++) {
+        float *sg = scores + (size_t)g * n_kv;
+        double sum = 0.0, sink_sum = 0.0;
+        for (int32_t j = 0; j < n_kv; j++) {
+            float e = sg[j] == -INFINITY ? 0.0f : expf(sg[j] - maxv[g]);
+            sg[j] = e;
+            sum += e;
+            if (j < a->n_sink) sink_sum += e;
+        }
+        inv[g] = sum > 0 ? (float)(1.0 / sum) : 0.0f;
+        if (a->sink_mass && i == a->n_q - 1)
+            a->sink_mass[h0 + g] = sum > 0 ? (float)(sink_sum / sum) : 0.0f;
+        memset(a->out + ((size_t)i * a->n_head + h0 + g) * hd, 0, (size_t)hd * sizeof(float));
     }
-    float inv = sum > 0 ? (float)(1.0 / sum) : 0.0f;
-    float *out = a->out + qoff;
-    memset(out, 0, (size_t)hd * sizeof(float));
-    float vbuf[ANC_MAX_HEAD_DIM];
-    float *vrow = hd <= ANC_MAX_HEAD_DIM ? vbuf : NULL;
-    for (int32_t j = 0; j < a->n_kv && vrow; j++) {
-        if (scores[j] == 0.0f) continue;
-        value_row(a, j, kvh, vrow);
-        float p = scores[j] * inv;
-        for (int32_t d = 0; d < hd; d++) out[d] += p * vrow[d];
+    for (int32_t j = 0; j < n_kv; j++) {
+        if (j >= a->n_sink && (j < lo || j >= hi)) continue;
+        const float *v = kv_row(a, a->v, j, kvh, buf);
+        for (int32_t g = 0; g < group; g++) {
+            float p = scores[(size_t)g * n_kv + j] * inv[g];
+            if (p == 0.0f) continue;
+            float *out = a->out + ((size_t)i * a->n_head + h0 + g) * hd;
+            for (int32_t d = 0; d < hd; d++) out[d] += p * v[d];
+        }
     }
-    if (a->sink_mass && i == a->n_q - 1) a->sink_mass[h] = sum > 0 ? (float)(sink_sum / sum) : 0.0f;
 }
 
 void cpu_swiglu_ref(float *out, const float *gate, const float *up, int64_t n)
@@ -201,6 +214,16 @@ REF_DOT(Q5_K)
 REF_DOT(Q6_K)
 #undef REF_DOT
 
+#define REF_QUANT(T)                                                       \
+    static bool ref_quant_##T(const float *x, void *dst, int64_t n)        \
+    {                                                                      \
+        return quant_quantize_row(ANC_DT_##T, x, dst, n);                  \
+    }
+REF_QUANT(Q8_0)
+REF_QUANT(Q8_1)
+REF_QUANT(Q8_K)
+#undef REF_QUANT
+
 static struct cpu_kernels kernels;
 static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
 
@@ -215,6 +238,9 @@ void cpu_kernels_generic(struct cpu_kernels *k)
     SET(F32) SET(F16) SET(BF16) SET(Q4_0) SET(Q4_1) SET(Q5_0) SET(Q5_1) SET(Q8_0)
     SET(Q4_K) SET(Q5_K) SET(Q6_K)
 #undef SET
+    k->quant_x[ANC_DT_Q8_0] = ref_quant_Q8_0;
+    k->quant_x[ANC_DT_Q8_1] = ref_quant_Q8_1;
+    k->quant_x[ANC_DT_Q8_K] = ref_quant_Q8_K;
 }
 
 static void kernels_build(void)
@@ -228,6 +254,12 @@ static void kernels_build(void)
         __builtin_cpu_supports("f16c")) {
         cpu_kernels_add_avx2(&kernels);
         kernels.isa = "avx2";
+        /* ANCORA_CPU=avx2 keeps the AVX2 kernels only */
+        if (__builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+            !(force && strcmp(force, "avx2") == 0)) {
+            cpu_kernels_add_avx512vnni(&kernels);
+            kernels.isa = "avx2+vnni";
+        }
     }
 #endif
 }

@@ -15,7 +15,8 @@ void cpu_ops_init(void);
  * and with activations quantised to quant_vec_dot_type(type) (dot_q8).
  * The table starts with the portable reference (quant.c) and is overridden
  * by SIMD versions the processor supports; ANCORA_CPU=generic in the
- * environment keeps the portable one. NULL entries: not available. */
+ * environment keeps the portable one, ANCORA_CPU=avx2 stops at AVX2.
+ * NULL entries: not available. */
 typedef float (*cpu_dot_f_fn)(const void *wrow, const float *x, int64_t n);
 typedef float (*cpu_dot_q8_fn)(const void *wrow, const void *xq, int64_t n);
 
@@ -36,8 +37,13 @@ typedef void (*cpu_mm_q8_fn)(float *y, int64_t ldy, const void *w, size_t row_by
 typedef void (*cpu_mm_f_fn)(float *y, int64_t ldy, const void *w, size_t row_bytes, int64_t nr,
                             const float *x, int64_t ldx, int32_t n_tok, int64_t n, void *scratch);
 
+/* Activation quantiser for an activation format (Q8_0, Q8_1, Q8_K): the
+ * same contract and the same bytes as quant_quantize_row(type, ...). */
+typedef bool (*cpu_quant_fn)(const float *x, void *dst, int64_t n);
+
 struct cpu_kernels {
-    const char *isa;                       /* "generic", "avx2" */
+    const char *isa;                       /* "generic", "avx2", "avx2+vnni" */
+    cpu_quant_fn quant_x[ANC_DT_COUNT_];   /* by activation type */
     cpu_dot_f_fn dot_f[ANC_DT_COUNT_];
     cpu_dot_q8_fn dot_q8[ANC_DT_COUNT_];
     cpu_mm_f_fn mm_f[ANC_DT_COUNT_];       /* float weights */
@@ -50,13 +56,16 @@ void cpu_kernels_generic(struct cpu_kernels *k);
 /* Overrides from kernels/cpu/simd_*.c (each checks nothing: the caller
  * decides from cpuid). */
 void cpu_kernels_add_avx2(struct cpu_kernels *k);
+/* On top of the AVX2 table: prefill kernels using AVX512-VNNI (vpdpbusd on
+ * 256-bit vectors; needs AVX512-VL too). */
+void cpu_kernels_add_avx512vnni(struct cpu_kernels *k);
 
 /* Scratch bytes an mm kernel needs for rows of n elements and n_tok tokens
  * (room for one packed panel of weight rows plus per-token block data). */
 static inline size_t cpu_mm_scratch_bytes(int64_t n, int32_t n_tok)
 {
     size_t panel = 17 * (size_t)n + 16384 + 256;
-    return panel + (size_t)(n_tok > 0 ? n_tok : 1) * ((size_t)n / 4 + 64);
+    return panel + (size_t)(n_tok > 0 ? n_tok : 1) * (2 * (size_t)n + (size_t)n / 8 + 64);
 }
 
 /* Dot product of one weight row (n elements of `type`) with x[n]. */
@@ -73,8 +82,9 @@ void cpu_matmul_rows(float *y, const struct anc_weight *w, const float *x, int32
 void cpu_rmsnorm_ref(float *y, const float *x, const float *w, int32_t n, float eps);
 void cpu_rope_ref(float *x, int32_t n_heads, int32_t head_dim,
                   const struct anc_rope_table *tab, int32_t pos);
-/* One (query i, head h) pair of an attention call. scores: scratch [n_kv]. */
-void cpu_attention_one(const struct anc_attn_args *a, int32_t i, int32_t h, float *scores);
+/* Attention of query i for the group of query heads sharing key/value head
+ * kvh. scores: scratch [n_head / n_kv_head][n_kv]. */
+void cpu_attention_group(const struct anc_attn_args *a, int32_t i, int32_t kvh, float *scores);
 void cpu_swiglu_ref(float *out, const float *gate, const float *up, int64_t n);
 void cpu_add_ref(float *y, const float *x, int64_t n);
 

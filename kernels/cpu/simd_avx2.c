@@ -15,6 +15,7 @@
 #include "cpu_ops.h"
 #include "quant.h"
 
+#include <math.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -22,6 +23,7 @@
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define AVX2_INLINE __attribute__((target("avx2,fma,f16c"), always_inline)) static inline
+#define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
 
 static inline uint32_t ld32(const void *p)
 {
@@ -39,6 +41,25 @@ AVX2_INLINE float hsum256(__m256 v)
     lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
     lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
     return _mm_cvtss_f32(lo);
+}
+
+/* v, as an opaque value: stops GCC from reassociating a chain of integer
+ * adds into a tree (which keeps many products alive and spills them). */
+AVX2_INLINE __m256i chain(__m256i v)
+{
+    __asm__("" : "+x"(v));
+    return v;
+}
+
+/* acc + Σ of four u8·s8 products per 32-bit lane: AVX512-VNNI vpdpbusd on
+ * 256-bit vectors (EVEX). Written as asm so the micro-kernels can take a
+ * compile-time `vnni` flag: the instruction appears only in the copies
+ * inlined into the *_vnni entry points, which cpu_ops.c installs only where
+ * cpuid reports AVX512-VNNI and AVX512-VL. */
+AVX2_INLINE __m256i dpbusd(__m256i acc, __m256i u8, __m256i s8)
+{
+    __asm__("%{evex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u8), "x"(s8));
+    return acc;
 }
 
 /* Four bytes at p in every 32-bit lane. */
@@ -564,7 +585,8 @@ AVX2_INLINE void prep_q8(const uint8_t *xq, size_t xq_bytes, int32_t n_tok, int6
  * int16 before widening (8 for 4-bit quants: 8·15·127·2 < 2^15; 4 for
  * 5-bit ones). `with_min`: Q4_1/Q5_1 (Q8_1 activations, + m·s_x), else
  * Q4_0/Q5_0 (isum − off·Σ q_x). */
-AVX2_INLINE void mk_leg(const int T, const bool with_min, const int steps16, float *y, int64_t ldy,
+AVX2_INLINE void mk_leg(const int T, const bool vnni, const bool with_min, const int steps16, float *y,
+                        int64_t ldy,
                         int nrv, const struct pk32 *pk, int64_t nb, const uint8_t *xq,
                         size_t xq_bytes, const struct xinfo *xi)
 {
@@ -574,6 +596,7 @@ AVX2_INLINE void mk_leg(const int T, const bool with_min, const int steps16, flo
     const uint8_t *xr[PT];
     const struct xinfo *xt[PT];
     __m256 acc[PT];
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) {
         xr[t] = xq + (size_t)t * xq_bytes + xoff;
         xt[t] = xi + (size_t)t * nb;
@@ -582,8 +605,18 @@ AVX2_INLINE void mk_leg(const int T, const bool with_min, const int steps16, flo
     for (int64_t b = 0; b < nb; b++) {
         const struct pk32 *p = pk + b;
         __m256i i32[PT];
+        if (vnni) {
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) i32[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int s = 0; s < 8; s++) {
+                __m256i wv = _mm256_load_si256(p->q + s);
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) i32[t] = dpbusd(i32[t], wv, bcast32(xr[t] + b * xblk + 4 * s));
+            }
+        }
 #pragma GCC unroll 2
-        for (int h = 0; h < 8; h += steps16) {
+        for (int h = 0; h < 8 && !vnni; h += steps16) {
             __m256i i16[PT];
 #pragma GCC unroll 8
             for (int s = h; s < h + steps16; s++) {
@@ -591,7 +624,7 @@ AVX2_INLINE void mk_leg(const int T, const bool with_min, const int steps16, flo
 #pragma GCC unroll 4
                 for (int t = 0; t < T; t++) {
                     __m256i m = _mm256_maddubs_epi16(wv, bcast32(xr[t] + b * xblk + 4 * s));
-                    i16[t] = s == h ? m : _mm256_add_epi16(i16[t], m);
+                    i16[t] = s == h ? m : chain(_mm256_add_epi16(i16[t], m));
                 }
             }
 #pragma GCC unroll 4
@@ -615,69 +648,166 @@ AVX2_INLINE void mk_leg(const int T, const bool with_min, const int steps16, flo
             acc[t] = _mm256_add_ps(acc[t], term);
         }
     }
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) store_rows(y + t * ldy, acc[t], nrv);
 }
 
 /* ---- Q8_0 weights ------------------------------------------------------ */
+/* Signed × signed: the weights are widened to int16 in the panel and meet
+ * int16 activation pairs in madd directly (per 2 elements one multiply
+ * instead of sign + maddubs + madd per 4). */
 
 struct pk8 {
-    __m256i a[8];   /* |w| by step, rows in lanes */
-    __m256i s[8];   /* w (for the sign) */
+    __m256i w[16];  /* step s: lane r = (w_2s, w_2s+1) of row r as int16 */
     __m256 d;
 };
 
 AVX2_INLINE void pack_q8_0(const uint8_t *w, size_t row_bytes, int nrv, int64_t nb, struct pk8 *pk)
 {
     for (int64_t b = 0; b < nb; b++) {
-        __m256i v[8], a[8];
+        __m256i lo[8], hi[8];
         float d[8];
         for (int r = 0; r < 8; r++) {
-            v[r] = _mm256_setzero_si256();
+            lo[r] = hi[r] = _mm256_setzero_si256();
             d[r] = 0.0f;
             if (r < nrv) {
                 const struct block_q8_0 *bl = (const struct block_q8_0 *)(w + (size_t)r * row_bytes) + b;
-                v[r] = XQS(*bl);
+                lo[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)bl->qs));
+                hi[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(bl->qs + 16)));
                 d[r] = f16s(bl->d);
             }
-            a[r] = _mm256_abs_epi8(v[r]);
         }
-        tr_store(v, pk[b].s);
-        tr_store(a, pk[b].a);
+        tr_store(lo, pk[b].w);
+        tr_store(hi, pk[b].w + 8);
         pk[b].d = _mm256_loadu_ps(d);
     }
 }
 
-AVX2_INLINE void mk_q8_0(const int T, float *y, int64_t ldy, int nrv, const struct pk8 *pk, int64_t nb,
-                         const uint8_t *xq, size_t xq_bytes, const struct xinfo *xi)
+/* Per token: the quants widened to int16 (n per token), then d_x per block. */
+AVX2_INLINE void prep_q8_0_i16(const uint8_t *xq, size_t xq_bytes, int32_t n_tok, int64_t nb, int16_t *xw,
+                               float *xd)
 {
-    const __m256i ones = _mm256_set1_epi16(1);
-    const uint8_t *xr[PT];
-    const struct xinfo *xt[PT];
-    __m256 acc[PT];
-    for (int t = 0; t < T; t++) {
-        xr[t] = xq + (size_t)t * xq_bytes + offsetof(struct block_q8_0, qs);
-        xt[t] = xi + (size_t)t * nb;
-        acc[t] = _mm256_setzero_ps();
+    for (int32_t t = 0; t < n_tok; t++) {
+        const struct block_q8_0 *x = (const struct block_q8_0 *)(xq + (size_t)t * xq_bytes);
+        for (int64_t b = 0; b < nb; b++) {
+            int16_t *o = xw + ((size_t)t * nb + b) * QUANT_QK;
+            _mm256_storeu_si256((__m256i *)o, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].qs)));
+            _mm256_storeu_si256((__m256i *)(o + 16),
+                                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x[b].qs + 16))));
+            xd[(size_t)t * nb + b] = f16s(x[b].d);
+        }
     }
+}
+
+AVX2_INLINE void mk_q8_0(const int T, float *y, int64_t ldy, int nrv, const struct pk8 *pk, int64_t nb,
+                         const int16_t *xw, const float *xd)
+{
+    __m256 acc[PT];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const struct pk8 *p = pk + b;
         __m256i i32[PT];
+#pragma GCC unroll 16
+        for (int s = 0; s < 16; s++) {
+            __m256i wv = _mm256_load_si256(p->w + s);
 #pragma GCC unroll 8
-        for (int s = 0; s < 8; s++) {
-            __m256i a = _mm256_load_si256(p->a + s), sw = _mm256_load_si256(p->s + s);
-#pragma GCC unroll 4
             for (int t = 0; t < T; t++) {
-                __m256i xs = _mm256_sign_epi8(bcast32(xr[t] + b * sizeof(struct block_q8_0) + 4 * s), sw);
-                __m256i m = _mm256_madd_epi16(_mm256_maddubs_epi16(a, xs), ones);
-                i32[t] = s == 0 ? m : _mm256_add_epi32(i32[t], m);
+                __m256i m = _mm256_madd_epi16(wv, bcast32(xw + ((size_t)t * nb + b) * QUANT_QK + 2 * s));
+                i32[t] = s == 0 ? m : chain(_mm256_add_epi32(i32[t], m));
             }
         }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
-            __m256 dd = _mm256_mul_ps(p->d, _mm256_set1_ps(xt[t][b].d));
+            __m256 dd = _mm256_mul_ps(p->d, _mm256_set1_ps(xd[(size_t)t * nb + b]));
             acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(dd, _mm256_cvtepi32_ps(i32[t])));
         }
     }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) store_rows(y + t * ldy, acc[t], nrv);
+}
+
+/* With VNNI: the activations + 128 as unsigned bytes meet the signed
+ * weights in vpdpbusd; Σ (x + 128)·w − 128·Σ w, the second term per row
+ * and block from the panel. */
+struct pk8v {
+    __m256i q[8];   /* step s: lane r = w_4s..w_4s+3 of row r (int8) */
+    __m256i corr;   /* 128·Σ w per row */
+    __m256 d;
+};
+
+AVX2_INLINE int32_t hsum_epi32(__m256i s)
+{
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    return _mm_cvtsi128_si32(s4);
+}
+
+AVX2_INLINE void pack_q8_0v(const uint8_t *w, size_t row_bytes, int nrv, int64_t nb, struct pk8v *pk)
+{
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i v[8];
+        int32_t corr[8];
+        float d[8];
+        for (int r = 0; r < 8; r++) {
+            v[r] = _mm256_setzero_si256();
+            d[r] = 0.0f;
+            corr[r] = 0;
+            if (r < nrv) {
+                const struct block_q8_0 *bl = (const struct block_q8_0 *)(w + (size_t)r * row_bytes) + b;
+                v[r] = XQS(*bl);
+                d[r] = f16s(bl->d);
+                /* Σ w via |w|·sign: maddubs(1, w) sums signed pairs */
+                corr[r] = 128 * hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, v[r]), ones16));
+            }
+        }
+        tr_store(v, pk[b].q);
+        pk[b].corr = _mm256_loadu_si256((const __m256i *)corr);
+        pk[b].d = _mm256_loadu_ps(d);
+    }
+}
+
+/* Per token: the quants + 128 as unsigned bytes (n), then d_x per block. */
+AVX2_INLINE void prep_q8_0u(const uint8_t *xq, size_t xq_bytes, int32_t n_tok, int64_t nb, uint8_t *xu,
+                            float *xd)
+{
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    for (int32_t t = 0; t < n_tok; t++) {
+        const struct block_q8_0 *x = (const struct block_q8_0 *)(xq + (size_t)t * xq_bytes);
+        for (int64_t b = 0; b < nb; b++) {
+            _mm256_storeu_si256((__m256i *)(xu + ((size_t)t * nb + b) * QUANT_QK), _mm256_xor_si256(XQS(x[b]), flip));
+            xd[(size_t)t * nb + b] = f16s(x[b].d);
+        }
+    }
+}
+
+AVX2_INLINE void mk_q8_0v(const int T, float *y, int64_t ldy, int nrv, const struct pk8v *pk, int64_t nb,
+                          const uint8_t *xu, const float *xd)
+{
+    __m256 acc[PT];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const struct pk8v *p = pk + b;
+        __m256i i32[PT];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) i32[t] = _mm256_sub_epi32(_mm256_setzero_si256(), p->corr);
+#pragma GCC unroll 8
+        for (int s = 0; s < 8; s++) {
+            __m256i wv = _mm256_load_si256(p->q + s);
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++)
+                i32[t] = dpbusd(i32[t], bcast32(xu + ((size_t)t * nb + b) * QUANT_QK + 4 * s), wv);
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            __m256 dd = _mm256_mul_ps(p->d, _mm256_set1_ps(xd[(size_t)t * nb + b]));
+            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(dd, _mm256_cvtepi32_ps(i32[t])));
+        }
+    }
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) store_rows(y + t * ldy, acc[t], nrv);
 }
 
@@ -686,6 +816,7 @@ AVX2_INLINE void mk_q8_0(const int T, float *y, int64_t ldy, int nrv, const stru
 struct pkk {
     __m256i q[8][8];        /* [sub-block j][step]: rows in lanes, quants 0..31 */
     uint32_t sc[8][8];      /* [j][row]: (sc, sc) as two int16 (madd multiplier) */
+    int32_t sc32[8][8];     /* [j][row]: sc (VNNI: mullo multiplier) */
     uint32_t mp[4][8];      /* [k][row]: (m_2k, m_2k+1) as two int16 */
     float d[8], dmin[8];
 } __attribute__((aligned(32)));
@@ -716,7 +847,10 @@ AVX2_INLINE void pack_k45(bool five, const uint8_t *w, size_t row_bytes, int nrv
                 p->d[r] = f16s(d);
                 p->dmin[r] = f16s(dmin);
             }
-            for (int j = 0; j < 8; j++) p->sc[j][r] = sc[j] * 0x10001u;
+            for (int j = 0; j < 8; j++) {
+                p->sc[j][r] = sc[j] * 0x10001u;
+                p->sc32[j][r] = sc[j];
+            }
             for (int k = 0; k < 4; k++) p->mp[k][r] = m[2 * k] | (uint32_t)m[2 * k + 1] << 16;
         }
         for (int j = 0; j < 8; j++) {
@@ -756,13 +890,14 @@ AVX2_INLINE void prep_k45(const uint8_t *xq, size_t xq_bytes, int32_t n_tok, int
 }
 
 /* steps16 = 8 for Q4_K (8·15·127·2 < 2^15), 4 for Q5_K. */
-AVX2_INLINE void mk_k45(const int T, const int steps16, float *y, int64_t ldy, int nrv,
+AVX2_INLINE void mk_k45(const int T, const bool vnni, const int steps16, float *y, int64_t ldy, int nrv,
                         const struct pkk *pk, int64_t nsb, const uint8_t *xq, size_t xq_bytes,
                         const int16_t *P)
 {
     const struct block_q8_k *xr[PT];
     const int16_t *pt[PT];
     __m256 acc[PT];
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) {
         xr[t] = (const struct block_q8_k *)(xq + (size_t)t * xq_bytes);
         pt[t] = P + (size_t)t * nsb * 8;
@@ -772,6 +907,23 @@ AVX2_INLINE void mk_k45(const int T, const int steps16, float *y, int64_t ldy, i
         const struct pkk *p = pk + b;
         __m256i sumi[PT];
         for (int j = 0; j < 8; j++) {
+            if (vnni) { /* int32 sums per sub-block, times sc */
+                __m256i sj[PT], sc32 = _mm256_load_si256((const __m256i *)p->sc32[j]);
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) sj[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+                for (int s = 0; s < 8; s++) {
+                    __m256i wv = _mm256_load_si256(&p->q[j][s]);
+#pragma GCC unroll 8
+                    for (int t = 0; t < T; t++) sj[t] = dpbusd(sj[t], wv, bcast32(xr[t][b].qs + 32 * j + 4 * s));
+                }
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) {
+                    __m256i w32 = _mm256_mullo_epi32(sj[t], sc32);
+                    sumi[t] = j == 0 ? w32 : _mm256_add_epi32(sumi[t], w32);
+                }
+                continue;
+            }
             __m256i sc = _mm256_load_si256((const __m256i *)p->sc[j]);
 #pragma GCC unroll 2
             for (int h = 0; h < 8; h += steps16) {
@@ -782,7 +934,7 @@ AVX2_INLINE void mk_k45(const int T, const int steps16, float *y, int64_t ldy, i
 #pragma GCC unroll 4
                     for (int t = 0; t < T; t++) {
                         __m256i m = _mm256_maddubs_epi16(wv, bcast32(xr[t][b].qs + 32 * j + 4 * s));
-                        i16[t] = s == h ? m : _mm256_add_epi16(i16[t], m);
+                        i16[t] = s == h ? m : chain(_mm256_add_epi16(i16[t], m));
                     }
                 }
 #pragma GCC unroll 4
@@ -805,6 +957,7 @@ AVX2_INLINE void mk_k45(const int T, const int steps16, float *y, int64_t ldy, i
             acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_set1_ps(xr[t][b].d), v));
         }
     }
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) store_rows(y + t * ldy, acc[t], nrv);
 }
 
@@ -813,6 +966,7 @@ AVX2_INLINE void mk_k45(const int T, const int steps16, float *y, int64_t ldy, i
 struct pk6 {
     __m256i q[8][8];        /* [32-element chunk][step]: rows in lanes, quants 0..63 */
     uint32_t sc[16][8];     /* [sub-block][row]: (sc, sc) as int16 */
+    int32_t sc32[16][8];    /* [sub-block][row]: sc (VNNI) */
     uint32_t sp[8][8];      /* [k][row]: (sc_2k, sc_2k+1) as int16 */
     float d[8];
 } __attribute__((aligned(32)));
@@ -828,6 +982,7 @@ AVX2_INLINE void pack_q6_k(const uint8_t *w, size_t row_bytes, int nrv, int64_t 
             for (int j = 0; j < 16; j++) {
                 uint16_t s = bl[r] ? (uint16_t)bl[r]->scales[j] : 0;
                 p->sc[j][r] = s | (uint32_t)s << 16;
+                p->sc32[j][r] = bl[r] ? bl[r]->scales[j] : 0;
             }
             for (int k = 0; k < 8; k++) {
                 uint16_t s0 = bl[r] ? (uint16_t)bl[r]->scales[2 * k] : 0;
@@ -853,11 +1008,13 @@ AVX2_INLINE void pack_q6_k(const uint8_t *w, size_t row_bytes, int nrv, int64_t 
     }
 }
 
-AVX2_INLINE void mk_q6_k(const int T, float *y, int64_t ldy, int nrv, const struct pk6 *pk, int64_t nsb,
+AVX2_INLINE void mk_q6_k(const int T, const bool vnni, float *y, int64_t ldy, int nrv, const struct pk6 *pk,
+                         int64_t nsb,
                          const uint8_t *xq, size_t xq_bytes)
 {
     const struct block_q8_k *xr[PT];
     __m256 acc[PT];
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) {
         xr[t] = (const struct block_q8_k *)(xq + (size_t)t * xq_bytes);
         acc[t] = _mm256_setzero_ps();
@@ -865,7 +1022,26 @@ AVX2_INLINE void mk_q6_k(const int T, float *y, int64_t ldy, int nrv, const stru
     for (int64_t b = 0; b < nsb; b++) {
         const struct pk6 *p = pk + b;
         __m256i sumi[PT];
-        for (int c = 0; c < 8; c++) {
+        for (int c = 0; c < 8 && vnni; c++) {
+#pragma GCC unroll 2
+            for (int h = 0; h < 8; h += 4) { /* one sub-block of 16: four steps */
+                __m256i sj[PT], sc32 = _mm256_load_si256((const __m256i *)p->sc32[2 * c + h / 4]);
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) sj[t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+                for (int s = h; s < h + 4; s++) {
+                    __m256i wv = _mm256_load_si256(&p->q[c][s]);
+#pragma GCC unroll 8
+                    for (int t = 0; t < T; t++) sj[t] = dpbusd(sj[t], wv, bcast32(xr[t][b].qs + 32 * c + 4 * s));
+                }
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) {
+                    __m256i w32 = _mm256_mullo_epi32(sj[t], sc32);
+                    sumi[t] = c == 0 && h == 0 ? w32 : _mm256_add_epi32(sumi[t], w32);
+                }
+            }
+        }
+        for (int c = 0; c < 8 && !vnni; c++) {
 #pragma GCC unroll 4
             for (int h = 0; h < 8; h += 2) { /* two steps (8 quants <= 63) per int16 sum */
                 __m256i sc = _mm256_load_si256((const __m256i *)p->sc[2 * c + h / 4]);
@@ -876,7 +1052,7 @@ AVX2_INLINE void mk_q6_k(const int T, float *y, int64_t ldy, int nrv, const stru
                     __m256i m = _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast32(xs)),
                                                  _mm256_maddubs_epi16(w1, bcast32(xs + 4)));
                     __m256i w32 = _mm256_madd_epi16(m, sc);
-                    sumi[t] = c == 0 && h == 0 ? w32 : _mm256_add_epi32(sumi[t], w32);
+                    sumi[t] = c == 0 && h == 0 ? w32 : chain(_mm256_add_epi32(sumi[t], w32));
                 }
             }
         }
@@ -893,6 +1069,7 @@ AVX2_INLINE void mk_q6_k(const int T, float *y, int64_t ldy, int nrv, const stru
             acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(dd, _mm256_cvtepi32_ps(isum)));
         }
     }
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) store_rows(y + t * ldy, acc[t], nrv);
 }
 
@@ -1110,7 +1287,8 @@ AVX2_INLINE void mv_rows(cpu_dot_q8_fn dot, float *y, const void *w, size_t row_
         }                                                                       \
     } while (0)
 
-AVX2_INLINE void mm_leg(uint32_t type, const bool with_min, const int steps16, int32_t off, float *y,
+AVX2_INLINE void mm_leg(uint32_t type, const bool vnni, const bool with_min, const int steps16, int32_t off,
+                        float *y,
                         int64_t ldy, const void *w, size_t row_bytes, int64_t nr, const void *xq,
                         size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
 {
@@ -1126,7 +1304,7 @@ AVX2_INLINE void mm_leg(uint32_t type, const bool with_min, const int steps16, i
         int nrv = nr - r0 < PR ? (int)(nr - r0) : PR;
         pack_leg(type, (const uint8_t *)w + (size_t)r0 * row_bytes, row_bytes, nrv, nb, pk);
 #define CALL(T)                                                                              \
-    mk_leg(T, with_min, steps16, y + r0 + (int64_t)t0 * ldy, ldy, nrv, pk, nb,                 \
+    mk_leg(T, vnni, with_min, steps16, y + r0 + (int64_t)t0 * ldy, ldy, nrv, pk, nb,           \
            (const uint8_t *)xq + (size_t)t0 * xq_bytes, xq_bytes, xi + (size_t)t0 * nb)
         TOKEN_TILES(CALL);
 #undef CALL
@@ -1138,8 +1316,15 @@ AVX2_INLINE void mm_leg(uint32_t type, const bool with_min, const int steps16, i
                           const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n,             \
                           void *scratch)                                                         \
     {                                                                                            \
-        mm_leg(TYPE, WITH_MIN, STEPS16, OFF, y, ldy, w, row_bytes, nr, xq, xq_bytes, n_tok, n,   \
-               scratch);                                                                         \
+        mm_leg(TYPE, false, WITH_MIN, STEPS16, OFF, y, ldy, w, row_bytes, nr, xq, xq_bytes,      \
+               n_tok, n, scratch);                                                               \
+    }                                                                                            \
+    VNNI static void NAME##_vnni(float *y, int64_t ldy, const void *w, size_t row_bytes,         \
+                                 int64_t nr, const void *xq, size_t xq_bytes, int32_t n_tok,     \
+                                 int64_t n, void *scratch)                                       \
+    {                                                                                            \
+        mm_leg(TYPE, true, WITH_MIN, STEPS16, OFF, y, ldy, w, row_bytes, nr, xq, xq_bytes,       \
+               n_tok, n, scratch);                                                               \
     }
 MM_LEG(mm_q4_0, ANC_DT_Q4_0, false, 8, 8)
 MM_LEG(mm_q5_0, ANC_DT_Q5_0, false, 4, 16)
@@ -1155,20 +1340,20 @@ AVX2 static void mm_q8_0(float *y, int64_t ldy, const void *w, size_t row_bytes,
     }
     const int64_t nb = n / QUANT_QK;
     struct pk8 *pk = scratch;
-    struct xinfo *xi = tok_area(scratch, n);
-    prep_q8(xq, xq_bytes, n_tok, nb, false, 0, xi);
+    int16_t *xw = tok_area(scratch, n);
+    float *xd = (float *)(xw + (size_t)n_tok * n);
+    prep_q8_0_i16(xq, xq_bytes, n_tok, nb, xw, xd);
     for (int64_t r0 = 0; r0 < nr; r0 += PR) {
         int nrv = nr - r0 < PR ? (int)(nr - r0) : PR;
         pack_q8_0((const uint8_t *)w + (size_t)r0 * row_bytes, row_bytes, nrv, nb, pk);
 #define CALL(T)                                                                           \
-    mk_q8_0(T, y + r0 + (int64_t)t0 * ldy, ldy, nrv, pk, nb,                                \
-            (const uint8_t *)xq + (size_t)t0 * xq_bytes, xq_bytes, xi + (size_t)t0 * nb)
+    mk_q8_0(T, y + r0 + (int64_t)t0 * ldy, ldy, nrv, pk, nb, xw + (size_t)t0 * n, xd + (size_t)t0 * nb)
         TOKEN_TILES(CALL);
 #undef CALL
     }
 }
 
-AVX2_INLINE void mm_k45(const bool five, const int steps16, float *y, int64_t ldy, const void *w,
+AVX2_INLINE void mm_k45(const bool vnni, const bool five, const int steps16, float *y, int64_t ldy, const void *w,
                         size_t row_bytes, int64_t nr, const void *xq, size_t xq_bytes, int32_t n_tok,
                         int64_t n, void *scratch)
 {
@@ -1184,7 +1369,7 @@ AVX2_INLINE void mm_k45(const bool five, const int steps16, float *y, int64_t ld
         int nrv = nr - r0 < PR ? (int)(nr - r0) : PR;
         pack_k45(five, (const uint8_t *)w + (size_t)r0 * row_bytes, row_bytes, nrv, nsb, pk);
 #define CALL(T)                                                                             \
-    mk_k45(T, steps16, y + r0 + (int64_t)t0 * ldy, ldy, nrv, pk, nsb,                         \
+    mk_k45(T, vnni, steps16, y + r0 + (int64_t)t0 * ldy, ldy, nrv, pk, nsb,                         \
            (const uint8_t *)xq + (size_t)t0 * xq_bytes, xq_bytes, P + (size_t)t0 * nsb * 8)
         TOKEN_TILES(CALL);
 #undef CALL
@@ -1194,17 +1379,30 @@ AVX2_INLINE void mm_k45(const bool five, const int steps16, float *y, int64_t ld
 AVX2 static void mm_q4_k(float *y, int64_t ldy, const void *w, size_t row_bytes, int64_t nr,
                          const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
 {
-    mm_k45(false, 8, y, ldy, w, row_bytes, nr, xq, xq_bytes, n_tok, n, scratch);
+    mm_k45(false, false, 8, y, ldy, w, row_bytes, nr, xq, xq_bytes, n_tok, n, scratch);
+}
+
+VNNI static void mm_q4_k_vnni(float *y, int64_t ldy, const void *w, size_t row_bytes, int64_t nr,
+                              const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
+{
+    mm_k45(true, false, 8, y, ldy, w, row_bytes, nr, xq, xq_bytes, n_tok, n, scratch);
 }
 
 AVX2 static void mm_q5_k(float *y, int64_t ldy, const void *w, size_t row_bytes, int64_t nr,
                          const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
 {
-    mm_k45(true, 4, y, ldy, w, row_bytes, nr, xq, xq_bytes, n_tok, n, scratch);
+    mm_k45(false, true, 4, y, ldy, w, row_bytes, nr, xq, xq_bytes, n_tok, n, scratch);
 }
 
-AVX2 static void mm_q6_k(float *y, int64_t ldy, const void *w, size_t row_bytes, int64_t nr,
-                         const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
+VNNI static void mm_q5_k_vnni(float *y, int64_t ldy, const void *w, size_t row_bytes, int64_t nr,
+                              const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
+{
+    mm_k45(true, true, 4, y, ldy, w, row_bytes, nr, xq, xq_bytes, n_tok, n, scratch);
+}
+
+AVX2_INLINE void mm_q6_k_any(const bool vnni, float *y, int64_t ldy, const void *w, size_t row_bytes,
+                             int64_t nr, const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n,
+                             void *scratch)
 {
     if (n_tok == 1) {
         mv_rows(dot_q8_q6_k, y, w, row_bytes, nr, xq, n);
@@ -1216,8 +1414,42 @@ AVX2 static void mm_q6_k(float *y, int64_t ldy, const void *w, size_t row_bytes,
         int nrv = nr - r0 < PR ? (int)(nr - r0) : PR;
         pack_q6_k((const uint8_t *)w + (size_t)r0 * row_bytes, row_bytes, nrv, nsb, pk);
 #define CALL(T)                                                                         \
-    mk_q6_k(T, y + r0 + (int64_t)t0 * ldy, ldy, nrv, pk, nsb,                             \
+    mk_q6_k(T, vnni, y + r0 + (int64_t)t0 * ldy, ldy, nrv, pk, nsb,                             \
             (const uint8_t *)xq + (size_t)t0 * xq_bytes, xq_bytes)
+        TOKEN_TILES(CALL);
+#undef CALL
+    }
+}
+
+AVX2 static void mm_q6_k(float *y, int64_t ldy, const void *w, size_t row_bytes, int64_t nr,
+                         const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
+{
+    mm_q6_k_any(false, y, ldy, w, row_bytes, nr, xq, xq_bytes, n_tok, n, scratch);
+}
+
+VNNI static void mm_q6_k_vnni(float *y, int64_t ldy, const void *w, size_t row_bytes, int64_t nr,
+                              const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
+{
+    mm_q6_k_any(true, y, ldy, w, row_bytes, nr, xq, xq_bytes, n_tok, n, scratch);
+}
+
+VNNI static void mm_q8_0_vnni(float *y, int64_t ldy, const void *w, size_t row_bytes, int64_t nr,
+                              const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
+{
+    if (n_tok == 1) {
+        mv_q8_0(y, w, row_bytes, nr, xq, n, scratch);
+        return;
+    }
+    const int64_t nb = n / QUANT_QK;
+    struct pk8v *pk = scratch;
+    uint8_t *xu = tok_area(scratch, n);
+    float *xd = (float *)(xu + (size_t)n_tok * n);
+    prep_q8_0u(xq, xq_bytes, n_tok, nb, xu, xd);
+    for (int64_t r0 = 0; r0 < nr; r0 += PR) {
+        int nrv = nr - r0 < PR ? (int)(nr - r0) : PR;
+        pack_q8_0v((const uint8_t *)w + (size_t)r0 * row_bytes, row_bytes, nrv, nb, pk);
+#define CALL(T)                                                                                  \
+    mk_q8_0v(T, y + r0 + (int64_t)t0 * ldy, ldy, nrv, pk, nb, xu + (size_t)t0 * n, xd + (size_t)t0 * nb)
         TOKEN_TILES(CALL);
 #undef CALL
     }
@@ -1271,6 +1503,7 @@ AVX2_INLINE void mk_f(const int T, float *y, int64_t ldy, int nrv, bool first, c
                       const float *x, int64_t ldx)
 {
     __m256 a0[FT], a1[FT];
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) a0[t] = a1[t] = _mm256_setzero_ps();
     for (int k = 0; k < kc; k++) {
         __m256 w0 = _mm256_load_ps(pk + (size_t)k * FR), w1 = _mm256_load_ps(pk + (size_t)k * FR + 8);
@@ -1281,6 +1514,7 @@ AVX2_INLINE void mk_f(const int T, float *y, int64_t ldy, int nrv, bool first, c
             a1[t] = _mm256_fmadd_ps(w1, xb, a1[t]);
         }
     }
+#pragma GCC unroll 8
     for (int t = 0; t < T; t++) {
         float *yt = y + t * ldy;
         if (nrv >= FR) {
@@ -1315,16 +1549,24 @@ AVX2_INLINE void mm_float(uint32_t type, float *y, int64_t ldy, const void *w, s
             int kc = n - k0 < FKC ? (int)(n - k0) : FKC;
             pack_f(type, (const uint8_t *)w + (size_t)r0 * row_bytes, row_bytes, nrv, k0, kc, pk);
             bool first = k0 == 0;
-            int32_t t0 = 0;
-            for (; t0 + FT <= n_tok; t0 += FT)
-                mk_f(FT, y + r0 + t0 * ldy, ldy, nrv, first, pk, kc, x + t0 * ldx + k0, ldx);
-            switch (n_tok - t0) {
-            case 5: mk_f(5, y + r0 + t0 * ldy, ldy, nrv, first, pk, kc, x + t0 * ldx + k0, ldx); break;
-            case 4: mk_f(4, y + r0 + t0 * ldy, ldy, nrv, first, pk, kc, x + t0 * ldx + k0, ldx); break;
-            case 3: mk_f(3, y + r0 + t0 * ldy, ldy, nrv, first, pk, kc, x + t0 * ldx + k0, ldx); break;
-            case 2: mk_f(2, y + r0 + t0 * ldy, ldy, nrv, first, pk, kc, x + t0 * ldx + k0, ldx); break;
-            case 1: mk_f(1, y + r0 + t0 * ldy, ldy, nrv, first, pk, kc, x + t0 * ldx + k0, ldx); break;
-            default: break;
+            /* tiles of FT tokens; a remainder under 4 is merged with one
+             * full tile and split in two (fewer than 4 tokens leave too few
+             * independent FMA chains to hide their latency) */
+            int32_t t0 = 0, left = n_tok;
+            while (left > 0) {
+                int T = left >= FT + 4 || left == FT ? FT : left > FT ? (left + 1) / 2 : left;
+                const float *xt = x + t0 * ldx + k0;
+                float *yt = y + r0 + t0 * ldy;
+                switch (T) {
+                case 6: mk_f(6, yt, ldy, nrv, first, pk, kc, xt, ldx); break;
+                case 5: mk_f(5, yt, ldy, nrv, first, pk, kc, xt, ldx); break;
+                case 4: mk_f(4, yt, ldy, nrv, first, pk, kc, xt, ldx); break;
+                case 3: mk_f(3, yt, ldy, nrv, first, pk, kc, xt, ldx); break;
+                case 2: mk_f(2, yt, ldy, nrv, first, pk, kc, xt, ldx); break;
+                default: mk_f(1, yt, ldy, nrv, first, pk, kc, xt, ldx); break;
+                }
+                t0 += T;
+                left -= T;
             }
         }
     }
@@ -1340,8 +1582,136 @@ MM_F(mm_f32, ANC_DT_F32)
 MM_F(mm_f16, ANC_DT_F16)
 MM_F(mm_bf16, ANC_DT_BF16)
 
+/* ======================================================================
+ * Activation quantisers: the bytes of quant_quantize_row, 8 floats at a
+ * time. Each step is the reference's float operation (absmax, d = amax /
+ * 127, id = 1 / d, x·id) and round-half-away-from-zero is done exactly:
+ * t = trunc|v|, then t + 1 where |v| − t >= 0.5 (|v| − t is exact).
+ * Anything unusual (a non-finite input, a scale that overflows half
+ * precision) goes to the reference, which reports and poisons the row.
+ * ====================================================================== */
+
+/* max |x| over 8k floats; *bad set when one is not finite. */
+AVX2_INLINE float absmax_k(const float *x, int k, __m256 *bad)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f), big = _mm256_set1_ps(3.40282347e38f);
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < k; i++) {
+        __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * i));
+        *bad = _mm256_or_ps(*bad, _mm256_cmp_ps(a, big, _CMP_NLE_UQ)); /* inf or NaN */
+        m = _mm256_max_ps(m, a);
+    }
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+/* 8 quants round-half-away(x·id) as int32 (|x·id| <= 127 + rounding). */
+AVX2_INLINE __m256i q8_round(const float *x, __m256 id)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x), id);
+    __m256 a = _mm256_andnot_ps(sign, v);
+    __m256 t = _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(_mm256_sub_ps(a, t), half, _CMP_GE_OQ), one));
+    t = _mm256_min_ps(t, _mm256_set1_ps(127.0f));
+    return _mm256_cvttps_epi32(_mm256_or_ps(t, _mm256_and_ps(v, sign)));
+}
+
+/* 32 int8 quants from 4 vectors of int32 (in order). */
+AVX2_INLINE __m256i pack_q8(__m256i a, __m256i b, __m256i c, __m256i d)
+{
+    __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
+    __m256i v = _mm256_packs_epi16(ab, cd); /* dwords: a0 b0 c0 d0 | a1 b1 c1 d1 */
+    return _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* Σ of 32 int8 */
+AVX2_INLINE int32_t sum_q8(__m256i q)
+{
+    __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    return _mm_cvtsi128_si32(s4);
+}
+
+AVX2_INLINE __m256i q8_block32(const float *x, float id)
+{
+    __m256 idv = _mm256_set1_ps(id);
+    return pack_q8(q8_round(x, idv), q8_round(x + 8, idv), q8_round(x + 16, idv), q8_round(x + 24, idv));
+}
+
+AVX2 static bool quant_x_q8_0(const float *x, void *dst, int64_t n)
+{
+    if (n < 0 || n % QUANT_QK) return quant_quantize_row(ANC_DT_Q8_0, x, dst, n);
+    struct block_q8_0 *b = dst;
+    __m256 bad = _mm256_setzero_ps();
+    for (int64_t k = 0; k < n / QUANT_QK; k++) {
+        float d = absmax_k(x + k * QUANT_QK, 4, &bad) / 127.0f;
+        uint16_t h = anc_f32_to_f16(d);
+        if (_mm256_movemask_ps(bad) || !(anc_f16_to_f32(h) <= 65504.0f))
+            return quant_quantize_row(ANC_DT_Q8_0, x, dst, n);
+        b[k].d = h;
+        _mm256_storeu_si256((__m256i *)b[k].qs, q8_block32(x + k * QUANT_QK, d != 0.0f ? 1.0f / d : 0.0f));
+    }
+    return true;
+}
+
+AVX2 static bool quant_x_q8_1(const float *x, void *dst, int64_t n)
+{
+    if (n < 0 || n % QUANT_QK) return quant_quantize_row(ANC_DT_Q8_1, x, dst, n);
+    struct block_q8_1 *b = dst;
+    __m256 bad = _mm256_setzero_ps();
+    for (int64_t k = 0; k < n / QUANT_QK; k++) {
+        float d = absmax_k(x + k * QUANT_QK, 4, &bad) / 127.0f;
+        uint16_t h = anc_f32_to_f16(d);
+        if (_mm256_movemask_ps(bad) || !(anc_f16_to_f32(h) <= 65504.0f))
+            return quant_quantize_row(ANC_DT_Q8_1, x, dst, n);
+        __m256i q = q8_block32(x + k * QUANT_QK, d != 0.0f ? 1.0f / d : 0.0f);
+        uint16_t s = anc_f32_to_f16(anc_f16_to_f32(h) * (float)sum_q8(q));
+        if (!(fabsf(anc_f16_to_f32(s)) <= 65504.0f)) return quant_quantize_row(ANC_DT_Q8_1, x, dst, n);
+        b[k].d = h;
+        b[k].s = s;
+        _mm256_storeu_si256((__m256i *)b[k].qs, q);
+    }
+    return true;
+}
+
+AVX2 static bool quant_x_q8_k(const float *x, void *dst, int64_t n)
+{
+    if (n < 0 || n % QUANT_QK_K) return quant_quantize_row(ANC_DT_Q8_K, x, dst, n);
+    struct block_q8_k *b = dst;
+    __m256 bad = _mm256_setzero_ps();
+    for (int64_t k = 0; k < n / QUANT_QK_K; k++) {
+        const float *xb = x + k * QUANT_QK_K;
+        float d = absmax_k(xb, 32, &bad) / 127.0f;
+        if (_mm256_movemask_ps(bad)) return quant_quantize_row(ANC_DT_Q8_K, x, dst, n);
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        b[k].d = d;
+        for (int c = 0; c < 8; c++) {
+            __m256i q = q8_block32(xb + 32 * c, id);
+            _mm256_storeu_si256((__m256i *)(b[k].qs + 32 * c), q);
+            /* bsums of the two groups of 16: int16 sums of pairs, then of lanes */
+            __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+            __m128i lo = _mm256_castsi256_si128(s), hi = _mm256_extracti128_si256(s, 1);
+            lo = _mm_add_epi32(lo, _mm_shuffle_epi32(lo, 0x4e));
+            hi = _mm_add_epi32(hi, _mm_shuffle_epi32(hi, 0x4e));
+            lo = _mm_add_epi32(lo, _mm_shuffle_epi32(lo, 0xb1));
+            hi = _mm_add_epi32(hi, _mm_shuffle_epi32(hi, 0xb1));
+            b[k].bsums[2 * c] = (int16_t)_mm_cvtsi128_si32(lo);
+            b[k].bsums[2 * c + 1] = (int16_t)_mm_cvtsi128_si32(hi);
+        }
+    }
+    return true;
+}
+
 void cpu_kernels_add_avx2(struct cpu_kernels *k)
 {
+    k->quant_x[ANC_DT_Q8_0] = quant_x_q8_0;
+    k->quant_x[ANC_DT_Q8_1] = quant_x_q8_1;
+    k->quant_x[ANC_DT_Q8_K] = quant_x_q8_k;
     k->dot_f[ANC_DT_F32] = dot_f_f32;
     k->dot_f[ANC_DT_F16] = dot_f_f16;
     k->dot_f[ANC_DT_BF16] = dot_f_bf16;
@@ -1366,6 +1736,19 @@ void cpu_kernels_add_avx2(struct cpu_kernels *k)
     k->mm_q8[ANC_DT_Q6_K] = mm_q6_k;
 }
 
+void cpu_kernels_add_avx512vnni(struct cpu_kernels *k)
+{
+    k->mm_q8[ANC_DT_Q4_0] = mm_q4_0_vnni;
+    k->mm_q8[ANC_DT_Q4_1] = mm_q4_1_vnni;
+    k->mm_q8[ANC_DT_Q5_0] = mm_q5_0_vnni;
+    k->mm_q8[ANC_DT_Q5_1] = mm_q5_1_vnni;
+    k->mm_q8[ANC_DT_Q8_0] = mm_q8_0_vnni;
+    k->mm_q8[ANC_DT_Q4_K] = mm_q4_k_vnni;
+    k->mm_q8[ANC_DT_Q5_K] = mm_q5_k_vnni;
+    k->mm_q8[ANC_DT_Q6_K] = mm_q6_k_vnni;
+}
+
 #else
 void cpu_kernels_add_avx2(struct cpu_kernels *k) { (void)k; }
+void cpu_kernels_add_avx512vnni(struct cpu_kernels *k) { (void)k; }
 #endif
