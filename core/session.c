@@ -6,15 +6,20 @@
  * no UI libraries.
  *
  * Positions (TECHNIQUES.md §2): a cached entry's position is its place in
- * the cache. Keys are cached un-rotated and rotated when attended to, so a
- * shift after eviction or a RoPE change costs nothing extra. A batch of
- * new tokens is appended after the cache; query L (its logical index) sees
- * the sinks [0, A) and the recent entries [lo, L] with
+ * the cache, and attention scores depend only on position differences. So
+ * each key is rotated once, at its text position, and the query at its own
+ * text position: for every recent key the difference equals the in-cache
+ * difference (the recent entries are contiguous text ending at the query).
+ * The sinks are rotated at their place in the cache (0..S-1) and scored
+ * with a second copy of the query rotated at its in-cache place
+ * min(L, window - 1). Angles are formed in double, so large text positions
+ * lose nothing. A key is re-rotated from its stored un-rotated form only
+ * when its position or the RoPE settings (or dynamic NTK's base) change.
+ * A batch of new tokens is appended after the cache; query L (its logical
+ * index) sees the sinks [0, A) and the recent entries [lo, L] with
  * lo = max(A, L - (window - sinks) + 1): exactly the window_length entries
  * it would see if the tokens were fed one at a time with eviction before
- * each one. Recent keys are rotated at their logical index and the query
- * at L (their distance is the text distance); for the sinks the query is
- * rotated at its in-cache position min(L, window - 1). After the batch the
+ * each one. After the batch the
  * oldest non-sink entries are evicted down to the window. */
 #include <math.h>
 #include <pthread.h>
