@@ -258,3 +258,12 @@ bool cli_check_context(const struct cli_opts *o)
     }
     return true;
 }
+
+int cli_option_error(int c, char **argv, const char *cmd)
+{
+    if (c == ':')
+        cli_error("option %s needs a value (see ancora %s --help)", argv[optind - 1], cmd);
+    else
+        cli_error("unknown option %s (see ancora %s --help)", argv[optind - 1], cmd);
+    return EXIT_USAGE;
+}

@@ -54,6 +54,10 @@ extern const char cli_context_help[];
 
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* getopt_long's ':' (missing value) and '?' (unknown option): print the
+ * message naming the subcommand; returns EXIT_USAGE. */
+int cli_option_error(int c, char **argv, const char *cmd);
+
 /* Checks between options (e.g. sinks < window); prints a usage error. */
 bool cli_check_context(const struct cli_opts *o);
 

@@ -145,12 +145,8 @@ int cmd_bench(int argc, char **argv)
             free(longopts);
             return EXIT_OK;
         case ':':
-            cli_error("option %s needs a value (see ancora bench --help)", argv[optind - 1]);
-            rc = EXIT_USAGE;
-            break;
         case '?':
-            cli_error("unknown option %s (see ancora bench --help)", argv[optind - 1]);
-            rc = EXIT_USAGE;
+            rc = cli_option_error(c, argv, "bench");
             break;
         default:
             if (c == OPT_CACHE) policy_given = true;

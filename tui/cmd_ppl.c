@@ -105,12 +105,8 @@ int cmd_ppl(int argc, char **argv)
             free(longopts);
             return EXIT_OK;
         case ':':
-            cli_error("option %s needs a value (see ancora ppl --help)", argv[optind - 1]);
-            rc = EXIT_USAGE;
-            break;
         case '?':
-            cli_error("unknown option %s (see ancora ppl --help)", argv[optind - 1]);
-            rc = EXIT_USAGE;
+            rc = cli_option_error(c, argv, "ppl");
             break;
         default:
             if (c == OPT_CACHE) cache_given = true;

@@ -280,12 +280,8 @@ int cmd_run(int argc, char **argv)
             free(longopts);
             return EXIT_OK;
         case ':':
-            cli_error("option %s needs a value (see ancora run --help)", argv[optind - 1]);
-            rc = EXIT_USAGE;
-            break;
         case '?':
-            cli_error("unknown option %s (see ancora run --help)", argv[optind - 1]);
-            rc = EXIT_USAGE;
+            rc = cli_option_error(c, argv, "run");
             break;
         default:
             if (cli_common_option(c, optarg, &o) != 1) rc = EXIT_USAGE;
