@@ -1,8 +1,9 @@
-/* test_simd.c — the CPU kernel tables (portable and AVX2: dot_f, dot_q8,
- * mm_f, mm_q8) and the CPU backend's matmul against the scalar reference
- * of kernels/cpu/quant.c (quant_dot_q8 / quant_dot_row), over every weight
- * type, several row lengths, odd row and token counts.
+/* test_simd.c — the CPU kernel tables (portable, AVX2, AVX2+VNNI) and the
+ * CPU backend's matmul against the scalar reference of kernels/cpu/quant.c.
  * Depends on kernels/ and tests/test_util.h only; no model files.
+ *
+ * Covered: dot_f, dot_q8, mm_f, mm_q8 and the activation quantisers, every
+ * weight type, several row lengths, odd row and token counts.
  *
  * Three kinds of inputs per type and length:
  * - "quant": weights quant_quantize_row'd from random floats (with a few

@@ -58,16 +58,17 @@ static void cpu_free(struct anc_backend *be, void *p)
 /* ---- matmul: split output rows across threads ----------------------- */
 /* Activations are quantised once per call to the type the weight's
  * integer dot product pairs with (quant_vec_dot_type); float weights use
- * float activations. Then each thread takes a contiguous range of rows:
- * - one token (decode): one row dot product after the other, so each
- *   thread streams its share of the weights exactly once;
- * - several tokens (prefill): the table's multi-token kernel (mm_q8/mm_f)
- *   unpacks each panel of rows once and multiplies it with every token;
- *   without one, rows go in tiles of MM_TILE, every token per tile, so the
- *   tile's weights stay in L1 while the activations stream by. */
+ * float activations. Then each thread takes a contiguous range of rows and
+ * hands it to the table's matrix kernel (mm_q8/mm_f), which
+ * - for one token (decode) streams the rows once, with the activations laid
+ *   out once per call;
+ * - for several tokens (prefill) unpacks each panel of rows once and
+ *   multiplies it with every token.
+ * Without one (the portable table), rows go in tiles of MM_TILE, every token
+ * per tile, so the tile's weights stay in L1 while the activations stream
+ * by. */
 #define MM_TILE 8
 #define MM_PANEL 16  /* row ranges of the mm kernels start at multiples of this */
-#define MM_MIN_TOK 1 /* fewest tokens for which the mm kernels are used */
 
 struct matmul_job {
     float *y;
@@ -85,7 +86,7 @@ struct matmul_job {
 
 static bool use_mm(const struct matmul_job *j)
 {
-    if (j->n_tok < MM_MIN_TOK || !j->scratch) return false;
+    if (!j->scratch) return false;
     return j->xq ? j->k->mm_q8[j->w->type] != NULL : j->k->mm_f[j->w->type] != NULL;
 }
 
@@ -179,16 +180,15 @@ static void cpu_matmul(struct anc_backend *be, float *y, const struct anc_weight
         j.vt = vt;
         j.xbad = p->xbad;
     }
-    if (n_tok >= MM_MIN_TOK) {
-        size_t each = (cpu_mm_scratch_bytes(w->cols, n_tok) + 63) & ~(size_t)63;
-        size_t cap = p->mm_each * (size_t)be->n_threads;
-        if (each > p->mm_each) {
-            if (!grow(&p->mm_scratch, &cap, each * (size_t)be->n_threads)) abort();
-            p->mm_each = each;
-        }
-        j.scratch = p->mm_scratch;
-        j.scratch_each = p->mm_each;
+    /* one scratch per thread for the mm kernels, grown to the largest call */
+    size_t each = (cpu_mm_scratch_bytes(w->cols, n_tok) + 63) & ~(size_t)63;
+    size_t cap = p->mm_each * (size_t)be->n_threads;
+    if (each > p->mm_each) {
+        if (!grow(&p->mm_scratch, &cap, each * (size_t)be->n_threads)) abort();
+        p->mm_each = each;
     }
+    j.scratch = p->mm_scratch;
+    j.scratch_each = p->mm_each;
     if (quantise) {
         if (n_tok == 1) quantize_worker(&j, 0, 1);
         else threadpool_run(p->pool, quantize_worker, &j);

@@ -1,10 +1,12 @@
-/* simd_avx2.c — AVX2/FMA/F16C kernels for the CPU backend: row dot products
- * (dot_f, dot_q8: decode) and multi-token matrix kernels (mm_f, mm_q8:
- * prefill), each tested against the portable reference in quant.c by
+/* simd_avx2.c — AVX2/FMA/F16C (and AVX512-VNNI) CPU kernels: row dot
+ * products for decode, multi-token matrix kernels for prefill, activation
+ * quantisers. Depends on kernels/ headers only; no threads, no model facts.
+ *
+ * Each kernel is tested against the portable reference in quant.c by
  * tests/test_simd.c. Functions carry target attributes, so the file builds
- * without -mavx2 and the binary still runs on any x86-64; cpu_ops.c calls
- * cpu_kernels_add_avx2 only when cpuid reports the features.
- * Depends on kernels/ headers only (no threads, no model knowledge).
+ * without -mavx2 and the binary still runs on any x86-64; cpu_ops.c installs
+ * these kernels only when cpuid reports the features. docs/performance.md
+ * explains the designs and what each one bought.
  *
  * Integer dot products: weights and activations meet as bytes in
  * _mm256_maddubs_epi16 (unsigned × signed, pairs summed to int16), widened
