@@ -36,7 +36,7 @@
 /* Tokens per forward call: large enough to reuse weights across tokens
  * during prefill, small enough to keep scratch buffers modest. Streaming
  * policies allocate the window plus one batch of cache rows. */
-#define SESSION_BATCH 32
+#define SESSION_BATCH 128
 /* Tokens remembered for the repetition penalty. */
 #define SESSION_RECENT 4096
 /* Default window_length when none is given (or the context if smaller). */
