@@ -22,7 +22,7 @@ static const struct subcommand subcommands[] = {
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"ppl", cmd_ppl, "perplexity of a text (chunked or streaming convention)"},
     {"bench", cmd_bench, "measure prefill and decode speed (like llama-bench)"},
-    {"gguf", cmd_gguf, "inspect GGUF files (gguf info MODEL)"},
+    {"gguf", cmd_gguf, "inspect GGUF files, write benchmark models (gguf info, gguf random)"},
     {"history", cmd_history, "list, show, search, export and delete saved conversations"},
 };
 
