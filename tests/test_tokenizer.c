@@ -7,6 +7,7 @@
 #include "gguf_build.h"
 #include "golden_tsv.h"
 #include "test_util.h"
+#include "tokenizer_check.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -112,56 +113,6 @@ static struct tokenizer *open_model(const char *file)
     return t;
 }
 
-/* Concatenated pieces (exact length, NULs included); caller frees. */
-static char *pieces(const struct tokenizer *t, const int32_t *ids, size_t n, size_t *len)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++) total += tokenizer_piece(t, i ? ids[i - 1] : -1, ids[i], NULL, 0);
-    char *s = malloc(total + 1);
-    if (!s) exit(1);
-    size_t w = 0;
-    for (size_t i = 0; i < n; i++)
-        w += tokenizer_piece(t, i ? ids[i - 1] : -1, ids[i], s + w, total + 1 - w);
-    CHECK_INT_EQ(w, total);
-    s[total] = '\0';
-    *len = total;
-    return s;
-}
-
-static void print_ids(const char *what, const int32_t *ids, size_t n)
-{
-    fprintf(stderr, "  %s:", what);
-    for (size_t i = 0; i < n && i < 64; i++) fprintf(stderr, " %d", ids[i]);
-    fprintf(stderr, n > 64 ? " ...\n" : "\n");
-}
-
-/* Encode and compare with the expected ids. */
-static bool encode_is(const struct tokenizer *t, const char *text, size_t len, bool bos,
-                      const int32_t *want, size_t n_want, int line)
-{
-    int32_t *ids = NULL;
-    size_t n = 0;
-    if (!tokenizer_encode(t, text, len, bos, &ids, &n)) {
-        fprintf(stderr, "%s:%d: encode failed\n", __FILE__, line);
-        test_failures++;
-        return false;
-    }
-    bool same = n == n_want && (n == 0 || memcmp(ids, want, n * sizeof *ids) == 0);
-    if (!same) {
-        fprintf(stderr, "%s:%d: wrong ids for \"%.*s\"\n", __FILE__, line, (int)len, text);
-        print_ids("got ", ids, n);
-        print_ids("want", want, n_want);
-        test_failures++;
-    }
-    free(ids);
-    return same;
-}
-#define ENCODE_IS(t, text, bos, ...)                                                   \
-    do {                                                                               \
-        static const int32_t want_[] = {__VA_ARGS__};                                  \
-        encode_is(t, text, sizeof(text) - 1, bos, want_, sizeof want_ / sizeof *want_,  \
-                  __LINE__);                                                           \
-    } while (0)
 
 /* decode(encode(text)) must give back exactly text, through tokenizer_piece
  * (byte-exact) and tokenizer_decode (up to its first NUL). */
@@ -256,7 +207,7 @@ static void test_golden_encode(const struct tokenizer *t)
     CHECK(n_dec >= n_enc);
     for (size_t i = 0; i < n_enc && i < n_dec; i++) {
         const struct golden *g = &enc[i];
-        match += encode_is(t, g->text, g->len, true, g->ids, g->n_ids, __LINE__);
+        match += encode_is(t, g->text, g->len, true, g->ids, g->n_ids, __FILE__, __LINE__);
         /* the decode file starts with the encode cases' ids, in order */
         CHECK(dec[i].n_ids == g->n_ids && memcmp(dec[i].ids, g->ids, g->n_ids * sizeof *g->ids) == 0);
         size_t plen;

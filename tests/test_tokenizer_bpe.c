@@ -8,6 +8,7 @@
 #include "gguf_build.h"
 #include "golden_tsv.h"
 #include "test_util.h"
+#include "tokenizer_check.h"
 #include "tokenizer.h"
 #include "tokenizer_impl.h"
 #include "util.h"
@@ -114,57 +115,6 @@ static struct tokenizer *open_gpt2(const char *pre)
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-/* Concatenated pieces (exact length, NULs included); caller frees. */
-static char *pieces(const struct tokenizer *t, const int32_t *ids, size_t n, size_t *len)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++)
-        total += tokenizer_piece(t, i ? ids[i - 1] : -1, ids[i], NULL, 0);
-    char *s = malloc(total + 1);
-    if (!s) exit(1);
-    size_t w = 0;
-    for (size_t i = 0; i < n; i++)
-        w += tokenizer_piece(t, i ? ids[i - 1] : -1, ids[i], s + w, total + 1 - w);
-    CHECK_INT_EQ(w, total);
-    s[total] = '\0';
-    *len = total;
-    return s;
-}
-
-static void print_ids(const char *what, const int32_t *ids, size_t n)
-{
-    fprintf(stderr, "  %s:", what);
-    for (size_t i = 0; i < n && i < 64; i++) fprintf(stderr, " %d", ids[i]);
-    fprintf(stderr, n > 64 ? " ...\n" : "\n");
-}
-
-static bool encode_is(const struct tokenizer *t, const char *text, size_t len, bool bos,
-                      const int32_t *want, size_t n_want, int line)
-{
-    int32_t *ids = NULL;
-    size_t n = 0;
-    if (!tokenizer_encode(t, text, len, bos, &ids, &n)) {
-        fprintf(stderr, "%s:%d: encode failed\n", __FILE__, line);
-        test_failures++;
-        return false;
-    }
-    bool same = n == n_want && (n == 0 || memcmp(ids, want, n * sizeof *ids) == 0);
-    if (!same) {
-        fprintf(stderr, "%s:%d: wrong ids for \"%.*s\"\n", __FILE__, line, (int)len, text);
-        print_ids("got ", ids, n);
-        print_ids("want", want, n_want);
-        test_failures++;
-    }
-    free(ids);
-    return same;
-}
-#define ENCODE_IS(t, text, bos, ...)                                                   \
-    do {                                                                               \
-        static const int32_t want_[] = {__VA_ARGS__};                                  \
-        encode_is(t, text, sizeof(text) - 1, bos, want_, sizeof want_ / sizeof *want_,  \
-                  __LINE__);                                                           \
-    } while (0)
-#define ENCODE_NONE(t, text, bos) encode_is(t, text, sizeof(text) - 1, bos, NULL, 0, __LINE__)
 
 /* decode(encode(text)) == text byte for byte through tokenizer_piece, and
  * through tokenizer_decode up to its first NUL. Returns whether it held. */
@@ -238,7 +188,7 @@ static void test_gpt2_golden(const struct tokenizer *t, const char *file, const 
     size_t n, match = 0, trips = 0;
     struct golden *g = golden_read(file, GOLDEN_TEXT_IDS, &n);
     for (size_t i = 0; i < n; i++) {
-        if (encode_is(t, g[i].text, g[i].len, false, g[i].ids, g[i].n_ids, __LINE__)) match++;
+        if (encode_is(t, g[i].text, g[i].len, false, g[i].ids, g[i].n_ids, __FILE__, __LINE__)) match++;
         if (round_trip_at(t, g[i].text, g[i].len, __LINE__)) trips++;
     }
     fprintf(stderr, "%s: %zu of %zu encode cases match tokenizers, %zu round-trip\n", what,
@@ -290,7 +240,7 @@ static void test_gpt2_bytes(const struct tokenizer *t)
         CHECK(b == (long)n && want >= 0 && want < GPT2_N_VOCAB);
         char c = (char)b;
         int32_t id = (int32_t)want;
-        encode_is(t, &c, 1, false, &id, 1, __LINE__);
+        encode_is(t, &c, 1, false, &id, 1, __FILE__, __LINE__);
         char buf[4];
         CHECK_INT_EQ(tokenizer_piece(t, -1, id, buf, sizeof buf), 1);
         CHECK(buf[0] == c);
