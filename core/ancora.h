@@ -19,10 +19,21 @@ struct anc_session;
 
 /* ---- models ---------------------------------------------------------- */
 
+/* Where the forward pass runs. AUTO: a GPU when this build has CUDA and
+ * one is usable (weights of a type it cannot compute with, or too little
+ * device memory, fall back to the CPU); the CPU otherwise. */
+enum anc_backend_kind { ANC_BACKEND_AUTO, ANC_BACKEND_CPU, ANC_BACKEND_CUDA };
+
 struct anc_model_params {
     bool vocab_only;     /* load only the tokenizer (vocab-only GGUF files) */
     int n_threads;       /* <= 0: number of cores */
+    enum anc_backend_kind backend;
 };
+
+/* "cpu", "cuda", "auto"; -1 for an unknown name. */
+int anc_backend_kind_from_name(const char *name);
+/* The backends this build has, e.g. "cpu (avx2), cuda". */
+const char *anc_backends_compiled(void);
 
 void anc_model_params_default(struct anc_model_params *p);
 
@@ -46,6 +57,10 @@ struct anc_model_info {
     uint64_t decode_bytes;   /* bytes read per decoded token (all but the
                                 embedding table unless it is tied) */
     bool vocab_only;
+    const char *backend;     /* "cpu" or "cuda" (NULL when vocab_only) */
+    const char *device;      /* the GPU's name, or "" */
+    const char *backend_note;/* why AUTO chose the CPU despite a GPU, or "" */
+    double device_bandwidth_gbs; /* the GPU's memory bandwidth limit (0: CPU/unknown) */
 };
 void anc_model_get_info(const struct anc_model *m, struct anc_model_info *out);
 
@@ -219,6 +234,10 @@ struct anc_stats {
     double yarn_beta_fast, yarn_beta_slow;
     /* memory, bytes */
     uint64_t bytes_weights, bytes_kv, bytes_scratch, bytes_rss;
+    /* the backend ("cpu" / "cuda") and, on a GPU, its memory */
+    char backend[8];
+    char device[64];
+    uint64_t bytes_device_total, bytes_device_free, bytes_device_used_by_us;
     /* speed */
     double prefill_tok_s, decode_tok_s; /* latest measurements */
     float latency_ms[ANC_STATS_LATENCY]; /* per-token decode latency, oldest first */
@@ -284,8 +303,6 @@ char *anc_read_file(const char *path, size_t *len, char *err, size_t errlen);
 /* Monotonic clock, seconds. */
 double anc_now(void);
 
-/* Compiled-in backends, e.g. "cpu". */
-const char *anc_backends_compiled(void);
 const char *anc_version(void);
 
 #endif

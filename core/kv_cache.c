@@ -127,11 +127,10 @@ bool kv_cache_resize(struct kv_cache *c, int32_t capacity)
         return false;
     }
     for (int32_t l = 0; l < c->n_layer; l++) {
-        for (int32_t j = 0; j < c->n; j++) {
-            memcpy((uint8_t *)nk[l] + (size_t)j * c->row_bytes, kv_cache_k_row(c, l, c->slot[j]), c->row_bytes);
-            memcpy((uint8_t *)nv[l] + (size_t)j * c->row_bytes, kv_cache_v_row(c, l, c->slot[j]), c->row_bytes);
-            memcpy((uint8_t *)nkr[l] + (size_t)j * c->row_bytes, kv_cache_kr_row(c, l, c->slot[j]), c->row_bytes);
-        }
+        const struct anc_backend_ops *op = c->be->ops;
+        op->copy_rows(c->be, nk[l], c->k[l], c->row_bytes, c->slot, c->n);
+        op->copy_rows(c->be, nv[l], c->v[l], c->row_bytes, c->slot, c->n);
+        op->copy_rows(c->be, nkr[l], c->kr[l], c->row_bytes, c->slot, c->n);
         c->be->ops->free(c->be, c->k[l]);
         c->be->ops->free(c->be, c->v[l]);
         c->be->ops->free(c->be, c->kr[l]);

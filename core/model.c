@@ -238,16 +238,15 @@ static bool get_weight(struct anc_model *m, const char *name, int64_t cols, int6
 }
 
 /* 1-D norm weights must be F32 (as every converter writes them). */
-static const float *get_norm(struct anc_model *m, const char *name, int64_t n, char *err,
-                             size_t errlen)
+static bool get_norm(struct anc_model *m, const char *name, int64_t n, struct anc_weight *w,
+                     char *err, size_t errlen)
 {
-    struct anc_weight w;
-    if (!get_weight(m, name, n, 1, &w, false, err, errlen)) return NULL;
-    if (w.type != ANC_DT_F32) {
+    if (!get_weight(m, name, n, 1, w, false, err, errlen)) return false;
+    if (w->type != ANC_DT_F32) {
         anc_set_err(err, errlen, "%s: norm tensor %s must be f32", m->path, name);
-        return NULL;
+        return false;
     }
-    return w.data;
+    return true;
 }
 
 static bool load_weights(struct anc_model *m, char *err, size_t errlen)
@@ -273,7 +272,7 @@ static bool load_weights(struct anc_model *m, char *err, size_t errlen)
     }
     if (!get_weight(m, "token_embd.weight", dim, hp->n_vocab, &m->tok_embd, false, err, errlen))
         return false;
-    if (!(m->output_norm = get_norm(m, "output_norm.weight", dim, err, errlen))) return false;
+    if (!get_norm(m, "output_norm.weight", dim, &m->output_norm, err, errlen)) return false;
     if (!get_weight(m, "output.weight", dim, hp->n_vocab, &m->output, true, err, errlen)) {
         if (gguf_find_tensor(m->file, "output.weight")) return false; /* present but bad */
         m->output = m->tok_embd; /* tied embeddings */
@@ -307,7 +306,7 @@ static bool load_weights(struct anc_model *m, char *err, size_t errlen)
     if (!get_weight(m, name, cols, rows, &L->field, false, err, errlen)) return false;
 #define N(field, suffix)                                                                 \
     snprintf(name, sizeof name, "blk.%d.%s.weight", l, suffix);                          \
-    if (!(L->field = get_norm(m, name, dim, err, errlen))) return false;
+    if (!get_norm(m, name, dim, &L->field, err, errlen)) return false;
         N(attn_norm, "attn_norm")
         W(wq, "attn_q", dim, q_dim)
         W(wk, "attn_k", dim, kv_dim)
@@ -331,6 +330,113 @@ static bool load_weights(struct anc_model *m, char *err, size_t errlen)
     for (uint32_t i = 0; i < ANC_DT_COUNT_; i++)
         if (by_type[i] > by_type[m->weight_type]) m->weight_type = i;
     return true;
+}
+
+/* ---- the backend ----------------------------------------------------- */
+
+int anc_backend_kind_from_name(const char *name)
+{
+    static const char *const names[] = {"auto", "cpu", "cuda"};
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, names[i]) == 0) return i;
+    return -1;
+}
+
+const char *anc_backends_compiled(void)
+{
+    static char buf[64];
+    snprintf(buf, sizeof buf, "cpu (%s)%s", anc_backend_cpu_isa(),
+             anc_backend_cuda_compiled() ? ", cuda" : "");
+    return buf;
+}
+
+int model_backend_choose(enum anc_backend_kind want, bool cuda_compiled, int n_gpus, char *err,
+                         size_t errlen)
+{
+    switch (want) {
+    case ANC_BACKEND_CPU:
+        return ANC_BACKEND_CPU;
+    case ANC_BACKEND_CUDA:
+        if (!cuda_compiled) {
+            anc_set_err(err, errlen, "this build of ancora has no CUDA backend "
+                                     "(configure it where nvcc is installed, or with --with-cuda=DIR)");
+            return -1;
+        }
+        if (n_gpus < 1) {
+            anc_set_err(err, errlen, "no usable NVIDIA GPU was found for --backend cuda "
+                                     "(no device, or no driver); --backend cpu runs on the processor");
+            return -1;
+        }
+        return ANC_BACKEND_CUDA;
+    case ANC_BACKEND_AUTO:
+    default:
+        return cuda_compiled && n_gpus > 0 ? ANC_BACKEND_CUDA : ANC_BACKEND_CPU;
+    }
+}
+
+/* Hand every weight to the backend (a GPU uploads them here). */
+static bool prepare_weights(struct anc_model *m, char *err, size_t errlen)
+{
+    struct anc_backend *be = m->be;
+    bool (*prep)(struct anc_backend *, struct anc_weight *, char *, size_t) = be->ops->prepare;
+    if (!prep(be, &m->tok_embd, err, errlen) || !prep(be, &m->output_norm, err, errlen) ||
+        !prep(be, &m->output, err, errlen))
+        return false;
+    for (int32_t l = 0; l < m->hp.n_layer; l++) {
+        struct model_layer *L = &m->layers[l];
+        struct anc_weight *ws[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo,
+                                   &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            if (!prep(be, ws[i], err, errlen)) return false;
+    }
+    return true;
+}
+
+static void forget_device_copies(struct anc_model *m)
+{
+    m->tok_embd.dev = m->output_norm.dev = m->output.dev = NULL;
+    for (int32_t l = 0; l < m->hp.n_layer; l++) {
+        struct model_layer *L = &m->layers[l];
+        L->attn_norm.dev = L->wq.dev = L->wk.dev = L->wv.dev = L->wo.dev = NULL;
+        L->ffn_norm.dev = L->w_gate.dev = L->w_up.dev = L->w_down.dev = NULL;
+    }
+}
+
+/* Start the backend the parameters ask for and prepare the weights. With
+ * AUTO, a GPU that cannot take the model (a weight type, its memory)
+ * leaves a note and the CPU takes over. */
+static bool start_backend(struct anc_model *m, const struct anc_model_params *p, char *err,
+                          size_t errlen)
+{
+    bool compiled = anc_backend_cuda_compiled();
+    int n_gpus = compiled && p->backend != ANC_BACKEND_CPU ? anc_backend_cuda_device_count() : 0;
+    int choice = model_backend_choose(p->backend, compiled, n_gpus, err, errlen);
+    if (choice < 0) return false;
+    if (choice == ANC_BACKEND_CUDA) {
+        char why[ANC_ERR_LEN] = "";
+        m->be = anc_backend_cuda_new(why, sizeof why);
+        if (m->be && prepare_weights(m, why, sizeof why)) {
+            struct anc_backend_mem mem;
+            m->be->ops->mem(m->be, &mem);
+            snprintf(m->device, sizeof m->device, "%s", mem.device);
+            return true;
+        }
+        anc_backend_free(m->be);
+        m->be = NULL;
+        forget_device_copies(m);
+        if (p->backend == ANC_BACKEND_CUDA) {
+            anc_set_err(err, errlen, "CUDA backend: %s", why);
+            return false;
+        }
+        snprintf(m->backend_note, sizeof m->backend_note, "the GPU cannot run this model (%s); "
+                 "using the CPU", why);
+    }
+    m->be = anc_backend_cpu_new(p->n_threads);
+    if (!m->be) {
+        anc_set_err(err, errlen, "cannot start the CPU backend (out of memory or threads)");
+        return false;
+    }
+    return prepare_weights(m, err, errlen);
 }
 
 static char *name_from(const struct gguf_file *f, const char *path)
@@ -378,11 +484,7 @@ struct anc_model *anc_model_load(const char *path, const struct anc_model_params
     }
     if (!p->vocab_only) {
         if (!read_hparams(m, err, errlen) || !load_weights(m, err, errlen)) goto fail;
-        m->be = anc_backend_cpu_new(p->n_threads);
-        if (!m->be) {
-            anc_set_err(err, errlen, "cannot start the CPU backend (out of memory or threads)");
-            goto fail;
-        }
+        if (!start_backend(m, p, err, errlen)) goto fail;
     } else {
         m->hp.n_vocab = tokenizer_n_vocab(m->tok);
     }
@@ -447,6 +549,14 @@ void anc_model_get_info(const struct anc_model *m, struct anc_model_info *out)
         out->decode_bytes -= anc_dtype_row_bytes(m->tok_embd.type, (uint64_t)m->tok_embd.cols) *
                              (uint64_t)m->tok_embd.rows;
     out->vocab_only = m->vocab_only;
+    out->backend = m->be ? m->be->ops->name : NULL;
+    out->device = m->device;
+    out->backend_note = m->backend_note;
+    if (m->be) {
+        struct anc_backend_mem mem;
+        m->be->ops->mem(m->be, &mem);
+        out->device_bandwidth_gbs = mem.peak_bandwidth_gbs;
+    }
 }
 
 /* ---- tokens --------------------------------------------------------- */

@@ -37,12 +37,12 @@ struct model_hparams {
 
 /* One transformer block's weights. Shapes as (rows = out, cols = in). */
 struct model_layer {
-    const float *attn_norm;      /* (dim) */
+    struct anc_weight attn_norm; /* (dim) f32 */
     struct anc_weight wq;        /* (n_head*head_dim, dim) */
     struct anc_weight wk;        /* (n_kv_head*head_dim, dim) */
     struct anc_weight wv;        /* (n_kv_head*head_dim, dim) */
     struct anc_weight wo;        /* (dim, n_head*head_dim) */
-    const float *ffn_norm;       /* (dim) */
+    struct anc_weight ffn_norm;  /* (dim) f32 */
     struct anc_weight w_gate;    /* (n_ff, dim) */
     struct anc_weight w_up;      /* (n_ff, dim) */
     struct anc_weight w_down;    /* (dim, n_ff) */
@@ -60,12 +60,14 @@ struct anc_model {
     bool vocab_only;
 
     struct anc_weight tok_embd;  /* (n_vocab, dim) */
-    const float *output_norm;    /* (dim) */
+    struct anc_weight output_norm; /* (dim) f32 */
     struct anc_weight output;    /* (n_vocab, dim); the embedding when tied */
     struct model_layer *layers;  /* [n_layer], owned */
     const float *rope_freqs;     /* (rope_dims/2) divisors, or NULL */
 
     struct anc_backend *be;      /* owned */
+    char backend_note[160];      /* why AUTO chose the CPU, or "" */
+    char device[64];             /* the GPU's name, or "" */
     uint32_t weight_type;        /* most common matrix type */
     uint64_t n_params;
     uint64_t weight_bytes;
@@ -75,6 +77,12 @@ struct anc_model {
  * adapters such as LoRA can be applied here later). */
 const struct anc_weight *model_proj_weight(const struct anc_model *m, int32_t l,
                                            enum model_proj p);
+
+/* The backend to try first for a request, given what this build has and
+ * the GPUs present: ANC_BACKEND_CPU or ANC_BACKEND_CUDA; -1 (with a
+ * message) when the request cannot be met. */
+int model_backend_choose(enum anc_backend_kind want, bool cuda_compiled, int n_gpus, char *err,
+                         size_t errlen);
 
 /* Tests only: use just the first n layers (n <= n_layer). */
 void model_limit_layers(struct anc_model *m, int32_t n);

@@ -129,6 +129,8 @@ static void table_entry(struct rope_table *tab, int32_t i, int32_t n_pairs, int6
 static void table_publish(struct rope_table *tab, const struct rope_params *p, int32_t n,
                           int32_t n_pairs)
 {
+    static uint64_t versions; /* unique across tables: a backend keys copies on it */
+    tab->t.version = __atomic_add_fetch(&versions, 1, __ATOMIC_RELAXED);
     tab->t.n_pos = n;
     tab->t.n_pairs = n_pairs;
     tab->t.neox = p->neox;

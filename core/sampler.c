@@ -138,6 +138,12 @@ static void top_k_sort(int32_t *idx, int32_t n, int32_t k, const float *logits)
     }
 }
 
+bool sampler_is_greedy(const struct sampler *sm)
+{
+    const struct anc_sampling *s = &sm->s;
+    return s->temp <= 0.0f && (s->repeat_penalty == 1.0f || s->repeat_last_n <= 0);
+}
+
 int32_t sampler_sample(struct sampler *sm, const float *logits, const int32_t *recent,
                        size_t n_recent)
 {

@@ -27,6 +27,10 @@ void sampler_set(struct sampler *sm, const struct anc_sampling *s);
 int32_t sampler_sample(struct sampler *sm, const float *logits, const int32_t *recent,
                        size_t n_recent);
 
+/* True when a pick is the plain argmax of the logits (temperature 0, no
+ * repetition penalty), so a backend may take it where the logits are. */
+bool sampler_is_greedy(const struct sampler *sm);
+
 /* Index of the largest value (lowest index on ties). */
 int32_t sampler_argmax(const float *x, int32_t n);
 

@@ -80,13 +80,18 @@ struct anc_session {
     float *k_rot;    /* [scratch_cap][kv_dim] rotated keys, logical order */
     int32_t *kpos;   /* [scratch_cap] table index of each key to rotate */
     int32_t *rot_list;/* [scratch_cap] logical entries whose key is rotated this step */
+    int32_t *rot_rows;/* [scratch_cap] their physical rows */
     int64_t *plist;  /* [scratch_cap + 2B] positions in this step's rotation table */
     int32_t qpos[SESSION_BATCH], qpos_sink[SESSION_BATCH];
     int32_t lo[SESSION_BATCH], hi[SESSION_BATCH];
-    float *head_mass;/* [n_head] */
-    float *layer_mass;/* [n_layer] */
-    float *logits;   /* [n_vocab] */
+    float *head_mass;/* [n_layer][n_head] backend memory: sink share per head */
+    float *head_mass_host; /* [n_layer][n_head] host copy */
+    float *layer_mass;/* [n_layer] host: mean over heads */
+    float *logits_dev;/* [logits_rows][n_vocab] backend memory */
+    int32_t logits_rows;
+    float *logits;   /* [n_vocab] host copy of the last token's logits */
     bool have_logits;
+    bool logits_stale;/* logits_dev holds newer logits than `logits` */
     size_t scratch_bytes;
 
     int32_t recent[SESSION_RECENT]; /* ring of the last tokens fed */
@@ -249,12 +254,14 @@ static bool key_scratch_ensure(struct anc_session *s, int32_t rows)
     float *k = s->be->ops->alloc(s->be, (size_t)rows * kv_dim * sizeof(float));
     int32_t *pos = malloc((size_t)rows * sizeof *pos);
     int32_t *list = malloc((size_t)rows * sizeof *list);
+    int32_t *rrows = malloc((size_t)rows * sizeof *rrows);
     int64_t *plist = malloc(((size_t)rows + 2 * SESSION_BATCH) * sizeof *plist);
     int64_t *orig = malloc((size_t)rows * sizeof *orig);
-    if (!k || !pos || !list || !plist || !orig) {
+    if (!k || !pos || !list || !rrows || !plist || !orig) {
         s->be->ops->free(s->be, k);
         free(pos);
         free(list);
+        free(rrows);
         free(plist);
         free(orig);
         return false;
@@ -262,8 +269,10 @@ static bool key_scratch_ensure(struct anc_session *s, int32_t rows)
     s->be->ops->free(s->be, s->k_rot);
     free(s->kpos);
     free(s->rot_list);
+    free(s->rot_rows);
     free(s->plist);
     s->rot_list = list;
+    s->rot_rows = rrows;
     s->plist = plist;
     s->scratch_bytes += ((size_t)rows - (size_t)s->scratch_cap) * kv_dim * sizeof(float);
     s->k_rot = k;
@@ -313,9 +322,13 @@ struct anc_session *anc_session_new(struct anc_model *m, const struct anc_sessio
     s->att = buf_new(s, B * q_dim, &ok);
     s->hb = buf_new(s, B * hp->n_ff, &ok);
     s->hb2 = buf_new(s, B * hp->n_ff, &ok);
-    s->head_mass = buf_new(s, (size_t)hp->n_head, &ok);
-    s->layer_mass = buf_new(s, (size_t)hp->n_layer, &ok);
-    s->logits = buf_new(s, (size_t)hp->n_vocab, &ok);
+    s->head_mass = buf_new(s, (size_t)hp->n_layer * hp->n_head, &ok);
+    s->logits_dev = buf_new(s, (size_t)hp->n_vocab, &ok);
+    s->logits_rows = 1;
+    s->head_mass_host = calloc((size_t)hp->n_layer * hp->n_head, sizeof(float));
+    s->layer_mass = calloc((size_t)hp->n_layer, sizeof(float));
+    s->logits = calloc((size_t)hp->n_vocab, sizeof(float));
+    ok = ok && s->head_mass_host && s->layer_mass && s->logits;
     if (!ok || !key_scratch_ensure(s, rows_of(&params))) {
         anc_set_err(err, errlen, "out of memory allocating a %d-entry cache", rows_of(&params));
         anc_session_free(s);
@@ -331,10 +344,14 @@ void anc_session_free(struct anc_session *s)
 {
     if (!s) return;
     float *bufs[] = {s->x, s->xb, s->q, s->q_sink, s->k_new, s->v_new, s->att, s->hb, s->hb2,
-                     s->k_rot, s->head_mass, s->layer_mass, s->logits};
+                     s->k_rot, s->head_mass, s->logits_dev};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) s->be->ops->free(s->be, bufs[i]);
+    free(s->head_mass_host);
+    free(s->layer_mass);
+    free(s->logits);
     free(s->kpos);
     free(s->rot_list);
+    free(s->rot_rows);
     free(s->plist);
     free(s->stats_orig);
     kv_cache_free(s->kv);
@@ -377,6 +394,20 @@ static int64_t key_position(const struct anc_session *s, int32_t j)
     return kv->orig[j];
 }
 
+/* Room in logits_dev for every token's logits of an n-token batch. */
+static bool logits_rows_ensure(struct anc_session *s, int32_t n)
+{
+    if (n <= s->logits_rows) return true;
+    size_t vocab_bytes = (size_t)s->m->hp.n_vocab * sizeof(float);
+    float *p = s->be->ops->alloc(s->be, (size_t)SESSION_BATCH * vocab_bytes);
+    if (!p) return false;
+    s->be->ops->free(s->be, s->logits_dev);
+    s->scratch_bytes += (size_t)(SESSION_BATCH - s->logits_rows) * vocab_bytes;
+    s->logits_dev = p;
+    s->logits_rows = SESSION_BATCH;
+    return true;
+}
+
 /* One forward pass over n <= SESSION_BATCH new tokens whose cache entries
  * are the last n logical entries. s->qpos/qpos_sink/lo/hi describe what
  * each query sees; entries [0, n_always) are the sinks every query sees.
@@ -392,7 +423,7 @@ static bool forward(struct anc_session *s, const int32_t *tokens, int32_t n, int
     struct kv_cache *kv = s->kv;
     int32_t dim = hp->dim, kv_dim = hp->n_kv_head * hp->head_dim;
     int32_t q_dim = hp->n_head * hp->head_dim, n_kv = kv->n, first = n_kv - n;
-    for (int32_t l = 0; l < hp->n_layer; l++) s->layer_mass[l] = 0.0f;
+    if (logits_all && !logits_rows_ensure(s, n)) return false;
 
     /* 0. which keys need rotating (the new ones, and any whose position or
        RoPE epoch changed), and one small table for every position used */
@@ -402,6 +433,7 @@ static bool forward(struct anc_session *s, const int32_t *tokens, int32_t n, int
         int64_t want = key_position(s, j);
         if (kv->rot_pos[row] == want && kv->rot_epoch[row] == s->rot_epoch) continue;
         s->rot_list[n_rot] = j;
+        s->rot_rows[n_rot] = row;
         s->kpos[n_rot] = n_pos;
         s->plist[n_pos++] = want;
         n_rot++;
@@ -413,6 +445,9 @@ static bool forward(struct anc_session *s, const int32_t *tokens, int32_t n, int
         s->qpos_sink[i] = n_pos++;
     }
     if (!rope_table_fill_list(&s->rtab, &s->rope, s->plist, n_pos, s->rtab_len)) return false;
+    /* the rotation list is in logical order and every new entry is in it
+       (its row is fresh), so it is the old keys to reload, then the new ones */
+    int32_t n_old = n_rot - n;
 
     /* 1. token embeddings */
     op->embed(be, s->x, &m->tok_embd, tokens, n);
@@ -420,32 +455,22 @@ static bool forward(struct anc_session *s, const int32_t *tokens, int32_t n, int
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const struct model_layer *L = &m->layers[l];
         /* 2. attention block: norm, q/k/v projections */
-        op->rmsnorm(be, s->xb, s->x, L->attn_norm, dim, n, hp->norm_eps);
+        op->rmsnorm(be, s->xb, s->x, &L->attn_norm, dim, n, hp->norm_eps);
         op->matmul(be, s->q, model_proj_weight(m, l, PROJ_Q), s->xb, n);
         op->matmul(be, s->k_new, model_proj_weight(m, l, PROJ_K), s->xb, n);
         op->matmul(be, s->v_new, model_proj_weight(m, l, PROJ_V), s->xb, n);
         /* 3. store the new keys (as computed) and values in the cache */
-        for (int32_t i = 0; i < n; i++) {
-            int32_t row = kv->slot[first + i];
-            op->store_row(be, kv_cache_k_row(kv, l, row), kv->type, s->k_new + (size_t)i * kv_dim, kv_dim);
-            op->store_row(be, kv_cache_v_row(kv, l, row), kv->type, s->v_new + (size_t)i * kv_dim, kv_dim);
-        }
+        op->store_rows(be, kv->k[l], kv->type, s->k_new, kv->slot + first, n, kv_dim);
+        op->store_rows(be, kv->v[l], kv->type, s->v_new, kv->slot + first, n, kv_dim);
         /* 4. rotate the keys that need it into the rotated-key cache, and
            the queries (at their text position, and for the sinks at their
            place in the cache) */
-        for (int32_t t = 0; t < n_rot; t++) {
-            int32_t j = s->rot_list[t];
-            float *dst = s->k_rot + (size_t)t * kv_dim;
-            if (j >= first)
-                memcpy(dst, s->k_new + (size_t)(j - first) * kv_dim, (size_t)kv_dim * sizeof(float));
-            else
-                op->load_row(be, dst, kv_cache_k_row(kv, l, kv->slot[j]), kv->type, kv_dim);
-        }
+        if (n_old > 0) op->load_rows(be, s->k_rot, kv->k[l], kv->type, s->rot_rows, n_old, kv_dim);
+        op->copy(be, s->k_rot + (size_t)n_old * kv_dim, s->k_new,
+                 (size_t)n * kv_dim * sizeof(float));
         op->rope(be, s->k_rot, n_rot, hp->n_kv_head, hp->head_dim, &s->rtab.t, s->kpos);
-        for (int32_t t = 0; t < n_rot; t++)
-            op->store_row(be, kv_cache_kr_row(kv, l, kv->slot[s->rot_list[t]]), kv->type,
-                          s->k_rot + (size_t)t * kv_dim, kv_dim);
-        if (two_q) memcpy(s->q_sink, s->q, (size_t)n * q_dim * sizeof(float));
+        op->store_rows(be, kv->kr[l], kv->type, s->k_rot, s->rot_rows, n_rot, kv_dim);
+        if (two_q) op->copy(be, s->q_sink, s->q, (size_t)n * q_dim * sizeof(float));
         op->rope(be, s->q, n, hp->n_head, hp->head_dim, &s->rtab.t, s->qpos);
         if (two_q) op->rope(be, s->q_sink, n, hp->n_head, hp->head_dim, &s->rtab.t, s->qpos_sink);
         /* 5. attention over the cache, then the output projection */
@@ -455,18 +480,13 @@ static bool forward(struct anc_session *s, const int32_t *tokens, int32_t n, int
             .n_q = n, .n_kv = n_kv, .n_head = hp->n_head, .n_kv_head = hp->n_kv_head,
             .head_dim = hp->head_dim, .n_sink = n_always, .lo = s->lo, .hi = s->hi,
             .scale = 1.0f / sqrtf((float)hp->head_dim),
-            .sink_mass = n_always > 0 ? s->head_mass : NULL,
+            .sink_mass = n_always > 0 ? s->head_mass + (size_t)l * hp->n_head : NULL,
         };
         op->attention(be, &a);
-        if (n_always > 0) {
-            float sum = 0.0f;
-            for (int32_t h = 0; h < hp->n_head; h++) sum += s->head_mass[h];
-            s->layer_mass[l] = sum / hp->n_head;
-        }
         op->matmul(be, s->xb, model_proj_weight(m, l, PROJ_O), s->att, n);
         op->add(be, s->x, s->xb, (int64_t)n * dim);
         /* 6. feed-forward block: norm, SwiGLU, down projection */
-        op->rmsnorm(be, s->xb, s->x, L->ffn_norm, dim, n, hp->norm_eps);
+        op->rmsnorm(be, s->xb, s->x, &L->ffn_norm, dim, n, hp->norm_eps);
         op->matmul(be, s->hb, model_proj_weight(m, l, PROJ_GATE), s->xb, n);
         op->matmul(be, s->hb2, model_proj_weight(m, l, PROJ_UP), s->xb, n);
         op->swiglu(be, s->hb, s->hb, s->hb2, (int64_t)n * hp->n_ff);
@@ -479,19 +499,46 @@ static bool forward(struct anc_session *s, const int32_t *tokens, int32_t n, int
         kv->rot_epoch[row] = s->rot_epoch;
     }
 
-    /* 7. final norm and the output head (every token, or just the last) */
+    /* 7. final norm and the output head (every token, or just the last);
+       the last token's logits are fetched when they are asked for */
+    size_t vocab_bytes = (size_t)hp->n_vocab * sizeof(float);
     if (logits_all) {
-        op->rmsnorm(be, s->xb, s->x, m->output_norm, dim, n, hp->norm_eps);
-        op->matmul(be, logits_all, &m->output, s->xb, n);
-        memcpy(s->logits, logits_all + (size_t)(n - 1) * hp->n_vocab,
-               (size_t)hp->n_vocab * sizeof(float));
+        op->rmsnorm(be, s->xb, s->x, &m->output_norm, dim, n, hp->norm_eps);
+        op->matmul(be, s->logits_dev, &m->output, s->xb, n);
+        op->download(be, logits_all, s->logits_dev, (size_t)n * vocab_bytes);
+        memcpy(s->logits, logits_all + (size_t)(n - 1) * hp->n_vocab, vocab_bytes);
+        s->logits_stale = false;
     } else {
         const float *last = s->x + (size_t)(n - 1) * dim;
-        op->rmsnorm(be, s->xb, last, m->output_norm, dim, 1, hp->norm_eps);
-        op->matmul(be, s->logits, &m->output, s->xb, 1);
+        op->rmsnorm(be, s->xb, last, &m->output_norm, dim, 1, hp->norm_eps);
+        op->matmul(be, s->logits_dev, &m->output, s->xb, 1);
+        s->logits_stale = true;
+    }
+    /* 8. the share of attention on the sinks, per layer (mean over heads) */
+    if (n_always > 0) {
+        op->download(be, s->head_mass_host, s->head_mass,
+                     (size_t)hp->n_layer * hp->n_head * sizeof(float));
+        for (int32_t l = 0; l < hp->n_layer; l++) {
+            float sum = 0.0f;
+            for (int32_t h = 0; h < hp->n_head; h++) sum += s->head_mass_host[(size_t)l * hp->n_head + h];
+            s->layer_mass[l] = sum / hp->n_head;
+        }
+    } else {
+        for (int32_t l = 0; l < hp->n_layer; l++) s->layer_mass[l] = 0.0f;
     }
     s->have_logits = true;
     return true;
+}
+
+/* The last token's logits in host memory (fetched from the backend once). */
+static const float *host_logits(struct anc_session *s)
+{
+    if (s->logits_stale) {
+        s->be->ops->download(s->be, s->logits, s->logits_dev,
+                             (size_t)s->m->hp.n_vocab * sizeof(float));
+        s->logits_stale = false;
+    }
+    return s->logits;
 }
 
 /* Evict the oldest non-sink entries until at most `keep` remain. */
@@ -571,7 +618,7 @@ static int step_recompute(struct anc_session *s, int32_t tok, float *logits, cha
         rc = step_cached(s, win + done, b, NULL, err, errlen);
         for (int32_t i = 0; i < b; i++) kv->orig[kv->n - b + i] = orig[done + i];
         done += b;
-        if (last && logits) memcpy(logits, s->logits, (size_t)s->m->hp.n_vocab * sizeof(float));
+        if (last && logits) memcpy(logits, host_logits(s), (size_t)s->m->hp.n_vocab * sizeof(float));
     }
     free(win);
     free(orig);
@@ -777,7 +824,8 @@ int anc_session_feed_all(struct anc_session *s, const int32_t *tokens, size_t n,
 
 const float *anc_session_logits(const struct anc_session *s)
 {
-    return s->have_logits ? s->logits : NULL;
+    /* fetching the logits changes nothing a caller can see */
+    return s->have_logits ? host_logits((struct anc_session *)s) : NULL;
 }
 
 int32_t anc_session_sample(struct anc_session *s)
@@ -790,7 +838,11 @@ int32_t anc_session_sample(struct anc_session *s)
     size_t n = s->n_seen < SESSION_RECENT ? (size_t)s->n_seen : SESSION_RECENT;
     for (size_t i = 0; i < n; i++)
         buf[i] = s->recent[(size_t)(s->n_seen - (int64_t)n + (int64_t)i) % SESSION_RECENT];
-    int32_t tok = sampler_sample(s->smp, s->logits, buf, n);
+    int32_t tok;
+    if (s->logits_stale && sampler_is_greedy(s->smp))
+        tok = s->be->ops->argmax(s->be, s->logits_dev, s->m->hp.n_vocab); /* on the device */
+    else
+        tok = sampler_sample(s->smp, host_logits(s), buf, n);
     pthread_mutex_unlock(&s->run_mu);
     return tok;
 }
@@ -838,7 +890,14 @@ static void publish_stats(struct anc_session *s)
     st->rope_dims = s->rope.dims;
     st->yarn_beta_fast = s->rope.yarn_beta_fast;
     st->yarn_beta_slow = s->rope.yarn_beta_slow;
-    st->bytes_weights = s->m->weight_bytes;
+    struct anc_backend_mem bm;
+    s->be->ops->mem(s->be, &bm);
+    st->bytes_weights = bm.weights ? bm.weights : s->m->weight_bytes;
+    snprintf(st->backend, sizeof st->backend, "%s", s->be->ops->name);
+    snprintf(st->device, sizeof st->device, "%s", bm.device);
+    st->bytes_device_total = bm.device_total;
+    st->bytes_device_free = bm.device_free;
+    st->bytes_device_used_by_us = bm.device_total ? bm.weights + bm.buffers + bm.internal : 0;
     st->bytes_kv = kv_cache_bytes(kv);
     st->bytes_scratch = s->scratch_bytes;
     st->bytes_rss = anc_rss_bytes();
@@ -868,7 +927,6 @@ int32_t anc_session_stats(const struct anc_session *s, struct anc_stats *out, in
     return n;
 }
 
-const char *anc_backends_compiled(void) { return "cpu"; }
 const char *anc_cpu_isa(void) { return anc_backend_cpu_isa(); }
 int anc_cpu_count_public(void) { return anc_cpu_count(); }
 const char *anc_version(void) { return "0.1.0"; }

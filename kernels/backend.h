@@ -6,7 +6,14 @@
  *
  * Conventions: activations are float32, row-major, one row per token.
  * A weight matrix W has `rows` output features and `cols` input features,
- * stored row by row (GGUF's ne[0] = cols); y = W·x. */
+ * stored row by row (GGUF's ne[0] = cols); y = W·x.
+ *
+ * Memory: buffers from `alloc` (activations, caches) are backend memory —
+ * device memory on a GPU — and the engine never dereferences them; it
+ * moves data with copy/download. Index arrays (tokens, rows, positions,
+ * the attention's slot/lo/hi) and RoPE tables are HOST memory, read during
+ * the call (a device backend copies what it needs). A backend may queue
+ * work and run it later: only download and argmax wait for results. */
 #ifndef ANC_BACKEND_H
 #define ANC_BACKEND_H
 
@@ -33,6 +40,7 @@ struct anc_rope_table {
     bool neox;           /* pairs (k, k+rot/2) instead of adjacent (2k, 2k+1) */
     const float *cos;    /* [n_pos][n_pairs] */
     const float *sin;    /* [n_pos][n_pairs] */
+    uint64_t version;    /* changes whenever cos/sin change; 0 = unknown */
 };
 
 /* Attention of n_q queries over n_kv logical cache entries, one layer. */
@@ -44,14 +52,14 @@ struct anc_attn_args {
     const void *v;         /* value rows [*][n_kv_head * head_dim] */
     uint32_t kv_type;      /* ANC_DT_F32 or ANC_DT_F16, for k and v */
     const int32_t *slot;   /* [n_kv] physical row of logical entry j (for k
-                              and v); NULL = j */
+                              and v); host memory */
     int32_t n_q, n_kv, n_head, n_kv_head, head_dim;
     int32_t n_sink;        /* logical entries [0, n_sink) are seen by every query */
-    const int32_t *lo;     /* [n_q]: query i also sees entries [lo[i], hi[i]) */
+    const int32_t *lo;     /* [n_q]: query i also sees entries [lo[i], hi[i]) (host) */
     const int32_t *hi;
     float scale;           /* logit scale, usually 1/sqrt(head_dim) */
-    float *sink_mass;      /* [n_head] or NULL: share of the LAST query's
-                              attention that falls on [0, n_sink) */
+    float *sink_mass;      /* [n_head] (backend memory) or NULL: share of the
+                              LAST query's attention that falls on [0, n_sink) */
 };
 
 /* Largest head dimension any backend must handle (models are checked at load). */
@@ -61,20 +69,39 @@ struct anc_attn_args {
 
 struct anc_backend;
 
+/* Memory a backend holds, bytes (device memory for a GPU backend). */
+struct anc_backend_mem {
+    uint64_t weights;      /* prepared weights (0 when they stay in the file mapping) */
+    uint64_t buffers;      /* alloc'd buffers: caches and scratch */
+    uint64_t internal;     /* the backend's own work areas */
+    uint64_t device_total, device_free; /* the device as a whole (0 on the CPU) */
+    double peak_bandwidth_gbs; /* the device's memory bandwidth limit, GB/s (0: unknown) */
+    char device[64];       /* "NVIDIA H100 80GB HBM3", or "" for the CPU */
+};
+
 struct anc_backend_ops {
     const char *name;
     void (*destroy)(struct anc_backend *be);
 
-    /* Buffers for activations and caches (host memory on the CPU). */
+    /* Make a weight usable by this backend (a GPU uploads it once; the same
+     * host data prepared twice, e.g. tied embeddings, is shared). false +
+     * message when the backend cannot compute with it. */
+    bool (*prepare)(struct anc_backend *be, struct anc_weight *w, char *err, size_t errlen);
+
+    /* Buffers for activations and caches, zero-filled. */
     void *(*alloc)(struct anc_backend *be, size_t bytes);
     void (*free)(struct anc_backend *be, void *p);
+    /* dst <- src, both backend memory. */
+    void (*copy)(struct anc_backend *be, void *dst, const void *src, size_t bytes);
+    /* host <- backend memory, after all queued work. */
+    void (*download)(struct anc_backend *be, void *host, const void *src, size_t bytes);
 
     /* y[t][r] = sum_c W[r][c] * x[t][c] for t < n_tok.   y: [n_tok][rows] */
     void (*matmul)(struct anc_backend *be, float *y, const struct anc_weight *w,
                    const float *x, int32_t n_tok);
-    /* y[t] = x[t] / rms(x[t]) * w, rows of n.  y may alias x. */
-    void (*rmsnorm)(struct anc_backend *be, float *y, const float *x, const float *w,
-                    int32_t n, int32_t n_tok, float eps);
+    /* y[t] = x[t] / rms(x[t]) * w, rows of n (w: an f32 weight of n).  y may alias x. */
+    void (*rmsnorm)(struct anc_backend *be, float *y, const float *x,
+                    const struct anc_weight *w, int32_t n, int32_t n_tok, float eps);
     /* Rotate x [n_tok][n_heads][head_dim] in place, token t at pos[t]; the
      * first 2*tab->n_pairs dims of each head rotate, the rest pass through. */
     void (*rope)(struct anc_backend *be, float *x, int32_t n_tok, int32_t n_heads,
@@ -88,11 +115,20 @@ struct anc_backend_ops {
     /* out[t] = row tokens[t] of the embedding table (dequantised). */
     void (*embed)(struct anc_backend *be, float *out, const struct anc_weight *table,
                   const int32_t *tokens, int32_t n_tok);
-    /* Convert n floats into a cache row of type ANC_DT_F32/F16 (and back). */
-    void (*store_row)(struct anc_backend *be, void *dst, uint32_t type, const float *src,
-                      int64_t n);
-    void (*load_row)(struct anc_backend *be, float *dst, const void *src, uint32_t type,
-                     int64_t n);
+    /* Cache rows of row_len elements of type ANC_DT_F32/F16:
+     * store: row rows[i] of base <- src[i] (converted), i < n;
+     * load:  dst[i] <- row rows[i] of base (as float). */
+    void (*store_rows)(struct anc_backend *be, void *base, uint32_t type, const float *src,
+                       const int32_t *rows, int32_t n, int64_t row_len);
+    void (*load_rows)(struct anc_backend *be, float *dst, const void *base, uint32_t type,
+                      const int32_t *rows, int32_t n, int64_t row_len);
+    /* Row i of dst <- row src_rows[i] of src, rows of row_bytes, i < n. */
+    void (*copy_rows)(struct anc_backend *be, void *dst, const void *src, size_t row_bytes,
+                      const int32_t *src_rows, int32_t n);
+    /* The smallest index of the largest of x[0..n) (after queued work). */
+    int32_t (*argmax)(struct anc_backend *be, const float *x, int32_t n);
+    /* What this backend holds now. */
+    void (*mem)(struct anc_backend *be, struct anc_backend_mem *out);
 };
 
 struct anc_backend {
@@ -113,5 +149,12 @@ const char *anc_backend_cpu_isa(void);
 
 /* Number of online processors (at least 1). */
 int anc_cpu_count(void);
+
+/* The CUDA backend (kernels/cuda/), when this build has it: device 0 of
+ * the CUDA runtime. NULL + message when there is no usable GPU. */
+bool anc_backend_cuda_compiled(void);
+struct anc_backend *anc_backend_cuda_new(char *err, size_t errlen);
+/* Number of usable CUDA devices (0 without a driver or GPU; never fails). */
+int anc_backend_cuda_device_count(void);
 
 #endif

@@ -98,7 +98,8 @@ static void test_rmsnorm_swiglu_add(struct anc_backend *be)
     double ref[77 * 5];
     for (int i = 0; i < n * nt; i++) x[i] = frand() * 3, g[i] = frand() * 8, u[i] = frand();
     for (int i = 0; i < n; i++) w[i] = frand();
-    be->ops->rmsnorm(be, y, x, w, n, nt, 1e-5f);
+    struct anc_weight wt = {w, ANC_DT_F32, 1, 77, NULL};
+    be->ops->rmsnorm(be, y, x, &wt, n, nt, 1e-5f);
     for (int t = 0; t < nt; t++) {
         double ss = 0;
         for (int i = 0; i < n; i++) ss += (double)x[t * n + i] * x[t * n + i];
@@ -126,7 +127,7 @@ static void test_rope(struct anc_backend *be, bool neox)
             c[p * pairs + k] = (float)cos(ang);
             s[p * pairs + k] = (float)sin(ang);
         }
-    struct anc_rope_table tab = {n_pos, pairs, neox, c, s};
+    struct anc_rope_table tab = {n_pos, pairs, neox, c, s, 0};
     float x[3 * 16 * 9];
     double ref[3 * 16 * 9];
     int32_t pos[9] = {0, 1, 2, 100, 511, 512, 1000, 2047, 4095};
@@ -241,9 +242,32 @@ static void test_rows(struct anc_backend *be)
     double ref[100];
     uint16_t h[100];
     for (int i = 0; i < 100; i++) src[i] = frand() * 100, ref[i] = src[i];
-    be->ops->store_row(be, h, ANC_DT_F16, src, 100);
-    be->ops->load_row(be, back, h, ANC_DT_F16, 100);
+    int32_t row0 = 0;
+    be->ops->store_rows(be, h, ANC_DT_F16, src, &row0, 1, 100);
+    be->ops->load_rows(be, back, h, ANC_DT_F16, &row0, 1, 100);
     compare("f16 row round trip", back, ref, 100, 0, 1.0 / 2048);
+    /* rows scattered and gathered through an index list, f32 and f16 */
+    {
+        enum { R = 5, LEN = 9 };
+        float in[3 * LEN], out[3 * LEN], cache32[R * LEN] = {0}, moved[3 * LEN];
+        uint16_t cache16[R * LEN] = {0};
+        int32_t rows[3] = {4, 0, 2};
+        for (int i = 0; i < 3 * LEN; i++) in[i] = (float)(i + 1) * 0.5f; /* exact in f16 */
+        double want[3 * LEN];
+        for (int i = 0; i < 3 * LEN; i++) want[i] = in[i];
+        be->ops->store_rows(be, cache32, ANC_DT_F32, in, rows, 3, LEN);
+        be->ops->load_rows(be, out, cache32, ANC_DT_F32, rows, 3, LEN);
+        compare("f32 rows scatter/gather", out, want, 3 * LEN, 0, 0);
+        CHECK(cache32[4 * LEN] == in[0] && cache32[0] == in[LEN] && cache32[2 * LEN] == in[2 * LEN]);
+        CHECK(cache32[1 * LEN] == 0 && cache32[3 * LEN] == 0);
+        be->ops->store_rows(be, cache16, ANC_DT_F16, in, rows, 3, LEN);
+        be->ops->load_rows(be, out, cache16, ANC_DT_F16, rows, 3, LEN);
+        compare("f16 rows scatter/gather", out, want, 3 * LEN, 0, 0);
+        be->ops->copy_rows(be, moved, cache32, LEN * sizeof(float), rows, 3);
+        compare("copy_rows", moved, want, 3 * LEN, 0, 0);
+        float v[6] = {1, 7, -3, 7, 2, 0};
+        CHECK(be->ops->argmax(be, v, 6) == 1);
+    }
     /* embedding lookup */
     int dim = 10, vocab = 20;
     uint16_t *tab = make_weight(ANC_DT_F16, (size_t)dim * vocab);

@@ -482,6 +482,7 @@ struct chat *chat_new(const struct chat_opts *o, char *err, size_t errlen)
     struct anc_model_params mp;
     anc_model_params_default(&mp);
     mp.n_threads = o->threads;
+    mp.backend = (enum anc_backend_kind)o->backend;
     c->m = anc_model_load(o->model_path, &mp, err, errlen);
     if (!c->m) goto fail;
     anc_model_get_info(c->m, &c->mi);

@@ -18,6 +18,7 @@ struct chat; /* opaque */
 struct chat_opts {
     const char *model_path;
     int threads;
+    int backend;           /* enum anc_backend_kind */
     struct anc_session_params sess;
     int template_id;            /* ANC_TPL_AUTO (-1): from the model */
     const char *system_prompt;  /* NULL: none */

@@ -212,13 +212,16 @@ int cli_common_option(int c, const char *arg, struct cli_opts *o)
         return cli_parse_double("--yarn-beta-slow", arg, 1e-3, 1e4, &o->sess.rope.yarn_beta_slow) ? 1 : -1;
     case OPT_YARN_ATTN_FACTOR:
         return cli_parse_double("--yarn-attn-factor", arg, 1e-3, 100, &o->sess.rope.yarn_attn_factor) ? 1 : -1;
-    case OPT_BACKEND:
-        if (strcmp(arg, "cpu") != 0 && strcmp(arg, "auto") != 0) {
-            cli_error("backend '%s' is not available in this build (compiled in: %s)", arg,
+    case OPT_BACKEND: {
+        int k = anc_backend_kind_from_name(arg);
+        if (k < 0) {
+            cli_error("unknown backend '%s' (auto, cpu or cuda; this build has %s)", arg,
                       anc_backends_compiled());
             return -1;
         }
+        o->backend = k;
         return 1;
+    }
     case OPT_VERBOSE:
         o->verbose = true;
         return 1;
@@ -237,6 +240,25 @@ struct option *cli_merge_longopts(const struct option *own)
     memcpy(all, own, n_own * sizeof *all);
     memcpy(all + n_own, cli_common_longopts, n_common * sizeof *all);
     return all;
+}
+
+struct anc_model *cli_model_load(const struct cli_opts *o, const char *path, char *err,
+                                 size_t errlen)
+{
+    struct anc_model_params mp;
+    anc_model_params_default(&mp);
+    mp.n_threads = o->threads;
+    mp.backend = (enum anc_backend_kind)o->backend;
+    struct anc_model *m = anc_model_load(path, &mp, err, errlen);
+    if (!m) return NULL;
+    struct anc_model_info mi;
+    anc_model_get_info(m, &mi);
+    if (mi.backend_note && *mi.backend_note)
+        fprintf(stderr, "ancora: %s\n", mi.backend_note);
+    else if (o->backend == ANC_BACKEND_AUTO && mi.backend && strcmp(mi.backend, "cpu") != 0)
+        fprintf(stderr, "ancora: running on the GPU (%s, %s); --backend cpu to use the processor\n",
+                mi.device, mi.backend);
+    return m;
 }
 
 const char *cli_model_path(const struct cli_opts *o)

@@ -30,6 +30,7 @@ struct cli_opts {
     long n_predict;
     bool no_bos;
     bool verbose;
+    int backend;           /* enum anc_backend_kind */
     struct anc_session_params sess;
 };
 
@@ -60,6 +61,12 @@ int cli_option_error(int c, char **argv, const char *cmd);
 
 /* Checks between options (e.g. sinks < window); prints a usage error. */
 bool cli_check_context(const struct cli_opts *o);
+
+/* Load a model with the options' threads and backend. When AUTO put it
+ * on a GPU, or had to leave a GPU for the CPU, one line on stderr says so.
+ * NULL + message on failure. */
+struct anc_model *cli_model_load(const struct cli_opts *o, const char *path, char *err,
+                                 size_t errlen);
 
 /* The model path from -m or $ANCORA_MODEL; prints a helpful error if none. */
 const char *cli_model_path(const struct cli_opts *o);

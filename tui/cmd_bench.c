@@ -14,14 +14,15 @@ static void bench_usage(FILE *out)
           "\n"
           "Measure prompt processing (ppN: N tokens in one go) and text generation\n"
           "(tgN: N tokens one at a time) in tokens/s: median and best of REPS runs,\n"
-          "with the memory read bandwidth measured in the same run.\n"
+          "with the memory read bandwidth measured in the same run (on a GPU: the\n"
+          "card's bandwidth limit).\n"
           "\n"
           "  -m, --model FILE   GGUF model\n"
           "  -p, --prompt N     prefill tokens (default 512; 0 = skip)\n"
           "  -n, --gen N        decode tokens (default 128; 0 = skip)\n"
           "  -t, --threads N    CPU threads (default: all cores)\n"
           "  -r, --reps N       repetitions (default 5)\n"
-          "      --backend B    cpu or auto\n"
+          "      --backend B    auto (a GPU when present), cpu or cuda\n"
           "      --cache POLICY measure under a cache policy (default: full, as llama-bench);\n"
           "                     with --window and --sinks (e.g. sink vs recompute)\n"
           "      --latency      print per-token decode latency (median, p99, max)\n"
@@ -169,10 +170,7 @@ int cmd_bench(int argc, char **argv)
     if (!path) return EXIT_USAGE;
 
     char err[ANC_ERR_LEN];
-    struct anc_model_params mp;
-    anc_model_params_default(&mp);
-    mp.n_threads = o.threads;
-    struct anc_model *m = anc_model_load(path, &mp, err, sizeof err);
+    struct anc_model *m = cli_model_load(&o, path, err, sizeof err);
     if (!m) {
         cli_error("%s", err);
         return EXIT_RUNTIME;
@@ -211,7 +209,11 @@ int cmd_bench(int argc, char **argv)
         if (!json) fprintf(stderr, "\rrepetition %ld/%ld", i + 1, reps);
     }
     if (!json) fputc('\n', stderr);
-    double gbs = bw ? anc_measure_read_bandwidth(threads, (size_t)1 << 30, 3) : 0.0;
+    /* the bound decode speed is held to: on a GPU its memory's bandwidth
+       limit; on the CPU the read bandwidth measured now */
+    bool on_gpu = mi.backend && strcmp(mi.backend, "cpu") != 0;
+    double gbs = on_gpu ? mi.device_bandwidth_gbs
+                        : bw ? anc_measure_read_bandwidth(threads, (size_t)1 << 30, 3) : 0.0;
     double pp_med = n_pp ? median(pp, (int)reps) : 0, tg_med = n_tg ? median(tg, (int)reps) : 0;
     double pp_best = best(pp, (int)reps), tg_best = best(tg, (int)reps);
     double util = gbs > 0 ? (double)mi.decode_bytes * tg_med / (gbs * 1e9) : 0;
@@ -230,11 +232,12 @@ int cmd_bench(int argc, char **argv)
         printf(", \"name\": ");
         json_string(mi.name);
         printf(", \"type\": \"%s\", \"size_bytes\": %llu, \"params\": %llu, \"threads\": %d, "
-               "\"backend\": \"cpu\", \"isa\": \"%s\", \"reps\": %ld, \"pp\": %ld, \"tg\": %ld, "
+               "\"backend\": \"%s\", \"device\": \"%s\", \"isa\": \"%s\", \"reps\": %ld, \"pp\": %ld, \"tg\": %ld, "
                "\"pp_tok_s\": %.3f, \"pp_tok_s_best\": %.3f, \"tg_tok_s\": %.3f, "
                "\"tg_tok_s_best\": %.3f, \"pp_samples\": ",
                mi.weight_type_name, (unsigned long long)mi.weight_bytes,
-               (unsigned long long)mi.n_params, threads, anc_cpu_isa(), reps, n_pp, n_tg, pp_med,
+               (unsigned long long)mi.n_params, threads, mi.backend, mi.device, anc_cpu_isa(), reps,
+               n_pp, n_tg, pp_med,
                pp_best, tg_med, tg_best);
         json_array(pp, n_pp ? (int)reps : 0);
         printf(", \"tg_samples\": ");
@@ -251,7 +254,10 @@ int cmd_bench(int argc, char **argv)
         snprintf(size, sizeof size, "%.1f MiB", mi.weight_bytes / 1048576.0);
         if (mi.n_params >= 1000000000ull) snprintf(params, sizeof params, "%.2f B", mi.n_params / 1e9);
         else snprintf(params, sizeof params, "%.2f M", mi.n_params / 1e6);
-        snprintf(be, sizeof be, "cpu (%s)", anc_cpu_isa());
+        if (on_gpu)
+            snprintf(be, sizeof be, "%s", mi.backend);
+        else
+            snprintf(be, sizeof be, "cpu (%s)", anc_cpu_isa());
         if (n_pp)
             printf("%-32.32s %10s %8s %-12s %7d %8s %12.2f %12.2f\n", mi.name, size, params, be,
                    threads, "pp", pp_med, pp_best);
@@ -263,7 +269,13 @@ int cmd_bench(int argc, char **argv)
             printf("decode latency per token (%s cache, %zu steps): median %.3f ms, p99 %.3f ms, "
                    "max %.3f ms, p99/median %.2f\n", anc_cache_policy_name(sp.cache), n_lat, p50, p99,
                    pmax, p50 > 0 ? p99 / p50 : 0.0);
-        if (gbs > 0 && n_tg)
+        if (on_gpu)
+            printf("device: %s\n", mi.device);
+        if (gbs > 0 && n_tg && on_gpu)
+            printf("GPU memory bandwidth limit %.0f GB/s; decode reads %.1f MiB per token: limit "
+                   "%.0f tok/s; tg median = %.0f%% of it\n",
+                   gbs, mi.decode_bytes / 1048576.0, gbs * 1e9 / (double)mi.decode_bytes, 100.0 * util);
+        else if (gbs > 0 && n_tg)
             printf("read bandwidth %.1f GB/s (%d threads); decode reads %.1f MiB per token: limit "
                    "%.1f tok/s; tg median = %.0f%% of it\n",
                    gbs, threads, mi.decode_bytes / 1048576.0, gbs * 1e9 / (double)mi.decode_bytes,

@@ -49,6 +49,7 @@ static void chat_usage(FILE *out, const char *name)
             "  -m, --model FILE      GGUF model (or `model = ...` in the config file, or\n"
             "                        $ANCORA_MODEL)\n"
             "  -t, --threads N       CPU threads (default: all cores)\n"
+            "      --backend B       auto (default: a GPU when present), cpu or cuda\n"
             "  -n, --max-tokens N    longest reply in tokens (default: until the model ends\n"
             "                        its turn)\n"
             "      --system TEXT     system prompt\n"
@@ -194,6 +195,7 @@ int cmd_chat(int argc, char **argv, bool force_repl)
     bool use_repl = force_repl || !tty;
     cc.co.model_path = model;
     cc.co.threads = cc.o.threads;
+    cc.co.backend = cc.o.backend;
     cc.co.sess = cc.o.sess;
     if (use_repl) {
         cc.co.on_piece = repl_on_piece;

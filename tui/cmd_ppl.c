@@ -30,6 +30,7 @@ static void ppl_usage(FILE *out)
           "      --plot            draw NLL against position in the terminal (stream)\n"
           "      --max-tokens N    score only the first N tokens of the text\n"
           "  -t, --threads N       CPU threads (default: all cores)\n"
+          "      --backend B       auto (default: a GPU when present), cpu or cuda\n"
           "  -q, --quiet           no progress line\n"
           "  -h, --help            this help\n"
           "\n"
@@ -141,10 +142,7 @@ int cmd_ppl(int argc, char **argv)
         cli_error("%s", err);
         return EXIT_RUNTIME;
     }
-    struct anc_model_params mp;
-    anc_model_params_default(&mp);
-    mp.n_threads = o.threads;
-    struct anc_model *m = anc_model_load(path, &mp, err, sizeof err);
+    struct anc_model *m = cli_model_load(&o, path, err, sizeof err);
     if (!m) {
         cli_error("%s", err);
         free(text);

@@ -86,7 +86,7 @@ static void run_usage(FILE *out)
         "      --repeat-last-n N   how far back the penalty looks (default 64)\n"
         "      --seed S            random seed (same seed, same output)\n"
         "\n"
-        "      --backend B         cpu or auto (default auto)\n"
+        "      --backend B         auto (default: a GPU when present), cpu or cuda\n"
         "  -v, --verbose           print model details to stderr\n"
         "  -h, --help              this help\n"
         "\n",
@@ -332,11 +332,8 @@ int cmd_run(int argc, char **argv)
             hist_session_clear(&hs);
         }
     }
-    struct anc_model_params mp;
-    anc_model_params_default(&mp);
-    mp.n_threads = o.threads;
     double t_load = anc_now();
-    struct anc_model *m = anc_model_load(path, &mp, err, sizeof err);
+    struct anc_model *m = cli_model_load(&o, path, err, sizeof err);
     if (!m) {
         cli_error("%s", err);
         free(text);

@@ -1,5 +1,6 @@
 /* panel_memory.c — the "Memory" panel: bytes of weights, KV cache and
- * scratch, process RSS, GPU memory (none on the CPU backend), prefill and
+ * scratch (bars: share of RSS, or of the GPU's memory when they live
+ * there), process RSS, GPU memory in use (n/a on the CPU backend), prefill and
  * decode speed, and per-token latency as a sparkline with min/median/max.
  * Computes from the stats snapshot; draws with widgets.h. */
 #include <stdio.h>
@@ -11,6 +12,8 @@
 struct memory_state {
     bool have;
     unsigned long long weights, kv, scratch, rss;
+    bool gpu;                               /* the engine runs on a GPU */
+    unsigned long long dev_total, dev_free; /* the GPU's memory */
     double prefill, decode;
     float lat[ANC_STATS_LATENCY];
     int n_lat;
@@ -32,6 +35,9 @@ static void memory_update(void *state, const struct panel_input *in)
     s->kv = st->bytes_kv;
     s->scratch = st->bytes_scratch;
     s->rss = st->bytes_rss;
+    s->gpu = st->bytes_device_total > 0;
+    s->dev_total = st->bytes_device_total;
+    s->dev_free = st->bytes_device_free;
     s->prefill = st->prefill_tok_s;
     s->decode = st->decode_tok_s;
     s->n_lat = st->n_latency < 0 ? 0 : st->n_latency > ANC_STATS_LATENCY ? ANC_STATS_LATENCY
@@ -73,7 +79,8 @@ static int fill_items(const struct memory_state *s, struct mem_item *it)
     for (int i = 0; i < 3; i++) {
         it[n].label = labels[i];
         ui_fmt_bytes(it[n].value, sizeof it[n].value, parts[i]);
-        it[n].share = s->rss ? (double)parts[i] / (double)s->rss : -1;
+        unsigned long long whole = s->gpu ? s->dev_total : s->rss;
+        it[n].share = whole ? (double)parts[i] / (double)whole : -1;
         n++;
     }
     it[n].label = "RSS";
@@ -81,8 +88,16 @@ static int fill_items(const struct memory_state *s, struct mem_item *it)
     it[n].share = -1;
     n++;
     it[n].label = "GPU";
-    snprintf(it[n].value, sizeof it[n].value, "n/a (CPU)");
-    it[n].share = -1;
+    if (s->gpu) {
+        /* used of total, in GiB: "12.3/79.6G" fits the value column */
+        unsigned long long used = s->dev_total - (s->dev_free < s->dev_total ? s->dev_free : 0);
+        snprintf(it[n].value, sizeof it[n].value, "%.1f/%.1fG", used / 1073741824.0,
+                 s->dev_total / 1073741824.0);
+        it[n].share = (double)used / (double)s->dev_total;
+    } else {
+        snprintf(it[n].value, sizeof it[n].value, "n/a (CPU)");
+        it[n].share = -1;
+    }
     n++;
     return n;
 }

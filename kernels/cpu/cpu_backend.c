@@ -7,6 +7,7 @@
 #include "threadpool.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -53,6 +54,37 @@ static void cpu_free(struct anc_backend *be, void *p)
 {
     (void)be;
     free(p);
+}
+
+/* Weights stay in the file's mapping: only the type is checked. */
+static bool cpu_prepare(struct anc_backend *be, struct anc_weight *w, char *err, size_t errlen)
+{
+    (void)be;
+    if (anc_backend_cpu_supports(w->type)) return true;
+    const struct anc_dtype_info *d = anc_dtype_get(w->type);
+    snprintf(err, errlen, "the CPU backend cannot compute with %s weights", d ? d->name : "unknown");
+    return false;
+}
+
+static void cpu_copy(struct anc_backend *be, void *dst, const void *src, size_t bytes)
+{
+    (void)be;
+    memmove(dst, src, bytes);
+}
+
+static int32_t cpu_argmax(struct anc_backend *be, const float *x, int32_t n)
+{
+    (void)be;
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (x[i] > x[best] || (x[best] != x[best] && x[i] == x[i])) best = i;
+    return best;
+}
+
+static void cpu_mem(struct anc_backend *be, struct anc_backend_mem *out)
+{
+    (void)be;
+    memset(out, 0, sizeof *out); /* buffers are counted by their owners on the CPU */
 }
 
 /* ---- matmul: split output rows across threads ----------------------- */
@@ -222,9 +254,10 @@ static void rmsnorm_worker(void *ctx, int ith, int nth)
         cpu_rmsnorm_ref(j->y + t * j->n, j->x + t * j->n, j->w, j->n, j->eps);
 }
 
-static void cpu_rmsnorm(struct anc_backend *be, float *y, const float *x, const float *w,
-                        int32_t n, int32_t n_tok, float eps)
+static void cpu_rmsnorm(struct anc_backend *be, float *y, const float *x,
+                        const struct anc_weight *wt, int32_t n, int32_t n_tok, float eps)
 {
+    const float *w = wt->data;
     struct tok_job j = {.y = y, .x = x, .w = w, .n = n, .n_tok = n_tok, .eps = eps};
     if (n_tok == 1)
         cpu_rmsnorm_ref(y, x, w, n, eps);
@@ -310,23 +343,40 @@ static void cpu_embed(struct anc_backend *be, float *out, const struct anc_weigh
                         out + (size_t)t * table->cols, table->cols);
 }
 
-static void cpu_store_row(struct anc_backend *be, void *dst, uint32_t type, const float *src,
-                          int64_t n)
+static void cpu_store_rows(struct anc_backend *be, void *base, uint32_t type, const float *src,
+                           const int32_t *rows, int32_t n, int64_t row_len)
 {
     (void)be;
-    if (type == ANC_DT_F16) {
-        uint16_t *d = dst;
-        for (int64_t i = 0; i < n; i++) d[i] = anc_f32_to_f16(src[i]);
-    } else {
-        memcpy(dst, src, (size_t)n * sizeof(float));
+    size_t row_bytes = anc_dtype_row_bytes(type, (uint64_t)row_len);
+    for (int32_t i = 0; i < n; i++) {
+        uint8_t *dst = (uint8_t *)base + (size_t)rows[i] * row_bytes;
+        const float *x = src + (size_t)i * row_len;
+        if (type == ANC_DT_F16) {
+            uint16_t *d = (uint16_t *)dst;
+            for (int64_t c = 0; c < row_len; c++) d[c] = anc_f32_to_f16(x[c]);
+        } else {
+            memcpy(dst, x, (size_t)row_len * sizeof(float));
+        }
     }
 }
 
-static void cpu_load_row(struct anc_backend *be, float *dst, const void *src, uint32_t type,
-                         int64_t n)
+static void cpu_load_rows(struct anc_backend *be, float *dst, const void *base, uint32_t type,
+                          const int32_t *rows, int32_t n, int64_t row_len)
 {
     (void)be;
-    cpu_dequant_row(type, src, dst, n);
+    size_t row_bytes = anc_dtype_row_bytes(type, (uint64_t)row_len);
+    for (int32_t i = 0; i < n; i++)
+        cpu_dequant_row(type, (const uint8_t *)base + (size_t)rows[i] * row_bytes,
+                        dst + (size_t)i * row_len, row_len);
+}
+
+static void cpu_copy_rows(struct anc_backend *be, void *dst, const void *src, size_t row_bytes,
+                          const int32_t *src_rows, int32_t n)
+{
+    (void)be;
+    for (int32_t i = 0; i < n; i++)
+        memcpy((uint8_t *)dst + (size_t)i * row_bytes,
+               (const uint8_t *)src + (size_t)src_rows[i] * row_bytes, row_bytes);
 }
 
 static void cpu_destroy(struct anc_backend *be)
@@ -344,8 +394,11 @@ static void cpu_destroy(struct anc_backend *be)
 static const struct anc_backend_ops cpu_ops = {
     .name = "cpu",
     .destroy = cpu_destroy,
+    .prepare = cpu_prepare,
     .alloc = cpu_alloc,
     .free = cpu_free,
+    .copy = cpu_copy,
+    .download = cpu_copy,
     .matmul = cpu_matmul,
     .rmsnorm = cpu_rmsnorm,
     .rope = cpu_rope,
@@ -353,8 +406,11 @@ static const struct anc_backend_ops cpu_ops = {
     .swiglu = cpu_swiglu,
     .add = cpu_add,
     .embed = cpu_embed,
-    .store_row = cpu_store_row,
-    .load_row = cpu_load_row,
+    .store_rows = cpu_store_rows,
+    .load_rows = cpu_load_rows,
+    .copy_rows = cpu_copy_rows,
+    .argmax = cpu_argmax,
+    .mem = cpu_mem,
 };
 
 struct anc_backend *anc_backend_cpu_new(int n_threads)

@@ -1,0 +1,431 @@
+/* test_cuda_dev_quant.c — the format math of the CUDA weight kernels
+ * (kernels/cuda/quant_dev.h, compiled here as plain C) against the scalar
+ * reference of kernels/cpu/quant.c and the converters of kernels/dtype.h:
+ *   (1) block geometry and field offsets against quant.h and dtype.c;
+ *   (2) half and bfloat16 -> float over all 65536 bit patterns;
+ *   (3) the exact small-integer -> float conversions;
+ *   (4) decoding of every 8-element group of seeded random rows, bit for bit
+ *       against quant_dequant_row;
+ *   (5) the matrix-vector product as the kernel computes it (every thread's
+ *       anc_qd_matvec_partial, then the warp and block sums) against
+ *       quant_dot_row, for 1, 3 and 8 tokens and odd row counts.
+ * Needs no GPU and no CUDA. Uses quant.h, dtype.h, quant_dev.h,
+ * cuda_kernels.h (the token limit) and test_util.h. */
+#include "quant.h"
+#include "quant_dev.h"
+#include "cuda_kernels.h"
+#include "test_util.h"
+
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MAX_REPORTS 10
+#define WARP 32
+
+_Static_assert(ANC_QD_MV_MAX_TOK == ANC_CU_MATVEC_MAX_TOK, "token limits agree");
+_Static_assert(ANC_QD_MV_THREADS % WARP == 0, "whole warps");
+
+static const uint32_t all_types[] = {
+    ANC_DT_F32, ANC_DT_F16, ANC_DT_BF16, ANC_DT_Q4_0, ANC_DT_Q4_1, ANC_DT_Q5_0,
+    ANC_DT_Q5_1, ANC_DT_Q8_0, ANC_DT_Q4_K, ANC_DT_Q5_K, ANC_DT_Q6_K,
+};
+#define N_TYPES (sizeof all_types / sizeof all_types[0])
+
+static const char *tname(uint32_t type) { return anc_dtype_get(type)->name; }
+
+static uint32_t bits_of(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+}
+
+/* ---- data ------------------------------------------------------------------ */
+
+/* splitmix64: a seeded, portable source of test data. */
+struct rng {
+    uint64_t s;
+};
+
+static uint64_t rng_next(struct rng *r)
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static double rng_uniform(struct rng *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; }
+
+static float rng_gauss(struct rng *r)
+{
+    double u1 = 1.0 - rng_uniform(r), u2 = rng_uniform(r);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v & 0xff);
+    p[1] = (uint8_t)(v >> 8);
+}
+
+/* A finite half scale: mostly a normal value of either sign and a range of
+ * magnitudes, sometimes zero, a subnormal or a large value. */
+static uint16_t random_scale(struct rng *r)
+{
+    switch (rng_next(r) % 16) {
+    case 0: return 0x0000;                                      /* +0 */
+    case 1: return 0x8000;                                      /* −0 */
+    case 2: return (uint16_t)(1 + rng_next(r) % 0x3ff);         /* subnormal */
+    case 3: return anc_f32_to_f16(ldexpf(rng_gauss(r), 10));    /* large */
+    default: return anc_f32_to_f16(ldexpf(rng_gauss(r), -(int)(rng_next(r) % 12)));
+    }
+}
+
+/* A finite half element: any bit pattern but inf/nan. */
+static uint16_t random_finite_f16(struct rng *r)
+{
+    for (;;) {
+        uint16_t h = (uint16_t)rng_next(r);
+        if ((h & 0x7c00u) != 0x7c00u) return h;
+    }
+}
+
+/* A bfloat16 element of moderate magnitude (biased exponent 97..137), or a
+ * zero / subnormal now and then, so that dot products stay finite. */
+static uint16_t random_bf16(struct rng *r)
+{
+    uint16_t h = (uint16_t)rng_next(r);
+    if (rng_next(r) % 16 == 0) return h & 0x807fu; /* zero or subnormal */
+    uint32_t e = 97 + (uint32_t)(rng_next(r) % 41);
+    return (uint16_t)((h & 0x807fu) | e << 7);
+}
+
+/* Byte offsets of the f16 scale fields of a block (-1 ends the list). */
+static const int *scale_fields(uint32_t type)
+{
+    static const int d_only[] = {0, -1}, d_m[] = {0, 2, -1}, q6k[] = {ANC_QD_Q6_K_D, -1};
+    switch (type) {
+    case ANC_DT_Q4_0: case ANC_DT_Q5_0: case ANC_DT_Q8_0: return d_only;
+    case ANC_DT_Q4_1: case ANC_DT_Q5_1: case ANC_DT_Q4_K: case ANC_DT_Q5_K: return d_m;
+    case ANC_DT_Q6_K: return q6k;
+    default: return NULL;
+    }
+}
+
+/* n_rows rows of cols elements of `type`: random quant, scale-of-scale and
+ * 6-bit/int8 scale bytes; f16 scales finite (random_scale); float types as
+ * above (F32: Gaussian values of varied scale, some zeros). */
+static uint8_t *make_rows(uint32_t type, struct rng *r, int64_t n_rows, int64_t cols)
+{
+    size_t row_bytes = anc_dtype_row_bytes(type, (uint64_t)cols);
+    size_t bytes = row_bytes * (size_t)n_rows;
+    uint8_t *buf = malloc(bytes);
+    for (size_t i = 0; i < bytes; i++) buf[i] = (uint8_t)rng_next(r);
+    int64_t n = n_rows * cols;
+    if (type == ANC_DT_F32) {
+        for (int64_t i = 0; i < n; i++) {
+            float v = rng_next(r) % 32 == 0 ? 0.0f : ldexpf(rng_gauss(r), (int)(rng_next(r) % 9) - 4);
+            memcpy(buf + 4 * i, &v, 4);
+        }
+    } else if (type == ANC_DT_F16) {
+        for (int64_t i = 0; i < n; i++) put16(buf + 2 * i, random_finite_f16(r));
+    } else if (type == ANC_DT_BF16) {
+        for (int64_t i = 0; i < n; i++) put16(buf + 2 * i, random_bf16(r));
+    } else {
+        size_t bb = (size_t)anc_qd_block_bytes(type);
+        for (size_t b = 0; b < bytes / bb; b++)
+            for (const int *f = scale_fields(type); *f >= 0; f++)
+                put16(buf + b * bb + (size_t)*f, random_scale(r));
+    }
+    return buf;
+}
+
+/* Activations [n_tok][cols]: normal values, each group of 8 scaled by 2^k
+ * (k in −3..3), the second group of every row zero. */
+static float *make_activations(struct rng *r, int n_tok, int64_t cols)
+{
+    float *x = malloc((size_t)n_tok * (size_t)cols * sizeof *x);
+    for (int64_t g = 0; g < n_tok * cols / 8; g++) {
+        float scale = ldexpf(1.0f, (int)(rng_next(r) % 7) - 3);
+        for (int i = 0; i < 8; i++)
+            x[8 * g + i] = (g % (cols / 8)) == 1 ? 0.0f : rng_gauss(r) * scale;
+    }
+    return x;
+}
+
+/* ---- (1) geometry ------------------------------------------------------------- */
+
+static void test_geometry(void)
+{
+    for (uint32_t t = 0; t < ANC_DT_COUNT_ + 4; t++) {
+        const struct anc_dtype_info *d = anc_dtype_get(t);
+        bool computable = d && d->computable; /* = anc_backend_cpu_supports */
+        CHECK_MSG(anc_qd_supported(t) == computable, "type %u", t);
+        CHECK_MSG(anc_qd_supported(t) == quant_supported(t), "type %u", t);
+        if (!anc_qd_supported(t)) {
+            CHECK_INT_EQ(anc_qd_block_elems(t), 0);
+            CHECK_INT_EQ(anc_qd_block_bytes(t), 0);
+            continue;
+        }
+        CHECK_INT_EQ(anc_qd_block_elems(t), d->block_elems);
+        CHECK_INT_EQ(anc_qd_block_bytes(t), d->block_bytes);
+        int64_t be = d->block_elems, unit = be > ANC_QD_GROUP ? be : ANC_QD_GROUP;
+        CHECK(anc_qd_cols_ok(t, unit) && anc_qd_cols_ok(t, 3 * unit));
+        CHECK(!anc_qd_cols_ok(t, 0) && !anc_qd_cols_ok(t, -unit));
+        CHECK(!anc_qd_cols_ok(t, unit + (be > 1 ? be / 2 : 4)));
+        CHECK(!anc_qd_cols_ok(t, (int64_t)ANC_QD_MAX_COLS + unit));
+        CHECK_INT_EQ(anc_qd_row_bytes(t, 5 * unit), anc_dtype_row_bytes(t, (uint64_t)(5 * unit)));
+    }
+    /* field offsets */
+    CHECK_INT_EQ(offsetof(struct block_q4_0, qs), ANC_QD_Q4_0_QS);
+    CHECK_INT_EQ(offsetof(struct block_q4_1, m), ANC_QD_Q4_1_M);
+    CHECK_INT_EQ(offsetof(struct block_q4_1, qs), ANC_QD_Q4_1_QS);
+    CHECK_INT_EQ(offsetof(struct block_q5_0, qh), ANC_QD_Q5_0_QH);
+    CHECK_INT_EQ(offsetof(struct block_q5_0, qs), ANC_QD_Q5_0_QS);
+    CHECK_INT_EQ(offsetof(struct block_q5_1, m), ANC_QD_Q5_1_M);
+    CHECK_INT_EQ(offsetof(struct block_q5_1, qh), ANC_QD_Q5_1_QH);
+    CHECK_INT_EQ(offsetof(struct block_q5_1, qs), ANC_QD_Q5_1_QS);
+    CHECK_INT_EQ(offsetof(struct block_q8_0, qs), ANC_QD_Q8_0_QS);
+    CHECK_INT_EQ(offsetof(struct block_q4_k, dmin), ANC_QD_Q4_K_DMIN);
+    CHECK_INT_EQ(offsetof(struct block_q4_k, scales), ANC_QD_Q4_K_SCALES);
+    CHECK_INT_EQ(offsetof(struct block_q4_k, qs), ANC_QD_Q4_K_QS);
+    CHECK_INT_EQ(offsetof(struct block_q5_k, dmin), ANC_QD_Q5_K_DMIN);
+    CHECK_INT_EQ(offsetof(struct block_q5_k, scales), ANC_QD_Q5_K_SCALES);
+    CHECK_INT_EQ(offsetof(struct block_q5_k, qh), ANC_QD_Q5_K_QH);
+    CHECK_INT_EQ(offsetof(struct block_q5_k, qs), ANC_QD_Q5_K_QS);
+    CHECK_INT_EQ(offsetof(struct block_q6_k, qh), ANC_QD_Q6_K_QH);
+    CHECK_INT_EQ(offsetof(struct block_q6_k, scales), ANC_QD_Q6_K_SCALES);
+    CHECK_INT_EQ(offsetof(struct block_q6_k, d), ANC_QD_Q6_K_D);
+    /* Q5_K's scale fields are read with Q4_K's offsets (one helper) */
+    CHECK_INT_EQ(ANC_QD_Q5_K_DMIN, ANC_QD_Q4_K_DMIN);
+    CHECK_INT_EQ(ANC_QD_Q5_K_SCALES, ANC_QD_Q4_K_SCALES);
+    CHECK_INT_EQ(ANC_QD_QK, QUANT_QK);
+    CHECK_INT_EQ(ANC_QD_QK_K, QUANT_QK_K);
+    printf("geometry: %zu types, block sizes and field offsets agree with quant.h / dtype.c\n",
+           N_TYPES);
+}
+
+/* ---- (2) half and bfloat16, exhaustively ------------------------------------------ */
+
+static bool same_float(float a, float b)
+{
+    return bits_of(a) == bits_of(b) || (isnan(a) && isnan(b));
+}
+
+static void test_half_bits(void)
+{
+    int bad16 = 0, badbf = 0, nan_bits_differ = 0;
+    for (uint32_t h = 0; h < 0x10000u; h++) {
+        float got = anc_qd_f16_to_f32(h), want = anc_f16_to_f32((uint16_t)h);
+        if (!same_float(got, want) && bad16++ < MAX_REPORTS)
+            fprintf(stderr, "  f16 0x%04x: got 0x%08x, dtype.h 0x%08x\n", h, bits_of(got),
+                    bits_of(want));
+        nan_bits_differ += isnan(want) && bits_of(got) != bits_of(want);
+        got = anc_qd_bf16_to_f32(h), want = anc_bf16_to_f32((uint16_t)h);
+        if (!same_float(got, want) && badbf++ < MAX_REPORTS)
+            fprintf(stderr, "  bf16 0x%04x: got 0x%08x, dtype.h 0x%08x\n", h, bits_of(got),
+                    bits_of(want));
+        nan_bits_differ += isnan(want) && bits_of(got) != bits_of(want);
+    }
+    CHECK_MSG(bad16 == 0, "%d half patterns convert differently", bad16);
+    CHECK_MSG(badbf == 0, "%d bfloat16 patterns convert differently", badbf);
+    printf("f16/bf16 -> f32: all 65536 patterns each equal dtype.h (%d NaNs with other payload "
+           "bits)\n", nan_bits_differ);
+}
+
+/* ---- (3) small integers ------------------------------------------------------- */
+
+static void test_small_ints(void)
+{
+    int bad = 0;
+    for (uint32_t q = 0; q < (1u << 23); q += q < 70000 ? 1 : 997) {
+        bad += anc_qd_small_float(q) != (float)q;
+        bad += anc_qd_small_float_minus(q, 32u) != (float)q - 32.0f;
+    }
+    bad += anc_qd_small_float((1u << 23) - 1) != (float)((1u << 23) - 1);
+    for (uint32_t b = 0; b < 256; b++) bad += anc_qd_i8_float(b) != (float)(int8_t)(uint8_t)b;
+    CHECK_MSG(bad == 0, "%d small integers convert wrongly", bad);
+    printf("small integer -> float: exact\n");
+}
+
+/* ---- (4) decoding, bit for bit --------------------------------------------------- */
+
+static void test_decode(uint32_t type, const uint8_t *rows, int64_t n_rows, int64_t cols)
+{
+    int64_t row_bytes = anc_qd_row_bytes(type, cols);
+    float *want = malloc((size_t)cols * sizeof *want);
+    int bad = 0;
+    for (int64_t r = 0; r < n_rows; r++) {
+        const uint8_t *row = rows + r * row_bytes;
+        quant_dequant_row(type, row, want, cols);
+        for (int32_t g = 0; g < cols / ANC_QD_GROUP; g++) {
+            float got[ANC_QD_GROUP];
+            anc_qd_decode8(type, row, g, got);
+            for (int i = 0; i < ANC_QD_GROUP; i++) {
+                int64_t e = (int64_t)ANC_QD_GROUP * g + i;
+                if (bits_of(got[i]) == bits_of(want[e])) continue;
+                if (bad++ < MAX_REPORTS)
+                    fprintf(stderr, "  %s row %" PRId64 " element %" PRId64 " (block %" PRId64
+                            ", group %d): device code %.9g (0x%08x), reference %.9g (0x%08x)\n",
+                            tname(type), r, e, e / anc_qd_block_elems(type), g, got[i],
+                            bits_of(got[i]), want[e], bits_of(want[e]));
+            }
+        }
+    }
+    CHECK_MSG(bad == 0, "%s: %d of %" PRId64 " decoded values differ from quant_dequant_row",
+              tname(type), bad, n_rows * cols);
+    free(want);
+}
+
+/* ---- (5) the matrix-vector product as the kernel computes it ------------------------- */
+
+/* What __shfl_xor_sync butterflies leave in lane 0: v[l] += v[l ^ o] for
+ * o = 16, 8, 4, 2, 1. */
+static float warp_sum(float v[WARP])
+{
+    for (int o = WARP / 2; o > 0; o >>= 1) {
+        float next[WARP];
+        for (int l = 0; l < WARP; l++) next[l] = v[l] + v[l ^ o];
+        memcpy(v, next, sizeof next);
+    }
+    return v[0];
+}
+
+/* y[t][r] for rows r0..r0+n_rows-1 as one block of matvec_kernel computes
+ * them with `threads` threads (ANC_QD_MV_THREADS in the kernel): every
+ * thread's partial sums, a warp sum per warp, the warps added in order.
+ * Also checks that the partial sums beyond n_rows / n_tok are zero. */
+static void simulate_block(uint32_t type, const uint8_t *w, int64_t row_bytes, int n_rows,
+                           const float *x, int64_t cols, int n_tok, int threads,
+                           float y[ANC_QD_MV_ROWS][ANC_QD_MV_MAX_TOK])
+{
+    static float acc[ANC_QD_MV_THREADS][ANC_QD_MV_ROWS][ANC_QD_MV_MAX_TOK];
+    int stray = 0;
+    for (int tid = 0; tid < threads; tid++) {
+        anc_qd_matvec_partial(type, w, row_bytes, n_rows, x, cols, n_tok, tid, threads, acc[tid]);
+        for (int r = 0; r < ANC_QD_MV_ROWS; r++)
+            for (int t = 0; t < ANC_QD_MV_MAX_TOK; t++)
+                stray += (r >= n_rows || t >= n_tok) && acc[tid][r][t] != 0.0f;
+    }
+    CHECK_MSG(stray == 0, "%s: %d partial sums outside the rows/tokens are not zero", tname(type),
+              stray);
+    for (int r = 0; r < n_rows; r++)
+        for (int t = 0; t < n_tok; t++) {
+            float sum = 0.0f;
+            for (int w0 = 0; w0 < threads; w0 += WARP) {
+                float lanes[WARP];
+                for (int l = 0; l < WARP; l++) lanes[l] = w0 + l < threads ? acc[w0 + l][r][t] : 0.0f;
+                sum += warp_sum(lanes);
+            }
+            y[r][t] = sum;
+        }
+}
+
+/* The simulated kernel against quant_dot_row, for every row and token:
+ * |got − ref| <= 1e-5 · Σ|w·x| (both are float sums of the same exact
+ * products in different orders; Σ|w·x| and not |ref| sets the scale of
+ * their rounding, since the sum may cancel). Returns the largest
+ * |got − ref| / bound seen. */
+static double test_matvec(uint32_t type, const uint8_t *rows, int64_t n_rows, int64_t cols,
+                          const float *x, int n_tok, int threads)
+{
+    int64_t row_bytes = anc_qd_row_bytes(type, cols);
+    float *w = malloc((size_t)cols * sizeof *w);
+    double worst = 0.0;
+    int bad = 0;
+    for (int64_t r0 = 0; r0 < n_rows; r0 += ANC_QD_MV_ROWS) {
+        int nr = n_rows - r0 < ANC_QD_MV_ROWS ? (int)(n_rows - r0) : ANC_QD_MV_ROWS;
+        float y[ANC_QD_MV_ROWS][ANC_QD_MV_MAX_TOK];
+        simulate_block(type, rows + r0 * row_bytes, row_bytes, nr, x, cols, n_tok, threads, y);
+        for (int r = 0; r < nr; r++) {
+            const uint8_t *row = rows + (r0 + r) * row_bytes;
+            quant_dequant_row(type, row, w, cols);
+            for (int t = 0; t < n_tok; t++) {
+                const float *xt = x + t * cols;
+                float ref = quant_dot_row(type, row, xt, cols);
+                double mag = 0.0;
+                for (int64_t i = 0; i < cols; i++) mag += fabs((double)w[i] * xt[i]);
+                double bound = 1e-5 * mag + 1e-30, err = fabs((double)y[r][t] - ref);
+                if (err / bound > worst) worst = err / bound;
+                if (!(err <= bound) && bad++ < MAX_REPORTS)
+                    fprintf(stderr, "  %s row %" PRId64 " token %d (%d threads): kernel %.9g, "
+                            "reference %.9g, Σ|w·x| %.6g\n", tname(type), r0 + r, t, threads,
+                            y[r][t], ref, mag);
+            }
+        }
+    }
+    CHECK_MSG(bad == 0, "%s: %d matvec outputs off the reference (%d tokens, %d threads)",
+              tname(type), bad, n_tok, threads);
+    free(w);
+    return worst;
+}
+
+/* Row length for a type: a few blocks (fewer groups than a block has
+ * threads), or many (each thread takes several groups); for the float
+ * types a multiple of 8 that is not one of 32. */
+static int64_t cols_for(uint32_t type, bool many)
+{
+    int32_t be = anc_qd_block_elems(type);
+    if (be == 1) return ANC_QD_GROUP * (many ? 201 : 13);
+    if (be == ANC_QD_QK) return (int64_t)be * (many ? 41 : 7);
+    return (int64_t)be * (many ? 9 : 3);
+}
+
+/* Decode and matvec checks on one set of random rows; returns the worst
+ * matvec error relative to its bound. */
+static double check_rows(uint32_t type, struct rng *r, int64_t n_rows, int64_t cols)
+{
+    uint8_t *rows = make_rows(type, r, n_rows, cols);
+    test_decode(type, rows, n_rows, cols);
+    static const int toks[] = {1, 3, ANC_QD_MV_MAX_TOK};
+    double worst = 0.0;
+    for (size_t k = 0; k < sizeof toks / sizeof toks[0]; k++) {
+        float *x = make_activations(r, toks[k], cols);
+        double e = test_matvec(type, rows, n_rows, cols, x, toks[k], ANC_QD_MV_THREADS);
+        if (e > worst) worst = e;
+        e = test_matvec(type, rows, n_rows, cols, x, toks[k], 3); /* another stride */
+        if (e > worst) worst = e;
+        free(x);
+    }
+    free(rows);
+    return worst;
+}
+
+static void test_type(uint32_t type, struct rng *r)
+{
+    enum { ROUNDS = 4 };
+    int before = test_failures;
+    int64_t values = 0;
+    double worst = 0.0;
+    for (int k = 0; k < ROUNDS; k++) {
+        /* 7 rows = a block of 4 and one of 3; 5 rows = 4 and 1 */
+        double e = check_rows(type, r, 7, cols_for(type, false));
+        if (e > worst) worst = e;
+        values += 7 * cols_for(type, false);
+    }
+    double e = check_rows(type, r, 5, cols_for(type, true));
+    if (e > worst) worst = e;
+    values += 5 * cols_for(type, true);
+    printf("%-5s %6" PRId64 " values decoded bit-exact; matvec 1/3/%d tokens, rows of %" PRId64
+           " and %" PRId64 ": error <= %.3f of 1e-5 sum|w*x|: %s\n", tname(type), values,
+           ANC_QD_MV_MAX_TOK, cols_for(type, false), cols_for(type, true), worst,
+           test_failures == before ? "ok" : "FAILED");
+}
+
+int main(void)
+{
+    test_geometry();
+    test_half_bits();
+    test_small_ints();
+
+    float nan8[ANC_QD_GROUP];
+    const uint8_t zeros[64] = {0};
+    anc_qd_decode8(ANC_DT_Q8_1, zeros, 0, nan8); /* not a weight type: NaN */
+    CHECK(isnan(nan8[0]) && isnan(nan8[ANC_QD_GROUP - 1]));
+
+    struct rng r = {20250705};
+    for (size_t k = 0; k < N_TYPES; k++) test_type(all_types[k], &r);
+    TEST_EXIT();
+}
