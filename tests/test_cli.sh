@@ -47,6 +47,25 @@ expect 2 "$ANCORA" run --top-k
 env -u ANCORA_MODEL "$ANCORA" run -p hi >/dev/null 2>"$tmp/err"; [ $? -eq 2 ] || fail "no model: want 2"
 grep -q "^ancora: no model given" "$tmp/err" || fail "no model message"
 
+# backends: --version names them; --backend cuda without the backend or a
+# GPU is a runtime error with a clear message; auto falls back silently
+expect 0 "$ANCORA" --version;         grep -q "backends: cpu (" "$tmp/out" || fail "--version backends"
+expect 2 "$ANCORA" run -m "$M" --backend gpu -n 1
+grep -q "^ancora: unknown backend 'gpu'" "$tmp/err" || fail "unknown backend message"
+if ! "$ANCORA" --version | grep -q cuda; then
+  expect 1 "$ANCORA" run -m "$M" --backend cuda -n 1
+  grep -q "^ancora: this build of ancora has no CUDA backend" "$tmp/err" || fail "no-CUDA-build message"
+elif ! nvidia-smi -L >/dev/null 2>&1; then
+  expect 1 "$ANCORA" run -m "$M" --backend cuda -n 1
+  grep -q "^ancora: no usable NVIDIA GPU" "$tmp/err" || fail "no-GPU message: $(cat "$tmp/err")"
+else
+  expect 0 "$ANCORA" run -m "$M" --backend cuda -n 4
+fi
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  expect 0 "$ANCORA" run -m "$M" --backend auto --temp 0 -n 8
+  [ ! -s "$tmp/err" ] || ! grep -qi "gpu" "$tmp/err" || fail "auto without a GPU must be silent about it"
+fi
+
 # runtime errors: exit 1
 expect 1 "$ANCORA" run -m "$tmp/does-not-exist.gguf" -n 1
 grep -q "^ancora: .*does-not-exist.gguf" "$tmp/err" || fail "missing file message names the file"
