@@ -7,8 +7,8 @@
  *   (4) decoding of every 8-element group of seeded random rows, bit for bit
  *       against quant_dequant_row;
  *   (5) the matrix-vector product as the kernel computes it (every thread's
- *       anc_qd_matvec_partial, then the warp and block sums) against
- *       quant_dot_row, for 1, 3 and 8 tokens and odd row counts.
+ *       anc_qd_matvec_partial / _1tok, then the warp and block sums)
+ *       against quant_dot_row, for 1, 3 and 8 tokens and odd row counts.
  * Needs no GPU and no CUDA. Uses quant.h, dtype.h, quant_dev.h,
  * cuda_kernels.h (the token limit) and test_util.h. */
 #include "quant.h"
@@ -126,7 +126,8 @@ static uint8_t *make_rows(uint32_t type, struct rng *r, int64_t n_rows, int64_t 
     int64_t n = n_rows * cols;
     if (type == ANC_DT_F32) {
         for (int64_t i = 0; i < n; i++) {
-            float v = rng_next(r) % 32 == 0 ? 0.0f : ldexpf(rng_gauss(r), (int)(rng_next(r) % 9) - 4);
+            int e = (int)(rng_next(r) % 9) - 4;
+            float v = rng_next(r) % 32 == 0 ? 0.0f : ldexpf(rng_gauss(r), e);
             memcpy(buf + 4 * i, &v, 4);
         }
     } else if (type == ANC_DT_F16) {
@@ -304,7 +305,12 @@ static void simulate_block(uint32_t type, const uint8_t *w, int64_t row_bytes, i
     static float acc[ANC_QD_MV_THREADS][ANC_QD_MV_ROWS][ANC_QD_MV_MAX_TOK];
     int stray = 0;
     for (int tid = 0; tid < threads; tid++) {
-        anc_qd_matvec_partial(type, w, row_bytes, n_rows, x, cols, n_tok, tid, threads, acc[tid]);
+        if (n_tok == 1) /* the kernel's choice */
+            anc_qd_matvec_partial_1tok(type, w, row_bytes, n_rows, x, cols, tid, threads,
+                                       acc[tid]);
+        else
+            anc_qd_matvec_partial(type, w, row_bytes, n_rows, x, cols, n_tok, tid, threads,
+                                  acc[tid]);
         for (int r = 0; r < ANC_QD_MV_ROWS; r++)
             for (int t = 0; t < ANC_QD_MV_MAX_TOK; t++)
                 stray += (r >= n_rows || t >= n_tok) && acc[tid][r][t] != 0.0f;
@@ -316,7 +322,8 @@ static void simulate_block(uint32_t type, const uint8_t *w, int64_t row_bytes, i
             float sum = 0.0f;
             for (int w0 = 0; w0 < threads; w0 += WARP) {
                 float lanes[WARP];
-                for (int l = 0; l < WARP; l++) lanes[l] = w0 + l < threads ? acc[w0 + l][r][t] : 0.0f;
+                for (int l = 0; l < WARP; l++)
+                    lanes[l] = w0 + l < threads ? acc[w0 + l][r][t] : 0.0f;
                 sum += warp_sum(lanes);
             }
             y[r][t] = sum;

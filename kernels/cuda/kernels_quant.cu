@@ -83,12 +83,13 @@ template <typename F> static int with_type(uint32_t type, F f)
 extern "C" bool anc_cu_supports(uint32_t type) { return anc_qd_supported(type) != 0; }
 
 /* ---- matrix-vector product (decode path) ------------------------------------
- * One block of MV_THREADS threads computes MV_ROWS consecutive outputs
- * r0..r0+3 for every token. Its threads stride over the 8-element groups of
- * those rows (thread i takes groups i, i + MV_THREADS, ...: consecutive
- * threads read consecutive bytes of a row, and consecutive activations), so
- * each activation group is read once per four rows and each decoded weight
- * group is used for every token (anc_qd_matvec_partial). Then each warp sums
+ * One block of MV_THREADS threads computes the MV_ROWS consecutive outputs
+ * r0, r0 + 1, ... for every token. Its threads stride over the 8-element
+ * groups of those rows (thread i takes groups i, i + MV_THREADS, ...:
+ * consecutive threads read consecutive bytes of a row and consecutive
+ * activations), so each activation group is read once for all MV_ROWS rows
+ * and each decoded weight group is used for every token
+ * (anc_qd_matvec_partial, anc_qd_matvec_partial_1tok). Then each warp sums
  * its threads' partial sums with shuffles, and thread (r, t) of the block
  * adds the warps' sums in warp order and writes y[t][r0 + r]. */
 
@@ -98,8 +99,8 @@ static __device__ __forceinline__ float warp_sum(float v)
     return v;
 }
 
-/* ONE_TOKEN: n_tok is 1 (a compile-time constant, so the token loops fold
- * away in the hot decode case). */
+/* ONE_TOKEN: n_tok is 1, a compile-time constant, so the token loops fold
+ * away in the hot decode case (anc_qd_matvec_partial_1tok). */
 template <uint32_t TYPE, bool ONE_TOKEN>
 static __global__ void __launch_bounds__(MV_THREADS)
 matvec_kernel(float *y, const uint8_t *w, int64_t row_bytes, int64_t rows, int64_t cols,
@@ -110,8 +111,12 @@ matvec_kernel(float *y, const uint8_t *w, int64_t row_bytes, int64_t rows, int64
     const int n_rows = rows - r0 < MV_ROWS ? (int)(rows - r0) : MV_ROWS;
 
     float acc[MV_ROWS][MV_TOK];
-    anc_qd_matvec_partial(TYPE, w + r0 * row_bytes, row_bytes, n_rows, x, cols, n_tok,
-                          (int32_t)threadIdx.x, MV_THREADS, acc);
+    if (ONE_TOKEN)
+        anc_qd_matvec_partial_1tok(TYPE, w + r0 * row_bytes, row_bytes, n_rows, x, cols,
+                                   (int32_t)threadIdx.x, MV_THREADS, acc);
+    else
+        anc_qd_matvec_partial(TYPE, w + r0 * row_bytes, row_bytes, n_rows, x, cols, n_tok,
+                              (int32_t)threadIdx.x, MV_THREADS, acc);
 
     __shared__ float part[MV_WARPS][MV_ROWS][MV_TOK];
     const int lane = (int)threadIdx.x % WARP, warp = (int)threadIdx.x / WARP;

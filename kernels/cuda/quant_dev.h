@@ -475,45 +475,72 @@ ANC_HD_QUANT float anc_qd_dot8(const float w[8], const float x[8])
     return s;
 }
 
-/* The share of one thread of the matrix-vector product: for the n_rows
- * (<= ANC_QD_MV_ROWS) rows starting at w (row_bytes apart) and the n_tok
- * (<= ANC_QD_MV_MAX_TOK) activation rows x[t][0..cols), the thread
- * multiplies groups g = first, first + step, ... < cols / 8:
- *   acc[r][t] = Σ_g Σ_i W[r][8g+i]·x[t][8g+i].
- * Each group of activations is loaded once and used for every row, each
- * decoded group of weights once and used for every token. Entries of acc
- * beyond n_rows / n_tok are zero. In the kernel first = thread index and
- * step = ANC_QD_MV_THREADS, so consecutive threads read consecutive groups
- * (coalesced), and the block sums acc over its threads. */
-ANC_HD_QUANT void anc_qd_matvec_partial(uint32_t type, const uint8_t *w, int64_t row_bytes,
-                                        int n_rows, const float *x, int64_t cols, int n_tok,
-                                        int32_t first, int32_t step,
-                                        float acc[ANC_QD_MV_ROWS][ANC_QD_MV_MAX_TOK])
+/* The matrix-vector product works on n_rows (<= ANC_QD_MV_ROWS) weight
+ * rows starting at w (row_bytes apart) and n_tok (<= ANC_QD_MV_MAX_TOK)
+ * activation rows x[t][0..cols). acc[r][t] accumulates Σ W[r][c]·x[t][c]
+ * over the groups a thread takes. */
+
+/* acc += group g (elements 8g..8g+7) of every row times every token: the
+ * activations are loaded once and used for every row, each decoded weight
+ * group once and used for every token. */
+ANC_HD_QUANT void anc_qd_matvec_group(uint32_t type, const uint8_t *w, int64_t row_bytes,
+                                      int n_rows, const float *x, int64_t cols, int n_tok,
+                                      int32_t g, float acc[ANC_QD_MV_ROWS][ANC_QD_MV_MAX_TOK])
+{
+    float xg[ANC_QD_MV_MAX_TOK][8];
+    ANC_QD_UNROLL
+    for (int t = 0; t < ANC_QD_MV_MAX_TOK; t++)
+        if (t < n_tok) anc_qd_load_floats8(x + t * cols + (int64_t)ANC_QD_GROUP * g, xg[t]);
+    ANC_QD_UNROLL
+    for (int r = 0; r < ANC_QD_MV_ROWS; r++) {
+        if (r >= n_rows) break;
+        float wg[8];
+        anc_qd_decode8(type, w + r * row_bytes, g, wg);
+        ANC_QD_UNROLL
+        for (int t = 0; t < ANC_QD_MV_MAX_TOK; t++)
+            if (t < n_tok) acc[r][t] += anc_qd_dot8(wg, xg[t]);
+    }
+}
+
+ANC_HD_QUANT void anc_qd_matvec_zero(float acc[ANC_QD_MV_ROWS][ANC_QD_MV_MAX_TOK])
 {
     ANC_QD_UNROLL
     for (int r = 0; r < ANC_QD_MV_ROWS; r++) {
         ANC_QD_UNROLL
         for (int t = 0; t < ANC_QD_MV_MAX_TOK; t++) acc[r][t] = 0.0f;
     }
+}
+
+/* The share of one thread: acc = the sums over groups g = first,
+ * first + step, ... < cols / 8 (entries beyond n_rows / n_tok stay zero).
+ * In the kernel first = thread index and step = ANC_QD_MV_THREADS, so
+ * consecutive threads read consecutive groups (coalesced), and the block
+ * then sums acc over its threads. */
+ANC_HD_QUANT void anc_qd_matvec_partial(uint32_t type, const uint8_t *w, int64_t row_bytes,
+                                        int n_rows, const float *x, int64_t cols, int n_tok,
+                                        int32_t first, int32_t step,
+                                        float acc[ANC_QD_MV_ROWS][ANC_QD_MV_MAX_TOK])
+{
+    anc_qd_matvec_zero(acc);
     int32_t n_groups = (int32_t)(cols / ANC_QD_GROUP);
-    /* two iterations per loop pass: the loads of both are issued before
-     * either's arithmetic, which keeps more bytes in flight per thread */
+    for (int32_t g = first; g < n_groups; g += step)
+        anc_qd_matvec_group(type, w, row_bytes, n_rows, x, cols, n_tok, g, acc);
+}
+
+/* The same for one token (the decode path), with the loop unrolled twice on
+ * the device: the loads of two groups are issued before either's arithmetic,
+ * which keeps more bytes in flight per thread. (Not done for several
+ * tokens, whose activations would take too many registers.) */
+ANC_HD_QUANT void anc_qd_matvec_partial_1tok(uint32_t type, const uint8_t *w, int64_t row_bytes,
+                                             int n_rows, const float *x, int64_t cols,
+                                             int32_t first, int32_t step,
+                                             float acc[ANC_QD_MV_ROWS][ANC_QD_MV_MAX_TOK])
+{
+    anc_qd_matvec_zero(acc);
+    int32_t n_groups = (int32_t)(cols / ANC_QD_GROUP);
     ANC_QD_UNROLL_2
-    for (int32_t g = first; g < n_groups; g += step) {
-        float xg[ANC_QD_MV_MAX_TOK][8];
-        ANC_QD_UNROLL
-        for (int t = 0; t < ANC_QD_MV_MAX_TOK; t++)
-            if (t < n_tok) anc_qd_load_floats8(x + t * cols + (int64_t)ANC_QD_GROUP * g, xg[t]);
-        ANC_QD_UNROLL
-        for (int r = 0; r < ANC_QD_MV_ROWS; r++) {
-            if (r >= n_rows) break;
-            float wg[8];
-            anc_qd_decode8(type, w + r * row_bytes, g, wg);
-            ANC_QD_UNROLL
-            for (int t = 0; t < ANC_QD_MV_MAX_TOK; t++)
-                if (t < n_tok) acc[r][t] += anc_qd_dot8(wg, xg[t]);
-        }
-    }
+    for (int32_t g = first; g < n_groups; g += step)
+        anc_qd_matvec_group(type, w, row_bytes, n_rows, x, cols, 1, g, acc);
 }
 
 #endif
