@@ -576,6 +576,17 @@ void chat_view_get(struct chat *c, struct chat_view *out)
     anc_session_get_params(c->s, &out->params);
 }
 
+const char *chat_backend_notice(const struct chat *c, char *buf, size_t cap)
+{
+    const struct anc_model_info *mi = &c->mi; /* fixed after loading */
+    buf[0] = '\0';
+    if (mi->backend_note && *mi->backend_note)
+        snprintf(buf, cap, "%s", mi->backend_note);
+    else if (mi->backend && strcmp(mi->backend, "cpu") != 0)
+        snprintf(buf, cap, "running on the GPU (%s, %s)", mi->device, mi->backend);
+    return buf;
+}
+
 void chat_view_release(struct chat_view *v)
 {
     for (size_t i = 0; i < v->n_msgs; i++) free(v->msgs[i].text);

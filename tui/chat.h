@@ -77,6 +77,10 @@ uint64_t chat_version(const struct chat *c);
 void chat_view_get(struct chat *c, struct chat_view *out);
 void chat_view_release(struct chat_view *v);
 
+/* One line saying where the model runs when that is worth saying (a GPU,
+ * or a GPU left for the CPU and why), else "". */
+const char *chat_backend_notice(const struct chat *c, char *buf, size_t cap);
+
 /* The text of a token (as it would appear after BOS), snprintf-style. */
 size_t chat_token_text(struct chat *c, int32_t id, char *buf, size_t cap);
 

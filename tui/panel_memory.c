@@ -14,6 +14,7 @@ struct memory_state {
     unsigned long long weights, kv, scratch, rss;
     bool gpu;                               /* the engine runs on a GPU */
     unsigned long long dev_total, dev_free; /* the GPU's memory */
+    char device[64];                        /* its name */
     double prefill, decode;
     float lat[ANC_STATS_LATENCY];
     int n_lat;
@@ -38,6 +39,7 @@ static void memory_update(void *state, const struct panel_input *in)
     s->gpu = st->bytes_device_total > 0;
     s->dev_total = st->bytes_device_total;
     s->dev_free = st->bytes_device_free;
+    snprintf(s->device, sizeof s->device, "%s", st->device);
     s->prefill = st->prefill_tok_s;
     s->decode = st->decode_tok_s;
     s->n_lat = st->n_latency < 0 ? 0 : st->n_latency > ANC_STATS_LATENCY ? ANC_STATS_LATENCY
@@ -57,6 +59,11 @@ static void memory_update(void *state, const struct panel_input *in)
 static void memory_tag(const void *state, char *buf, size_t cap)
 {
     const struct memory_state *s = state;
+    if (s->have && s->gpu && s->device[0]) { /* where the model runs */
+        const char *name = strncmp(s->device, "NVIDIA ", 7) == 0 ? s->device + 7 : s->device;
+        snprintf(buf, cap, "%s", name);
+        return;
+    }
     if (!s->have || !s->rss) return;
     char rss[32];
     ui_fmt_bytes(rss, sizeof rss, s->rss);

@@ -115,6 +115,8 @@ int repl_run(struct chat *c, bool interactive)
         if (hist) read_history(hist);
         fprintf(stdout, "Ancora: type a message, or /help for commands; Ctrl-C stops a reply, "
                         "Ctrl-D leaves.\n");
+        char notice[256];
+        if (*chat_backend_notice(c, notice, sizeof notice)) fprintf(stdout, "%s\n", notice);
     }
     FILE *notes = interactive ? stdout : stderr;
     char reply[8192];
