@@ -3,6 +3,7 @@
  * tests/quant_ref.py) and against the error bounds the formats imply.
  * Uses quant.h, dtype.h and test_util.h only. */
 #include "quant.h"
+#include "test_rng.h"
 #include "test_util.h"
 
 #include <float.h>
@@ -14,26 +15,6 @@
 
 /* ---- data ----------------------------------------------------------------- */
 
-/* splitmix64: a seeded, portable source of test data. */
-struct rng {
-    uint64_t s;
-};
-
-static uint64_t rng_next(struct rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static double rng_uniform(struct rng *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; }
-
-static float rng_gauss(struct rng *r)
-{
-    double u1 = 1.0 - rng_uniform(r), u2 = rng_uniform(r);
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
 
 /* Activations: normal values, each block of 32 scaled by 2^k (k in −3..3),
  * and one block of zeros. */

@@ -14,36 +14,16 @@
 #include "attn_dev.h"
 #include "backend.h"
 #include "cuda_kernels.h"
+#include "cuda_launch.cuh"
 #include "dtype.h"
 
-/* Threads per block of the row and element-wise kernels. */
-#define ROW_THREADS 256
-/* Grid cap of grid-stride kernels (enough blocks to fill any current GPU). */
-#define MAX_GRID_BLOCKS 65536
 /* Threads of the split merge and of argmax. */
 #define MERGE_THREADS 128
 #define ARGMAX_THREADS 1024
 
-/* Every kernel below uses warp shuffles over full 32-lane warps. */
-#define WARP 32
-#define FULL_MASK 0xffffffffu
-
 static_assert(ANC_ATTN_TILE_MAX <= WARP, "softmax step gives one tile entry per lane");
 static_assert(ANC_ATTN_THREADS % WARP == 0, "whole warps");
 static_assert(ANC_ATTN_GD_MAX % ANC_ATTN_THREADS == 0, "accumulators spread evenly");
-
-static cudaStream_t as_stream(void *stream) { return (cudaStream_t)stream; }
-
-/* 0 when the launch just enqueued was accepted, else -1. */
-static int launch_status(void) { return cudaGetLastError() == cudaSuccess ? 0 : -1; }
-
-/* Blocks for a grid-stride loop over n items. */
-static unsigned grid_for(int64_t n, int threads)
-{
-    int64_t b = (n + threads - 1) / threads;
-    if (b < 1) b = 1;
-    return (unsigned)(b < MAX_GRID_BLOCKS ? b : MAX_GRID_BLOCKS);
-}
 
 static __device__ __forceinline__ float warp_max(float v)
 {

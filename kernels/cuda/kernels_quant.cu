@@ -4,8 +4,16 @@
  * cuBLAS GEMM), embedding lookup, and float -> half conversion. The launch
  * functions are declared in cuda_kernels.h.
  * The format math (block layouts, decoding of 8-element groups, each
- * thread's share of the matrix-vector product) lives in quant_dev.h, where
- * tests/test_cuda_dev_quant.c checks it on the CPU against kernels/cpu/quant.c.
+ * thread's share of the matrix-vector product and of row decoding) lives in
+ * quant_dev.h, where tests/test_cuda_dev_quant.c checks it on the CPU
+ * against kernels/cpu/quant.c.
+ * Weights accepted: every type anc_qd_supported, rows of any length that is
+ * a whole number of the type's blocks (any length for F32/F16/BF16; a
+ * partial last group of a float row is done element by element) up to
+ * ANC_QD_MAX_COLS, a matrix pointer aligned to anc_qd_row_align (4 bytes
+ * for F32, 2 for the rest, so F16/BF16 rows of odd length are fine).
+ * Vector loads and stores are used only where an address is 16-byte
+ * aligned, plain ones otherwise.
  * Depends on the CUDA runtime, cuda_kernels.h, dtype.h and quant_dev.h;
  * never on core/ or quant.h. Launches only enqueue work on the caller's
  * stream: no allocation, no synchronisation (graph-capturable). */
@@ -17,18 +25,13 @@
 #include <type_traits>
 
 #include "cuda_kernels.h"
+#include "cuda_launch.cuh"
 #include "dtype.h"
 #include "quant_dev.h"
 
-/* Threads per block of the element-wise kernels (dequant, embed, convert). */
-#define ROW_THREADS 256
-/* Grid cap of grid-stride kernels (enough blocks to fill any current GPU). */
-#define MAX_GRID_BLOCKS 65536
 /* Largest grid.x of a launch. */
 #define MAX_GRID_X 2147483647LL
 
-#define WARP 32
-#define FULL_MASK 0xffffffffu
 
 #define MV_THREADS ANC_QD_MV_THREADS
 #define MV_WARPS (MV_THREADS / WARP)
@@ -39,19 +42,6 @@ static_assert(ANC_QD_MV_MAX_TOK == ANC_CU_MATVEC_MAX_TOK, "one token limit");
 static_assert(MV_THREADS % WARP == 0, "whole warps");
 static_assert(MV_ROWS * MV_TOK <= MV_THREADS, "one thread per output of a block");
 static_assert(ANC_QD_GROUP == 8, "the decoders produce 8 elements");
-
-static cudaStream_t as_stream(void *stream) { return (cudaStream_t)stream; }
-
-/* 0 when the launch just enqueued was accepted, else -1. */
-static int launch_status(void) { return cudaGetLastError() == cudaSuccess ? 0 : -1; }
-
-/* Blocks for a grid-stride loop over n items. */
-static unsigned grid_for(int64_t n, int threads)
-{
-    int64_t b = (n + threads - 1) / threads;
-    if (b < 1) b = 1;
-    return (unsigned)(b < MAX_GRID_BLOCKS ? b : MAX_GRID_BLOCKS);
-}
 
 static bool aligned(const void *p, uintptr_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
 
@@ -88,7 +78,8 @@ extern "C" bool anc_cu_supports(uint32_t type) { return anc_qd_supported(type) !
  * groups of those rows (thread i takes groups i, i + MV_THREADS, ...:
  * consecutive threads read consecutive bytes of a row and consecutive
  * activations), so each activation group is read once for all MV_ROWS rows
- * and each decoded weight group is used for every token
+ * and each decoded weight group is used for every token; the thread next in
+ * turn also takes a float row's partial last group, if any
  * (anc_qd_matvec_partial, anc_qd_matvec_partial_1tok). Then each warp sums
  * its threads' partial sums with shuffles, and thread (r, t) of the block
  * adds the warps' sums in warp order and writes y[t][r0 + r]. */
@@ -144,7 +135,7 @@ extern "C" int anc_cu_matvec(void *stream, float *y, const void *w, uint32_t typ
 {
     if (!anc_qd_supported(type) || !anc_qd_cols_ok(type, cols)) return -1;
     if (n_tok < 1 || n_tok > ANC_CU_MATVEC_MAX_TOK || rows < 0) return -1;
-    if (!y || !w || !x || !aligned(w, 4)) return -1;
+    if (!y || !w || !x || !aligned(w, (uintptr_t)anc_qd_row_align(type))) return -1;
     if (rows == 0) return 0;
     const int64_t blocks = (rows + MV_ROWS - 1) / MV_ROWS;
     if (blocks > MAX_GRID_X) return -1;
@@ -176,7 +167,7 @@ static __device__ __forceinline__ void store8(float *dst, const float v[8])
 }
 
 /* dst[0..8) = half(v[0..8)), round to nearest even: one 16-byte store when
- * dst allows it. */
+ * dst allows it (else 2-byte stores: dst is 2-byte aligned). */
 static __device__ __forceinline__ void store8(__half *dst, const float v[8])
 {
     __half2 h[4];
@@ -193,25 +184,33 @@ static __device__ __forceinline__ void store8(__half *dst, const float v[8])
     }
 }
 
+/* One element, for the partial last group of a float row. */
+static __device__ __forceinline__ void store1(float *dst, float v) { *dst = v; }
+static __device__ __forceinline__ void store1(__half *dst, float v) { *dst = __float2half_rn(v); }
+
 /* dst[i][0..cols) = row src(i) of W for i < n_rows, where src(i) =
- * row_ids[i] when row_ids is given, else row0 + i. One thread per 8-element
- * group (grid-stride); output group k of the whole [n_rows][cols] result is
- * dst + 8k, since cols is a whole number of groups. */
+ * row_ids[i] when row_ids is given, else row0 + i. One thread per work item
+ * (one group of one row, anc_qd_decode_item), grid-stride; a partial last
+ * group is stored element by element (its loop has the constant bound 8, so
+ * v stays in registers). */
 template <uint32_t TYPE, typename OUT>
 static __global__ void __launch_bounds__(ROW_THREADS)
 decode_rows_kernel(OUT *dst, const uint8_t *w, int64_t row_bytes, int64_t cols, int64_t row0,
                    const int32_t *row_ids, int64_t n_rows)
 {
-    const int64_t groups_per_row = cols / ANC_QD_GROUP;
-    const int64_t n = n_rows * groups_per_row;
+    const int64_t n = n_rows * anc_qd_row_groups(cols);
     const int64_t stride = (int64_t)gridDim.x * blockDim.x;
     for (int64_t k = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += stride) {
-        const int64_t i = k / groups_per_row;
-        const int32_t g = (int32_t)(k - i * groups_per_row);
-        const int64_t src = row_ids ? (int64_t)row_ids[i] : row0 + i;
         float v[ANC_QD_GROUP];
-        anc_qd_decode8(TYPE, w + src * row_bytes, g, v);
-        store8(dst + k * ANC_QD_GROUP, v);
+        int64_t at;
+        const int len = anc_qd_decode_item(TYPE, w, row_bytes, cols, row0, row_ids, k, v, &at);
+        if (len == ANC_QD_GROUP) {
+            store8(dst + at, v);
+        } else {
+#pragma unroll
+            for (int e = 0; e < ANC_QD_GROUP; e++)
+                if (e < len) store1(dst + at + e, v[e]);
+        }
     }
 }
 
@@ -221,7 +220,7 @@ static int launch_decode_rows(void *stream, OUT *dst, const void *w, uint32_t ty
                               int64_t row0, const int32_t *row_ids, int64_t n_rows)
 {
     const int64_t row_bytes = anc_qd_row_bytes(type, cols);
-    const unsigned blocks = grid_for(n_rows * (cols / ANC_QD_GROUP), ROW_THREADS);
+    const unsigned blocks = grid_for(n_rows * anc_qd_row_groups(cols), ROW_THREADS);
     const uint8_t *wb = (const uint8_t *)w;
     return with_type(type, [&](auto tag) {
         constexpr uint32_t T = decltype(tag)::value;
@@ -235,7 +234,8 @@ extern "C" int anc_cu_dequant_rows(void *stream, void *dst, bool out_f16, const 
                                    uint32_t type, int64_t cols, int64_t row0, int64_t n_rows)
 {
     if (!anc_qd_supported(type) || !anc_qd_cols_ok(type, cols)) return -1;
-    if (row0 < 0 || n_rows < 0 || !dst || !w || !aligned(w, 4)) return -1;
+    if (row0 < 0 || n_rows < 0 || !dst || !w) return -1;
+    if (!aligned(w, (uintptr_t)anc_qd_row_align(type))) return -1;
     if (!aligned(dst, out_f16 ? 2 : 4)) return -1;
     if (n_rows == 0) return 0;
     if (out_f16)
@@ -247,7 +247,8 @@ extern "C" int anc_cu_embed(void *stream, float *out, const void *table, uint32_
                             int64_t cols, const int32_t *tokens, int32_t n_tok)
 {
     if (!anc_qd_supported(type) || !anc_qd_cols_ok(type, cols)) return -1;
-    if (n_tok < 0 || !out || !table || !tokens || !aligned(table, 4)) return -1;
+    if (n_tok < 0 || !out || !table || !tokens) return -1;
+    if (!aligned(table, (uintptr_t)anc_qd_row_align(type))) return -1;
     if (n_tok == 0) return 0;
     return launch_decode_rows(stream, out, table, type, cols, 0, tokens, (int64_t)n_tok);
 }

@@ -7,19 +7,35 @@
  *   - the byte layout of every weight block format the engine computes with
  *     (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K);
  *   - decoding of one "group" of ANC_QD_GROUP consecutive elements of a row,
- *     bit-identical to quant_dequant_row;
+ *     bit-identical to quant_dequant_row, and of single elements;
  *   - the share of one thread of the matrix-vector kernel (which groups of
- *     which rows it multiplies with which activations).
+ *     which rows it multiplies with which activations) and of the row
+ *     decoding kernel (which group of which row it writes where).
  * Compiles as C99/C11 (gcc) and as CUDA C++ (nvcc). Depends only on
  * dtype.h (for the type ids) and the C library headers: never on quant.h
  * (whose C11 static assertions nvcc's C++ cannot read), the CUDA runtime,
  * backend.h or core/. No model facts: the constants below are facts of the
  * GGUF block formats or sizes of the kernels' work split.
  *
- * Byte order: blocks are little-endian (as in GGUF files). The host reads
- * multi-byte fields byte by byte; the device (little-endian) reads them with
- * aligned 16/32-bit loads, which needs the row pointer 4-byte aligned (every
- * field offset used below is then 2-byte aligned, 4 for F32 words). */
+ * Rows: any length `cols` in 1..ANC_QD_MAX_COLS that is a whole number of
+ * blocks (anc_qd_cols_ok), so any length for F32/F16/BF16. A row is cut
+ * into groups of 8 elements; a float row whose length is not a multiple of
+ * 8 ends in a partial group of cols % 8 elements (anc_qd_tail_elems),
+ * decoded element by element. Quantised rows (whole blocks of 32 or 256)
+ * never have one.
+ *
+ * Byte order and alignment: blocks are little-endian (as in GGUF files).
+ * The host reads multi-byte fields byte by byte; the device (little-endian)
+ * reads them with plain 16/32-bit loads, which need the row pointer aligned
+ * to anc_qd_row_align(type): 4 bytes for F32, 2 for every other format
+ * (their fields are read as 16-bit words or bytes at even offsets, and
+ * their blocks have an even size). So the rows of an F16/BF16 matrix with
+ * an odd row length, which start only 2-byte aligned, are fine. Float rows
+ * are read with 16-byte vector loads wherever the group's address happens
+ * to be 16-byte aligned (the common case), with plain loads otherwise.
+ * A host build may define ANC_QD_LOAD_HOOK(p, bytes) before including this
+ * header to see every plain multi-byte load the device would make (the test
+ * checks their alignment with it). */
 #ifndef ANC_QUANT_DEV_H
 #define ANC_QUANT_DEV_H
 
@@ -43,6 +59,11 @@
 #define ANC_QD_UNROLL
 #define ANC_QD_UNROLL_2
 #endif
+/* Test hook (host only): sees the address and size of every plain 16/32-bit
+ * load the device makes. */
+#ifndef ANC_QD_LOAD_HOOK
+#define ANC_QD_LOAD_HOOK(p, bytes) ((void)0)
+#endif
 
 /* ---- work split of the kernels (sizes, not formats) -------------------- */
 
@@ -50,7 +71,8 @@
 #define ANC_QD_MV_THREADS 128  /* threads of one matrix-vector block */
 #define ANC_QD_MV_ROWS 4       /* weight rows per matrix-vector block */
 #define ANC_QD_MV_MAX_TOK 8    /* tokens per matrix-vector call, at most */
-#define ANC_QD_MAX_COLS (1 << 26) /* row length limit: group and byte
+#define ANC_QD_MAX_COLS (1 << 26) /* row length limit (far above any
+                                     model's): group indices and byte
                                      offsets within a row fit int32 */
 
 /* ---- block formats: elements and bytes per block, field offsets -------- */
@@ -131,12 +153,33 @@ ANC_HD_QUANT int32_t anc_qd_block_bytes(uint32_t type)
 }
 
 /* Can the kernels handle rows of `cols` elements of this type? A whole
- * number of blocks and of groups, within ANC_QD_MAX_COLS. */
+ * number of blocks (any length for the float types), within
+ * ANC_QD_MAX_COLS. */
 ANC_HD_QUANT int anc_qd_cols_ok(uint32_t type, int64_t cols)
 {
     int32_t be = anc_qd_block_elems(type);
-    return be > 0 && cols > 0 && cols <= ANC_QD_MAX_COLS && cols % be == 0 &&
-           cols % ANC_QD_GROUP == 0;
+    return be > 0 && cols > 0 && cols <= ANC_QD_MAX_COLS && cols % be == 0;
+}
+
+/* Elements of the partial last group of a row: cols % 8 for the float
+ * types, 0 for the quantised ones (whole blocks of 32 or 256 elements;
+ * saying so lets the compiler drop the tail code from their kernels). */
+ANC_HD_QUANT int anc_qd_tail_elems(uint32_t type, int64_t cols)
+{
+    return anc_qd_block_elems(type) == 1 ? (int)(cols % ANC_QD_GROUP) : 0;
+}
+
+/* Groups of a row, the partial last one included. */
+ANC_HD_QUANT int64_t anc_qd_row_groups(int64_t cols)
+{
+    return (cols + ANC_QD_GROUP - 1) / ANC_QD_GROUP;
+}
+
+/* Alignment in bytes the device needs of a row (and so of a matrix) of this
+ * type: that of its widest plain load (see the top of this file). */
+ANC_HD_QUANT int32_t anc_qd_row_align(uint32_t type)
+{
+    return type == ANC_DT_F32 ? 4 : 2;
 }
 
 /* Bytes of one row of `cols` elements (cols as checked by anc_qd_cols_ok). */
@@ -213,6 +256,7 @@ ANC_HD_QUANT uint32_t anc_qd_le16(const uint8_t *p)
 #ifdef __CUDA_ARCH__
     return *(const uint16_t *)(const void *)p;
 #else
+    ANC_QD_LOAD_HOOK(p, 2);
     return (uint32_t)p[0] | (uint32_t)p[1] << 8;
 #endif
 }
@@ -223,8 +267,28 @@ ANC_HD_QUANT uint32_t anc_qd_le32(const uint8_t *p)
 #ifdef __CUDA_ARCH__
     return *(const uint32_t *)(const void *)p;
 #else
+    ANC_QD_LOAD_HOOK(p, 4);
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 #endif
+}
+
+/* u[0..4) = the little-endian 32-bit words at p[0..16). On the device one
+ * 16-byte load when p is 16-byte aligned, else plain loads: 32-bit ones
+ * when the caller guarantees `align` >= 4 (a constant), 16-bit ones when
+ * only 2. */
+ANC_HD_QUANT void anc_qd_load_words4(const uint8_t *p, int align, uint32_t u[4])
+{
+#ifdef __CUDA_ARCH__
+    if (((uintptr_t)p & 15u) == 0) {
+        uint4 v = *(const uint4 *)(const void *)p;
+        u[0] = v.x, u[1] = v.y, u[2] = v.z, u[3] = v.w;
+        return;
+    }
+#endif
+    ANC_QD_UNROLL
+    for (int k = 0; k < 4; k++)
+        u[k] = align >= 4 ? anc_qd_le32(p + 4 * k)
+                          : anc_qd_le16(p + 4 * k) | anc_qd_le16(p + 4 * k + 2) << 16;
 }
 
 /* b[0..8) = p[0..8) (p 2-byte aligned on the device: four 16-bit loads). */
@@ -418,27 +482,42 @@ ANC_HD_QUANT void anc_qd_decode8_q6_k(const uint8_t *blk, int g, float w[8])
     }
 }
 
-/* Float rows: elements 8g..8g+7 of the row at p = row + 8g·(element bytes). */
+/* Float rows: elements 8g..8g+7 of the row at p = row + 8g·(element bytes),
+ * read as 32-bit words (p 4-byte aligned for F32, 2 for F16/BF16, whose
+ * word k holds elements 2k (low half) and 2k+1). */
 ANC_HD_QUANT void anc_qd_decode8_f32(const uint8_t *p, float w[8])
 {
+    uint32_t u[8];
+    anc_qd_load_words4(p, 4, u);
+    anc_qd_load_words4(p + 16, 4, u + 4);
     ANC_QD_UNROLL
-    for (int i = 0; i < 8; i++) w[i] = anc_qd_bits_float(anc_qd_le32(p + 4 * i));
+    for (int i = 0; i < 8; i++) w[i] = anc_qd_bits_float(u[i]);
 }
 
 ANC_HD_QUANT void anc_qd_decode8_f16(const uint8_t *p, float w[8])
 {
+    uint32_t u[4];
+    anc_qd_load_words4(p, 2, u);
     ANC_QD_UNROLL
-    for (int i = 0; i < 8; i++) w[i] = anc_qd_f16_to_f32(anc_qd_le16(p + 2 * i));
+    for (int k = 0; k < 4; k++) {
+        w[2 * k] = anc_qd_f16_to_f32(u[k] & 0xffffu);
+        w[2 * k + 1] = anc_qd_f16_to_f32(u[k] >> 16);
+    }
 }
 
 ANC_HD_QUANT void anc_qd_decode8_bf16(const uint8_t *p, float w[8])
 {
+    uint32_t u[4];
+    anc_qd_load_words4(p, 2, u);
     ANC_QD_UNROLL
-    for (int i = 0; i < 8; i++) w[i] = anc_qd_bf16_to_f32(anc_qd_le16(p + 2 * i));
+    for (int k = 0; k < 4; k++) {
+        w[2 * k] = anc_qd_bf16_to_f32(u[k] & 0xffffu);
+        w[2 * k + 1] = anc_qd_bf16_to_f32(u[k] >> 16);
+    }
 }
 
 /* w[0..8) = elements 8g..8g+7 of a row of `type` starting at `row`
- * (0 <= g < cols / 8). NaN for an unsupported type. With `type` a
+ * (0 <= g < cols / 8: a whole group). NaN for an unsupported type. With `type` a
  * compile-time constant (the kernels' template argument) the switch folds
  * away. */
 ANC_HD_QUANT void anc_qd_decode8(uint32_t type, const uint8_t *row, int32_t g, float w[8])
@@ -462,6 +541,60 @@ ANC_HD_QUANT void anc_qd_decode8(uint32_t type, const uint8_t *row, int32_t g, f
         for (int i = 0; i < 8; i++) w[i] = anc_qd_bits_float(0x7fc00000u); /* NaN */
         return;
     }
+}
+
+/* Element e of a row of `type`: one plain load for the float types (the
+ * elements of a partial group, which only float rows have), via e's group
+ * for the others. */
+ANC_HD_QUANT float anc_qd_decode1(uint32_t type, const uint8_t *row, int64_t e)
+{
+    switch (type) {
+    case ANC_DT_F32: return anc_qd_bits_float(anc_qd_le32(row + 4 * e));
+    case ANC_DT_F16: return anc_qd_f16_to_f32(anc_qd_le16(row + 2 * e));
+    case ANC_DT_BF16: return anc_qd_bf16_to_f32(anc_qd_le16(row + 2 * e));
+    default: {
+        float w[ANC_QD_GROUP];
+        anc_qd_decode8(type, row, (int32_t)(e / ANC_QD_GROUP), w);
+        return w[e % ANC_QD_GROUP];
+    }
+    }
+}
+
+/* Group g (0 <= g < anc_qd_row_groups(cols)) of a row of `cols` elements:
+ * v[0..n) = its elements, returns n: 8, or anc_qd_tail_elems for the
+ * partial last group, decoded element by element. (The loops over a group
+ * have the constant bound 8, so v stays in registers on the device.) */
+ANC_HD_QUANT int anc_qd_decode_group(uint32_t type, const uint8_t *row, int64_t cols, int32_t g,
+                                     float v[8])
+{
+    const int tail = anc_qd_tail_elems(type, cols);
+    if (tail > 0 && g == cols / ANC_QD_GROUP) {
+        ANC_QD_UNROLL
+        for (int i = 0; i < 8; i++)
+            v[i] = i < tail ? anc_qd_decode1(type, row, (int64_t)ANC_QD_GROUP * g + i) : 0.0f;
+        return tail;
+    }
+    anc_qd_decode8(type, row, g, v);
+    return ANC_QD_GROUP;
+}
+
+/* ---- row decoding (dequantisation, embeddings) -----------------------------
+ * Decoding n_rows rows into a [n_rows][cols] float or half result is cut
+ * into work items, one per group: item k is group g = k % G of output row
+ * i = k / G, G = anc_qd_row_groups(cols). Its source row is row_ids[i] when
+ * row_ids is given (embeddings), else row0 + i (dequantisation).
+ * anc_qd_decode_item: v[0..n) = the item's elements, returns n (see
+ * anc_qd_decode_group); *at = i·cols + 8g, where they go in the result. */
+ANC_HD_QUANT int anc_qd_decode_item(uint32_t type, const uint8_t *w, int64_t row_bytes,
+                                    int64_t cols, int64_t row0, const int32_t *row_ids,
+                                    int64_t k, float v[8], int64_t *at)
+{
+    const int64_t groups = anc_qd_row_groups(cols);
+    const int64_t i = k / groups;
+    const int32_t g = (int32_t)(k - i * groups);
+    const int64_t src = row_ids ? (int64_t)row_ids[i] : row0 + i;
+    *at = i * cols + (int64_t)ANC_QD_GROUP * g;
+    return anc_qd_decode_group(type, w + src * row_bytes, cols, g, v);
 }
 
 /* ---- dot products -------------------------------------------------------- */
@@ -502,6 +635,44 @@ ANC_HD_QUANT void anc_qd_matvec_group(uint32_t type, const uint8_t *w, int64_t r
     }
 }
 
+/* acc += the partial last group of every row (elements c0..cols-1,
+ * c0 = cols - tail, 0 < tail < 8; float rows only) times every token,
+ * element by element with plain loads. */
+ANC_HD_QUANT void anc_qd_matvec_tail(uint32_t type, const uint8_t *w, int64_t row_bytes,
+                                     int n_rows, const float *x, int64_t cols, int n_tok,
+                                     float acc[ANC_QD_MV_ROWS][ANC_QD_MV_MAX_TOK])
+{
+    const int tail = anc_qd_tail_elems(type, cols);
+    const int64_t c0 = cols - tail;
+    ANC_QD_UNROLL
+    for (int r = 0; r < ANC_QD_MV_ROWS; r++) {
+        if (r >= n_rows) break;
+        float s[ANC_QD_MV_MAX_TOK];
+        ANC_QD_UNROLL
+        for (int t = 0; t < ANC_QD_MV_MAX_TOK; t++) s[t] = 0.0f;
+        ANC_QD_UNROLL
+        for (int i = 0; i < 8; i++) {
+            if (i >= tail) break;
+            float wc = anc_qd_decode1(type, w + r * row_bytes, c0 + i);
+            ANC_QD_UNROLL
+            for (int t = 0; t < ANC_QD_MV_MAX_TOK; t++)
+                if (t < n_tok) s[t] += wc * x[t * cols + c0 + i];
+        }
+        ANC_QD_UNROLL
+        for (int t = 0; t < ANC_QD_MV_MAX_TOK; t++)
+            if (t < n_tok) acc[r][t] += s[t];
+    }
+}
+
+/* Does the thread that takes groups first, first + step, ... take the
+ * partial last group (index cols / 8) too? Of the threads first = 0 ..
+ * step-1 exactly one does: the one whose turn comes next. */
+ANC_HD_QUANT int anc_qd_takes_tail(uint32_t type, int64_t cols, int32_t first, int32_t step)
+{
+    const int32_t n_full = (int32_t)(cols / ANC_QD_GROUP);
+    return anc_qd_tail_elems(type, cols) > 0 && first <= n_full && (n_full - first) % step == 0;
+}
+
 ANC_HD_QUANT void anc_qd_matvec_zero(float acc[ANC_QD_MV_ROWS][ANC_QD_MV_MAX_TOK])
 {
     ANC_QD_UNROLL
@@ -511,11 +682,12 @@ ANC_HD_QUANT void anc_qd_matvec_zero(float acc[ANC_QD_MV_ROWS][ANC_QD_MV_MAX_TOK
     }
 }
 
-/* The share of one thread: acc = the sums over groups g = first,
- * first + step, ... < cols / 8 (entries beyond n_rows / n_tok stay zero).
- * In the kernel first = thread index and step = ANC_QD_MV_THREADS, so
- * consecutive threads read consecutive groups (coalesced), and the block
- * then sums acc over its threads. */
+/* The share of one thread: acc = the sums over the whole groups g = first,
+ * first + step, ... < cols / 8, then over the partial last group if it is
+ * this thread's turn (anc_qd_takes_tail); entries beyond n_rows / n_tok
+ * stay zero. In the kernel first = thread index and step =
+ * ANC_QD_MV_THREADS, so consecutive threads read consecutive groups
+ * (coalesced), and the block then sums acc over its threads. */
 ANC_HD_QUANT void anc_qd_matvec_partial(uint32_t type, const uint8_t *w, int64_t row_bytes,
                                         int n_rows, const float *x, int64_t cols, int n_tok,
                                         int32_t first, int32_t step,
@@ -525,6 +697,8 @@ ANC_HD_QUANT void anc_qd_matvec_partial(uint32_t type, const uint8_t *w, int64_t
     int32_t n_groups = (int32_t)(cols / ANC_QD_GROUP);
     for (int32_t g = first; g < n_groups; g += step)
         anc_qd_matvec_group(type, w, row_bytes, n_rows, x, cols, n_tok, g, acc);
+    if (anc_qd_takes_tail(type, cols, first, step))
+        anc_qd_matvec_tail(type, w, row_bytes, n_rows, x, cols, n_tok, acc);
 }
 
 /* The same for one token (the decode path), with the loop unrolled twice on
@@ -541,6 +715,8 @@ ANC_HD_QUANT void anc_qd_matvec_partial_1tok(uint32_t type, const uint8_t *w, in
     ANC_QD_UNROLL_2
     for (int32_t g = first; g < n_groups; g += step)
         anc_qd_matvec_group(type, w, row_bytes, n_rows, x, cols, 1, g, acc);
+    if (anc_qd_takes_tail(type, cols, first, step))
+        anc_qd_matvec_tail(type, w, row_bytes, n_rows, x, cols, 1, acc);
 }
 
 #endif
