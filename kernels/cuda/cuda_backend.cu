@@ -378,12 +378,16 @@ static bool cu_prepare(struct anc_backend *be, struct anc_weight *w, char *err, 
         snprintf(err, errlen, "the CUDA kernels cannot compute with %s weights", d ? d->name : "unknown");
         return false;
     }
+    size_t bytes = anc_dtype_row_bytes(w->type, (uint64_t)w->cols) * (size_t)w->rows;
     const struct cuda_ptr_entry *e = cuda_ptr_table_get(&p->ptrs, w->data);
     if (e) { /* the same tensor again (tied embeddings) */
+        if (e->bytes != bytes) {
+            snprintf(err, errlen, "two weights of different sizes share host memory (an engine bug)");
+            return false;
+        }
         w->dev = e->value;
         return true;
     }
-    size_t bytes = anc_dtype_row_bytes(w->type, (uint64_t)w->cols) * (size_t)w->rows;
     void *dptr = NULL;
     if (cudaMalloc(&dptr, bytes) != cudaSuccess) {
         cudaGetLastError();
