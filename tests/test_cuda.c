@@ -27,7 +27,11 @@
 #include "test_util.h"
 
 #ifndef ANC_HAVE_CUDA
-int main(void) { TEST_SKIP("this build has no CUDA backend (configure found no nvcc)"); }
+int main(void)
+{
+    (void)test_failures;
+    TEST_SKIP("this build has no CUDA backend (configure found no nvcc)");
+}
 #else
 
 #include <cuda_runtime.h> /* the real one, or tests/cuda_mock's (test_cuda_mock) */
