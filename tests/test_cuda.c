@@ -293,6 +293,7 @@ static void test_small_ops(void)
 struct attn_case {
     int32_t n_q, n_kv, n_head, n_kv_head, head_dim, n_sink;
     bool q_sink, f16;
+    bool identity;   /* slot map NULL: entry j is row j */
 };
 
 static void run_attn_case(const struct attn_case *c)
@@ -329,7 +330,7 @@ static void run_attn_case(const struct attn_case *c)
     float *out_c = malloc(sizeof(float) * outn), mass_c[64] = {0};
     struct anc_attn_args a = {
         .out = out_c, .q = q, .q_sink = c->q_sink ? qs : NULL, .k = k, .v = v, .kv_type = type,
-        .slot = slot, .n_q = c->n_q, .n_kv = c->n_kv, .n_head = c->n_head, .n_kv_head = c->n_kv_head,
+        .slot = c->identity ? NULL : slot, .n_q = c->n_q, .n_kv = c->n_kv, .n_head = c->n_head, .n_kv_head = c->n_kv_head,
         .head_dim = c->head_dim, .n_sink = c->n_sink, .lo = lo, .hi = hi,
         .scale = 1.0f / sqrtf((float)c->head_dim), .sink_mass = mass_c,
     };
@@ -347,9 +348,9 @@ static void run_attn_case(const struct attn_case *c)
     gpu->ops->attention(gpu, &ag);
     float *out_g = down(dout, outn), *mass_g = down(dmass, (size_t)c->n_head);
     char what[160];
-    snprintf(what, sizeof what, "attention q%d kv%d heads %d/%d hd%d sinks %d%s%s", c->n_q, c->n_kv,
+    snprintf(what, sizeof what, "attention q%d kv%d heads %d/%d hd%d sinks %d%s%s%s", c->n_q, c->n_kv,
              c->n_head, c->n_kv_head, c->head_dim, c->n_sink, c->q_sink ? " q_sink" : "",
-             c->f16 ? " f16" : "");
+             c->f16 ? " f16" : "", c->identity ? " no-slot-map" : "");
     compare(what, out_g, out_c, outn, 1e-5, 1e-4);
     if (c->n_sink > 0) compare(what, mass_g, mass_c, (size_t)c->n_head, 1e-6, 1e-4);
     free(out_g), free(mass_g), free(out_c), free(q), free(qs), free(kf), free(vf), free(k), free(v);
@@ -363,14 +364,16 @@ static void run_attn_case(const struct attn_case *c)
 static void test_attention(void)
 {
     static const struct attn_case cases[] = {
-        {1, 1, 4, 4, 64, 0, false, false},
-        {1, 37, 8, 2, 64, 4, true, true},
-        {1, 4096, 32, 8, 128, 4, true, true},   /* a long cache: split */
-        {1, 3000, 32, 32, 80, 0, false, false}, /* MHA, odd head size */
-        {1, 1500, 16, 1, 64, 4, false, true},   /* MQA */
-        {7, 200, 12, 3, 64, 4, true, false},
-        {33, 513, 32, 4, 128, 2, true, true},   /* a prompt batch */
-        {128, 128, 8, 8, 96, 0, false, true},
+        {1, 1, 4, 4, 64, 0, false, false, false},
+        {1, 37, 8, 2, 64, 4, true, true, false},
+        {1, 4096, 32, 8, 128, 4, true, true, false},   /* a long cache: split */
+        {1, 3000, 32, 32, 80, 0, false, false, false}, /* MHA, odd head size */
+        {1, 1500, 16, 1, 64, 4, false, true, false},   /* MQA */
+        {7, 200, 12, 3, 64, 4, true, false, false},
+        {33, 513, 32, 4, 128, 2, true, true, false},   /* a prompt batch */
+        {128, 128, 8, 8, 96, 0, false, true, false},
+        {1, 300, 8, 2, 64, 4, true, false, true}, /* no slot map */
+        {5, 70, 4, 4, 32, 2, false, true, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_attn_case(&cases[i]);
 }

@@ -398,7 +398,11 @@ static bool cu_prepare(struct anc_backend *be, struct anc_weight *w, char *err, 
                  fr / 1048576.0, total / 1048576.0);
         return false;
     }
-    if (cudaMemcpy(dptr, w->data, bytes, cudaMemcpyHostToDevice) != cudaSuccess ||
+    /* On the backend's stream, waited for: a plain cudaMemcpy from pageable
+     * memory runs on the legacy stream, which a non-blocking stream does not
+     * wait for, and may return before its last DMA has landed. */
+    if (cudaMemcpyAsync(dptr, w->data, bytes, cudaMemcpyHostToDevice, p->stream) != cudaSuccess ||
+        cudaStreamSynchronize(p->stream) != cudaSuccess ||
         !cuda_ptr_table_put(&p->ptrs, w->data, dptr, bytes, CUDA_MEM_WEIGHTS)) {
         cudaGetLastError();
         cudaFree(dptr);
@@ -418,6 +422,7 @@ static void *cu_alloc(struct anc_backend *be, size_t bytes)
         dev_free(p, d);
         return NULL;
     }
+    if (d) p->inflight = true; /* the clearing runs on the stream: cu_free waits for it */
     return d;
 }
 
@@ -549,9 +554,13 @@ static void cu_attention(struct anc_backend *be, const struct anc_attn_args *a)
     }
     if (a->slot) {
         op.u.attn.slot_off = stage(p, a->slot, (size_t)a->n_kv * sizeof(int32_t));
-    } else { /* identity map */
-        op.u.attn.slot_off = stage(p, NULL, 0);
-        for (int32_t j = 0; j < a->n_kv; j++) stage(p, &j, sizeof j);
+    } else { /* identity map, staged in one piece (each stage() call starts
+              * at an aligned offset, so element-wise calls would leave gaps) */
+        int32_t *ids = (int32_t *)malloc((size_t)(a->n_kv > 0 ? a->n_kv : 1) * sizeof *ids);
+        if (!ids) cu_die("out of host memory staging an identity slot map");
+        for (int32_t j = 0; j < a->n_kv; j++) ids[j] = j;
+        op.u.attn.slot_off = stage(p, ids, (size_t)(a->n_kv > 0 ? a->n_kv : 0) * sizeof *ids);
+        free(ids);
     }
     op.u.attn.lo_off = stage(p, a->lo, (size_t)a->n_q * sizeof(int32_t));
     op.u.attn.hi_off = stage(p, a->hi, (size_t)a->n_q * sizeof(int32_t));
@@ -678,12 +687,12 @@ static void cu_destroy(struct anc_backend *be)
     struct cu_priv *p = priv_of(be);
     if (p->stream) cudaStreamSynchronize(p->stream);
     if (p->exec) cudaGraphExecDestroy(p->exec);
+    if (p->blas) cublasDestroy(p->blas); /* before its workspace (in the table) is freed */
     for (size_t i = 0; i < p->ptrs.cap; i++)
         if (p->ptrs.e[i].key) cudaFree(p->ptrs.e[i].value);
     cuda_ptr_table_release(&p->ptrs);
     if (p->stage_h) cudaFreeHost(p->stage_h);
     if (p->argmax_h) cudaFreeHost(p->argmax_h);
-    if (p->blas) cublasDestroy(p->blas);
     if (p->stream) cudaStreamDestroy(p->stream);
     cuda_step_release(&p->step);
     cuda_graph_state_release(&p->gs);
