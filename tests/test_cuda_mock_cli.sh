@@ -42,6 +42,12 @@ rc=$?
 ANCORA_MOCK_NO_GPU=1 "$A" run -m "$M" --temp 0 -n 4 >"$tmp/out" 2>"$tmp/err" || fail "no GPU, auto: failed"
 grep -qi "gpu" "$tmp/err" && fail "no GPU, auto should be silent: $(cat "$tmp/err")"
 
+# a GPU fault mid-reply: one clear line, exit 1, no crash
+ANCORA_MOCK_FAIL_COPY=200 "$A" run -m "$M" --backend cuda --temp 0 -n 64 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[ $rc -eq 1 ] && grep -q "^ancora: CUDA backend: .* failed" "$tmp/err" && ok "a GPU fault: exit 1 with one message" \
+  || fail "GPU fault: exit $rc, $(cat "$tmp/err")"
+
 # bench names the device and reports the share of its bandwidth limit
 "$A" bench -m "$M" --backend cuda -p 16 -n 8 -r 1 >"$tmp/out" 2>"$tmp/err" || fail "bench: $(cat "$tmp/err")"
 grep -q "^device: Mock GPU (CPU)" "$tmp/out" && grep -q "GPU memory bandwidth limit 256 GB/s" "$tmp/out" \

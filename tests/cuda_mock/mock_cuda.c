@@ -466,9 +466,22 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpy
     return cudaSuccess;
 }
 
+/* ANCORA_MOCK_FAIL_COPY=N: the Nth asynchronous copy fails, as a GPU fault
+ * would surface (for the test of the backend's error path). */
+static bool copy_should_fail(void)
+{
+    static long countdown = -2;
+    if (countdown == -2) {
+        const char *e = getenv("ANCORA_MOCK_FAIL_COPY");
+        countdown = e ? atol(e) : -1;
+    }
+    return countdown > 0 && --countdown == 0;
+}
+
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind k,
                             cudaStream_t s)
 {
+    if (copy_should_fail()) return set_error(cudaErrorInvalidValue);
     check_copy(dst, src, bytes, k);
     if (s && s->capture && ((k == cudaMemcpyHostToDevice && !is_pinned(src, bytes)) ||
                             (k == cudaMemcpyDeviceToHost && !is_pinned(dst, bytes)))) {
