@@ -7,7 +7,8 @@
  * source only when either changes (a RoPE setting, dynamic NTK's base, a
  * sink promoted by a larger sink count), so a decode step rotates only the
  * new token's key (TECHNIQUES.md §2, option (c) with exact re-rotation).
- * Internal to core/; knows the backend only for allocation. */
+ * The rows are backend memory (a GPU's): only backend ops touch them.
+ * Internal to core/; knows the backend only for allocation and row copies. */
 #ifndef ANC_KV_CACHE_H
 #define ANC_KV_CACHE_H
 
@@ -56,20 +57,6 @@ bool kv_cache_resize(struct kv_cache *c, int32_t capacity);
 
 /* Drop every entry. */
 void kv_cache_clear(struct kv_cache *c);
-
-/* Pointers to the key / value row of physical row r in layer l. */
-static inline void *kv_cache_k_row(const struct kv_cache *c, int32_t l, int32_t r)
-{
-    return (uint8_t *)c->k[l] + (size_t)r * c->row_bytes;
-}
-static inline void *kv_cache_v_row(const struct kv_cache *c, int32_t l, int32_t r)
-{
-    return (uint8_t *)c->v[l] + (size_t)r * c->row_bytes;
-}
-static inline void *kv_cache_kr_row(const struct kv_cache *c, int32_t l, int32_t r)
-{
-    return (uint8_t *)c->kr[l] + (size_t)r * c->row_bytes;
-}
 
 /* Bytes allocated for keys (both forms) and values. */
 size_t kv_cache_bytes(const struct kv_cache *c);

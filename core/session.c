@@ -580,7 +580,7 @@ static int step_cached(struct anc_session *s, const int32_t *toks, int32_t b, fl
     rope_update(s, kv->n < W ? kv->n : W);
     if (!forward(s, toks, b, A, two_q, logits_all)) {
         kv_cache_evict(kv, n0, b);
-        anc_set_err(err, errlen, "out of memory for the RoPE table");
+        anc_set_err(err, errlen, "out of memory for the RoPE table or the logits buffer");
         return -1;
     }
     if (streaming(s->p.cache)) evict_to(s, W);
