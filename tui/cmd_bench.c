@@ -25,6 +25,7 @@ static void bench_usage(FILE *out)
           "      --backend B    auto (a GPU when present), cpu or cuda\n"
           "      --cache POLICY measure under a cache policy (default: full, as llama-bench);\n"
           "                     with --window and --sinks (e.g. sink vs recompute)\n"
+          "  -d, --depth N      decode with N tokens already in the cache (default 0)\n"
           "      --latency      print per-token decode latency (median, p99, max)\n"
           "      --no-bandwidth skip the bandwidth measurement\n"
           "      --json         one JSON object on stdout instead of the table\n"
@@ -55,7 +56,7 @@ static double best(const double *v, int n)
 /* One repetition: tokens/s of prefill (n_pp tokens) or decode (n_tg);
  * lat (optional, n_tg entries) receives each decode step's seconds. */
 static int run_once(struct anc_model *m, const struct anc_session_params *sp, const int32_t *toks,
-                    int n_pp, int n_tg, double *pp_rate, double *tg_rate, double *lat)
+                    int n_pp, int n_tg, int depth, double *pp_rate, double *tg_rate, double *lat)
 {
     char err[ANC_ERR_LEN];
     struct anc_session *s = anc_session_new(m, sp, err, sizeof err);
@@ -70,11 +71,13 @@ static int run_once(struct anc_model *m, const struct anc_session_params *sp, co
         *pp_rate = n_pp / (anc_now() - t0);
         anc_session_reset(s);
     }
+    /* decode at a depth: that many tokens already in the cache (untimed) */
+    if (rc == 0 && n_tg > 0 && depth > 0) rc = anc_session_feed(s, toks, (size_t)depth, err, sizeof err);
     if (rc == 0 && n_tg > 0) {
         double t0 = anc_now();
         for (int i = 0; i < n_tg && rc == 0; i++) {
             double t1 = anc_now();
-            rc = anc_session_feed(s, &toks[i], 1, err, sizeof err);
+            rc = anc_session_feed(s, &toks[depth + i], 1, err, sizeof err);
             if (lat) lat[i] = anc_now() - t1;
         }
         *tg_rate = n_tg / (anc_now() - t0);
@@ -107,11 +110,13 @@ static void json_string(const char *s)
 int cmd_bench(int argc, char **argv)
 {
     enum { OPT_JSON = 5000, OPT_NO_BW, OPT_LATENCY };
+    long depth = 0;
     static const struct option own[] = {
         {"prompt", required_argument, NULL, 'p'}, {"gen", required_argument, NULL, 'n'},
         {"reps", required_argument, NULL, 'r'},   {"json", no_argument, NULL, OPT_JSON},
         {"no-bandwidth", no_argument, NULL, OPT_NO_BW},
         {"latency", no_argument, NULL, OPT_LATENCY},
+        {"depth", required_argument, NULL, 'd'},
         {NULL, 0, NULL, 0},
     };
     struct cli_opts o;
@@ -123,7 +128,7 @@ int cmd_bench(int argc, char **argv)
     int c, rc = EXIT_OK;
     opterr = 0;
     optind = 1;
-    while (rc == EXIT_OK && (c = getopt_long(argc, argv, ":m:t:p:n:r:h", longopts, NULL)) != -1) {
+    while (rc == EXIT_OK && (c = getopt_long(argc, argv, ":m:t:p:n:r:d:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'p':
             if (cli_parse_long("--prompt", optarg, 0, 1 << 16, &v)) n_pp = v;
@@ -131,6 +136,10 @@ int cmd_bench(int argc, char **argv)
             break;
         case 'n':
             if (cli_parse_long("--gen", optarg, 0, 1 << 16, &v)) n_tg = v;
+            else rc = EXIT_USAGE;
+            break;
+        case 'd':
+            if (cli_parse_long("--depth", optarg, 0, 1 << 20, &v)) depth = v;
             else rc = EXIT_USAGE;
             break;
         case 'r':
@@ -179,7 +188,7 @@ int cmd_bench(int argc, char **argv)
     anc_model_get_info(m, &mi);
     int threads = o.threads > 0 ? o.threads : anc_cpu_count_public();
     /* token ids: a fixed pseudo-random sequence, as llama-bench uses */
-    long n_toks = n_pp > n_tg ? n_pp : n_tg;
+    long n_toks = n_pp > depth + n_tg ? n_pp : depth + n_tg;
     int32_t *toks = malloc(sizeof *toks * (size_t)(n_toks + 1));
     double *pp = calloc((size_t)reps, sizeof *pp), *tg = calloc((size_t)reps, sizeof *tg);
     double *lat = calloc((size_t)(n_tg > 0 ? n_tg : 1) * (size_t)reps, sizeof *lat);
@@ -200,9 +209,9 @@ int cmd_bench(int argc, char **argv)
     if (sp.cache == ANC_CACHE_FULL) sp.ctx = (int32_t)(n_toks + 16);
     double dummy;
     if (!json) fprintf(stderr, "ancora: warming up (first pass over the weights)...\n");
-    if (run_once(m, &sp, toks, 0, 2, &dummy, &dummy, NULL) != 0) { rc = EXIT_RUNTIME; goto out; }
+    if (run_once(m, &sp, toks, 0, 2, 0, &dummy, &dummy, NULL) != 0) { rc = EXIT_RUNTIME; goto out; }
     for (long i = 0; i < reps; i++) {
-        if (run_once(m, &sp, toks, (int)n_pp, (int)n_tg, &pp[i], &tg[i], lat + i * n_tg) != 0) {
+        if (run_once(m, &sp, toks, (int)n_pp, (int)n_tg, (int)depth, &pp[i], &tg[i], lat + i * n_tg) != 0) {
             rc = EXIT_RUNTIME;
             goto out;
         }
@@ -244,9 +253,10 @@ int cmd_bench(int argc, char **argv)
         json_array(tg, n_tg ? (int)reps : 0);
         printf(", \"decode_bytes\": %llu, \"read_bandwidth_gb_s\": %.2f, "
                "\"decode_bandwidth_util\": %.4f, \"cache\": \"%s\", \"window\": %d, "
-               "\"latency_ms_p50\": %.4f, \"latency_ms_p99\": %.4f, \"latency_ms_max\": %.4f}\n",
+               "\"latency_ms_p50\": %.4f, \"latency_ms_p99\": %.4f, \"latency_ms_max\": %.4f, "
+               "\"depth\": %ld}\n",
                (unsigned long long)mi.decode_bytes, gbs, util, anc_cache_policy_name(sp.cache),
-               sp.cache == ANC_CACHE_FULL ? sp.ctx : sp.window, p50, p99, pmax);
+               sp.cache == ANC_CACHE_FULL ? sp.ctx : sp.window, p50, p99, pmax, depth);
     } else {
         printf("%-32s %10s %8s %-12s %7s %8s %12s %12s\n", "model", "size", "params", "backend",
                "threads", "test", "t/s median", "t/s best");
@@ -264,7 +274,11 @@ int cmd_bench(int argc, char **argv)
         if (n_tg)
             printf("%-32.32s %10s %8s %-12s %7d %8s %12.2f %12.2f\n", mi.name, size, params, be,
                    threads, "tg", tg_med, tg_best);
-        if (n_pp) printf("(pp = %ld tokens in one go, tg = %ld tokens one at a time, %ld reps)\n", n_pp, n_tg, reps);
+        char at[48] = "";
+        if (depth) snprintf(at, sizeof at, " after %ld cached tokens", depth);
+        if (n_pp || depth)
+            printf("(pp = %ld tokens in one go, tg = %ld tokens one at a time%s, %ld reps)\n", n_pp,
+                   n_tg, at, reps);
         if (latency && n_tg)
             printf("decode latency per token (%s cache, %zu steps): median %.3f ms, p99 %.3f ms, "
                    "max %.3f ms, p99/median %.2f\n", anc_cache_policy_name(sp.cache), n_lat, p50, p99,
