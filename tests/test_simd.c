@@ -539,6 +539,41 @@ static void test_quantisers(const struct cpu_kernels *k, const char *isa)
     if (bad_rows) test_failures++;
 }
 
+/* Attention's inner loops against plain C: the half-to-float conversion
+ * bit for bit over every pattern (NaN as NaN), y += a*x within one rounding
+ * per element (FMA), lengths with and without a tail. */
+static void test_attention_helpers(const struct cpu_kernels *k, const char *isa)
+{
+    int bad = 0;
+    enum { N = 65536 };
+    uint16_t *h = malloc(sizeof *h * N);
+    float *got = malloc(sizeof *got * N);
+    for (int i = 0; i < N; i++) h[i] = (uint16_t)i;
+    k->f16_to_f32(got, h, N - 3); /* a tail of 5 */
+    for (int i = 0; i < N - 3; i++) {
+        float want = anc_f16_to_f32(h[i]);
+        if (!(got[i] == want || (got[i] != got[i] && want != want)) && bad++ < 3)
+            fprintf(stderr, "  MISMATCH %s f16_to_f32 %04x: %g vs %g\n", isa, i, got[i], want);
+    }
+    static const int64_t lens[] = {1, 7, 8, 64, 67, 128};
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        int64_t n = lens[li];
+        float y[128], y0[128], x[128], a = rnd_value();
+        for (int64_t i = 0; i < n; i++) y[i] = y0[i] = rnd_value(), x[i] = rnd_value();
+        k->axpy(y, a, x, n);
+        for (int64_t i = 0; i < n; i++) {
+            double want = (double)y0[i] + (double)a * x[i];
+            if (!(fabs(y[i] - want) <= 1e-6 * (fabs(want) + fabs((double)a * x[i]) + 1e-30)) && bad++ < 3)
+                fprintf(stderr, "  MISMATCH %s axpy n=%lld [%lld]: %g vs %g\n", isa, (long long)n,
+                        (long long)i, y[i], want);
+        }
+    }
+    printf("%-14s %-22s %d mismatches%s\n", isa, "attention helpers", bad, bad ? "  FAIL" : "");
+    if (bad) test_failures++;
+    free(h);
+    free(got);
+}
+
 /* The checker itself must be able to fail: a result one integer unit off
  * an exact reference, and one a term off a random one, are mismatches. */
 static void test_checker_fails(void)
@@ -576,6 +611,7 @@ int main(void)
     cpu_kernels_generic(&gen);
     run_cases(&gen, "generic");
     test_quantisers(&gen, "generic");
+    test_attention_helpers(&gen, "generic");
 
     /* the backend with whatever table this processor selects */
     printf("backend kernels: %s\n", anc_backend_cpu_isa());
@@ -600,6 +636,7 @@ int main(void)
     cpu_kernels_add_avx2(&simd);
     run_cases(&simd, "avx2");
     test_quantisers(&simd, "avx2");
+    test_attention_helpers(&simd, "avx2");
 
 #if defined(__x86_64__) && defined(__GNUC__)
     if (__builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")) {

@@ -107,14 +107,13 @@ void cpu_rope_ref(float *x, int32_t n_heads, int32_t head_dim,
 }
 
 /* Row j (logical) of a key or value array, head kvh, as floats. */
-static inline const float *kv_row(const struct anc_attn_args *a, const void *base, int32_t j,
-                                  int32_t kvh, float *buf)
+static inline const float *kv_row(const struct anc_attn_args *a, const struct cpu_kernels *k,
+                                  const void *base, int32_t j, int32_t kvh, float *buf)
 {
     int32_t slot = a->slot ? a->slot[j] : j;
     size_t off = ((size_t)slot * a->n_kv_head + kvh) * a->head_dim;
     if (a->kv_type == ANC_DT_F16) {
-        const uint16_t *src = (const uint16_t *)base + off;
-        for (int32_t d = 0; d < a->head_dim; d++) buf[d] = f16_lut(src[d]);
+        k->f16_to_f32(buf, (const uint16_t *)base + off, a->head_dim);
         return buf;
     }
     return (const float *)base + off;
@@ -129,7 +128,8 @@ void cpu_attention_group(const struct anc_attn_args *a, int32_t i, int32_t kvh, 
 {
     int32_t hd = a->head_dim, group = a->n_head / a->n_kv_head, h0 = kvh * group;
     int32_t n_kv = a->n_kv;
-    cpu_dot_f_fn dot = cpu_kernels_get()->dot_f[ANC_DT_F32];
+    const struct cpu_kernels *kt = cpu_kernels_get();
+    cpu_dot_f_fn dot = kt->dot_f[ANC_DT_F32];
     int32_t lo = a->lo[i], hi = a->hi[i];
     if (lo < a->n_sink) lo = a->n_sink; /* never count a sink twice */
     float buf[ANC_MAX_HEAD_DIM];
@@ -141,7 +141,7 @@ void cpu_attention_group(const struct anc_attn_args *a, int32_t i, int32_t kvh, 
             for (int32_t g = 0; g < group; g++) scores[(size_t)g * n_kv + j] = -INFINITY;
             continue;
         }
-        const float *k = kv_row(a, a->k, j, kvh, buf);
+        const float *k = kv_row(a, kt, a->k, j, kvh, buf);
         const float *qb = sink && a->q_sink ? a->q_sink : a->q;
         for (int32_t g = 0; g < group; g++) {
             const float *q = qb + ((size_t)i * a->n_head + h0 + g) * hd;
@@ -167,12 +167,11 @@ void cpu_attention_group(const struct anc_attn_args *a, int32_t i, int32_t kvh, 
     }
     for (int32_t j = 0; j < n_kv; j++) {
         if (j >= a->n_sink && (j < lo || j >= hi)) continue;
-        const float *v = kv_row(a, a->v, j, kvh, buf);
+        const float *v = kv_row(a, kt, a->v, j, kvh, buf);
         for (int32_t g = 0; g < group; g++) {
             float p = scores[(size_t)g * n_kv + j] * inv[g];
             if (p == 0.0f) continue;
-            float *out = a->out + ((size_t)i * a->n_head + h0 + g) * hd;
-            for (int32_t d = 0; d < hd; d++) out[d] += p * v[d];
+            kt->axpy(a->out + ((size_t)i * a->n_head + h0 + g) * hd, p, v, hd);
         }
     }
 }
@@ -224,6 +223,16 @@ REF_QUANT(Q8_1)
 REF_QUANT(Q8_K)
 #undef REF_QUANT
 
+static void ref_axpy(float *y, float a, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static void ref_f16_to_f32(float *dst, const uint16_t *src, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) dst[i] = f16_lut(src[i]);
+}
+
 static struct cpu_kernels kernels;
 static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
 
@@ -241,6 +250,8 @@ void cpu_kernels_generic(struct cpu_kernels *k)
     k->quant_x[ANC_DT_Q8_0] = ref_quant_Q8_0;
     k->quant_x[ANC_DT_Q8_1] = ref_quant_Q8_1;
     k->quant_x[ANC_DT_Q8_K] = ref_quant_Q8_K;
+    k->axpy = ref_axpy;
+    k->f16_to_f32 = ref_f16_to_f32;
 }
 
 static void kernels_build(void)

@@ -48,6 +48,9 @@ struct cpu_kernels {
     cpu_dot_q8_fn dot_q8[ANC_DT_COUNT_];
     cpu_mm_f_fn mm_f[ANC_DT_COUNT_];       /* float weights */
     cpu_mm_q8_fn mm_q8[ANC_DT_COUNT_];     /* quantised weights */
+    /* attention's inner loops: y[i] += a * x[i]; dst[i] = src[i] (half) */
+    void (*axpy)(float *y, float a, const float *x, int64_t n);
+    void (*f16_to_f32)(float *dst, const uint16_t *src, int64_t n);
 };
 const struct cpu_kernels *cpu_kernels_get(void);
 /* The portable table (quant.c's reference; no mm kernels), whatever the

@@ -1709,8 +1709,29 @@ AVX2 static bool quant_x_q8_k(const float *x, void *dst, int64_t n)
     return true;
 }
 
+/* ---- attention's inner loops ----------------------------------------------- */
+
+static AVX2 void axpy_f32(float *y, float a, const float *x, int64_t n)
+{
+    __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+static AVX2 void f16_to_f32_row(float *dst, const uint16_t *src, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = f16s(src[i]);
+}
+
 void cpu_kernels_add_avx2(struct cpu_kernels *k)
 {
+    k->axpy = axpy_f32;
+    k->f16_to_f32 = f16_to_f32_row;
     k->quant_x[ANC_DT_Q8_0] = quant_x_q8_0;
     k->quant_x[ANC_DT_Q8_1] = quant_x_q8_1;
     k->quant_x[ANC_DT_Q8_K] = quant_x_q8_k;
