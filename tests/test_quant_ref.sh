@@ -2,17 +2,24 @@
 # test_quant_ref.sh — proves the committed golden files of tests/golden/quant/
 # come from the independent reference (the gguf package's NumPy quantisers):
 # regenerates them with tests/quant_ref.py and compares byte for byte.
-# Needs a python with numpy and gguf, else skips (77).
+# Needs a python with numpy and gguf, else skips (77): tried in order
+# $ANC_REF_PYTHON, $REF_PYTHON, python3, /tmp/pyref/bin/python and the
+# checkout's .venv-ref/bin/python (as test_ppl_ref.sh / test_foreign_gguf.sh).
 set -u
 SRC=${ANC_SRCDIR:-.}
 G=$SRC/tests/golden/quant
 
 py=
-for cand in "${REF_PYTHON:-}" python3 /tmp/pyref/bin/python; do
+for cand in "${ANC_REF_PYTHON:-}" "${REF_PYTHON:-}" python3 /tmp/pyref/bin/python \
+            "$SRC/.venv-ref/bin/python"; do
   [ -n "$cand" ] || continue
   if "$cand" -c 'import gguf, numpy' >/dev/null 2>&1; then py=$cand; break; fi
 done
-[ -n "$py" ] || { echo "SKIP: no python with numpy and gguf (tried REF_PYTHON=${REF_PYTHON:-unset}, python3, /tmp/pyref/bin/python)"; exit 77; }
+[ -n "$py" ] || {
+  echo "SKIP: no python with numpy and gguf (tried ANC_REF_PYTHON=${ANC_REF_PYTHON:-unset}," \
+       "REF_PYTHON=${REF_PYTHON:-unset}, python3, /tmp/pyref/bin/python, $SRC/.venv-ref/bin/python)"
+  exit 77
+}
 [ -d "$G" ] || { echo "FAIL: missing $G"; exit 1; }
 
 tmp=$(mktemp -d)
