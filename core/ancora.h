@@ -227,6 +227,14 @@ struct anc_stats {
     int32_t n_layer;
     float sink_mass[ANC_STATS_MAX_LAYERS]; /* per layer, mean over heads: share of
                                               the last token's attention on sinks */
+    /* the model's own sliding-window layers (Gemma 2/3), which keep their
+       last local_window entries whatever the policy; the fields above
+       (policy, window, sinks, cached) are the global layers' */
+    bool layer_local[ANC_STATS_MAX_LAYERS];
+    int32_t n_layer_local;   /* 0 for models without them */
+    int32_t local_window;
+    int32_t n_cached_local;  /* entries each local layer holds now */
+    double local_rope_theta;
     /* RoPE in force */
     int rope_scaling;
     double rope_theta, rope_factor, rope_base_effective, rope_mscale;
@@ -234,6 +242,7 @@ struct anc_stats {
     double yarn_beta_fast, yarn_beta_slow;
     /* memory, bytes */
     uint64_t bytes_weights, bytes_kv, bytes_scratch, bytes_rss;
+    uint64_t bytes_kv_local;  /* the part of bytes_kv the local layers hold */
     /* the backend ("cpu" / "cuda") and, on a GPU, its memory */
     char backend[8];
     char device[64];

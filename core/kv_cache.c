@@ -15,9 +15,9 @@ struct kv_cache *kv_cache_new(struct anc_backend *be, int32_t n_layer, int32_t k
     c->type = type;
     c->row_bytes = anc_dtype_row_bytes(type, (uint64_t)kv_dim);
     c->capacity = capacity;
-    c->k = calloc((size_t)n_layer, sizeof *c->k);
-    c->v = calloc((size_t)n_layer, sizeof *c->v);
-    c->kr = calloc((size_t)n_layer, sizeof *c->kr);
+    c->k = calloc((size_t)(n_layer > 0 ? n_layer : 1), sizeof *c->k);
+    c->v = calloc((size_t)(n_layer > 0 ? n_layer : 1), sizeof *c->v);
+    c->kr = calloc((size_t)(n_layer > 0 ? n_layer : 1), sizeof *c->kr);
     c->rot_pos = malloc((size_t)capacity * sizeof *c->rot_pos);
     c->rot_epoch = calloc((size_t)capacity, sizeof *c->rot_epoch);
     c->slot = malloc((size_t)capacity * sizeof *c->slot);

@@ -6,6 +6,7 @@
 #include "model.h"
 
 #include <errno.h>
+#include <math.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,22 +17,36 @@
 #include "tokenizer.h"
 #include "util.h"
 
-/* Per-architecture facts the file does not store. */
-struct arch_desc {
-    const char *name;
-    bool rope_neox;      /* GGUF llama files use adjacent pairs (the converter
-                            permutes q/k); NeoX-style models use halves */
-};
-
+/* The families, as data (DESIGN.md, "Looking ahead"; facts in
+ * TECHNIQUES.md §5, checked against llama.cpp's graphs and the Hugging
+ * Face modelling code). The converter permutes llama's q/k so that GGUF
+ * llama files use adjacent pairs; the other families keep NeoX halves. */
 static const struct arch_desc arch_table[] = {
-    {"llama", false},
+    /* name      neox   qkvb   qknrm  fqkv   fgu    post   embsc  softc  act            swa swa_base long */
+    {"llama",    false, false, false, false, false, false, false, false, ACT_SILU,      0, 0,        false},
+    {"qwen2",    true,  true,  false, false, false, false, false, false, ACT_SILU,      0, 0,        false},
+    {"qwen3",    true,  false, true,  false, false, false, false, false, ACT_SILU,      0, 0,        false},
+    {"phi3",     true,  false, false, true,  true,  false, false, false, ACT_SILU,      0, 0,        true},
+    {"gemma2",   true,  false, false, false, false, true,  true,  true,  ACT_GELU_TANH, 2, 10000.0f, false},
+    {"gemma3",   true,  false, true,  false, false, true,  true,  false, ACT_GELU_TANH, 6, 10000.0f, false},
 };
+#define N_ARCH (sizeof arch_table / sizeof arch_table[0])
 
-static const struct arch_desc *arch_find(const char *name)
+const struct arch_desc *model_arch_find(const char *name)
 {
-    for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++)
+    for (size_t i = 0; i < N_ARCH; i++)
         if (strcmp(arch_table[i].name, name) == 0) return &arch_table[i];
     return NULL;
+}
+
+const char *model_arch_names(void)
+{
+    static char buf[128];
+    if (!buf[0])
+        for (size_t i = 0; i < N_ARCH; i++)
+            snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", i ? ", " : "",
+                     arch_table[i].name);
+    return buf;
 }
 
 void anc_model_params_default(struct anc_model_params *p)
@@ -61,6 +76,8 @@ static bool hp_u32(const struct gguf_file *f, const char *arch, const char *suff
     *out = (int32_t)v;
     return true;
 }
+
+static const struct gguf_file *f_of(const struct anc_model *m) { return m->file; }
 
 static bool hp_f32(const struct gguf_file *f, const char *arch, const char *suffix, float *out)
 {
@@ -120,6 +137,47 @@ static bool read_rope_scaling(struct anc_model *m, char *err, size_t errlen)
     return true;
 }
 
+/* A positive float key within (0, max), or absent (then *out is kept). */
+static bool hp_f32_range(const struct anc_model *m, const char *suffix, float max, float *out,
+                         char *err, size_t errlen)
+{
+    float v;
+    if (!hp_f32(m->file, m->hp.arch, suffix, &v)) return true;
+    if (!(v > 0.0f && v < max)) {
+        anc_set_err(err, errlen, "%s: metadata %s.%s = %g is out of range", m->path, m->hp.arch,
+                    suffix, v);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* What only some families have: sliding-window layers, soft-caps. */
+static bool read_family_hparams(struct anc_model *m, const struct arch_desc *ad, char *err,
+                                size_t errlen)
+{
+    struct model_hparams *hp = &m->hp;
+    const char *a = hp->arch, *p = m->path;
+    hp->attn_softcap = hp->final_softcap = 0.0f;
+    if (ad->softcaps &&
+        (!hp_f32_range(m, "attn_logit_softcapping", 1e4f, &hp->attn_softcap, err, errlen) ||
+         !hp_f32_range(m, "final_logit_softcapping", 1e4f, &hp->final_softcap, err, errlen)))
+        return false;
+    hp->n_swa = 0;
+    hp->n_local = 0;
+    if (ad->swa_pattern <= 0) return true;
+    if (!hp_u32(f_of(m), a, "attention.sliding_window", &hp->n_swa, true, p, err, errlen))
+        return false;
+    if (hp->n_swa < 1 || hp->n_swa > (1 << 22)) {
+        anc_set_err(err, errlen, "%s: attention.sliding_window %d is out of range (1 to %d)", p,
+                    hp->n_swa, 1 << 22);
+        return false;
+    }
+    hp->swa_base = ad->swa_base;
+    if (!hp_f32_range(m, "rope.freq_base_swa", 1e12f, &hp->swa_base, err, errlen)) return false;
+    return true;
+}
+
 static bool read_hparams(struct anc_model *m, char *err, size_t errlen)
 {
     const struct gguf_file *f = m->file;
@@ -135,12 +193,13 @@ static bool read_hparams(struct anc_model *m, char *err, size_t errlen)
     }
     memcpy(hp->arch, s.ptr, s.len);
     hp->arch[s.len] = '\0';
-    const struct arch_desc *ad = arch_find(hp->arch);
+    const struct arch_desc *ad = model_arch_find(hp->arch);
     if (!ad) {
-        anc_set_err(err, errlen, "%s: architecture \"%s\" is not supported (supported: llama)",
-                    m->path, hp->arch);
+        anc_set_err(err, errlen, "%s: architecture \"%s\" is not supported (supported: %s)",
+                    m->path, hp->arch, model_arch_names());
         return false;
     }
+    m->arch = ad;
     hp->rope_neox = ad->rope_neox;
     const char *a = hp->arch, *p = m->path;
     if (!hp_u32(f, a, "embedding_length", &hp->dim, true, p, err, errlen) ||
@@ -153,17 +212,19 @@ static bool read_hparams(struct anc_model *m, char *err, size_t errlen)
     if (!hp_u32(f, a, "attention.head_count_kv", &hp->n_kv_head, false, p, err, errlen) ||
         !hp_u32(f, a, "context_length", &hp->n_ctx_train, false, p, err, errlen))
         return false;
-    if (hp->dim % hp->n_head != 0) {
+    int32_t key_len = 0, val_len = 0;
+    if (!hp_u32(f, a, "attention.key_length", &key_len, false, p, err, errlen) ||
+        !hp_u32(f, a, "attention.value_length", &val_len, false, p, err, errlen))
+        return false;
+    if (key_len == 0 && hp->dim % hp->n_head != 0) {
         anc_set_err(err, errlen, "%s: embedding length %d is not a multiple of the head count %d",
                     p, hp->dim, hp->n_head);
         return false;
     }
-    hp->head_dim = hp->dim / hp->n_head;
-    int32_t key_len = hp->head_dim;
-    if (!hp_u32(f, a, "attention.key_length", &key_len, false, p, err, errlen)) return false;
-    if (key_len != hp->head_dim) {
-        anc_set_err(err, errlen, "%s: attention.key_length %d differs from embedding/heads %d "
-                    "(not supported for %s)", p, key_len, hp->head_dim, a);
+    hp->head_dim = key_len ? key_len : hp->dim / hp->n_head;
+    if (val_len != 0 && val_len != hp->head_dim) {
+        anc_set_err(err, errlen, "%s: attention.value_length %d differs from the key length %d "
+                    "(not supported)", p, val_len, hp->head_dim);
         return false;
     }
     if (hp->n_kv_head > hp->n_head || hp->n_head % hp->n_kv_head != 0) {
@@ -201,7 +262,16 @@ static bool read_hparams(struct anc_model *m, char *err, size_t errlen)
         return false;
     }
     if (hp->n_ctx_train <= 0) hp->n_ctx_train = 2048; /* files without it: a common default */
-    return read_rope_scaling(m, err, errlen);
+    if ((int64_t)hp->n_head * hp->head_dim > (1 << 20)) {
+        anc_set_err(err, errlen, "%s: %d heads of %d dimensions is implausibly large", p,
+                    hp->n_head, hp->head_dim);
+        return false;
+    }
+    hp->q_dim = hp->n_head * hp->head_dim;
+    hp->kv_dim = hp->n_kv_head * hp->head_dim;
+    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    hp->embed_scale = ad->embed_scale ? sqrtf((float)hp->dim) : 1.0f;
+    return read_family_hparams(m, ad, err, errlen) && read_rope_scaling(m, err, errlen);
 }
 
 /* Find a tensor, check type support and its exact shape (cols, rows). */
@@ -243,7 +313,117 @@ static bool get_norm(struct anc_model *m, const char *name, int64_t n, struct an
 {
     if (!get_weight(m, name, n, 1, w, false, err, errlen)) return false;
     if (w->type != ANC_DT_F32) {
-        anc_set_err(err, errlen, "%s: norm tensor %s must be f32", m->path, name);
+        anc_set_err(err, errlen, "%s: tensor %s must be f32 (norms and biases are)", m->path, name);
+        return false;
+    }
+    return true;
+}
+
+/* Rows [first, first + rows) of a fused matrix, as a weight of its own
+ * (a matrix is stored row by row, so a range of rows is one too). */
+static void weight_rows(const struct anc_weight *fused, int64_t first, int64_t rows,
+                        struct anc_weight *out)
+{
+    size_t row_bytes = anc_dtype_row_bytes(fused->type, (uint64_t)fused->cols);
+    *out = *fused;
+    out->data = (const uint8_t *)fused->data + (size_t)first * row_bytes;
+    out->rows = rows;
+    out->dev = NULL;
+}
+
+/* Is layer l one of the model's own sliding-window layers? */
+static bool layer_is_local(const struct anc_model *m, int32_t l)
+{
+    int32_t pat = m->arch->swa_pattern;
+    if (m->hp.n_swa <= 0 || pat <= 0) return false;
+    return pat == 1 || l % pat < pat - 1;
+}
+
+/* One block's tensors, as the family has them: blk.L.NAME.weight/bias. */
+static bool load_layer(struct anc_model *m, int32_t l, char *err, size_t errlen)
+{
+    const struct model_hparams *hp = &m->hp;
+    const struct arch_desc *ad = m->arch;
+    struct model_layer *L = &m->layers[l];
+    int64_t dim = hp->dim, q_dim = hp->q_dim, kv_dim = hp->kv_dim, ff = hp->n_ff;
+    char name[96];
+#define NAME(suffix, kind) (snprintf(name, sizeof name, "blk.%d.%s.%s", l, suffix, kind), name)
+#define W(field, suffix, cols, rows) \
+    if (!get_weight(m, NAME(suffix, "weight"), cols, rows, &L->field, false, err, errlen)) return false;
+#define N(field, suffix, n) \
+    if (!get_norm(m, NAME(suffix, "weight"), n, &L->field, err, errlen)) return false;
+#define B(field, suffix, n) \
+    if (!get_norm(m, NAME(suffix, "bias"), n, &L->field, err, errlen)) return false;
+    N(attn_norm, "attn_norm", dim)
+    if (ad->fused_qkv) {
+        struct anc_weight qkv;
+        if (!get_weight(m, NAME("attn_qkv", "weight"), dim, q_dim + 2 * kv_dim, &qkv, false, err,
+                        errlen))
+            return false;
+        weight_rows(&qkv, 0, q_dim, &L->wq);
+        weight_rows(&qkv, q_dim, kv_dim, &L->wk);
+        weight_rows(&qkv, q_dim + kv_dim, kv_dim, &L->wv);
+    } else {
+        W(wq, "attn_q", dim, q_dim)
+        W(wk, "attn_k", dim, kv_dim)
+        W(wv, "attn_v", dim, kv_dim)
+    }
+    if (ad->qkv_bias) {
+        B(bq, "attn_q", q_dim)
+        B(bk, "attn_k", kv_dim)
+        B(bv, "attn_v", kv_dim)
+    }
+    if (ad->qk_norm) {
+        N(q_norm, "attn_q_norm", hp->head_dim)
+        N(k_norm, "attn_k_norm", hp->head_dim)
+    }
+    W(wo, "attn_output", q_dim, dim)
+    if (ad->post_norms) N(post_attn_norm, "post_attention_norm", dim)
+    N(ffn_norm, "ffn_norm", dim)
+    if (ad->fused_gate_up) {
+        struct anc_weight gu;
+        if (!get_weight(m, NAME("ffn_up", "weight"), dim, 2 * ff, &gu, false, err, errlen))
+            return false;
+        weight_rows(&gu, 0, ff, &L->w_gate);
+        weight_rows(&gu, ff, ff, &L->w_up);
+    } else {
+        W(w_gate, "ffn_gate", dim, ff)
+        W(w_up, "ffn_up", dim, ff)
+    }
+    W(w_down, "ffn_down", ff, dim)
+    if (ad->post_norms) N(post_ffn_norm, "post_ffw_norm", dim)
+#undef NAME
+#undef W
+#undef N
+#undef B
+    L->local = layer_is_local(m, l);
+    return true;
+}
+
+/* LongRoPE's per-pair divisors (Phi-3 long-context files): both or none. */
+static bool load_long_rope(struct anc_model *m, char *err, size_t errlen)
+{
+    const char *names[2] = {"rope_factors_long.weight", "rope_factors_short.weight"};
+    const float **dst[2] = {&m->rope_long, &m->rope_short};
+    int32_t n = m->hp.rope_dims / 2;
+    for (int i = 0; i < 2; i++) {
+        const struct gguf_tensor *t = gguf_find_tensor(m->file, names[i]);
+        if (!t) continue;
+        if (t->type != ANC_DT_F32 || t->ne[0] != (uint64_t)n || t->ne[1] != 1) {
+            anc_set_err(err, errlen, "%s: %s must be %d f32 values", m->path, names[i], n);
+            return false;
+        }
+        *dst[i] = t->data;
+        for (int32_t k = 0; k < n; k++)
+            if (!((*dst[i])[k] > 0.0f && (*dst[i])[k] < 1e6f)) {
+                anc_set_err(err, errlen, "%s: %s[%d] = %g is not a valid divisor", m->path,
+                            names[i], k, (*dst[i])[k]);
+                return false;
+            }
+    }
+    if (!m->rope_long != !m->rope_short) {
+        anc_set_err(err, errlen, "%s: a LongRoPE file needs both %s and %s", m->path, names[0],
+                    names[1]);
         return false;
     }
     return true;
@@ -252,8 +432,7 @@ static bool get_norm(struct anc_model *m, const char *name, int64_t n, struct an
 static bool load_weights(struct anc_model *m, char *err, size_t errlen)
 {
     const struct model_hparams *hp = &m->hp;
-    int64_t dim = hp->dim, q_dim = (int64_t)hp->n_head * hp->head_dim;
-    int64_t kv_dim = (int64_t)hp->n_kv_head * hp->head_dim;
+    int64_t dim = hp->dim;
     const struct gguf_tensor *te = gguf_find_tensor(m->file, "token_embd.weight");
     if (!te) {
         anc_set_err(err, errlen, "%s: tensor token_embd.weight is missing", m->path);
@@ -293,31 +472,15 @@ static bool load_weights(struct anc_model *m, char *err, size_t errlen)
                 return false;
             }
     }
+    if (m->arch->long_rope && !load_long_rope(m, err, errlen)) return false;
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) {
         anc_set_err(err, errlen, "out of memory");
         return false;
     }
     for (int32_t l = 0; l < hp->n_layer; l++) {
-        struct model_layer *L = &m->layers[l];
-        char name[96];
-#define W(field, suffix, cols, rows)                                                     \
-    snprintf(name, sizeof name, "blk.%d.%s.weight", l, suffix);                          \
-    if (!get_weight(m, name, cols, rows, &L->field, false, err, errlen)) return false;
-#define N(field, suffix)                                                                 \
-    snprintf(name, sizeof name, "blk.%d.%s.weight", l, suffix);                          \
-    if (!get_norm(m, name, dim, &L->field, err, errlen)) return false;
-        N(attn_norm, "attn_norm")
-        W(wq, "attn_q", dim, q_dim)
-        W(wk, "attn_k", dim, kv_dim)
-        W(wv, "attn_v", dim, kv_dim)
-        W(wo, "attn_output", q_dim, dim)
-        N(ffn_norm, "ffn_norm")
-        W(w_gate, "ffn_gate", dim, hp->n_ff)
-        W(w_up, "ffn_up", dim, hp->n_ff)
-        W(w_down, "ffn_down", hp->n_ff, dim)
-#undef W
-#undef N
+        if (!load_layer(m, l, err, errlen)) return false;
+        m->hp.n_local += m->layers[l].local;
     }
     /* Bytes of tensor data, and the most common matrix type. */
     uint64_t by_type[ANC_DT_COUNT_] = {0};
@@ -374,6 +537,19 @@ int model_backend_choose(enum anc_backend_kind want, bool cuda_compiled, int n_g
     }
 }
 
+/* Every weight of layer l that the family has, for prepare/forget. */
+static int layer_weights(struct model_layer *L, struct anc_weight **out)
+{
+    struct anc_weight *all[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_norm,
+                                &L->w_gate, &L->w_up, &L->w_down, &L->bq, &L->bk, &L->bv,
+                                &L->q_norm, &L->k_norm, &L->post_attn_norm, &L->post_ffn_norm};
+    int n = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i]->data) out[n++] = all[i];
+    return n;
+}
+#define MAX_LAYER_WEIGHTS 16
+
 /* Hand every weight to the backend (a GPU uploads them here). */
 static bool prepare_weights(struct anc_model *m, char *err, size_t errlen)
 {
@@ -383,10 +559,9 @@ static bool prepare_weights(struct anc_model *m, char *err, size_t errlen)
         !prep(be, &m->output, err, errlen))
         return false;
     for (int32_t l = 0; l < m->hp.n_layer; l++) {
-        struct model_layer *L = &m->layers[l];
-        struct anc_weight *ws[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo,
-                                   &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+        struct anc_weight *ws[MAX_LAYER_WEIGHTS];
+        int n = layer_weights(&m->layers[l], ws);
+        for (int i = 0; i < n; i++)
             if (!prep(be, ws[i], err, errlen)) return false;
     }
     return true;
@@ -396,10 +571,32 @@ static void forget_device_copies(struct anc_model *m)
 {
     m->tok_embd.dev = m->output_norm.dev = m->output.dev = NULL;
     for (int32_t l = 0; l < m->hp.n_layer; l++) {
-        struct model_layer *L = &m->layers[l];
-        L->attn_norm.dev = L->wq.dev = L->wk.dev = L->wv.dev = L->wo.dev = NULL;
-        L->ffn_norm.dev = L->w_gate.dev = L->w_up.dev = L->w_down.dev = NULL;
+        struct anc_weight *ws[MAX_LAYER_WEIGHTS];
+        int n = layer_weights(&m->layers[l], ws);
+        for (int i = 0; i < n; i++) ws[i]->dev = NULL;
     }
+}
+
+/* Does the backend have every operation this family's forward pass uses?
+ * false + the missing ones named. */
+static bool backend_can_run(const struct anc_model *m, const struct anc_backend *be, char *err,
+                            size_t errlen)
+{
+    const struct anc_backend_ops *op = be->ops;
+    const struct model_hparams *hp = &m->hp;
+    char missing[128] = "";
+#define NEED(cond, fn, what) \
+    if ((cond) && !op->fn) snprintf(missing + strlen(missing), sizeof missing - strlen(missing), \
+                                    "%s%s", missing[0] ? ", " : "", what);
+    NEED(m->arch->act == ACT_GELU_TANH, geglu, "GELU")
+    NEED(m->arch->qkv_bias, add_rows, "biases")
+    NEED(hp->embed_scale != 1.0f, scale, "embedding scale")
+    NEED(hp->attn_softcap > 0 || hp->final_softcap > 0, softcap, "soft-capping")
+#undef NEED
+    if (!missing[0]) return true;
+    anc_set_err(err, errlen, "the %s backend has no %s kernels yet (needed by %s models)",
+                op->name, missing, hp->arch);
+    return false;
 }
 
 /* Start the backend the parameters ask for and prepare the weights. With
@@ -415,7 +612,8 @@ static bool start_backend(struct anc_model *m, const struct anc_model_params *p,
     if (choice == ANC_BACKEND_CUDA) {
         char why[ANC_ERR_LEN] = "";
         m->be = anc_backend_cuda_new(why, sizeof why);
-        if (m->be && prepare_weights(m, why, sizeof why)) {
+        if (m->be && backend_can_run(m, m->be, why, sizeof why) &&
+            prepare_weights(m, why, sizeof why)) {
             struct anc_backend_mem mem;
             m->be->ops->mem(m->be, &mem);
             snprintf(m->device, sizeof m->device, "%s", mem.device);
@@ -591,7 +789,7 @@ int32_t anc_n_vocab(const struct anc_model *m) { return m->hp.n_vocab; }
 
 bool anc_token_is_eog(const struct anc_model *m, int32_t id)
 {
-    return id >= 0 && (id == tokenizer_eos(m->tok) || id == tokenizer_eot(m->tok));
+    return tokenizer_is_eog(m->tok, id);
 }
 
 void model_limit_layers(struct anc_model *m, int32_t n)

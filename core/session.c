@@ -43,6 +43,38 @@
 #define SESSION_DEFAULT_WINDOW 4096
 #define SESSION_MAX_WINDOW (1 << 22)
 
+/* A group of layers that share one cache and one visibility rule: the
+ * global layers under the user's policy, and the model's own
+ * sliding-window layers (Gemma 2/3) under a fixed window of n_swa entries
+ * at text positions with their own RoPE base, whatever the policy
+ * (TECHNIQUES.md §5). Each group rotates its keys for its own table. */
+struct cache_group {
+    bool local;                   /* the model's sliding-window layers */
+    int32_t n_layer;              /* layers in this group */
+    struct kv_cache *kv;          /* [n_layer] of this group only */
+    struct rope_params rope;
+    struct rope_table rtab;
+    uint32_t rot_epoch;           /* bumped when cached key rotations go stale */
+    int64_t rtab_len;             /* sequence length it was built for (dynamic NTK) */
+    double rope_base_eff;
+    bool rope_dirty;
+
+    int32_t scratch_cap;          /* cache rows k_rot/kpos cover */
+    float *k_rot;    /* [scratch_cap][kv_dim] rotated keys, logical order (backend) */
+    int32_t *kpos;   /* [scratch_cap] table index of each key to rotate */
+    int32_t *rot_list;/* [scratch_cap] logical entries whose key is rotated this step */
+    int32_t *rot_rows;/* [scratch_cap] their physical rows */
+    int64_t *plist;  /* [scratch_cap + 2B] positions in this step's rotation table */
+    int32_t qpos[SESSION_BATCH], qpos_sink[SESSION_BATCH];
+    int32_t lo[SESSION_BATCH], hi[SESSION_BATCH];
+    /* this step: keys to rotate (old ones reloaded first), sinks seen by
+       every query, and whether sinks need their own query rotation */
+    int32_t n_rot, n_old, n_always;
+    bool two_q;
+};
+
+enum { GROUP_GLOBAL = 0, GROUP_LOCAL = 1 };
+
 struct anc_session {
     struct anc_model *m;          /* borrowed */
     struct anc_backend *be;       /* borrowed from the model */
@@ -57,33 +89,26 @@ struct anc_session {
     struct anc_session_params next;
     bool has_next;
 
-    struct kv_cache *kv;
-    struct rope_params rope;
-    struct rope_table rtab;
-    uint32_t rot_epoch;           /* bumped when cached key rotations go stale */
-    int64_t rtab_len;             /* sequence length it was built for (dynamic NTK) */
-    double rope_base_eff;
-    bool rope_dirty;
+    /* groups[GROUP_GLOBAL] always exists (it also keeps the token record
+       the policy works on); groups[GROUP_LOCAL] only for models with
+       sliding-window layers */
+    struct cache_group groups[2];
+    int32_t n_groups;
+    struct kv_cache *kv;          /* = groups[GROUP_GLOBAL].kv */
+    uint8_t *layer_group;         /* [n_layer] group of each layer */
+    int32_t *layer_index;         /* [n_layer] its index within the group */
     struct sampler *smp;
 
     /* scratch for SESSION_BATCH tokens (shapes per token) */
-    int32_t scratch_cap;          /* cache rows k_rot/kpos cover */
     float *x;        /* [B][dim] residual stream */
     float *xb;       /* [B][dim] normed input / projections back to dim */
-    float *q;        /* [B][n_head*head_dim] queries rotated for recent keys */
-    float *q_sink;   /* [B][n_head*head_dim] queries rotated for the sinks */
+    float *q;        /* [B][q_dim] queries rotated for recent keys */
+    float *q_sink;   /* [B][q_dim] queries rotated for the sinks */
     float *k_new;    /* [B][kv_dim] */
     float *v_new;    /* [B][kv_dim] */
-    float *att;      /* [B][n_head*head_dim] attention output */
+    float *att;      /* [B][q_dim] attention output */
     float *hb;       /* [B][n_ff] */
     float *hb2;      /* [B][n_ff] */
-    float *k_rot;    /* [scratch_cap][kv_dim] rotated keys, logical order */
-    int32_t *kpos;   /* [scratch_cap] table index of each key to rotate */
-    int32_t *rot_list;/* [scratch_cap] logical entries whose key is rotated this step */
-    int32_t *rot_rows;/* [scratch_cap] their physical rows */
-    int64_t *plist;  /* [scratch_cap + 2B] positions in this step's rotation table */
-    int32_t qpos[SESSION_BATCH], qpos_sink[SESSION_BATCH];
-    int32_t lo[SESSION_BATCH], hi[SESSION_BATCH];
     float *head_mass;/* [n_layer][n_head] backend memory: sink share per head */
     float *head_mass_host; /* [n_layer][n_head] host copy */
     float *layer_mass;/* [n_layer] host: mean over heads */
@@ -161,6 +186,25 @@ static int32_t rows_of(const struct anc_session_params *p)
     return streaming(p->cache) ? p->window + SESSION_BATCH : p->ctx;
 }
 
+/* The same rules for a group under the settings in force: the local
+ * group is a window of the model's n_swa entries without sinks. */
+static enum anc_cache_policy group_policy(const struct anc_session *s, const struct cache_group *g)
+{
+    return g->local ? ANC_CACHE_WINDOW : s->p.cache;
+}
+static int32_t group_sinks(const struct anc_session *s, const struct cache_group *g)
+{
+    return g->local ? 0 : sinks_of(&s->p);
+}
+static int32_t group_span(const struct anc_session *s, const struct cache_group *g)
+{
+    return g->local ? s->m->hp.n_swa : span_of(&s->p);
+}
+static int32_t group_rows(const struct anc_session *s, const struct cache_group *g)
+{
+    return g->local ? s->m->hp.n_swa + SESSION_BATCH : rows_of(&s->p);
+}
+
 /* Fill in defaults and check ranges; false + message when absurd. */
 static bool params_resolve(const struct anc_model *m, struct anc_session_params *p, char *err,
                            size_t errlen)
@@ -236,6 +280,17 @@ static void rope_resolve(const struct anc_model *m, const struct anc_rope_settin
     out->freq_divisors = out->scaling == ROPE_LLAMA3 ? NULL : m->rope_freqs;
 }
 
+/* The local layers' RoPE: the model's own rule (base freq_base_swa, no
+ * scaling), not the user's settings. */
+static void rope_resolve_local(const struct anc_model *m, struct rope_params *out)
+{
+    const struct model_hparams *hp = &m->hp;
+    rope_params_default(out, hp->rope_dims, hp->swa_base, hp->rope_orig_ctx);
+    out->neox = hp->rope_neox;
+    out->scaling = ROPE_NONE;
+    out->factor = 1.0;
+}
+
 /* ---- allocation ------------------------------------------------------ */
 
 static float *buf_new(struct anc_session *s, size_t n_floats, bool *ok)
@@ -246,18 +301,19 @@ static float *buf_new(struct anc_session *s, size_t n_floats, bool *ok)
     return p;
 }
 
-/* Key scratch sized for `rows` cache rows. */
-static bool key_scratch_ensure(struct anc_session *s, int32_t rows)
+/* A group's key scratch sized for `rows` cache rows; the global group
+ * also sizes the statistics' copy of the cache order. */
+static bool key_scratch_ensure(struct anc_session *s, struct cache_group *g, int32_t rows)
 {
-    if (rows <= s->scratch_cap) return true;
-    int32_t kv_dim = s->m->hp.n_kv_head * s->m->hp.head_dim;
+    if (rows <= g->scratch_cap) return true;
+    int32_t kv_dim = s->m->hp.kv_dim;
     float *k = s->be->ops->alloc(s->be, (size_t)rows * kv_dim * sizeof(float));
     int32_t *pos = malloc((size_t)rows * sizeof *pos);
     int32_t *list = malloc((size_t)rows * sizeof *list);
     int32_t *rrows = malloc((size_t)rows * sizeof *rrows);
     int64_t *plist = malloc(((size_t)rows + 2 * SESSION_BATCH) * sizeof *plist);
-    int64_t *orig = malloc((size_t)rows * sizeof *orig);
-    if (!k || !pos || !list || !rrows || !plist || !orig) {
+    int64_t *orig = g->local ? NULL : malloc((size_t)rows * sizeof *orig);
+    if (!k || !pos || !list || !rrows || !plist || (!g->local && !orig)) {
         s->be->ops->free(s->be, k);
         free(pos);
         free(list);
@@ -266,23 +322,64 @@ static bool key_scratch_ensure(struct anc_session *s, int32_t rows)
         free(orig);
         return false;
     }
-    s->be->ops->free(s->be, s->k_rot);
-    free(s->kpos);
-    free(s->rot_list);
-    free(s->rot_rows);
-    free(s->plist);
-    s->rot_list = list;
-    s->rot_rows = rrows;
-    s->plist = plist;
-    s->scratch_bytes += ((size_t)rows - (size_t)s->scratch_cap) * kv_dim * sizeof(float);
-    s->k_rot = k;
-    s->kpos = pos;
-    pthread_mutex_lock(&s->mu);
-    free(s->stats_orig);
-    s->stats_orig = orig;
-    s->stats_orig_cap = rows;
-    pthread_mutex_unlock(&s->mu);
-    s->scratch_cap = rows;
+    s->be->ops->free(s->be, g->k_rot);
+    free(g->kpos);
+    free(g->rot_list);
+    free(g->rot_rows);
+    free(g->plist);
+    g->rot_list = list;
+    g->rot_rows = rrows;
+    g->plist = plist;
+    s->scratch_bytes += ((size_t)rows - (size_t)g->scratch_cap) * kv_dim * sizeof(float);
+    g->k_rot = k;
+    g->kpos = pos;
+    if (!g->local) {
+        pthread_mutex_lock(&s->mu);
+        free(s->stats_orig);
+        s->stats_orig = orig;
+        s->stats_orig_cap = rows;
+        pthread_mutex_unlock(&s->mu);
+    }
+    g->scratch_cap = rows;
+    return true;
+}
+
+static void group_release(struct anc_session *s, struct cache_group *g)
+{
+    s->be->ops->free(s->be, g->k_rot);
+    free(g->kpos);
+    free(g->rot_list);
+    free(g->rot_rows);
+    free(g->plist);
+    kv_cache_free(g->kv);
+    rope_table_release(&g->rtab);
+}
+
+/* Split the layers into the global and the local group and give each its
+ * cache; false when out of memory. */
+static bool groups_new(struct anc_session *s)
+{
+    const struct anc_model *m = s->m;
+    const struct model_hparams *hp = &m->hp;
+    s->layer_group = calloc((size_t)hp->n_layer, sizeof *s->layer_group);
+    s->layer_index = calloc((size_t)hp->n_layer, sizeof *s->layer_index);
+    if (!s->layer_group || !s->layer_index) return false;
+    s->n_groups = hp->n_local > 0 ? 2 : 1;
+    s->groups[GROUP_LOCAL].local = true;
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        int gi = m->layers[l].local ? GROUP_LOCAL : GROUP_GLOBAL;
+        s->layer_group[l] = (uint8_t)gi;
+        s->layer_index[l] = s->groups[gi].n_layer++;
+    }
+    for (int32_t gi = 0; gi < s->n_groups; gi++) {
+        struct cache_group *g = &s->groups[gi];
+        g->kv = kv_cache_new(s->be, g->n_layer, hp->kv_dim, s->p.kv_type, group_rows(s, g));
+        if (!g->kv || !key_scratch_ensure(s, g, group_rows(s, g))) return false;
+        if (g->local) rope_resolve_local(m, &g->rope);
+        else rope_resolve(m, &s->p.rope, &g->rope);
+        g->rope_dirty = true;
+    }
+    s->kv = s->groups[GROUP_GLOBAL].kv;
     return true;
 }
 
@@ -308,10 +405,9 @@ struct anc_session *anc_session_new(struct anc_model *m, const struct anc_sessio
     s->m = m;
     s->be = m->be;
     s->p = params;
-    int32_t kv_dim = hp->n_kv_head * hp->head_dim, q_dim = hp->n_head * hp->head_dim;
-    s->kv = kv_cache_new(s->be, hp->n_layer, kv_dim, params.kv_type, rows_of(&params));
+    int32_t kv_dim = hp->kv_dim, q_dim = hp->q_dim;
     s->smp = sampler_new(&params.sampling, hp->n_vocab);
-    bool ok = s->kv && s->smp;
+    bool ok = s->smp != NULL;
     size_t B = SESSION_BATCH;
     s->x = buf_new(s, B * hp->dim, &ok);
     s->xb = buf_new(s, B * hp->dim, &ok);
@@ -329,13 +425,11 @@ struct anc_session *anc_session_new(struct anc_model *m, const struct anc_sessio
     s->layer_mass = calloc((size_t)hp->n_layer, sizeof(float));
     s->logits = calloc((size_t)hp->n_vocab, sizeof(float));
     ok = ok && s->head_mass_host && s->layer_mass && s->logits;
-    if (!ok || !key_scratch_ensure(s, rows_of(&params))) {
+    if (!ok || !groups_new(s)) {
         anc_set_err(err, errlen, "out of memory allocating a %d-entry cache", rows_of(&params));
         anc_session_free(s);
         return NULL;
     }
-    rope_resolve(m, &params.rope, &s->rope);
-    s->rope_dirty = true;
     publish_stats(s);
     return s;
 }
@@ -344,18 +438,15 @@ void anc_session_free(struct anc_session *s)
 {
     if (!s) return;
     float *bufs[] = {s->x, s->xb, s->q, s->q_sink, s->k_new, s->v_new, s->att, s->hb, s->hb2,
-                     s->k_rot, s->head_mass, s->logits_dev};
+                     s->head_mass, s->logits_dev};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) s->be->ops->free(s->be, bufs[i]);
+    for (int gi = 0; gi < 2; gi++) group_release(s, &s->groups[gi]);
+    free(s->layer_group);
+    free(s->layer_index);
     free(s->head_mass_host);
     free(s->layer_mass);
     free(s->logits);
-    free(s->kpos);
-    free(s->rot_list);
-    free(s->rot_rows);
-    free(s->plist);
     free(s->stats_orig);
-    kv_cache_free(s->kv);
-    rope_table_release(&s->rtab);
     sampler_free(s->smp);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->run_mu);
@@ -364,34 +455,33 @@ void anc_session_free(struct anc_session *s)
 
 /* ---- RoPE ------------------------------------------------------------ */
 
-/* Track what the rotated keys depend on: the settings (a change marks
- * rope_dirty) and, for dynamic NTK, the sequence length. A change starts a
- * new epoch, which makes every cached rotation stale. */
-static void rope_update(struct anc_session *s, int64_t len)
+/* Track what a group's rotated keys depend on: the settings (a change
+ * marks rope_dirty) and, for dynamic NTK, the sequence length. A change
+ * starts a new epoch, which makes every cached rotation stale. */
+static void rope_update(struct cache_group *g, int64_t len)
 {
-    bool dyn = s->rope.scaling == ROPE_DYNAMIC && s->rope.factor > 1.0;
-    int64_t eff_len = dyn ? (len > s->rope.orig_ctx ? len : s->rope.orig_ctx) : 0;
-    if (!s->rope_dirty && eff_len == s->rtab_len) return;
-    s->rtab_len = eff_len;
-    s->rope_base_eff = dyn ? rope_dynamic_base(s->rope.base, s->rope.dims, s->rope.factor,
-                                               s->rope.orig_ctx, eff_len)
-                           : s->rope.base;
-    s->rope_dirty = false;
-    s->rot_epoch++;
+    bool dyn = g->rope.scaling == ROPE_DYNAMIC && g->rope.factor > 1.0;
+    int64_t eff_len = dyn ? (len > g->rope.orig_ctx ? len : g->rope.orig_ctx) : 0;
+    if (!g->rope_dirty && eff_len == g->rtab_len) return;
+    g->rtab_len = eff_len;
+    g->rope_base_eff = dyn ? rope_dynamic_base(g->rope.base, g->rope.dims, g->rope.factor,
+                                               g->rope.orig_ctx, eff_len)
+                           : g->rope.base;
+    g->rope_dirty = false;
+    g->rot_epoch++;
 }
 
 /* ---- the forward pass ------------------------------------------------ */
 
-/* The position logical entry j's key is rotated at. Recent keys use their
- * text index (the query uses its own, so their distance is the text
- * distance, as in-cache positions give); sinks use their place in the
- * cache, as the query does for them (s->qpos_sink); recompute runs use
+/* The position logical entry j of group g's key is rotated at. Recent
+ * keys use their text index (the query uses its own, so their distance is
+ * the text distance, as in-cache positions give); sinks use their place in
+ * the cache, as the query does for them (qpos_sink); recompute runs use
  * places 0..W-1. */
-static int64_t key_position(const struct anc_session *s, int32_t j)
+static int64_t key_position(const struct anc_session *s, const struct cache_group *g, int32_t j)
 {
-    const struct kv_cache *kv = s->kv;
-    if (s->p.cache == ANC_CACHE_RECOMPUTE || j < sinks_of(&s->p)) return j;
-    return kv->orig[j];
+    if (group_policy(s, g) == ANC_CACHE_RECOMPUTE || j < group_sinks(s, g)) return j;
+    return g->kv->orig[j];
 }
 
 /* Room in logits_dev for every token's logits of an n-token batch. */
@@ -408,103 +498,156 @@ static bool logits_rows_ensure(struct anc_session *s, int32_t n)
     return true;
 }
 
+/* Step 0 of a forward pass for one group whose last n logical entries are
+ * the new tokens: which keys need rotating (the new ones, and any whose
+ * position or RoPE epoch changed), and one small table for every position
+ * used; the queries' positions become indices into it. */
+static bool group_plan_rotation(struct anc_session *s, struct cache_group *g, int32_t n)
+{
+    const struct kv_cache *kv = g->kv;
+    int32_t n_rot = 0, n_pos = 0;
+    for (int32_t j = 0; j < kv->n; j++) {
+        int32_t row = kv->slot[j];
+        int64_t want = key_position(s, g, j);
+        if (kv->rot_pos[row] == want && kv->rot_epoch[row] == g->rot_epoch) continue;
+        g->rot_list[n_rot] = j;
+        g->rot_rows[n_rot] = row;
+        g->kpos[n_rot] = n_pos;
+        g->plist[n_pos++] = want;
+        n_rot++;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        g->plist[n_pos] = g->qpos[i];
+        g->qpos[i] = n_pos++;
+        g->plist[n_pos] = g->qpos_sink[i];
+        g->qpos_sink[i] = n_pos++;
+    }
+    /* the rotation list is in logical order and every new entry is in it
+       (its row is fresh), so it is the old keys to reload, then the new ones */
+    g->n_rot = n_rot;
+    g->n_old = n_rot - n;
+    return rope_table_fill_list(&g->rtab, &g->rope, g->plist, n_pos, g->rtab_len);
+}
+
+/* After a forward pass every layer's rotation is current. */
+static void group_note_rotation(struct cache_group *g)
+{
+    struct kv_cache *kv = g->kv;
+    for (int32_t t = 0; t < g->n_rot; t++) {
+        int32_t row = kv->slot[g->rot_list[t]];
+        kv->rot_pos[row] = g->plist[g->kpos[t]];
+        kv->rot_epoch[row] = g->rot_epoch;
+    }
+}
+
+/* Attention sub-block of layer l for n new tokens: s->xb (normed input)
+ * -> s->att. Keys are stored as computed (after the family's q/k norm,
+ * before RoPE), then the group's stale keys and the queries are rotated. */
+static void layer_attention(struct anc_session *s, int32_t l, int32_t n)
+{
+    const struct anc_model *m = s->m;
+    const struct model_hparams *hp = &m->hp;
+    const struct model_layer *L = &m->layers[l];
+    struct anc_backend *be = s->be;
+    const struct anc_backend_ops *op = be->ops;
+    struct cache_group *g = &s->groups[s->layer_group[l]];
+    struct kv_cache *kv = g->kv;
+    int32_t li = s->layer_index[l], kv_dim = hp->kv_dim, first = kv->n - n;
+    op->matmul(be, s->q, model_proj_weight(m, l, PROJ_Q), s->xb, n);
+    op->matmul(be, s->k_new, model_proj_weight(m, l, PROJ_K), s->xb, n);
+    op->matmul(be, s->v_new, model_proj_weight(m, l, PROJ_V), s->xb, n);
+    if (L->bq.data) {
+        op->add_rows(be, s->q, &L->bq, hp->q_dim, n);
+        op->add_rows(be, s->k_new, &L->bk, kv_dim, n);
+        op->add_rows(be, s->v_new, &L->bv, kv_dim, n);
+    }
+    if (L->q_norm.data) { /* per head: rows of head_dim */
+        op->rmsnorm(be, s->q, s->q, &L->q_norm, hp->head_dim, n * hp->n_head, hp->norm_eps);
+        op->rmsnorm(be, s->k_new, s->k_new, &L->k_norm, hp->head_dim, n * hp->n_kv_head,
+                    hp->norm_eps);
+    }
+    op->store_rows(be, kv->k[li], kv->type, s->k_new, kv->slot + first, n, kv_dim);
+    op->store_rows(be, kv->v[li], kv->type, s->v_new, kv->slot + first, n, kv_dim);
+    if (g->n_old > 0)
+        op->load_rows(be, g->k_rot, kv->k[li], kv->type, g->rot_rows, g->n_old, kv_dim);
+    op->copy(be, g->k_rot + (size_t)g->n_old * kv_dim, s->k_new, (size_t)n * kv_dim * sizeof(float));
+    op->rope(be, g->k_rot, g->n_rot, hp->n_kv_head, hp->head_dim, &g->rtab.t, g->kpos);
+    op->store_rows(be, kv->kr[li], kv->type, g->k_rot, g->rot_rows, g->n_rot, kv_dim);
+    if (g->two_q) op->copy(be, s->q_sink, s->q, (size_t)n * hp->q_dim * sizeof(float));
+    op->rope(be, s->q, n, hp->n_head, hp->head_dim, &g->rtab.t, g->qpos);
+    if (g->two_q) op->rope(be, s->q_sink, n, hp->n_head, hp->head_dim, &g->rtab.t, g->qpos_sink);
+    struct anc_attn_args a = {
+        .out = s->att, .q = s->q, .q_sink = g->two_q ? s->q_sink : NULL,
+        .k = kv->kr[li], .v = kv->v[li], .kv_type = kv->type, .slot = kv->slot,
+        .n_q = n, .n_kv = kv->n, .n_head = hp->n_head, .n_kv_head = hp->n_kv_head,
+        .head_dim = hp->head_dim, .n_sink = g->n_always, .lo = g->lo, .hi = g->hi,
+        .scale = hp->attn_scale, .softcap = hp->attn_softcap,
+        .sink_mass = g->n_always > 0 ? s->head_mass + (size_t)l * hp->n_head : NULL,
+    };
+    op->attention(be, &a);
+}
+
+/* Feed-forward sub-block of layer l: s->xb (normed input) -> s->xb. */
+static void layer_ffn(struct anc_session *s, int32_t l, int32_t n)
+{
+    const struct anc_model *m = s->m;
+    struct anc_backend *be = s->be;
+    const struct anc_backend_ops *op = be->ops;
+    int64_t ff = (int64_t)n * m->hp.n_ff;
+    op->matmul(be, s->hb, model_proj_weight(m, l, PROJ_GATE), s->xb, n);
+    op->matmul(be, s->hb2, model_proj_weight(m, l, PROJ_UP), s->xb, n);
+    if (m->arch->act == ACT_GELU_TANH) op->geglu(be, s->hb, s->hb, s->hb2, ff);
+    else op->swiglu(be, s->hb, s->hb, s->hb2, ff);
+    op->matmul(be, s->xb, model_proj_weight(m, l, PROJ_DOWN), s->hb, n);
+}
+
 /* One forward pass over n <= SESSION_BATCH new tokens whose cache entries
- * are the last n logical entries. s->qpos/qpos_sink/lo/hi describe what
- * each query sees; entries [0, n_always) are the sinks every query sees.
+ * are the last n logical entries of every group. Each group's qpos /
+ * qpos_sink / lo / hi / n_always / two_q describe what each query sees.
  * Writes logits of the last token (and of every token into logits_all
  * [n][n_vocab] when non-NULL). false only when out of memory. */
-static bool forward(struct anc_session *s, const int32_t *tokens, int32_t n, int32_t n_always,
-                    bool two_q, float *logits_all)
+static bool forward(struct anc_session *s, const int32_t *tokens, int32_t n, float *logits_all)
 {
     struct anc_model *m = s->m;
     const struct model_hparams *hp = &m->hp;
     struct anc_backend *be = s->be;
     const struct anc_backend_ops *op = be->ops;
-    struct kv_cache *kv = s->kv;
-    int32_t dim = hp->dim, kv_dim = hp->n_kv_head * hp->head_dim;
-    int32_t q_dim = hp->n_head * hp->head_dim, n_kv = kv->n, first = n_kv - n;
+    int32_t dim = hp->dim;
     if (logits_all && !logits_rows_ensure(s, n)) return false;
+    for (int32_t gi = 0; gi < s->n_groups; gi++)
+        if (!group_plan_rotation(s, &s->groups[gi], n)) return false;
 
-    /* 0. which keys need rotating (the new ones, and any whose position or
-       RoPE epoch changed), and one small table for every position used */
-    int32_t n_rot = 0, n_pos = 0;
-    for (int32_t j = 0; j < n_kv; j++) {
-        int32_t row = kv->slot[j];
-        int64_t want = key_position(s, j);
-        if (kv->rot_pos[row] == want && kv->rot_epoch[row] == s->rot_epoch) continue;
-        s->rot_list[n_rot] = j;
-        s->rot_rows[n_rot] = row;
-        s->kpos[n_rot] = n_pos;
-        s->plist[n_pos++] = want;
-        n_rot++;
-    }
-    for (int32_t i = 0; i < n; i++) {
-        s->plist[n_pos] = s->qpos[i];
-        s->qpos[i] = n_pos++;
-        s->plist[n_pos] = s->qpos_sink[i];
-        s->qpos_sink[i] = n_pos++;
-    }
-    if (!rope_table_fill_list(&s->rtab, &s->rope, s->plist, n_pos, s->rtab_len)) return false;
-    /* the rotation list is in logical order and every new entry is in it
-       (its row is fresh), so it is the old keys to reload, then the new ones */
-    int32_t n_old = n_rot - n;
-
-    /* 1. token embeddings */
+    /* 1. token embeddings (scaled by sqrt(dim) in Gemma) */
     op->embed(be, s->x, &m->tok_embd, tokens, n);
+    if (hp->embed_scale != 1.0f) op->scale(be, s->x, hp->embed_scale, (int64_t)n * dim);
 
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const struct model_layer *L = &m->layers[l];
-        /* 2. attention block: norm, q/k/v projections */
+        /* 2. attention block: pre-norm, attention, output projection,
+           the family's post-norm, residual */
         op->rmsnorm(be, s->xb, s->x, &L->attn_norm, dim, n, hp->norm_eps);
-        op->matmul(be, s->q, model_proj_weight(m, l, PROJ_Q), s->xb, n);
-        op->matmul(be, s->k_new, model_proj_weight(m, l, PROJ_K), s->xb, n);
-        op->matmul(be, s->v_new, model_proj_weight(m, l, PROJ_V), s->xb, n);
-        /* 3. store the new keys (as computed) and values in the cache */
-        op->store_rows(be, kv->k[l], kv->type, s->k_new, kv->slot + first, n, kv_dim);
-        op->store_rows(be, kv->v[l], kv->type, s->v_new, kv->slot + first, n, kv_dim);
-        /* 4. rotate the keys that need it into the rotated-key cache, and
-           the queries (at their text position, and for the sinks at their
-           place in the cache) */
-        if (n_old > 0) op->load_rows(be, s->k_rot, kv->k[l], kv->type, s->rot_rows, n_old, kv_dim);
-        op->copy(be, s->k_rot + (size_t)n_old * kv_dim, s->k_new,
-                 (size_t)n * kv_dim * sizeof(float));
-        op->rope(be, s->k_rot, n_rot, hp->n_kv_head, hp->head_dim, &s->rtab.t, s->kpos);
-        op->store_rows(be, kv->kr[l], kv->type, s->k_rot, s->rot_rows, n_rot, kv_dim);
-        if (two_q) op->copy(be, s->q_sink, s->q, (size_t)n * q_dim * sizeof(float));
-        op->rope(be, s->q, n, hp->n_head, hp->head_dim, &s->rtab.t, s->qpos);
-        if (two_q) op->rope(be, s->q_sink, n, hp->n_head, hp->head_dim, &s->rtab.t, s->qpos_sink);
-        /* 5. attention over the cache, then the output projection */
-        struct anc_attn_args a = {
-            .out = s->att, .q = s->q, .q_sink = two_q ? s->q_sink : NULL,
-            .k = kv->kr[l], .v = kv->v[l], .kv_type = kv->type, .slot = kv->slot,
-            .n_q = n, .n_kv = n_kv, .n_head = hp->n_head, .n_kv_head = hp->n_kv_head,
-            .head_dim = hp->head_dim, .n_sink = n_always, .lo = s->lo, .hi = s->hi,
-            .scale = 1.0f / sqrtf((float)hp->head_dim),
-            .sink_mass = n_always > 0 ? s->head_mass + (size_t)l * hp->n_head : NULL,
-        };
-        op->attention(be, &a);
+        layer_attention(s, l, n);
         op->matmul(be, s->xb, model_proj_weight(m, l, PROJ_O), s->att, n);
+        if (L->post_attn_norm.data)
+            op->rmsnorm(be, s->xb, s->xb, &L->post_attn_norm, dim, n, hp->norm_eps);
         op->add(be, s->x, s->xb, (int64_t)n * dim);
-        /* 6. feed-forward block: norm, SwiGLU, down projection */
+        /* 3. feed-forward block, the same way */
         op->rmsnorm(be, s->xb, s->x, &L->ffn_norm, dim, n, hp->norm_eps);
-        op->matmul(be, s->hb, model_proj_weight(m, l, PROJ_GATE), s->xb, n);
-        op->matmul(be, s->hb2, model_proj_weight(m, l, PROJ_UP), s->xb, n);
-        op->swiglu(be, s->hb, s->hb, s->hb2, (int64_t)n * hp->n_ff);
-        op->matmul(be, s->xb, model_proj_weight(m, l, PROJ_DOWN), s->hb, n);
+        layer_ffn(s, l, n);
+        if (L->post_ffn_norm.data)
+            op->rmsnorm(be, s->xb, s->xb, &L->post_ffn_norm, dim, n, hp->norm_eps);
         op->add(be, s->x, s->xb, (int64_t)n * dim);
     }
-    for (int32_t t = 0; t < n_rot; t++) { /* every layer's rotation is current now */
-        int32_t row = kv->slot[s->rot_list[t]];
-        kv->rot_pos[row] = s->plist[s->kpos[t]];
-        kv->rot_epoch[row] = s->rot_epoch;
-    }
+    for (int32_t gi = 0; gi < s->n_groups; gi++) group_note_rotation(&s->groups[gi]);
 
-    /* 7. final norm and the output head (every token, or just the last);
+    /* 4. final norm and the output head (every token, or just the last);
        the last token's logits are fetched when they are asked for */
     size_t vocab_bytes = (size_t)hp->n_vocab * sizeof(float);
     if (logits_all) {
         op->rmsnorm(be, s->xb, s->x, &m->output_norm, dim, n, hp->norm_eps);
         op->matmul(be, s->logits_dev, &m->output, s->xb, n);
+        if (hp->final_softcap > 0)
+            op->softcap(be, s->logits_dev, hp->final_softcap, (int64_t)n * hp->n_vocab);
         op->download(be, logits_all, s->logits_dev, (size_t)n * vocab_bytes);
         memcpy(s->logits, logits_all + (size_t)(n - 1) * hp->n_vocab, vocab_bytes);
         s->logits_stale = false;
@@ -512,16 +655,19 @@ static bool forward(struct anc_session *s, const int32_t *tokens, int32_t n, int
         const float *last = s->x + (size_t)(n - 1) * dim;
         op->rmsnorm(be, s->xb, last, &m->output_norm, dim, 1, hp->norm_eps);
         op->matmul(be, s->logits_dev, &m->output, s->xb, 1);
+        if (hp->final_softcap > 0) op->softcap(be, s->logits_dev, hp->final_softcap, hp->n_vocab);
         s->logits_stale = true;
     }
-    /* 8. the share of attention on the sinks, per layer (mean over heads) */
-    if (n_always > 0) {
+    /* 5. the share of attention on the sinks, per global layer (mean over
+       heads); local layers have no sinks */
+    const struct cache_group *gg = &s->groups[GROUP_GLOBAL];
+    if (gg->n_always > 0) {
         op->download(be, s->head_mass_host, s->head_mass,
                      (size_t)hp->n_layer * hp->n_head * sizeof(float));
         for (int32_t l = 0; l < hp->n_layer; l++) {
             float sum = 0.0f;
             for (int32_t h = 0; h < hp->n_head; h++) sum += s->head_mass_host[(size_t)l * hp->n_head + h];
-            s->layer_mass[l] = sum / hp->n_head;
+            s->layer_mass[l] = s->layer_group[l] == GROUP_GLOBAL ? sum / hp->n_head : 0.0f;
         }
     } else {
         for (int32_t l = 0; l < hp->n_layer; l++) s->layer_mass[l] = 0.0f;
@@ -541,54 +687,80 @@ static const float *host_logits(struct anc_session *s)
     return s->logits;
 }
 
-/* Evict the oldest non-sink entries until at most `keep` remain. */
-static void evict_to(struct anc_session *s, int32_t keep)
+/* Evict a group's oldest non-sink entries until at most `keep` remain. */
+static void evict_to(struct anc_session *s, struct cache_group *g, int32_t keep)
 {
-    struct kv_cache *kv = s->kv;
-    int32_t S = sinks_of(&s->p);
+    struct kv_cache *kv = g->kv;
+    int32_t S = group_sinks(s, g);
     if (S > kv->n) S = kv->n;
     if (kv->n > keep) kv_cache_evict(kv, S, kv->n - keep);
 }
 
-/* Append and run one batch of b tokens under the sink / window / full
- * policy (see the header comment for the visibility rule). */
-static int step_cached(struct anc_session *s, const int32_t *toks, int32_t b, float *logits_all,
-                       char *err, size_t errlen)
+/* Append b tokens (text indices orig0, orig0 + 1, ...) to group g and
+ * describe what each query sees (the header comment's visibility rule,
+ * with the group's window and sinks). false when the rows are exhausted. */
+static bool group_append(struct anc_session *s, struct cache_group *g, const int32_t *toks,
+                         int32_t b, int64_t orig0)
 {
-    struct kv_cache *kv = s->kv;
-    int32_t W = span_of(&s->p), S = sinks_of(&s->p);
+    struct kv_cache *kv = g->kv;
+    int32_t W = g->local ? group_span(s, g) : span_of(&s->p), S = group_sinks(s, g);
     int32_t n0 = kv->n;
     int32_t A = S < n0 ? S : n0; /* sinks already in the cache */
-    bool two_q = false;
+    g->two_q = false;
     for (int32_t i = 0; i < b; i++) {
         int32_t L = n0 + i;
         /* until the sinks are complete (L < S, so L < W) nothing has been
            evicted and the query sees everything before it */
         int32_t lo = L < S ? A : L - (W - S) + 1;
-        s->lo[i] = lo > A ? lo : A;
-        s->hi[i] = L + 1;
-        if (kv_cache_append(kv, s->n_seen + i, toks[i]) < 0) {
+        g->lo[i] = lo > A ? lo : A;
+        g->hi[i] = L + 1;
+        if (kv_cache_append(kv, orig0 + i, toks[i]) < 0) return false;
+        /* the query is rotated where its own key is (its text position),
+           and for the sinks at its place in the cache */
+        g->qpos[i] = key_position(s, g, L);
+        g->qpos_sink[i] = L < W - 1 ? L : W - 1;
+        g->two_q |= S > 0 && g->qpos_sink[i] != g->qpos[i];
+    }
+    g->n_always = A;
+    rope_update(g, kv->n < W ? kv->n : W);
+    return true;
+}
+
+/* Append and run one batch of b tokens, the first at text index orig0,
+ * under the sink / window / full policy for the global layers and the
+ * model's window for the local ones. */
+static int step_cached(struct anc_session *s, const int32_t *toks, int32_t b, int64_t orig0,
+                       float *logits_all, char *err, size_t errlen)
+{
+    for (int32_t gi = 0; gi < s->n_groups; gi++) {
+        if (!group_append(s, &s->groups[gi], toks, b, orig0)) {
+            for (int32_t gj = 0; gj <= gi; gj++) {
+                struct kv_cache *kv = s->groups[gj].kv;
+                int32_t added = gj < gi ? b : 0;
+                if (added) kv_cache_evict(kv, kv->n - added, added);
+            }
             anc_set_err(err, errlen, "internal error: cache rows exhausted");
             return -1;
         }
-        /* the query is rotated where its own key is (its text position),
-           and for the sinks at its place in the cache */
-        s->qpos[i] = key_position(s, L);
-        s->qpos_sink[i] = L < W - 1 ? L : W - 1;
-        two_q |= s->qpos_sink[i] != s->qpos[i];
     }
-    rope_update(s, kv->n < W ? kv->n : W);
-    if (!forward(s, toks, b, A, two_q, logits_all)) {
-        kv_cache_evict(kv, n0, b);
+    if (!forward(s, toks, b, logits_all)) {
+        for (int32_t gi = 0; gi < s->n_groups; gi++) {
+            struct kv_cache *kv = s->groups[gi].kv;
+            kv_cache_evict(kv, kv->n - b, b);
+        }
         anc_set_err(err, errlen, "out of memory for the RoPE table or the logits buffer");
         return -1;
     }
-    if (streaming(s->p.cache)) evict_to(s, W);
+    for (int32_t gi = 0; gi < s->n_groups; gi++) {
+        struct cache_group *g = &s->groups[gi];
+        if (g->local || streaming(s->p.cache)) evict_to(s, g, group_span(s, g));
+    }
     return 0;
 }
 
-/* Recompute policy: the cache is rebuilt from the last window tokens
- * (the new one included) at positions 0..W-1 for every new token. */
+/* Recompute policy: the caches are rebuilt from the last window tokens
+ * (the new one included) at positions 0..W-1 for every new token (the
+ * local layers see their own window of those, as in a fresh run). */
 static int step_recompute(struct anc_session *s, int32_t tok, float *logits, char *err,
                           size_t errlen)
 {
@@ -596,32 +768,26 @@ static int step_recompute(struct anc_session *s, int32_t tok, float *logits, cha
     int32_t W = s->p.window;
     int32_t keep = kv->n < W - 1 ? kv->n : W - 1;
     int32_t *win = malloc(((size_t)keep + 1) * sizeof *win);
-    int64_t *orig = malloc(((size_t)keep + 1) * sizeof *orig);
-    if (!win || !orig) {
-        free(win), free(orig);
+    if (!win) {
         anc_set_err(err, errlen, "out of memory");
         return -1;
     }
-    for (int32_t j = 0; j < keep; j++) {
-        win[j] = kv->tok[kv->n - keep + j];
-        orig[j] = kv->orig[kv->n - keep + j];
-    }
+    int64_t orig0 = s->n_seen - keep; /* the window is the last keep + 1 tokens */
+    for (int32_t j = 0; j < keep; j++) win[j] = kv->tok[kv->n - keep + j];
     win[keep] = tok;
-    orig[keep] = s->n_seen;
-    kv_cache_clear(kv);
+    for (int32_t gi = 0; gi < s->n_groups; gi++) kv_cache_clear(s->groups[gi].kv);
     int rc = 0;
     for (int32_t done = 0; done <= keep && rc == 0;) {
         int32_t S = sinks_of(&s->p);
         int32_t b = keep + 1 - done < SESSION_BATCH ? keep + 1 - done : SESSION_BATCH;
         if (kv->n < S && b > S - kv->n) b = S - kv->n; /* sinks never share a batch */
         bool last = done + b > keep;
-        rc = step_cached(s, win + done, b, NULL, err, errlen);
-        for (int32_t i = 0; i < b; i++) kv->orig[kv->n - b + i] = orig[done + i];
+        rc = step_cached(s, win + done, b, orig0 + done, NULL, err, errlen);
         done += b;
-        if (last && logits) memcpy(logits, host_logits(s), (size_t)s->m->hp.n_vocab * sizeof(float));
+        if (rc == 0 && last && logits)
+            memcpy(logits, host_logits(s), (size_t)s->m->hp.n_vocab * sizeof(float));
     }
     free(win);
-    free(orig);
     return rc;
 }
 
@@ -638,21 +804,23 @@ static bool apply_next(struct anc_session *s, char *err, size_t errlen)
     if (!has) return true;
     struct anc_session_params old = s->p;
     s->p = np;
-    /* the cache: shrink now (oldest non-sinks go), then resize rows */
+    /* the global layers' cache (the local ones keep the model's window):
+       shrink now (oldest non-sinks go), then resize rows */
+    struct cache_group *g = &s->groups[GROUP_GLOBAL];
     int32_t span = span_of(&np);
-    if (s->kv->n > span) evict_to(s, span);
+    if (s->kv->n > span) evict_to(s, g, span);
     int32_t rows = rows_of(&np);
     if (rows != s->kv->capacity) {
         if (rows < s->kv->n) rows = s->kv->n;
-        if (!kv_cache_resize(s->kv, rows) || !key_scratch_ensure(s, rows)) {
+        if (!kv_cache_resize(s->kv, rows) || !key_scratch_ensure(s, g, rows)) {
             s->p = old;
             anc_set_err(err, errlen, "out of memory resizing the cache to %d entries", rows);
             return false;
         }
     }
     if (memcmp(&np.rope, &old.rope, sizeof np.rope) != 0) {
-        rope_resolve(s->m, &np.rope, &s->rope);
-        s->rope_dirty = true;
+        rope_resolve(s->m, &np.rope, &g->rope);
+        g->rope_dirty = true;
     }
     if (memcmp(&np.sampling, &old.sampling, sizeof np.sampling) != 0) sampler_set(s->smp, &np.sampling);
     return true;
@@ -795,7 +963,7 @@ static int feed(struct anc_session *s, const int32_t *tokens, size_t n, float *l
         int32_t S = sinks_of(&s->p);
         if (s->kv->n < S && b > S - s->kv->n) b = S - s->kv->n; /* sinks never share a batch */
         float *out = logits_all ? logits_all + done * (size_t)n_vocab : NULL;
-        if (step_cached(s, tokens + done, b, out, err, errlen) != 0) return -1;
+        if (step_cached(s, tokens + done, b, s->n_seen, out, err, errlen) != 0) return -1;
         remember(s, tokens + done, b);
         done += (size_t)b;
     }
@@ -852,7 +1020,7 @@ int64_t anc_session_n_seen(const struct anc_session *s) { return s->n_seen; }
 void anc_session_reset(struct anc_session *s)
 {
     pthread_mutex_lock(&s->run_mu);
-    kv_cache_clear(s->kv);
+    for (int32_t gi = 0; gi < s->n_groups; gi++) kv_cache_clear(s->groups[gi].kv);
     s->n_seen = 0;
     s->have_logits = false;
     publish_stats(s);
@@ -879,17 +1047,23 @@ static void publish_stats(struct anc_session *s)
     for (int32_t i = 0; i < st->n_sink_now && i < ANC_STATS_MAX_SINKS; i++) st->sink_ids[i] = kv->tok[i];
     st->n_layer = hp->n_layer < ANC_STATS_MAX_LAYERS ? hp->n_layer : ANC_STATS_MAX_LAYERS;
     for (int32_t l = 0; l < st->n_layer; l++) st->sink_mass[l] = s->layer_mass ? s->layer_mass[l] : 0;
-    st->rope_scaling = (int)s->rope.scaling;
-    st->rope_theta = s->rope.base;
-    st->rope_factor = s->rope.factor;
-    st->rope_base_effective = s->rope_base_eff > 0 ? s->rope_base_eff : s->rope.base;
+    const struct cache_group *g = &s->groups[GROUP_GLOBAL];
+    for (int32_t l = 0; l < st->n_layer; l++) st->layer_local[l] = s->layer_group[l] == GROUP_LOCAL;
+    st->n_layer_local = hp->n_local;
+    st->local_window = hp->n_swa;
+    st->local_rope_theta = hp->n_local > 0 ? s->groups[GROUP_LOCAL].rope.base : 0;
+    st->n_cached_local = hp->n_local > 0 ? s->groups[GROUP_LOCAL].kv->n : 0;
+    st->rope_scaling = (int)g->rope.scaling;
+    st->rope_theta = g->rope.base;
+    st->rope_factor = g->rope.factor;
+    st->rope_base_effective = g->rope_base_eff > 0 ? g->rope_base_eff : g->rope.base;
     double omega[ANC_MAX_HEAD_DIM / 2], mscale = 1.0;
-    if (s->rope.dims > 0) rope_frequencies(&s->rope, kv->n, omega, &mscale);
+    if (g->rope.dims > 0) rope_frequencies(&g->rope, kv->n, omega, &mscale);
     st->rope_mscale = mscale;
-    st->rope_orig_ctx = s->rope.orig_ctx;
-    st->rope_dims = s->rope.dims;
-    st->yarn_beta_fast = s->rope.yarn_beta_fast;
-    st->yarn_beta_slow = s->rope.yarn_beta_slow;
+    st->rope_orig_ctx = g->rope.orig_ctx;
+    st->rope_dims = g->rope.dims;
+    st->yarn_beta_fast = g->rope.yarn_beta_fast;
+    st->yarn_beta_slow = g->rope.yarn_beta_slow;
     struct anc_backend_mem bm;
     s->be->ops->mem(s->be, &bm);
     st->bytes_weights = bm.weights ? bm.weights : s->m->weight_bytes;
@@ -899,6 +1073,8 @@ static void publish_stats(struct anc_session *s)
     st->bytes_device_free = bm.device_free;
     st->bytes_device_used_by_us = bm.device_total ? bm.weights + bm.buffers + bm.internal : 0;
     st->bytes_kv = kv_cache_bytes(kv);
+    st->bytes_kv_local = hp->n_local > 0 ? kv_cache_bytes(s->groups[GROUP_LOCAL].kv) : 0;
+    st->bytes_kv += st->bytes_kv_local;
     st->bytes_scratch = s->scratch_bytes;
     st->bytes_rss = anc_rss_bytes();
     for (int32_t i = 0; i < s->n_latency; i++) {

@@ -58,6 +58,8 @@ struct anc_attn_args {
     const int32_t *lo;     /* [n_q]: query i also sees entries [lo[i], hi[i]) (host) */
     const int32_t *hi;
     float scale;           /* logit scale, usually 1/sqrt(head_dim) */
+    float softcap;         /* > 0: scores become softcap*tanh(score/softcap)
+                              after scaling (Gemma 2); 0: none */
     float *sink_mass;      /* [n_head] (backend memory) or NULL: share of the
                               LAST query's attention that falls on [0, n_sink) */
 };
@@ -112,6 +114,22 @@ struct anc_backend_ops {
                    int64_t n);
     /* y[i] += x[i] */
     void (*add)(struct anc_backend *be, float *y, const float *x, int64_t n);
+
+    /* Operations some architectures need (DESIGN.md, "Architectures are
+     * data"). A backend that lacks one leaves it NULL and the model loader
+     * refuses (or, with --backend auto, moves to the CPU) for the families
+     * that use it; the CPU backend has them all. */
+    /* out[i] = gelu_tanh(gate[i]) * up[i]; out may alias gate. */
+    void (*geglu)(struct anc_backend *be, float *out, const float *gate, const float *up,
+                  int64_t n);
+    /* y[t][i] += b[i] for t < n_tok, i < n (b: an f32 weight of n). */
+    void (*add_rows)(struct anc_backend *be, float *y, const struct anc_weight *b, int64_t n,
+                     int32_t n_tok);
+    /* x[i] *= s */
+    void (*scale)(struct anc_backend *be, float *x, float s, int64_t n);
+    /* x[i] = cap * tanh(x[i] / cap); also tells that attention accepts
+       anc_attn_args.softcap > 0 */
+    void (*softcap)(struct anc_backend *be, float *x, float cap, int64_t n);
     /* out[t] = row tokens[t] of the embedding table (dequantised). */
     void (*embed)(struct anc_backend *be, float *out, const struct anc_weight *table,
                   const int32_t *tokens, int32_t n_tok);

@@ -333,6 +333,32 @@ static void cpu_add(struct anc_backend *be, float *y, const float *x, int64_t n)
     cpu_add_ref(y, x, n);
 }
 
+static void cpu_geglu(struct anc_backend *be, float *out, const float *gate, const float *up,
+                      int64_t n)
+{
+    (void)be;
+    cpu_geglu_ref(out, gate, up, n);
+}
+
+static void cpu_add_rows(struct anc_backend *be, float *y, const struct anc_weight *b, int64_t n,
+                         int32_t n_tok)
+{
+    (void)be;
+    cpu_add_rows_ref(y, b->data, n, n_tok);
+}
+
+static void cpu_scale(struct anc_backend *be, float *x, float s, int64_t n)
+{
+    (void)be;
+    cpu_scale_ref(x, s, n);
+}
+
+static void cpu_softcap(struct anc_backend *be, float *x, float cap, int64_t n)
+{
+    (void)be;
+    cpu_softcap_ref(x, cap, n);
+}
+
 static void cpu_embed(struct anc_backend *be, float *out, const struct anc_weight *table,
                       const int32_t *tokens, int32_t n_tok)
 {
@@ -405,6 +431,10 @@ static const struct anc_backend_ops cpu_ops = {
     .attention = cpu_attention,
     .swiglu = cpu_swiglu,
     .add = cpu_add,
+    .geglu = cpu_geglu,
+    .add_rows = cpu_add_rows,
+    .scale = cpu_scale,
+    .softcap = cpu_softcap,
     .embed = cpu_embed,
     .store_rows = cpu_store_rows,
     .load_rows = cpu_load_rows,

@@ -146,6 +146,7 @@ void cpu_attention_group(const struct anc_attn_args *a, int32_t i, int32_t kvh, 
         for (int32_t g = 0; g < group; g++) {
             const float *q = qb + ((size_t)i * a->n_head + h0 + g) * hd;
             float sc = dot(q, k, hd) * a->scale;
+            if (a->softcap > 0.0f) sc = a->softcap * tanhf(sc / a->softcap);
             scores[(size_t)g * n_kv + j] = sc;
             if (sc > maxv[g]) maxv[g] = sc;
         }
@@ -187,6 +188,33 @@ void cpu_swiglu_ref(float *out, const float *gate, const float *up, int64_t n)
 void cpu_add_ref(float *y, const float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+/* GELU in its tanh form (Hendrycks & Gimpel 2016, eq. in §2):
+ * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+void cpu_geglu_ref(float *out, const float *gate, const float *up, int64_t n)
+{
+    const float c = 0.7978845608028654f; /* sqrt(2/pi) */
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i];
+        out[i] = 0.5f * g * (1.0f + tanhf(c * (g + 0.044715f * g * g * g))) * up[i];
+    }
+}
+
+void cpu_add_rows_ref(float *y, const float *b, int64_t n, int32_t n_tok)
+{
+    for (int32_t t = 0; t < n_tok; t++)
+        for (int64_t i = 0; i < n; i++) y[(size_t)t * n + i] += b[i];
+}
+
+void cpu_scale_ref(float *x, float s, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) x[i] *= s;
+}
+
+void cpu_softcap_ref(float *x, float cap, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) x[i] = cap * tanhf(x[i] / cap);
 }
 
 /* ---- the kernel table ------------------------------------------------ */

@@ -90,5 +90,10 @@ void cpu_rope_ref(float *x, int32_t n_heads, int32_t head_dim,
 void cpu_attention_group(const struct anc_attn_args *a, int32_t i, int32_t kvh, float *scores);
 void cpu_swiglu_ref(float *out, const float *gate, const float *up, int64_t n);
 void cpu_add_ref(float *y, const float *x, int64_t n);
+void cpu_geglu_ref(float *out, const float *gate, const float *up, int64_t n);
+/* y[t][i] += b[i] */
+void cpu_add_rows_ref(float *y, const float *b, int64_t n, int32_t n_tok);
+void cpu_scale_ref(float *x, float s, int64_t n);
+void cpu_softcap_ref(float *x, float cap, int64_t n);
 
 #endif

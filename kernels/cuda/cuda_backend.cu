@@ -714,6 +714,11 @@ static const struct anc_backend_ops cuda_ops = {
     /* .attention = */ cu_attention,
     /* .swiglu = */ cu_swiglu,
     /* .add = */ cu_add,
+    /* not on the GPU yet: families that need these run on the CPU */
+    /* .geglu = */ NULL,
+    /* .add_rows = */ NULL,
+    /* .scale = */ NULL,
+    /* .softcap = */ NULL,
     /* .embed = */ cu_embed,
     /* .store_rows = */ cu_store_rows,
     /* .load_rows = */ cu_load_rows,
