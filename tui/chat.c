@@ -441,7 +441,7 @@ void chat_opts_default(struct chat_opts *o)
     memset(o, 0, sizeof *o);
     anc_session_params_default(&o->sess);
     o->template_id = -1;
-    o->max_reply_tokens = 0;
+    o->max_reply_tokens = -1; /* by the template: see default_max_reply() */
 }
 
 static void open_history(struct chat *c)
@@ -467,6 +467,16 @@ static void open_history(struct chat *c)
 
 static int load_session(struct chat *c, int64_t id, char *reply, size_t cap);
 
+/* Replies end at an end-of-turn token. A base model (no chat template)
+ * seldom writes one, so its replies stop at a shorter default length; no
+ * reply runs forever. /set max-tokens (0 = no limit) changes it. */
+#define CHAT_MAX_REPLY_BASE 256
+#define CHAT_MAX_REPLY_CHAT 4096
+static int32_t default_max_reply(int tpl)
+{
+    return tpl == ANC_TPL_PLAIN ? CHAT_MAX_REPLY_BASE : CHAT_MAX_REPLY_CHAT;
+}
+
 struct chat *chat_new(const struct chat_opts *o, char *err, size_t errlen)
 {
     struct chat *c = calloc(1, sizeof *c);
@@ -489,6 +499,7 @@ struct chat *chat_new(const struct chat_opts *o, char *err, size_t errlen)
     c->s = anc_session_new(c->m, &o->sess, err, errlen);
     if (!c->s) goto fail;
     c->tpl = o->template_id >= 0 ? o->template_id : anc_template_detect(c->m);
+    if (c->max_reply < 0) c->max_reply = default_max_reply(c->tpl);
     open_history(c);
     if (o->system_prompt && *o->system_prompt)
         msg_add(c, CHAT_SYSTEM, o->system_prompt, strlen(o->system_prompt));
@@ -569,6 +580,7 @@ void chat_view_get(struct chat *c, struct chat_view *out)
     out->session_id = c->session_id;
     out->model_name = strdup(c->mi.name ? c->mi.name : "");
     out->template_name = strdup(anc_template_name(c->tpl));
+    out->max_reply = c->max_reply;
     out->theme_name = strdup(c->theme);
     out->history_ok = c->db && c->db_writable && !c->db_warned;
     out->model = c->mi;
@@ -835,6 +847,19 @@ static bool num_double(const char *s, double lo, double hi, double *out)
 
 #define ERRF (CHAT_HANDLED | 0x1000) /* internal: reply is an error */
 
+/* "; on the 3 global layers (the 15 local layers keep the model's own
+ * window of 512)" for models with sliding-window layers, else "". */
+static void local_layers_note(struct chat *c, char *buf, size_t cap)
+{
+    struct anc_stats st;
+    anc_session_stats(c->s, &st, NULL, 0);
+    buf[0] = '\0';
+    if (st.n_layer_local > 0)
+        snprintf(buf, cap, "; on the %d global layers (the %d local layers keep the model's own "
+                 "window of %d)", c->mi.n_layer - st.n_layer_local, st.n_layer_local,
+                 st.local_window);
+}
+
 static int cmd_set(struct cmd_ctx *x)
 {
     struct chat *c = x->c;
@@ -881,7 +906,10 @@ static int cmd_set(struct cmd_ctx *x)
     if (!ok) return say(x, ERRF, "%s", err);
     snprintf(new_v, sizeof new_v, "%s", val);
     store_param_event(c, what, old_v, new_v);
-    return say(x, CHAT_HANDLED | CHAT_REDRAW, "%s %s -> %s (from the next token)", what, old_v, new_v);
+    char scope[160] = "";
+    if (strcmp(what, "window") == 0 || strcmp(what, "sinks") == 0) local_layers_note(c, scope, sizeof scope);
+    return say(x, CHAT_HANDLED | CHAT_REDRAW, "%s %s -> %s (from the next token)%s", what, old_v,
+               new_v, scope);
 }
 
 static int cmd_rope(struct cmd_ctx *x)
@@ -938,8 +966,10 @@ static int cmd_cache(struct cmd_ctx *x)
     if (!anc_session_set_policy(x->c->s, (enum anc_cache_policy)pol, err, sizeof err))
         return say(x, ERRF, "%s", err);
     store_param_event(x->c, "cache", anc_cache_policy_name(p.cache), x->argv[1]);
-    return say(x, CHAT_HANDLED | CHAT_REDRAW, "cache policy %s -> %s (from the next token)",
-               anc_cache_policy_name(p.cache), x->argv[1]);
+    char scope[160];
+    local_layers_note(x->c, scope, sizeof scope);
+    return say(x, CHAT_HANDLED | CHAT_REDRAW, "cache policy %s -> %s (from the next token)%s",
+               anc_cache_policy_name(p.cache), x->argv[1], scope);
 }
 
 static int cmd_title(struct cmd_ctx *x, const char *rest)

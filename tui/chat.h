@@ -25,7 +25,8 @@ struct chat_opts {
     const char *db_path;        /* NULL: the default path ($ANCORA_DB, XDG) */
     bool no_history;            /* keep nothing on disk */
     int64_t resume_id;          /* > 0: load this saved session and continue it */
-    int32_t max_reply_tokens;   /* per reply; <= 0: until end of turn or a full context */
+    int32_t max_reply_tokens;   /* per reply; 0: until end of turn or a full context;
+                                   < 0: a default by the template (256 without one) */
     /* Called on the engine thread with each piece of reply text as it is
      * generated (the REPL prints it); may be NULL. */
     void (*on_piece)(void *ctx, const char *piece, size_t len);
@@ -70,6 +71,7 @@ struct chat_view {
     bool history_ok;            /* the store is open and writable */
     struct anc_model_info model;/* (path/name/arch pointers stay valid while the chat lives) */
     struct anc_session_params params; /* in force, including pending changes */
+    int32_t max_reply;          /* tokens per reply (0 = no limit) */
 };
 
 /* Cheap: has anything changed since `version`? */

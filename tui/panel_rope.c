@@ -23,6 +23,9 @@ struct rope_state {
     int64_t x_max;            /* positions plotted: 0 .. x_max */
     int64_t max_pos;          /* largest position the model sees now */
     int64_t reach;            /* orig_ctx × factor (or orig_ctx without scaling) */
+    /* the model's own sliding-window layers: their fixed base (0: none) */
+    int32_t n_local, local_window;
+    double local_theta;
 };
 
 /* A setting asked for (> 0, or >= 0 for the scaling type) wins over the
@@ -52,6 +55,9 @@ static void rope_update(void *state, const struct panel_input *in)
                                                     : in->view ? in->view->model.n_ctx_train
                                                                : 0);
     s->dims = st->rope_dims >= 2 ? st->rope_dims : 2;
+    s->n_local = st->n_layer_local;
+    s->local_window = st->local_window;
+    s->local_theta = st->local_rope_theta;
     s->pending = s->scaling != st->rope_scaling || s->theta != st->rope_theta ||
                  (s->factor != st->rope_factor && st->rope_factor > 0) ||
                  (s->orig_ctx != st->rope_orig_ctx && st->rope_orig_ctx > 0);
@@ -237,6 +243,14 @@ static void rope_draw(const void *state, struct rect r)
     }
     int num_rows = r.h >= 7 ? 3 : r.h >= 5 ? 2 : r.h >= 2 ? 2 : 1;
     draw_numbers(s, r.y, r.x, r.w, num_rows);
+    if (s->n_local > 0 && r.h >= 4) { /* the settings above are the global layers' */
+        char line[128], base[32];
+        fmt_num(base, sizeof base, s->local_theta);
+        snprintf(line, sizeof line, "%d local layers: base %s, window %d, unscaled",
+                 (int)s->n_local, base, (int)s->local_window);
+        ui_text(r.y + num_rows, r.x, r.w, ROLE_PANEL_DIM, line);
+        num_rows++;
+    }
     int left = r.h - num_rows;
     if (left < 2) return;
     /* the rest: three strips and an axis line */

@@ -106,12 +106,15 @@ static void sinks_update(void *state, const struct panel_input *in)
     s->n_layer = st->n_layer < 0 ? 0 : st->n_layer > ANC_STATS_MAX_LAYERS ? ANC_STATS_MAX_LAYERS
                                                                          : st->n_layer;
     double sum = 0;
+    int n_global = 0; /* sliding-window layers have no sinks: left out of the mean */
     for (int l = 0; l < s->n_layer; l++) {
         s->layer[l] = st->sink_mass[l];
+        if (st->layer_local[l]) continue;
         sum += st->sink_mass[l];
+        n_global++;
     }
-    s->mass_valid = s->n_layer > 0 && s->n_sink_now > 0 && st->n_seen > 0;
-    s->mean = s->n_layer ? (float)(sum / s->n_layer) : 0;
+    s->mass_valid = n_global > 0 && s->n_sink_now > 0 && st->n_seen > 0;
+    s->mean = n_global ? (float)(sum / n_global) : 0;
     if (st->n_seen < s->seen) s->n_hist = 0; /* a new conversation */
     if (s->mass_valid && st->n_seen != s->seen) {
         if (s->n_hist == SINK_HIST) {

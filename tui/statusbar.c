@@ -66,7 +66,11 @@ void statusbar_draw(struct rect r, const struct status_info *si)
             snprintf(buf, sizeof buf, "%s%s policy  window %d", sep, anc_cache_policy_name(p->cache),
                      (int)p->window);
         used = segment(r.y, r.x, left_w, used, ROLE_STATUS_BAR, buf);
-        snprintf(buf, sizeof buf, "%stemp %.2g", sep, (double)p->sampling.temp);
+        if (v->max_reply > 0)
+            snprintf(buf, sizeof buf, "%stemp %.2g  max %d", sep, (double)p->sampling.temp,
+                     (int)v->max_reply);
+        else
+            snprintf(buf, sizeof buf, "%stemp %.2g", sep, (double)p->sampling.temp);
         used = segment(r.y, r.x, left_w, used, ROLE_STATUS_BAR, buf);
         if (v->title && *v->title) {
             /* the session title, shortened to the room left */

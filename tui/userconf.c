@@ -21,6 +21,34 @@ char *userconf_path(void)
     return p;
 }
 
+char *userconf_models_dir(void)
+{
+    const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    char *p = NULL;
+    /* the XDG spec: a relative value is invalid and ignored */
+    if (xdg && xdg[0] == '/') {
+        if (asprintf(&p, "%s/ancora/models", xdg) < 0) p = NULL;
+    } else if (home && *home) {
+        if (asprintf(&p, "%s/.local/share/ancora/models", home) < 0) p = NULL;
+    }
+    return p;
+}
+
+/* The file scripts/fetch-models installs as the default chat model. */
+#define DEFAULT_MODEL_FILE "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+char *userconf_default_model(void)
+{
+    char *dir = userconf_models_dir(), *p = NULL;
+    if (dir && asprintf(&p, "%s/%s", dir, DEFAULT_MODEL_FILE) < 0) p = NULL;
+    free(dir);
+    if (p && access(p, R_OK) != 0) {
+        free(p);
+        p = NULL;
+    }
+    return p;
+}
+
 static char *trim(char *s)
 {
     while (*s == ' ' || *s == '\t') s++;

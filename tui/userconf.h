@@ -11,6 +11,15 @@
 /* The config file path (malloc'ed) or NULL when no home is known. */
 char *userconf_path(void);
 
+/* Where fetched models live: $XDG_DATA_HOME/ancora/models (default
+ * ~/.local/share/ancora/models), malloc'ed; NULL when no home is known. */
+char *userconf_models_dir(void);
+
+/* The default chat model (SmolLM2-135M-Instruct, put there by
+ * scripts/fetch-models) when it is installed: its path (malloc'ed), else
+ * NULL. */
+char *userconf_default_model(void);
+
 /* Call fn(ctx, key, value, line) for each setting in the file. A missing
  * file is not an error. Returns 0, or -1 if fn returned non-zero (it has
  * printed its message) or the file cannot be read (message in err). */
