@@ -206,37 +206,118 @@ static const struct gguf_kv *find_array(const struct gguf_file *f, const char *k
     return kv;
 }
 
+/* The bytes a user-defined token is matched as: its text, except that
+ * SentencePiece matches in the normalised text, where a space is U+2581
+ * (converters write Gemma's "▁▁" pieces as two spaces). Returns the count
+ * and, when out is not NULL, writes them there. */
+static size_t ud_key(const struct tokenizer *t, int32_t id, unsigned char *out)
+{
+    const unsigned char *s = (const unsigned char *)tok_text(t, id);
+    size_t w = 0;
+    for (uint32_t k = 0; k < t->tok[id].len; k++) {
+        if (s[k] == ' ' && t->kind == TOK_KIND_SPM) {
+            if (out) memcpy(out + w, SPM_SPACE, SPM_SPACE_LEN);
+            w += SPM_SPACE_LEN;
+        } else {
+            if (out) out[w] = s[k];
+            w++;
+        }
+    }
+    return w;
+}
+
 static bool ud_build(struct tokenizer *t)
 {
-    size_t nodes = 1;
-    for (int32_t id = 0; id < t->n_vocab; id++)
-        if (t->tok[id].type == TOK_TYPE_USER_DEFINED) nodes += t->tok[id].len;
+    size_t nodes = 1, longest = 0;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        if (t->tok[id].type != TOK_TYPE_USER_DEFINED) continue;
+        size_t k = ud_key(t, id, NULL);
+        nodes += k;
+        if (k > longest) longest = k;
+    }
     if (nodes == 1) return true;
-    /* nodes <= 1 + TOK_MAX_VOCAB * TOK_MAX_TOKEN_BYTES < 2^37: size_t is fine,
-       but ids of nodes are int32: refuse absurd totals */
+    /* nodes <= 1 + TOK_MAX_VOCAB * TOK_MAX_TOKEN_BYTES * 3 < 2^38: size_t is
+       fine, but ids of nodes are int32: refuse absurd totals */
     if (nodes > INT32_MAX) return false;
+    unsigned char *key = malloc(longest ? longest : 1);
     t->ud = malloc(nodes * sizeof *t->ud);
-    if (!t->ud) return false;
+    if (!t->ud || !key) {
+        free(key);
+        return false;
+    }
     t->ud[0] = (struct ud_node){ .child = -1, .sibling = -1, .id = -1, .byte = 0 };
     t->n_ud = 1;
     for (int32_t id = 0; id < t->n_vocab; id++) {
         if (t->tok[id].type != TOK_TYPE_USER_DEFINED || t->tok[id].len == 0) continue;
-        const unsigned char *s = (const unsigned char *)tok_text(t, id);
+        size_t len = ud_key(t, id, key);
         int32_t node = 0;
-        for (uint32_t k = 0; k < t->tok[id].len; k++) {
+        for (size_t k = 0; k < len; k++) {
             int32_t c = t->ud[node].child;
-            while (c >= 0 && t->ud[c].byte != s[k]) c = t->ud[c].sibling;
+            while (c >= 0 && t->ud[c].byte != key[k]) c = t->ud[c].sibling;
             if (c < 0) {
                 c = (int32_t)t->n_ud++;
                 t->ud[c] = (struct ud_node){ .child = -1, .sibling = t->ud[node].child,
-                                             .id = -1, .byte = s[k] };
+                                             .id = -1, .byte = key[k] };
                 t->ud[node].child = c;
             }
             node = c;
         }
         if (t->ud[node].id < 0) t->ud[node].id = id;
     }
+    free(key);
     return true;
+}
+
+/* Texts of the tokens that end a turn in the chat formats in use (the list
+ * llama.cpp keeps for the same purpose, plus </s>): generation stops at any
+ * of them that the vocabulary holds as a control or user-defined token. */
+static const char *const eog_markers[] = {
+    "<|eot_id|>",      /* Llama 3 */
+    "<|eom_id|>",      /* Llama 3.1, after a tool call */
+    "<|im_end|>",      /* ChatML: Qwen, SmolLM, ... */
+    "<|end|>",         /* Phi-3 */
+    "<|return|>",      /* gpt-oss (harmony) */
+    "<|call|>",        /* gpt-oss (harmony) */
+    "<end_of_turn>",   /* Gemma */
+    "<|endoftext|>",   /* GPT-2, Qwen, SmolLM */
+    "<|end_of_text|>", /* Llama 3 base */
+    "<EOT>",           /* CodeLlama infill */
+    "_<EOT>",
+    "<end_of_utterance>",
+    "</s>",            /* Llama 2, Mistral */
+    /* DeepSeek's <｜end▁of▁sentence｜> (fullwidth bars, U+2581 for spaces) */
+    "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
+};
+#define N_EOG_MARKERS (sizeof eog_markers / sizeof *eog_markers)
+_Static_assert(N_EOG_MARKERS + 2 <= TOK_MAX_EOG, "TOK_MAX_EOG too small");
+
+static void eog_add(struct tokenizer *t, int32_t id)
+{
+    if (id < 0) return;
+    for (size_t k = 0; k < t->n_eog; k++)
+        if (t->eog[k] == id) return;
+    t->eog[t->n_eog++] = id;
+}
+
+/* EOS, EOT, then the markers the vocabulary has (t->all is built). */
+static void eog_build(struct tokenizer *t)
+{
+    t->n_eog = 0;
+    eog_add(t, t->eos);
+    eog_add(t, t->eot);
+    for (size_t k = 0; k < N_EOG_MARKERS; k++) {
+        int32_t id = tok_map_get(t, &t->all, eog_markers[k], strlen(eog_markers[k]));
+        if (id < 0) continue;
+        uint8_t ty = t->tok[id].type;
+        if (ty == TOK_TYPE_CONTROL || ty == TOK_TYPE_USER_DEFINED) eog_add(t, id);
+    }
+}
+
+bool tokenizer_is_eog(const struct tokenizer *t, int32_t id)
+{
+    for (size_t k = 0; k < t->n_eog; k++)
+        if (t->eog[k] == id) return id >= 0;
+    return false;
 }
 
 struct tokenizer *tokenizer_new(const struct gguf_file *f, char *err, size_t errlen)
@@ -395,6 +476,7 @@ struct tokenizer *tokenizer_new(const struct gguf_file *f, char *err, size_t err
         if (t->tok[id].len > t->max_piece_len) t->max_piece_len = t->tok[id].len;
     }
     if (!ud_build(t)) goto oom;
+    eog_build(t);
     if (kind == TOK_KIND_BPE) {
         t->add_space_prefix = false; /* byte-level BPE keeps spaces as they are */
         if (!bpe_load(t, f, err, errlen)) goto fail;
@@ -457,7 +539,7 @@ int32_t tokenizer_find(const struct tokenizer *t, const char *text)
 struct spm_sym {
     size_t start, len;  /* in the normalised text; len 0 = merged away */
     size_t prev, next;  /* NONE at the ends */
-    bool frozen;        /* a user-defined token: never merged */
+    int32_t ud;         /* a user-defined token (never merged): its id; else -1 */
 };
 
 struct spm_cand {
@@ -492,7 +574,7 @@ static void spm_try_pair(struct spm_state *st, size_t l, size_t r)
     const struct tokenizer *t = st->t;
     if (l == NONE || r == NONE) return;
     const struct spm_sym *a = &st->sym[l], *b = &st->sym[r];
-    if (a->frozen || b->frozen) return;
+    if (a->ud >= 0 || b->ud >= 0) return;
     size_t len = a->len + b->len;
     if (len > t->max_piece_len) return;
     int32_t id = tok_map_get(t, &t->pieces, st->norm + a->start, len);
@@ -537,7 +619,7 @@ static void spm_emit(struct spm_state *st, const char *s, size_t len)
     /* neither byte tokens nor an unknown token: the text has no tokens */
 }
 
-size_t tok_ud_match(const struct tokenizer *t, const unsigned char *s, size_t n)
+size_t tok_ud_match(const struct tokenizer *t, const unsigned char *s, size_t n, int32_t *id)
 {
     size_t best = 0;
     int32_t node = 0;
@@ -546,7 +628,10 @@ size_t tok_ud_match(const struct tokenizer *t, const unsigned char *s, size_t n)
         while (c >= 0 && t->ud[c].byte != s[k]) c = t->ud[c].sibling;
         if (c < 0) break;
         node = c;
-        if (t->ud[node].id >= 0) best = k + 1;
+        if (t->ud[node].id >= 0) {
+            best = k + 1;
+            if (id) *id = t->ud[node].id;
+        }
     }
     return best;
 }
@@ -594,9 +679,10 @@ static bool spm_encode(const struct tokenizer *t, const char *text, size_t len, 
     size_t n_sym = 0;
     for (size_t i = 0; i < nlen;) {
         const unsigned char *s = (const unsigned char *)norm + i;
-        size_t ud = t->ud ? tok_ud_match(t, s, nlen - i) : 0;
+        int32_t ud_id = -1;
+        size_t ud = t->ud ? tok_ud_match(t, s, nlen - i, &ud_id) : 0;
         size_t l = ud ? ud : tok_utf8_len(s, nlen - i);
-        st.sym[n_sym] = (struct spm_sym){ .start = i, .len = l, .frozen = ud > 0,
+        st.sym[n_sym] = (struct spm_sym){ .start = i, .len = l, .ud = ud ? ud_id : -1,
                                           .prev = n_sym ? n_sym - 1 : NONE, .next = NONE };
         if (n_sym) st.sym[n_sym - 1].next = n_sym;
         n_sym++;
@@ -621,8 +707,12 @@ static bool spm_encode(const struct tokenizer *t, const char *text, size_t len, 
 
     /* 4. output */
     if (add_bos && t->bos >= 0) st.out[st.n_out++] = t->bos;
-    for (size_t i = n_sym ? 0 : NONE; i != NONE; i = st.sym[i].next)
-        spm_emit(&st, norm + st.sym[i].start, st.sym[i].len);
+    for (size_t i = n_sym ? 0 : NONE; i != NONE; i = st.sym[i].next) {
+        if (st.sym[i].ud >= 0)
+            st.out[st.n_out++] = st.sym[i].ud;
+        else
+            spm_emit(&st, norm + st.sym[i].start, st.sym[i].len);
+    }
     ok = true;
 
 done:

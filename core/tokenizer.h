@@ -39,6 +39,11 @@ int32_t tokenizer_n_vocab(const struct tokenizer *t);
 int32_t tokenizer_bos(const struct tokenizer *t); /* -1 if none */
 int32_t tokenizer_eos(const struct tokenizer *t); /* -1 if none */
 int32_t tokenizer_eot(const struct tokenizer *t); /* -1 if none */
+/* Does generation end at token id? True for EOS, EOT, and every control or
+ * user-defined token whose text is a known end-of-turn marker (<|im_end|>,
+ * <end_of_turn>, <|eot_id|>, <|endoftext|>, </s>, ...); the set is built
+ * once when the vocabulary is loaded. False for ids out of range. */
+bool tokenizer_is_eog(const struct tokenizer *t, int32_t id);
 /* The file's add_bos_token; when absent: true for SentencePiece and for the
  * Llama 3 pre-tokenizer, false for other byte-level BPE (GPT-2 adds none). */
 bool tokenizer_add_bos(const struct tokenizer *t);

@@ -90,22 +90,40 @@ struct uch {
     uint32_t cp;
     uint32_t len; /* bytes */
     enum uc_class cls;
+    enum uc_cat cat;
 };
 
-static enum uc_class ascii_class(unsigned c)
+static enum uc_cat ascii_cat(unsigned c)
 {
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return UC_LETTER;
-    if (c >= '0' && c <= '9') return UC_NUMBER;
-    if (c == ' ' || (c >= '\t' && c <= '\r')) return UC_SPACE;
-    return UC_OTHER;
+    if (c >= 'A' && c <= 'Z') return UC_CAT_LU;
+    if (c >= 'a' && c <= 'z') return UC_CAT_LL;
+    if (c >= '0' && c <= '9') return UC_CAT_NUMBER;
+    if (c == ' ' || (c >= '\t' && c <= '\r')) return UC_CAT_SPACE;
+    if (c < 0x20 || c == 0x7F) return UC_CAT_OTHER;
+    if (c == '$' || c == '+' || c == '<' || c == '=' || c == '>' || c == '^' || c == '`' ||
+        c == '|' || c == '~')
+        return UC_CAT_SYMBOL;
+    return UC_CAT_PUNCT;
+}
+
+static enum uc_class class_of_cat(enum uc_cat c)
+{
+    switch (c) {
+    case UC_CAT_SPACE: return UC_SPACE;
+    case UC_CAT_LU: case UC_CAT_LL: case UC_CAT_LT: case UC_CAT_LM: case UC_CAT_LO:
+        return UC_LETTER;
+    case UC_CAT_NUMBER: return UC_NUMBER;
+    default: return UC_OTHER;
+    }
 }
 
 /* The character at s[i] (i < n). */
 static struct uch uch_at(const unsigned char *s, size_t n, size_t i)
 {
-    struct uch u = { .cp = s[i], .len = 1, .cls = UC_OTHER };
+    struct uch u = { .cp = s[i], .len = 1, .cls = UC_OTHER, .cat = UC_CAT_OTHER };
     if (s[i] < 0x80) {
-        u.cls = ascii_class(s[i]);
+        u.cat = ascii_cat(s[i]);
+        u.cls = class_of_cat(u.cat);
         return u;
     }
     u.len = (uint32_t)tok_utf8_len(s + i, n - i);
@@ -118,7 +136,8 @@ static struct uch uch_at(const unsigned char *s, size_t n, size_t i)
     uint32_t cp = s[i] & lead_mask[u.len];
     for (uint32_t k = 1; k < u.len; k++) cp = cp << 6 | (s[i + k] & 0x3F);
     u.cp = cp;
-    u.cls = tok_unicode_class(cp);
+    u.cat = tok_unicode_cat(cp);
+    u.cls = class_of_cat(u.cat);
     return u;
 }
 
@@ -229,39 +248,446 @@ static size_t llama3_next(const unsigned char *s, size_t n, size_t i, size_t max
     return space_end(s, n, i, true);
 }
 
-static size_t pre_next(enum bpe_pre pre, const unsigned char *s, size_t n, size_t i)
+/* ---- more character sets ------------------------------------------------------ */
+
+static bool cat_in(enum uc_cat c, unsigned mask) { return (mask >> c) & 1u; }
+#define CATS(x) (1u << (x))
+/* [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}] and [\p{Ll}\p{Lm}\p{Lo}\p{M}] of Tekken and GPT-4o */
+#define UPPERISH (CATS(UC_CAT_LU) | CATS(UC_CAT_LT) | CATS(UC_CAT_LM) | CATS(UC_CAT_LO) | \
+                  CATS(UC_CAT_MARK))
+#define LOWERISH (CATS(UC_CAT_LL) | CATS(UC_CAT_LM) | CATS(UC_CAT_LO) | CATS(UC_CAT_MARK))
+#define LETTERS (CATS(UC_CAT_LU) | CATS(UC_CAT_LL) | CATS(UC_CAT_LT) | CATS(UC_CAT_LM) | \
+                 CATS(UC_CAT_LO))
+
+struct cp_range {
+    uint32_t lo, hi;
+};
+
+static bool in_ranges(uint32_t cp, const struct cp_range *r, size_t n)
 {
-    switch (pre) {
-    case BPE_PRE_GPT2: return gpt2_next(s, n, i);
-    case BPE_PRE_LLAMA3: return llama3_next(s, n, i, 3);
-    case BPE_PRE_QWEN2: return llama3_next(s, n, i, 1);
+    for (size_t k = 0; k < n; k++)
+        if (cp >= r[k].lo && cp <= r[k].hi) return true;
+    return false;
+}
+#define IN_RANGES(cp, r) in_ranges(cp, r, sizeof r / sizeof *r)
+
+/* DeepSeek LLM's letter class (its pattern lists the cased letters by hand) */
+static const struct cp_range ds_letters[] = {
+    {0x0041, 0x005A}, {0x0061, 0x007A}, {0x00B5, 0x00B5}, {0x00C0, 0x00D6}, {0x00D8, 0x00F6},
+    {0x00F8, 0x01BA}, {0x01BC, 0x01BF}, {0x01C4, 0x0293}, {0x0295, 0x02AF}, {0x0370, 0x0373},
+    {0x0376, 0x0377}, {0x037B, 0x037D}, {0x037F, 0x037F}, {0x0386, 0x0386}, {0x0388, 0x038A},
+    {0x038C, 0x038C}, {0x038E, 0x03A1}, {0x03A3, 0x03F5}, {0x03F7, 0x0481}, {0x048A, 0x052F},
+    {0x0531, 0x0556}, {0x10A0, 0x10C5}, {0x13A0, 0x13F5}, {0x13F8, 0x13FD}, {0x1C90, 0x1CBA},
+    {0x1CBD, 0x1CBF}, {0x1D00, 0x1D2B}, {0x1D6B, 0x1D77}, {0x1D79, 0x1D9A}, {0x1E00, 0x1F15},
+    {0x1F18, 0x1F1D}, {0x1F20, 0x1F45}, {0x1F48, 0x1F4D}, {0x1F50, 0x1F57}, {0x1F59, 0x1F59},
+    {0x1F5B, 0x1F5B}, {0x1F5D, 0x1F5D}, {0x1F5F, 0x1F7D}, {0x1F80, 0x1FB4}, {0x1FB6, 0x1FBC},
+    {0x1FBE, 0x1FBE}, {0x1FC2, 0x1FC4}, {0x1FC6, 0x1FCC}, {0x1FD0, 0x1FD3}, {0x1FD6, 0x1FDB},
+    {0x1FE0, 0x1FEC}, {0x1FF2, 0x1FF4}, {0x1FF6, 0x1FFC}, {0x2102, 0x2102}, {0x2107, 0x2107},
+    {0x210A, 0x2113}, {0x2115, 0x2115}, {0x2119, 0x211D}, {0x2124, 0x2124}, {0x2126, 0x2126},
+    {0x2128, 0x2128}, {0x212A, 0x212D}, {0x212F, 0x2134}, {0x2139, 0x2139}, {0x213C, 0x213F},
+    {0x2145, 0x2149}, {0x214E, 0x214E}, {0x2183, 0x2184}, {0x2C00, 0x2C7B}, {0x2C7E, 0x2CE4},
+    {0x2CEB, 0x2CEE}, {0x2CF2, 0x2CF3}, {0xA640, 0xA66D}, {0xA680, 0xA69B}, {0xA722, 0xA76F},
+    {0xA771, 0xA787}, {0xA78B, 0xA78E}, {0xAB70, 0xABBF}, {0xFB00, 0xFB06}, {0xFB13, 0xFB17},
+    {0xFF21, 0xFF3A}, {0xFF41, 0xFF5A}, {0x10400, 0x1044F}, {0x104B0, 0x104D3},
+    {0x104D8, 0x104FB}, {0x10C80, 0x10CB2}, {0x10CC0, 0x10CF2}, {0x118A0, 0x118DF},
+    {0x1E900, 0x1E943},
+};
+/* DeepSeek LLM's punctuation: [!-/:-~！-／：-～‘-‟　-。] */
+static const struct cp_range ds_punct[] = {
+    {0x21, 0x2F}, {0x3A, 0x7E}, {0xFF01, 0xFF0F}, {0xFF1A, 0xFF5E}, {0x2018, 0x201F},
+    {0x3000, 0x3002},
+};
+/* DeepSeek LLM's CJK runs: [一-龥ࠀ-一가-퟿] */
+static const struct cp_range ds_cjk[] = {{0x4E00, 0x9FA5}, {0x0800, 0x4E00}, {0xAC00, 0xD7FF}};
+/* DeepSeek V3's: [一-龥぀-ゟ゠-ヿ] (ideographs, hiragana, katakana) */
+static const struct cp_range ds3_cjk[] = {{0x4E00, 0x9FA5}, {0x3040, 0x309F}, {0x30A0, 0x30FF}};
+/* BLOOM's [^(\s|.,!?…。，、।۔،)]: what a word may not hold besides white space */
+static const struct cp_range bloom_stops[] = {
+    {'(', ')'}, {'|', '|'}, {'.', '.'}, {',', ','}, {'!', '!'}, {'?', '?'},
+    {0x2026, 0x2026}, {0x3002, 0x3002}, {0xFF0C, 0xFF0C}, {0x3001, 0x3001},
+    {0x0964, 0x0964}, {0x06D4, 0x06D4}, {0x060C, 0x060C},
+};
+
+static bool is_ascii_punct(uint32_t cp)
+{
+    return (cp >= 0x21 && cp <= 0x2F) || (cp >= 0x3A && cp <= 0x40) ||
+           (cp >= 0x5B && cp <= 0x60) || (cp >= 0x7B && cp <= 0x7E);
+}
+
+/* ---- building blocks of the patterns ---------------------------------------- */
+
+typedef bool (*char_pred)(struct uch u);
+
+/* Where the run of characters satisfying pred that starts at i ends (i if
+ * the character at i does not). */
+static size_t run_of(const unsigned char *s, size_t n, size_t i, char_pred pred)
+{
+    while (i < n) {
+        struct uch u = uch_at(s, n, i);
+        if (!pred(u)) break;
+        i += u.len;
     }
-    return n;
+    return i;
+}
+
+static bool is_number(struct uch u) { return u.cls == UC_NUMBER; }
+static bool is_space(struct uch u) { return u.cls == UC_SPACE; }
+static bool is_cr_lf(struct uch u) { return u.cp == '\r' || u.cp == '\n'; }
+static bool is_upperish(struct uch u) { return cat_in(u.cat, UPPERISH); }
+static bool is_lowerish(struct uch u) { return cat_in(u.cat, LOWERISH); }
+static bool is_ascii_letter(struct uch u) { return u.cp < 0x80 && u.cls == UC_LETTER; }
+static bool is_letter_or_mark(struct uch u) { return cat_in(u.cat, LETTERS | CATS(UC_CAT_MARK)); }
+static bool is_punct_or_symbol(struct uch u)
+{
+    return u.cat == UC_CAT_PUNCT || u.cat == UC_CAT_SYMBOL;
+}
+/* [^\s\p{L}\p{N}] */
+static bool is_other(struct uch u) { return u.cls == UC_OTHER; }
+/* [^\r\n\p{L}\p{N}]: the one character allowed before a word */
+static bool is_word_lead(struct uch u)
+{
+    return u.cls != UC_LETTER && u.cls != UC_NUMBER && !is_cr_lf(u);
+}
+static bool is_ds_letter(struct uch u) { return IN_RANGES(u.cp, ds_letters); }
+static bool is_ds_punct(struct uch u) { return IN_RANGES(u.cp, ds_punct); }
+static bool is_ds_cjk(struct uch u) { return IN_RANGES(u.cp, ds_cjk); }
+static bool is_ds3_cjk(struct uch u) { return IN_RANGES(u.cp, ds3_cjk); }
+static bool is_bloom_word(struct uch u)
+{
+    return u.cls != UC_SPACE && !IN_RANGES(u.cp, bloom_stops);
+}
+/* HF tokenizers' Punctuation pre-tokenizer: ASCII punctuation or \p{P} */
+static bool is_hf_punct(struct uch u) { return is_ascii_punct(u.cp) || u.cat == UC_CAT_PUNCT; }
+static bool is_not_hf_punct(struct uch u) { return !is_hf_punct(u); }
+
+/* A pattern tried at one position: the end of its match at i, or 0 when it
+ * does not match there (no pattern here matches the empty string). */
+typedef size_t (*matcher)(const unsigned char *s, size_t n, size_t i);
+
+/* Hugging Face's Split with behaviour "isolated": a match is a piece, and
+ * so is each stretch of text between matches. The piece that starts at i. */
+static size_t isolated(const unsigned char *s, size_t n, size_t i, matcher m)
+{
+    size_t e = m(s, n, i);
+    if (e) return e;
+    for (e = i + uch_at(s, n, i).len; e < n && !m(s, n, e); e += uch_at(s, n, e).len) {}
+    return e;
+}
+
+/* `\s?X+` (any_space) or ` ?X+` (X = pred): the match at i, 0 if none */
+static size_t opt_space_run(const unsigned char *s, size_t n, size_t i, char_pred pred,
+                            bool any_space)
+{
+    struct uch c = uch_at(s, n, i);
+    if (pred(c)) return run_of(s, n, i, pred);
+    bool space = any_space ? c.cls == UC_SPACE : c.cp == ' ';
+    if (space && i + c.len < n && pred(uch_at(s, n, i + c.len)))
+        return run_of(s, n, i + c.len, pred);
+    return 0;
+}
+
+/* `A*B+` at i as a backtracking engine matches it (A and B may overlap):
+ * the longest A run, then B+ after it; failing that, the run is cut back to
+ * its last B character. 0 if no match. */
+static size_t star_plus(const unsigned char *s, size_t n, size_t i, char_pred a, char_pred b)
+{
+    size_t e = i, last_b = 0;
+    while (e < n) {
+        struct uch u = uch_at(s, n, e);
+        if (!a(u)) break;
+        e += u.len;
+        if (b(u)) last_b = e;
+    }
+    if (e < n && b(uch_at(s, n, e))) return run_of(s, n, e, b);
+    return last_b;
+}
+
+/* `A+B*` at i: 0 if the character at i is not A. */
+static size_t plus_star(const unsigned char *s, size_t n, size_t i, char_pred a, char_pred b)
+{
+    size_t e = run_of(s, n, i, a);
+    return e == i ? 0 : run_of(s, n, e, b);
+}
+
+/* `P?X` where X is a matcher-like function of (a, b): with the lead
+ * character first, then without. */
+static size_t with_lead(const unsigned char *s, size_t n, size_t i, char_pred a, char_pred b,
+                        size_t (*x)(const unsigned char *, size_t, size_t, char_pred, char_pred))
+{
+    struct uch c = uch_at(s, n, i);
+    size_t e;
+    if (is_word_lead(c) && i + c.len < n && (e = x(s, n, i + c.len, a, b))) return e;
+    return x(s, n, i, a, b);
+}
+
+/* ` ?[^\s\p{L}\p{N}]+` followed by any of the bytes in `tail`: 0 if none */
+static size_t other_run(const unsigned char *s, size_t n, size_t i, const char *tail)
+{
+    size_t j = i;
+    if (s[i] == ' ' && i + 1 < n) j = i + 1;
+    size_t e = run_of(s, n, j, is_other);
+    if (e == j) return 0;
+    while (e < n && s[e] && strchr(tail, s[e])) e++;
+    return e;
+}
+
+/* ---- the patterns ------------------------------------------------------------- */
+
+static size_t llama3_pat(const unsigned char *s, size_t n, size_t i)
+{
+    return llama3_next(s, n, i, 3);
+}
+static size_t qwen2_pat(const unsigned char *s, size_t n, size_t i)
+{
+    return llama3_next(s, n, i, 1);
+}
+
+/* \p{N} (one character) */
+static size_t one_number(const unsigned char *s, size_t n, size_t i)
+{
+    struct uch u = uch_at(s, n, i);
+    return u.cls == UC_NUMBER ? i + u.len : 0;
+}
+static size_t digits_isolated(const unsigned char *s, size_t n, size_t i)
+{
+    return isolated(s, n, i, one_number);
+}
+
+/* \p{N}{1,3} */
+static size_t numbers_1_3(const unsigned char *s, size_t n, size_t i)
+{
+    size_t e = run_end(s, n, i, UC_NUMBER, 3);
+    return e == i ? 0 : e;
+}
+
+/* Tekken and GPT-4o:
+ *   [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+C|
+ *   [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*C|
+ *   \p{N}{1,D}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ * with C = (?i:'s|'t|'re|'ve|'m|'ll|'d)? and D = 3 for GPT-4o; no C and D = 1
+ * for Tekken. */
+static size_t cased_next(const unsigned char *s, size_t n, size_t i, bool contractions,
+                         size_t max_digits)
+{
+    size_t e = with_lead(s, n, i, is_upperish, is_lowerish, star_plus);
+    if (!e) e = with_lead(s, n, i, is_upperish, is_lowerish, plus_star);
+    if (e) {
+        if (contractions && e < n && s[e] == '\'') e += contraction(s, n, e, true);
+        return e;
+    }
+    struct uch c = uch_at(s, n, i);
+    if (c.cls == UC_NUMBER) return run_end(s, n, i, UC_NUMBER, max_digits);
+    if ((e = other_run(s, n, i, "\r\n/"))) return e;
+    return space_end(s, n, i, true);
+}
+static size_t tekken_pat(const unsigned char *s, size_t n, size_t i)
+{
+    return cased_next(s, n, i, false, 1);
+}
+static size_t gpt4o_pat(const unsigned char *s, size_t n, size_t i)
+{
+    return cased_next(s, n, i, true, 3);
+}
+
+/* DeepSeek LLM: [\r\n] | \s?LETTERS+ | \s?PUNCT+ | \s+$ | CJK+ | \p{N}+, one
+ * split after the other. */
+static size_t cr_lf(const unsigned char *s, size_t n, size_t i)
+{
+    return s[i] == '\r' || s[i] == '\n' ? i + 1 : 0;
+}
+static size_t ds_word(const unsigned char *s, size_t n, size_t i)
+{
+    return opt_space_run(s, n, i, is_ds_letter, true);
+}
+static size_t ds_punct_run(const unsigned char *s, size_t n, size_t i)
+{
+    return opt_space_run(s, n, i, is_ds_punct, true);
+}
+static size_t trailing_space(const unsigned char *s, size_t n, size_t i)
+{
+    return run_of(s, n, i, is_space) == n && i < n ? n : 0;
+}
+static size_t ds_cjk_run(const unsigned char *s, size_t n, size_t i)
+{
+    size_t e = run_of(s, n, i, is_ds_cjk);
+    return e == i ? 0 : e;
+}
+static size_t numbers(const unsigned char *s, size_t n, size_t i)
+{
+    size_t e = run_of(s, n, i, is_number);
+    return e == i ? 0 : e;
+}
+
+/* DeepSeek V3: \p{N}{1,3} | [一-龥぀-ゟ゠-ヿ]+ | then
+ *   [!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|
+ *   [^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|
+ *   \s*[\r\n]+|\s+(?!\S)|\s+ */
+static size_t ds3_cjk_run(const unsigned char *s, size_t n, size_t i)
+{
+    size_t e = run_of(s, n, i, is_ds3_cjk);
+    return e == i ? 0 : e;
+}
+static size_t ds3_main(const unsigned char *s, size_t n, size_t i)
+{
+    struct uch c = uch_at(s, n, i);
+    size_t e;
+    if (c.cp < 0x80 && is_ascii_punct(c.cp) && (e = run_of(s, n, i + 1, is_ascii_letter)) > i + 1)
+        return e;
+    bool lead = !is_cr_lf(c) && c.cls != UC_LETTER && !is_punct_or_symbol(c);
+    if (lead && i + c.len < n && (e = run_of(s, n, i + c.len, is_letter_or_mark)) > i + c.len)
+        return e;
+    if ((e = run_of(s, n, i, is_letter_or_mark)) > i) return e;
+    size_t j = s[i] == ' ' && i + 1 < n ? i + 1 : i;
+    if ((e = run_of(s, n, j, is_punct_or_symbol)) > j) {
+        while (e < n && (s[e] == '\r' || s[e] == '\n')) e++;
+        return e;
+    }
+    if (c.cls == UC_SPACE) return space_end(s, n, i, true);
+    return 0;
+}
+
+/* Falcon: Punctuation (runs), GPT-2's pattern, then on the byte-level
+ * characters: runs of numeric characters and 3-digit groups. The byte-level
+ * character of a byte is numeric for the ASCII digits and for ² ³ ¹ ¼ ½ ¾
+ * (bytes B2 B3 B9 BC BD BE, which also occur inside UTF-8 sequences). */
+static size_t punct_runs(const unsigned char *s, size_t n, size_t i)
+{
+    return run_of(s, n, i, is_hf_punct(uch_at(s, n, i)) ? is_hf_punct : is_not_hf_punct);
+}
+static bool byte_numeric(unsigned char b)
+{
+    return (b >= '0' && b <= '9') || b == 0xB2 || b == 0xB3 || b == 0xB9 ||
+           (b >= 0xBC && b <= 0xBE);
+}
+static size_t byte_digit_runs(const unsigned char *s, size_t n, size_t i)
+{
+    bool num = byte_numeric(s[i]);
+    size_t e = i + 1;
+    while (e < n && byte_numeric(s[e]) == num) e++;
+    return e;
+}
+static size_t three_digits(const unsigned char *s, size_t n, size_t i)
+{
+    for (size_t k = 0; k < 3; k++)
+        if (i + k >= n || s[i + k] < '0' || s[i + k] > '9') return 0;
+    return i + 3;
+}
+static size_t byte_three_digits(const unsigned char *s, size_t n, size_t i)
+{
+    if (three_digits(s, n, i)) return i + 3;
+    size_t e = i + 1;
+    while (e < n && !three_digits(s, n, e)) e++;
+    return e;
+}
+
+/* BLOOM, Poro, GPT-3 Finnish:  ?[^(\s|.,!?…。，、।۔،)]+ */
+static size_t bloom_word(const unsigned char *s, size_t n, size_t i)
+{
+    return opt_space_run(s, n, i, is_bloom_word, false);
+}
+
+/* ---- the families: one split after another -------------------------------------- */
+
+/* A stage cuts a piece (s, n) further: the end of the sub-piece at i. */
+typedef size_t (*stage)(const unsigned char *s, size_t n, size_t i);
+
+#define ISOLATED_STAGE(name, m) \
+    static size_t name(const unsigned char *s, size_t n, size_t i) { return isolated(s, n, i, m); }
+ISOLATED_STAGE(cr_lf_stage, cr_lf)
+ISOLATED_STAGE(ds_word_stage, ds_word)
+ISOLATED_STAGE(ds_punct_stage, ds_punct_run)
+ISOLATED_STAGE(trailing_space_stage, trailing_space)
+ISOLATED_STAGE(ds_cjk_stage, ds_cjk_run)
+ISOLATED_STAGE(numbers_stage, numbers)
+ISOLATED_STAGE(numbers_1_3_stage, numbers_1_3)
+ISOLATED_STAGE(ds3_cjk_stage, ds3_cjk_run)
+ISOLATED_STAGE(ds3_main_stage, ds3_main)
+ISOLATED_STAGE(bloom_stage, bloom_word)
+
+struct family {
+    enum bpe_pre pre;
+    const stage *stages;
+    size_t n_stages;
+    bool byte_cuts; /* may cut inside a UTF-8 character (Falcon) */
+};
+#define FAMILY(p, ...)                                                             \
+    {                                                                              \
+        .pre = p, .stages = (const stage[]){__VA_ARGS__},                          \
+        .n_stages = sizeof((const stage[]){__VA_ARGS__}) / sizeof(stage)           \
+    }
+
+static const struct family families[] = {
+    FAMILY(BPE_PRE_GPT2, gpt2_next),
+    FAMILY(BPE_PRE_LLAMA3, llama3_pat),
+    FAMILY(BPE_PRE_QWEN2, qwen2_pat),
+    FAMILY(BPE_PRE_STARCODER, digits_isolated, gpt2_next),
+    FAMILY(BPE_PRE_TEKKEN, tekken_pat),
+    FAMILY(BPE_PRE_GPT4O, gpt4o_pat),
+    FAMILY(BPE_PRE_DEEPSEEK_LLM, cr_lf_stage, ds_word_stage, ds_punct_stage,
+           trailing_space_stage, ds_cjk_stage, numbers_stage),
+    FAMILY(BPE_PRE_DEEPSEEK3, numbers_1_3_stage, ds3_cjk_stage, ds3_main_stage),
+    FAMILY(BPE_PRE_BLOOM, bloom_stage),
+    {.pre = BPE_PRE_FALCON,
+     .stages = (const stage[]){punct_runs, gpt2_next, byte_digit_runs, byte_three_digits},
+     .n_stages = 4,
+     .byte_cuts = true},
+};
+_Static_assert(sizeof families / sizeof *families == BPE_PRE_COUNT, "a family is missing");
+
+static const struct family *family_of(enum bpe_pre pre)
+{
+    for (size_t k = 0; k < sizeof families / sizeof *families; k++)
+        if (families[k].pre == pre) return &families[k];
+    return &families[0];
+}
+
+bool bpe_pre_cuts_bytes(enum bpe_pre pre) { return family_of(pre)->byte_cuts; }
+
+struct ends {
+    size_t *v, n, cap;
+    bool oom;
+};
+
+static void ends_push(struct ends *e, size_t at)
+{
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 64, bytes;
+        size_t *v;
+        if (!anc_mul_ok(cap, sizeof *v, &bytes) || !(v = realloc(e->v, bytes))) {
+            e->oom = true;
+            return;
+        }
+        e->v = v;
+        e->cap = cap;
+    }
+    e->v[e->n++] = at;
+}
+
+/* Cut s[lo, hi) with the stages from k on; the ends are offsets in s. */
+static void cut(const struct family *f, size_t k, const unsigned char *s, size_t lo, size_t hi,
+                struct ends *out)
+{
+    if (k == f->n_stages) {
+        ends_push(out, hi);
+        return;
+    }
+    for (size_t i = lo; i < hi && !out->oom;) {
+        size_t e = lo + f->stages[k](s + lo, hi - lo, i - lo);
+        cut(f, k + 1, s, i, e, out);
+        i = e;
+    }
 }
 
 bool bpe_pretokenize(enum bpe_pre pre, const char *text, size_t len, size_t **ends, size_t *n)
 {
-    const unsigned char *s = (const unsigned char *)text;
-    size_t count = 0, cap = 0, *e = NULL;
-    *ends = NULL;
-    *n = 0;
-    for (size_t i = 0; i < len;) {
-        size_t next = pre_next(pre, s, len, i);
-        if (count == cap) {
-            size_t ncap = cap ? cap * 2 : 64, bytes;
-            size_t *ne;
-            if (!anc_mul_ok(ncap, sizeof *ne, &bytes) || !(ne = realloc(e, bytes))) {
-                free(e);
-                return false;
-            }
-            e = ne;
-            cap = ncap;
-        }
-        e[count++] = next;
-        i = next;
+    struct ends e = {0};
+    cut(family_of(pre), 0, (const unsigned char *)text, 0, len, &e);
+    if (e.oom) {
+        free(e.v);
+        return false;
     }
-    *ends = e;
-    *n = count;
+    *ends = e.v;
+    *n = e.n;
     return true;
 }
 
@@ -273,10 +699,28 @@ static const struct {
     const char *name;
     enum bpe_pre pre;
 } pre_names[] = {
-    {"default", BPE_PRE_GPT2},    {"gpt-2", BPE_PRE_GPT2},
-    {"llama-bpe", BPE_PRE_LLAMA3}, {"llama3", BPE_PRE_LLAMA3},
-    {"llama-v3", BPE_PRE_LLAMA3}, {"qwen2", BPE_PRE_QWEN2},
-    {"deepseek-r1-qwen", BPE_PRE_QWEN2},
+    {"default", BPE_PRE_GPT2},         {"gpt-2", BPE_PRE_GPT2},
+    {"phi-2", BPE_PRE_GPT2},           {"mpt", BPE_PRE_GPT2},
+    {"olmo", BPE_PRE_GPT2},            {"jais", BPE_PRE_GPT2},
+    {"trillion", BPE_PRE_GPT2},        {"exaone4", BPE_PRE_GPT2},
+    {"llama-bpe", BPE_PRE_LLAMA3},     {"llama3", BPE_PRE_LLAMA3},
+    {"llama-v3", BPE_PRE_LLAMA3},      {"falcon3", BPE_PRE_LLAMA3},
+    {"dbrx", BPE_PRE_LLAMA3},          {"smaug-bpe", BPE_PRE_LLAMA3},
+    {"chatglm-bpe", BPE_PRE_LLAMA3},   {"glm4", BPE_PRE_LLAMA3},
+    {"qwen2", BPE_PRE_QWEN2},          {"deepseek-r1-qwen", BPE_PRE_QWEN2},
+    {"stablelm2", BPE_PRE_QWEN2},      {"megrez", BPE_PRE_QWEN2},
+    {"hunyuan", BPE_PRE_QWEN2},
+    {"starcoder", BPE_PRE_STARCODER},  {"smollm", BPE_PRE_STARCODER},
+    {"refact", BPE_PRE_STARCODER},     {"command-r", BPE_PRE_STARCODER},
+    {"codeshell", BPE_PRE_STARCODER},  {"exaone", BPE_PRE_STARCODER},
+    {"minerva-7b", BPE_PRE_STARCODER},
+    {"tekken", BPE_PRE_TEKKEN},
+    {"gpt-4o", BPE_PRE_GPT4O},         {"llama4", BPE_PRE_GPT4O},
+    {"deepseek-llm", BPE_PRE_DEEPSEEK_LLM},
+    {"deepseek-v3", BPE_PRE_DEEPSEEK3},
+    {"falcon", BPE_PRE_FALCON},
+    {"bloom", BPE_PRE_BLOOM},          {"poro-chat", BPE_PRE_BLOOM},
+    {"gpt3-finnish", BPE_PRE_BLOOM},
 };
 #define N_PRE_NAMES (sizeof pre_names / sizeof *pre_names)
 
@@ -293,7 +737,11 @@ bool bpe_pre_from_name(const char *name, size_t n, enum bpe_pre *out)
 
 const char *bpe_pre_names(void)
 {
-    return "default, gpt-2, llama-bpe, llama3, llama-v3, qwen2, deepseek-r1-qwen";
+    return "default, gpt-2, phi-2, mpt, olmo, jais, trillion, exaone4, llama-bpe, llama3, "
+           "llama-v3, falcon3, dbrx, smaug-bpe, chatglm-bpe, glm4, qwen2, deepseek-r1-qwen, "
+           "stablelm2, megrez, hunyuan, starcoder, smollm, refact, command-r, codeshell, "
+           "exaone, minerva-7b, tekken, gpt-4o, llama4, deepseek-llm, deepseek-v3, falcon, "
+           "bloom, poro-chat, gpt3-finnish";
 }
 
 /* ---- loading: the merges ------------------------------------------------------ */
@@ -349,9 +797,11 @@ bool bpe_load(struct tokenizer *t, const struct gguf_file *f, char *err, size_t 
             return false;
         }
     }
-    /* as llama.cpp does for Llama 3: whole-word lookup first, BOS by default */
-    t->ignore_merges = t->pre == BPE_PRE_LLAMA3;
-    if (t->pre == BPE_PRE_LLAMA3 && !gguf_find_kv(f, KEY_ADD_BOS)) t->add_bos = true;
+    /* as llama.cpp does for Llama 3 and Tekken: whole-word lookup first, BOS
+       by default */
+    bool llama_like = t->pre == BPE_PRE_LLAMA3 || t->pre == BPE_PRE_TEKKEN;
+    t->ignore_merges = llama_like;
+    if (llama_like && !gguf_find_kv(f, KEY_ADD_BOS)) t->add_bos = true;
 
     /* the token of each byte. Here and in the merges only tokens that merges
        may produce count (t->pieces: never control or unknown tokens, so
@@ -544,11 +994,16 @@ static void encode_word(struct bpe_state *st, const unsigned char *s, size_t n)
 /* Text without user-defined tokens: pre-tokens, each encoded. */
 static void encode_segment(struct bpe_state *st, const unsigned char *s, size_t n)
 {
-    for (size_t i = 0; i < n && !st->oom;) {
-        size_t e = pre_next(st->t->pre, s, n, i);
-        encode_word(st, s + i, e - i);
-        i = e;
+    size_t *ends = NULL, k = 0;
+    if (!bpe_pretokenize(st->t->pre, (const char *)s, n, &ends, &k)) {
+        st->oom = true;
+        return;
     }
+    for (size_t j = 0, at = 0; j < k && !st->oom; j++) {
+        encode_word(st, s + at, ends[j] - at);
+        at = ends[j];
+    }
+    free(ends);
 }
 
 bool bpe_encode(const struct tokenizer *t, const char *text, size_t len, bool add_bos,
@@ -565,7 +1020,7 @@ bool bpe_encode(const struct tokenizer *t, const char *text, size_t len, bool ad
 
     size_t seg = 0;
     for (size_t i = 0; t->ud && i < len && !st.oom;) {
-        size_t k = tok_ud_match(t, s + i, len - i);
+        size_t k = tok_ud_match(t, s + i, len - i, NULL);
         if (!k) {
             i += tok_utf8_len(s + i, len - i);
             continue;

@@ -113,6 +113,26 @@ static struct tokenizer *open_gpt2(const char *pre)
     return t;
 }
 
+/* ---- the families, their names and golden files --------------------------------------- */
+
+static const struct fam {
+    enum bpe_pre pre;
+    const char *name; /* a tokenizer.ggml.pre value */
+    const char *tag;  /* in the golden files' names */
+} fams[] = {
+    {BPE_PRE_GPT2, "gpt-2", "gpt2"},
+    {BPE_PRE_LLAMA3, "llama-bpe", "llama_bpe"},
+    {BPE_PRE_QWEN2, "qwen2", "qwen2"},
+    {BPE_PRE_STARCODER, "smollm", "starcoder"},
+    {BPE_PRE_TEKKEN, "tekken", "tekken"},
+    {BPE_PRE_GPT4O, "gpt-4o", "gpt4o"},
+    {BPE_PRE_DEEPSEEK_LLM, "deepseek-llm", "deepseek_llm"},
+    {BPE_PRE_DEEPSEEK3, "deepseek-v3", "deepseek3"},
+    {BPE_PRE_FALCON, "falcon", "falcon"},
+    {BPE_PRE_BLOOM, "bloom", "bloom"},
+};
+#define N_FAMS (sizeof fams / sizeof *fams)
+
 /* ---- helpers ------------------------------------------------------------------------ */
 
 
@@ -283,6 +303,26 @@ static void test_split_golden(enum bpe_pre pre, const char *file, const char *wh
     golden_free(g, n);
 }
 
+/* How many cases of a split golden file the splitter of pre gets wrong. */
+static size_t split_mismatches(enum bpe_pre pre, const char *file)
+{
+    size_t n, bad = 0;
+    struct golden *g = golden_read(file, GOLDEN_TEXT_SPLIT, &n);
+    for (size_t i = 0; i < n; i++) {
+        size_t *ends = NULL, k = 0;
+        CHECK(bpe_pretokenize(pre, g[i].text, g[i].len, &ends, &k));
+        bool same = k == g[i].n_split;
+        for (size_t j = 0, at = 0; same && j < k; j++) {
+            same = ends[j] - at == g[i].split_len[j];
+            at = ends[j];
+        }
+        bad += !same;
+        free(ends);
+    }
+    golden_free(g, n);
+    return bad;
+}
+
 /* ---- invalid UTF-8, pre-token invariants, long texts ---------------------------------- */
 
 static uint32_t rng_next(uint32_t *s)
@@ -306,8 +346,9 @@ static void check_split_invariants(enum bpe_pre pre, const char *s, size_t len)
         at = ends[j];
     }
     ok = ok && at == len;
-    /* character starts: a cut inside a well-formed character is wrong */
-    for (size_t i = 0, j = 0; i < len && ok;) {
+    /* character starts: a cut inside a well-formed character is wrong (but
+       for Falcon, whose digit splits see bytes) */
+    for (size_t i = 0, j = 0; i < len && ok && !bpe_pre_cuts_bytes(pre);) {
         size_t cl = tok_utf8_len((const unsigned char *)s + i, len - i);
         while (j < k && ends[j] <= i) j++;
         if (j < k && ends[j] > i && ends[j] < i + cl) ok = false;
@@ -561,8 +602,8 @@ static void test_malformed(void)
     RESET();
     BASE();
     gw_kv_strs(&w, "tokenizer.ggml.merges", NULL, 0);
-    gw_kv_str(&w, "tokenizer.ggml.pre", "falcon");
-    EXPECT_REFUSED(&w, "unsupported pre-tokenizer \"falcon\" (tokenizer.ggml.pre; supported: ");
+    gw_kv_str(&w, "tokenizer.ggml.pre", "falcon-9");
+    EXPECT_REFUSED(&w, "unsupported pre-tokenizer \"falcon-9\" (tokenizer.ggml.pre; supported: ");
     RESET();
     BASE();
     gw_kv_strs(&w, "tokenizer.ggml.merges", NULL, 0);
@@ -603,6 +644,15 @@ static void test_names_and_classes(void)
     CHECK(bpe_pre_from_name("default", 7, &p) && p == BPE_PRE_GPT2);
     CHECK(bpe_pre_from_name("llama-bpe", 9, &p) && p == BPE_PRE_LLAMA3);
     CHECK(bpe_pre_from_name("qwen2", 5, &p) && p == BPE_PRE_QWEN2);
+    CHECK(bpe_pre_from_name("smollm", 6, &p) && p == BPE_PRE_STARCODER);
+    CHECK(bpe_pre_from_name("deepseek-v3", 11, &p) && p == BPE_PRE_DEEPSEEK3);
+    CHECK(bpe_pre_from_name("tekken", 6, &p) && p == BPE_PRE_TEKKEN);
+    CHECK_INT_EQ(tok_unicode_cat('A'), UC_CAT_LU);
+    CHECK_INT_EQ(tok_unicode_cat(0x01C5), UC_CAT_LT);  /* Dž */
+    CHECK_INT_EQ(tok_unicode_cat(0x02B0), UC_CAT_LM);
+    CHECK_INT_EQ(tok_unicode_cat(0x0301), UC_CAT_MARK);
+    CHECK_INT_EQ(tok_unicode_cat(0x00BF), UC_CAT_PUNCT); /* ¿ */
+    CHECK_INT_EQ(tok_unicode_cat(0x20AC), UC_CAT_SYMBOL); /* € */
     CHECK(!bpe_pre_from_name("qwen", 4, &p));
     CHECK(!bpe_pre_from_name("qwen2x", 6, &p));
     CHECK(strcmp(tok_unicode_version, "14.0.0") == 0);
@@ -622,6 +672,31 @@ static void test_names_and_classes(void)
     CHECK_INT_EQ(tok_unicode_class(0xD800), UC_OTHER);
 }
 
+/* Each family's splits and ids against its golden files; and the goldens
+ * must tell the families apart: another family's splitter (a deliberately
+ * wrong one) must fail on some case of each file, or the file proves nothing. */
+static void test_families(struct tokenizer *const *ts)
+{
+    char file[128], what[96];
+    for (size_t k = 0; k < N_FAMS; k++) {
+        CHECK_INT_EQ(ts[k]->pre, fams[k].pre);
+        if (fams[k].pre != BPE_PRE_FALCON) {
+            snprintf(file, sizeof file, "tokenizer_split_%s.tsv", fams[k].tag);
+            test_split_golden(fams[k].pre, file, fams[k].name);
+            size_t wrong = k ? k - 1 : N_FAMS - 1;
+            CHECK_MSG(split_mismatches(fams[wrong].pre, file) > 0,
+                      "%s: the %s splitter passes %s's goldens", file, fams[wrong].name,
+                      fams[k].name);
+        }
+        if (k)
+            snprintf(file, sizeof file, "tokenizer_gpt2_%s.tsv", fams[k].tag);
+        else
+            snprintf(file, sizeof file, "tokenizer_gpt2.tsv");
+        snprintf(what, sizeof what, "gpt-2 vocab, %s pre", fams[k].name);
+        test_gpt2_golden(ts[k], file, what);
+    }
+}
+
 int main(void)
 {
     test_names_and_classes();
@@ -629,30 +704,17 @@ int main(void)
     test_tiny_odd();
     test_malformed();
 
-    struct tokenizer *gpt2 = open_gpt2(NULL);
-    struct tokenizer *llama = open_gpt2("llama-bpe");
-    struct tokenizer *qwen = open_gpt2("qwen2");
-    CHECK_INT_EQ(gpt2->pre, BPE_PRE_GPT2);
-    CHECK_INT_EQ(llama->pre, BPE_PRE_LLAMA3);
-    CHECK_INT_EQ(qwen->pre, BPE_PRE_QWEN2);
+    struct tokenizer *ts[N_FAMS];
+    ts[0] = open_gpt2(NULL);
+    for (size_t k = 1; k < N_FAMS; k++) ts[k] = open_gpt2(fams[k].name);
 
-    test_gpt2_basics(gpt2);
-    test_split_golden(BPE_PRE_GPT2, "tokenizer_split_gpt2.tsv", "gpt-2");
-    test_split_golden(BPE_PRE_LLAMA3, "tokenizer_split_llama_bpe.tsv", "llama-bpe");
-    test_split_golden(BPE_PRE_QWEN2, "tokenizer_split_qwen2.tsv", "qwen2");
-    test_gpt2_golden(gpt2, "tokenizer_gpt2.tsv", "gpt-2 vocab, gpt-2 pre");
-    test_gpt2_golden(llama, "tokenizer_gpt2_llama_bpe.tsv", "gpt-2 vocab, llama-bpe pre");
-    test_gpt2_golden(qwen, "tokenizer_gpt2_qwen2.tsv", "gpt-2 vocab, qwen2 pre");
-    test_gpt2_decode_golden(gpt2);
-    test_gpt2_bytes(gpt2);
-    const struct tokenizer *all[] = {gpt2, llama, qwen};
-    test_invalid_utf8(all, 3);
-    test_long_text(gpt2, "gpt-2");
-    test_long_text(llama, "llama-bpe");
-    test_long_text(qwen, "qwen2");
+    test_gpt2_basics(ts[0]);
+    test_families(ts);
+    test_gpt2_decode_golden(ts[0]);
+    test_gpt2_bytes(ts[0]);
+    test_invalid_utf8((const struct tokenizer *const *)ts, N_FAMS);
+    for (size_t k = 0; k < N_FAMS; k++) test_long_text(ts[k], fams[k].name);
 
-    tokenizer_free(gpt2);
-    tokenizer_free(llama);
-    tokenizer_free(qwen);
+    for (size_t k = 0; k < N_FAMS; k++) tokenizer_free(ts[k]);
     TEST_EXIT();
 }

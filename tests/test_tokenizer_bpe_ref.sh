@@ -8,9 +8,12 @@ SRC=${ANC_SRCDIR:-.}
 MODELS=${ANC_MODELS_DIR:-../shared/models}
 VOCAB=$MODELS/ggml-vocab-gpt-2.gguf
 G=$SRC/tests/golden
-FILES="tokenizer_gpt2.tsv tokenizer_gpt2_llama_bpe.tsv tokenizer_gpt2_qwen2.tsv
-  tokenizer_split_gpt2.tsv tokenizer_split_llama_bpe.tsv tokenizer_split_qwen2.tsv
-  tokenizer_gpt2_decode.tsv tokenizer_gpt2_bytes.tsv"
+FAMILIES="llama_bpe qwen2 starcoder tekken gpt4o deepseek_llm deepseek3 falcon bloom"
+FILES="tokenizer_gpt2.tsv tokenizer_split_gpt2.tsv tokenizer_gpt2_decode.tsv tokenizer_gpt2_bytes.tsv"
+for f in $FAMILIES; do
+  FILES="$FILES tokenizer_gpt2_$f.tsv"
+  [ "$f" = falcon ] || FILES="$FILES tokenizer_split_$f.tsv"
+done
 
 [ -d "$MODELS" ] || { echo "SKIP: no models folder $MODELS"; exit 77; }
 [ -r "$VOCAB" ] || { echo "FAIL: missing $VOCAB"; exit 1; }
@@ -40,5 +43,5 @@ for f in $FILES; do
 done
 [ "$fails" -eq 0 ] || exit 1
 tt=$("$py" -c 'import tiktoken' >/dev/null 2>&1 && echo ", tiktoken agreeing" || echo ", tiktoken absent")
-echo "PASS: $(wc -l <"$G/tokenizer_gpt2.tsv") texts x 3 pre-tokenizers (ids and splits) agree with tokenizers and regex$tt ($py)"
+echo "PASS: $(wc -l <"$G/tokenizer_gpt2.tsv") texts x 10 pre-tokenizer families (ids and splits) agree with tokenizers and regex$tt ($py)"
 exit 0

@@ -14,11 +14,12 @@
 # Writes, in OUTDIR (JSON strings, UTF-8):
 #   tokenizer_gpt2.tsv            JSON text TAB ids: GPT-2 vocabulary, gpt-2
 #                                 pre-tokenizer (no BOS: the file adds none)
-#   tokenizer_gpt2_llama_bpe.tsv  the same texts and vocabulary with the Llama 3
-#   tokenizer_gpt2_qwen2.tsv      and Qwen2 pre-tokenizers
-#   tokenizer_split_gpt2.tsv      JSON text TAB JSON array of pre-tokens, for
-#   tokenizer_split_llama_bpe.tsv each of the three patterns
-#   tokenizer_split_qwen2.tsv
+#   tokenizer_gpt2_FAMILY.tsv     the same texts and vocabulary with the other
+#                                 families' pre-tokenizers (FAMILY = llama_bpe,
+#                                 qwen2, starcoder, tekken, gpt4o, deepseek_llm,
+#                                 deepseek3, falcon, bloom)
+#   tokenizer_split_FAMILY.tsv    JSON text TAB JSON array of pre-tokens, for
+#                                 gpt2 and each family but falcon
 #   tokenizer_gpt2_decode.tsv     ids TAB JSON text: tokenizers' decode of
 #                                 hand-made sequences (control token skipped)
 #   tokenizer_gpt2_bytes.tsv      byte TAB id of that byte's token, all 256
@@ -40,8 +41,69 @@ PATTERNS = {
     "llama_bpe": r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
     "qwen2": r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
 }
-# Llama 3's BPE model looks a whole pre-token up before merging.
-IGNORE_MERGES = {"gpt2": False, "llama_bpe": True, "qwen2": False}
+# Llama 3's (and Tekken's) BPE model looks a whole pre-token up before merging.
+IGNORE_MERGES = {"gpt2": False, "llama_bpe": True, "qwen2": False, "starcoder": False,
+                 "tekken": True, "gpt4o": False, "deepseek_llm": False, "deepseek3": False,
+                 "falcon": False, "bloom": False}
+
+# The other families' patterns, as their tokenizer.json files (and llama.cpp's
+# src/llama-vocab.cpp) publish them. Letter and punctuation ranges are spelled
+# with escapes so that no editor or viewer normalises them (the Kelvin sign,
+# the Ohm sign and a few Greek letters have canonical equivalents).
+CASED = r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+%s|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*%s"
+CONTRACTIONS = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+TEKKEN = (CASED % ("", "")) + r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+GPT4O = (CASED % (CONTRACTIONS, CONTRACTIONS)) + r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+DS_LETTER_RANGES = [
+    (0x41, 0x5A), (0x61, 0x7A), (0xB5, 0xB5), (0xC0, 0xD6), (0xD8, 0xF6), (0xF8, 0x1BA),
+    (0x1BC, 0x1BF), (0x1C4, 0x293), (0x295, 0x2AF), (0x370, 0x373), (0x376, 0x377),
+    (0x37B, 0x37D), (0x37F, 0x37F), (0x386, 0x386), (0x388, 0x38A), (0x38C, 0x38C),
+    (0x38E, 0x3A1), (0x3A3, 0x3F5), (0x3F7, 0x481), (0x48A, 0x52F), (0x531, 0x556),
+    (0x10A0, 0x10C5), (0x13A0, 0x13F5), (0x13F8, 0x13FD), (0x1C90, 0x1CBA), (0x1CBD, 0x1CBF),
+    (0x1D00, 0x1D2B), (0x1D6B, 0x1D77), (0x1D79, 0x1D9A), (0x1E00, 0x1F15), (0x1F18, 0x1F1D),
+    (0x1F20, 0x1F45), (0x1F48, 0x1F4D), (0x1F50, 0x1F57), (0x1F59, 0x1F59), (0x1F5B, 0x1F5B),
+    (0x1F5D, 0x1F5D), (0x1F5F, 0x1F7D), (0x1F80, 0x1FB4), (0x1FB6, 0x1FBC), (0x1FBE, 0x1FBE),
+    (0x1FC2, 0x1FC4), (0x1FC6, 0x1FCC), (0x1FD0, 0x1FD3), (0x1FD6, 0x1FDB), (0x1FE0, 0x1FEC),
+    (0x1FF2, 0x1FF4), (0x1FF6, 0x1FFC), (0x2102, 0x2102), (0x2107, 0x2107), (0x210A, 0x2113),
+    (0x2115, 0x2115), (0x2119, 0x211D), (0x2124, 0x2124), (0x2126, 0x2126), (0x2128, 0x2128),
+    (0x212A, 0x212D), (0x212F, 0x2134), (0x2139, 0x2139), (0x213C, 0x213F), (0x2145, 0x2149),
+    (0x214E, 0x214E), (0x2183, 0x2184), (0x2C00, 0x2C7B), (0x2C7E, 0x2CE4), (0x2CEB, 0x2CEE),
+    (0x2CF2, 0x2CF3), (0xA640, 0xA66D), (0xA680, 0xA69B), (0xA722, 0xA76F), (0xA771, 0xA787),
+    (0xA78B, 0xA78E), (0xAB70, 0xABBF), (0xFB00, 0xFB06), (0xFB13, 0xFB17), (0xFF21, 0xFF3A),
+    (0xFF41, 0xFF5A), (0x10400, 0x1044F), (0x104B0, 0x104D3), (0x104D8, 0x104FB),
+    (0x10C80, 0x10CB2), (0x10CC0, 0x10CF2), (0x118A0, 0x118DF), (0x1E900, 0x1E943)]
+
+
+def char_set(ranges):
+    esc = lambda c: "\\x{%x}" % c
+    return "[" + "".join(esc(a) if a == b else esc(a) + "-" + esc(b) for a, b in ranges) + "]"
+
+
+DS_LLM = [
+    r"[\r\n]",
+    r"\s?" + char_set(DS_LETTER_RANGES) + "+",
+    r"\s?" + char_set([(0x21, 0x2F), (0x3A, 0x7E), (0xFF01, 0xFF0F), (0xFF1A, 0xFF5E),
+                        (0x2018, 0x201F), (0x3000, 0x3002)]) + "+",
+    r"\s+$",
+    char_set([(0x4E00, 0x9FA5), (0x800, 0x4E00), (0xAC00, 0xD7FF)]) + "+",
+    r"\p{N}+",
+]
+DS_V3 = [
+    r"\p{N}{1,3}",
+    char_set([(0x4E00, 0x9FA5), (0x3040, 0x309F), (0x30A0, 0x30FF)]) + "+",
+    r"""[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
+]
+BLOOM = r" ?[^(\s|.,!?\x{2026}\x{3002}\x{ff0c}\x{3001}\x{964}\x{6d4}\x{60c})]+"
+# family -> the Split patterns (one after another) when its tokenizer.json is
+# a Sequence of Splits and a ByteLevel without its own pattern
+SPLITS = {"llama_bpe": [PATTERNS["llama_bpe"]], "qwen2": [PATTERNS["qwen2"]],
+          "tekken": [TEKKEN], "gpt4o": [GPT4O], "deepseek_llm": DS_LLM, "deepseek3": DS_V3,
+          "bloom": [BLOOM]}
+# families whose pieces the regex package can produce with one findall
+SINGLE = {"gpt2": PATTERNS["gpt2"], "llama_bpe": PATTERNS["llama_bpe"],
+          "qwen2": PATTERNS["qwen2"], "tekken": TEKKEN, "gpt4o": GPT4O}
+FAMILIES = ["gpt2", "llama_bpe", "qwen2", "starcoder", "tekken", "gpt4o", "deepseek_llm",
+            "deepseek3", "falcon", "bloom"]
 
 LONG_PARAGRAPH = (
     "It was the best of times, it was the worst of times, it was the age of "
@@ -160,10 +222,13 @@ def read_vocab(path):
 
 
 def char_class(ch, use_regex):
-    """letter / number / space / other, from unicodedata (what Ancora's tables
-    hold) or from the regex package (what the reference splits use)."""
+    """space / Lu Ll Lt Lm Lo / M / N / P / S / other, from unicodedata (what
+    Ancora's tables hold) or from the regex package (what the reference
+    splits use)."""
     if use_regex:
-        for name, pat in (("space", r"\s"), ("letter", r"\p{L}"), ("number", r"\p{N}")):
+        for name, pat in (("space", r"\s"), ("Lu", r"\p{Lu}"), ("Ll", r"\p{Ll}"),
+                          ("Lt", r"\p{Lt}"), ("Lm", r"\p{Lm}"), ("Lo", r"\p{Lo}"),
+                          ("M", r"\p{M}"), ("N", r"\p{N}"), ("P", r"\p{P}"), ("S", r"\p{S}")):
             if regex.fullmatch(pat, ch):
                 return name
         return "other"
@@ -171,7 +236,9 @@ def char_class(ch, use_regex):
     if ch.isspace() and not 0x1C <= cp <= 0x1F:
         return "space"
     cat = unicodedata.category(ch)
-    return {"L": "letter", "N": "number"}.get(cat[0], "other")
+    if cat[0] == "L":
+        return cat
+    return cat[0] if cat[0] in "MNPS" else "other"
 
 
 def build_hf(tokens, merges, pre, special=False):
@@ -179,20 +246,32 @@ def build_hf(tokens, merges, pre, special=False):
     bpe = models.BPE(vocab=vocab, merges=[tuple(m.split(" ", 1)) for m in merges],
                      ignore_merges=IGNORE_MERGES[pre])
     tk = Tokenizer(bpe)
-    if pre == "gpt2":
-        # GPT-2's own set-up: the ByteLevel pre-tokenizer carries the pattern
-        tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    else:
-        # Llama 3's and Qwen2's set-up: a Split on the pattern, then bytes
-        tk.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Split(Regex(PATTERNS[pre]), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ])
+    tk.pre_tokenizer = build_pre(pre)
     tk.decoder = decoders.ByteLevel()
     if special:
         # only for decoding: special tokens typed in text stay plain text
         tk.add_special_tokens(["<|endoftext|>"])
     return tk
+
+
+def build_pre(pre):
+    """The family's pre_tokenizer section, as its tokenizer.json has it."""
+    P = pre_tokenizers
+    if pre == "gpt2":
+        # GPT-2's own set-up: the ByteLevel pre-tokenizer carries the pattern
+        return P.ByteLevel(add_prefix_space=False, use_regex=True)
+    if pre == "starcoder":
+        # StarCoder, SmolLM: every digit alone, then GPT-2's
+        return P.Sequence([P.Digits(individual_digits=True),
+                           P.ByteLevel(add_prefix_space=False, use_regex=True)])
+    if pre == "falcon":
+        return P.Sequence([P.Punctuation(behavior="contiguous"),
+                           P.ByteLevel(add_prefix_space=False, use_regex=True),
+                           P.Digits(individual_digits=False),
+                           P.Split(Regex("[0-9][0-9][0-9]"), behavior="isolated", invert=False)])
+    # Llama 3, Qwen2, Tekken, ...: Splits on the patterns, then bytes
+    return P.Sequence([P.Split(Regex(p), behavior="isolated", invert=False) for p in SPLITS[pre]]
+                      + [P.ByteLevel(add_prefix_space=False, use_regex=False)])
 
 
 def build_tiktoken(tokens, pre):
@@ -230,25 +309,28 @@ def main():
     u2b = {c: b for b, c in b2u.items()}
     files = {}
 
-    # splits: the regex package, checked against tokenizers' own pre-tokenizers
-    for pre, pat in PATTERNS.items():
+    # splits: tokenizers' own pre-tokenizers, checked against the regex package
+    # where one pattern does it all (Falcon's pieces may cut characters: its
+    # ids are checked, not its splits)
+    for pre in FAMILIES:
+        if pre == "falcon":
+            continue
         tk = build_hf(tokens, merges, pre)
         lines = []
         for text in CASES:
-            pieces = regex.findall(pat, text)
-            assert "".join(pieces) == text
             hf = [bytes(u2b[c] for c in p).decode("utf-8")
                   for p, _ in tk.pre_tokenizer.pre_tokenize_str(text)]
-            if hf != pieces:
+            assert "".join(hf) == text
+            if pre in SINGLE and regex.findall(SINGLE[pre], text) != hf:
                 sys.exit("%s: regex and tokenizers split %s differently:\n  %r\n  %r"
-                         % (pre, js(text), pieces, hf))
-            lines.append("%s\t%s\n" % (js(text), js(pieces)))
+                         % (pre, js(text), regex.findall(SINGLE[pre], text), hf))
+            lines.append("%s\t%s\n" % (js(text), js(hf)))
         files["tokenizer_split_%s.tsv" % pre] = lines
 
     # ids: tokenizers, checked against tiktoken where it applies
-    for pre in PATTERNS:
+    for pre in FAMILIES:
         tk = build_hf(tokens, merges, pre)
-        tt = build_tiktoken(tokens, pre)
+        tt = build_tiktoken(tokens, pre) if pre in PATTERNS else None
         lines = []
         for text in CASES:
             ids = tk.encode(text, add_special_tokens=False).ids
