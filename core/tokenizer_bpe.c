@@ -937,12 +937,16 @@ static bool grow_syms(struct bpe_state *st, size_t n)
     return true;
 }
 
+/* A byte the vocabulary lacks becomes the unknown token when there is a
+ * real one; files that name a control token as unknown (SmolLM2 names
+ * <|endoftext|>) get nothing, as Hugging Face's BPE and llama.cpp give. */
 static void emit(struct bpe_state *st, int32_t id)
 {
+    const struct tokenizer *t = st->t;
     if (id >= 0)
         st->out[st->n_out++] = id;
-    else if (st->t->unk >= 0)
-        st->out[st->n_out++] = st->t->unk; /* a byte the vocabulary lacks */
+    else if (t->unk >= 0 && t->tok[t->unk].type == TOK_TYPE_UNKNOWN)
+        st->out[st->n_out++] = t->unk;
 }
 
 /* One pre-token: n bytes at s. */
