@@ -134,7 +134,10 @@ CLI (a superset of llama_ref.py's):
     model_ref.py MODEL --info
 The perplexity mode is llama.cpp's llama-perplexity convention (see
 ppl_ref.py and TECHNIQUES.md section 3): chunks of N tokens, first token of
-each chunk replaced by BOS, only the second half scored; prints
+each chunk replaced by BOS when the vocabulary adds one
+(tokenizer.ggml.add_bos_token, default true for `llama` SentencePiece
+vocabularies; tools/perplexity/perplexity.cpp: `if (add_bos && j == 0)`;
+ppl_ref.py always replaces it), only the second half scored; prints
 "PPL = %.4f +/- %.5f" on stdout.
 """
 
@@ -353,6 +356,8 @@ class Model:
         self.add_space_prefix = bool(field_value(reader, "tokenizer.ggml.add_space_prefix",
                                                  self.tok_model == "llama"))
         self.bos = int(field_value(reader, "tokenizer.ggml.bos_token_id", 1))
+        self.add_bos = bool(field_value(reader, "tokenizer.ggml.add_bos_token",
+                                        self.tok_model == "llama"))
         self.eos = int(field_value(reader, "tokenizer.ggml.eos_token_id", 2))
         eot = field_value(reader, "tokenizer.ggml.eot_token_id")
         self.stop_ids = {self.eos} | ({int(eot)} if eot is not None else set())
@@ -700,7 +705,8 @@ def perplexity_chunks(model, tokens, n_ctx, max_chunks, rope_ctx):
     for c in range(n_chunk):
         start = c * n_ctx
         batch = list(tokens[start:start + n_ctx])
-        batch[0] = model.bos
+        if model.add_bos:           # perplexity.cpp: only when the vocab adds BOS
+            batch[0] = model.bos
         logits = Session(model, rope_ctx or n_ctx).feed(batch, rows=slice(first, n_ctx - 1))
         targets = np.asarray(tokens[start + first + 1:start + n_ctx])
         nll = -log_softmax_rows(logits)[np.arange(len(targets)), targets]

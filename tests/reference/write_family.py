@@ -213,7 +213,9 @@ def write_variant(path, variant, qtype, seed, sets, breaks):
                 val = float(val)
         w.add_key_value(key, val, vtype)
 
-    w.add_name("tiny-random-%s" % variant)
+    # not "phi3"/"phi-3" in the name: llama.cpp's vocabulary loader then looks
+    # up "<|endoftext|>", which the copied SentencePiece vocabulary lacks
+    w.add_name("tiny random %s" % variant.replace("phi3", "Phi 3"))
     kv(f"{arch}.context_length", N_CTX, VT.UINT32)
     kv(f"{arch}.embedding_length", N_EMBD, VT.UINT32)
     kv(f"{arch}.block_count", n_layer, VT.UINT32)
