@@ -84,10 +84,13 @@ int32_t anc_n_vocab(const struct anc_model *m);
 
 /* ---- chat templates (core/chat_template.c) ---------------------------- */
 
+/* ANC_TPL_FILE: the model file's own tokenizer.chat_template, run by the
+ * Jinja interpreter (core/jinja.c) as transformers runs it; the others are
+ * the built-in families. */
 enum anc_template {
     ANC_TPL_AUTO = -1,
     ANC_TPL_PLAIN = 0, ANC_TPL_LLAMA2, ANC_TPL_LLAMA3, ANC_TPL_CHATML, ANC_TPL_ZEPHYR,
-    ANC_TPL_MISTRAL, ANC_TPL_GEMMA, ANC_TPL_PHI3, ANC_TPL_COUNT_
+    ANC_TPL_MISTRAL, ANC_TPL_GEMMA, ANC_TPL_PHI3, ANC_TPL_FILE, ANC_TPL_COUNT_
 };
 
 struct anc_chat_msg {
@@ -98,16 +101,21 @@ struct anc_chat_msg {
 
 const char *anc_template_name(int tpl);
 int anc_template_from_name(const char *name);        /* -1 if unknown */
-/* The family of the file's tokenizer.chat_template (PLAIN if none). */
+/* ANC_TPL_FILE when the file's tokenizer.chat_template renders; else the
+ * family its markers name (PLAIN if none, or no template). */
 int anc_template_detect(const struct anc_model *m);
-/* Render a conversation to token ids: the family's markers as single
- * vocabulary ids where the vocabulary has them, contents as plain text
- * (text that looks like a marker stays text). add_assistant_prompt ends
- * with the header of the assistant's reply. *out is malloc'ed. */
+/* Render a conversation to token ids: the template's markers (control
+ * tokens) as single vocabulary ids, contents as plain text (text that looks
+ * like a marker stays text). add_assistant_prompt ends with the header of
+ * the assistant's reply. *out is malloc'ed. With ANC_TPL_FILE, a template
+ * that fails on this conversation (raise_exception, unsupported Jinja) is
+ * replaced by the family its markers name: the call still succeeds, and err
+ * then holds why (else err is ""). */
 int anc_chat_render(const struct anc_model *m, int tpl, const struct anc_chat_msg *msgs, size_t n,
                     bool add_assistant_prompt, int32_t **out, size_t *n_out, char *err,
                     size_t errlen);
-/* The same as text (markers written out); malloc'ed. */
+/* The same as text (markers written out); malloc'ed. NULL for ANC_TPL_FILE
+ * (it needs the model: see anc_chat_render). */
 char *anc_chat_render_text(int tpl, const struct anc_chat_msg *msgs, size_t n,
                            bool add_assistant_prompt);
 /* Does `id` end an assistant turn in this template? */
@@ -240,6 +248,7 @@ struct anc_stats {
     double rope_theta, rope_factor, rope_base_effective, rope_mscale;
     int32_t rope_orig_ctx, rope_dims;
     double yarn_beta_fast, yarn_beta_slow;
+    int rope_long;           /* LongRoPE divisors in use: 0 none, 1 short, 2 long */
     /* memory, bytes */
     uint64_t bytes_weights, bytes_kv, bytes_scratch, bytes_rss;
     uint64_t bytes_kv_local;  /* the part of bytes_kv the local layers hold */

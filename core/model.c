@@ -368,11 +368,12 @@ static bool load_layer(struct anc_model *m, int32_t l, char *err, size_t errlen)
         W(wk, "attn_k", dim, kv_dim)
         W(wv, "attn_v", dim, kv_dim)
     }
-    if (ad->qkv_bias) {
-        B(bq, "attn_q", q_dim)
-        B(bk, "attn_k", kv_dim)
-        B(bv, "attn_v", kv_dim)
-    }
+    /* biases: required where the family always has them, used where a
+       file of another family carries them */
+    if (ad->qkv_bias || gguf_find_tensor(m->file, NAME("attn_q", "bias"))) B(bq, "attn_q", q_dim)
+    if (ad->qkv_bias || gguf_find_tensor(m->file, NAME("attn_k", "bias"))) B(bk, "attn_k", kv_dim)
+    if (ad->qkv_bias || gguf_find_tensor(m->file, NAME("attn_v", "bias"))) B(bv, "attn_v", kv_dim)
+    if (gguf_find_tensor(m->file, NAME("attn_output", "bias"))) B(bo, "attn_output", dim)
     if (ad->qk_norm) {
         N(q_norm, "attn_q_norm", hp->head_dim)
         N(k_norm, "attn_k_norm", hp->head_dim)
@@ -542,13 +543,14 @@ static int layer_weights(struct model_layer *L, struct anc_weight **out)
 {
     struct anc_weight *all[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_norm,
                                 &L->w_gate, &L->w_up, &L->w_down, &L->bq, &L->bk, &L->bv,
-                                &L->q_norm, &L->k_norm, &L->post_attn_norm, &L->post_ffn_norm};
+                                &L->bo, &L->q_norm, &L->k_norm, &L->post_attn_norm,
+                                &L->post_ffn_norm};
     int n = 0;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]->data) out[n++] = all[i];
     return n;
 }
-#define MAX_LAYER_WEIGHTS 16
+#define MAX_LAYER_WEIGHTS 17
 
 /* Hand every weight to the backend (a GPU uploads them here). */
 static bool prepare_weights(struct anc_model *m, char *err, size_t errlen)
@@ -589,7 +591,12 @@ static bool backend_can_run(const struct anc_model *m, const struct anc_backend 
     if ((cond) && !op->fn) snprintf(missing + strlen(missing), sizeof missing - strlen(missing), \
                                     "%s%s", missing[0] ? ", " : "", what);
     NEED(m->arch->act == ACT_GELU_TANH, geglu, "GELU")
-    NEED(m->arch->qkv_bias, add_rows, "biases")
+    bool bias = false;
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        const struct model_layer *L = &m->layers[l];
+        bias |= L->bq.data || L->bk.data || L->bv.data || L->bo.data;
+    }
+    NEED(bias, add_rows, "bias")
     NEED(hp->embed_scale != 1.0f, scale, "embedding scale")
     NEED(hp->attn_softcap > 0 || hp->final_softcap > 0, softcap, "soft-capping")
 #undef NEED

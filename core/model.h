@@ -54,7 +54,7 @@ enum arch_act { ACT_SILU, ACT_GELU_TANH };
 struct arch_desc {
     const char *name;
     bool rope_neox;       /* pairs (k, k+d/2) instead of adjacent (2k, 2k+1) */
-    bool qkv_bias;        /* attn_{q,k,v}.bias (Qwen2) */
+    bool qkv_bias;        /* attn_{q,k,v}.bias required (Qwen2); optional elsewhere */
     bool qk_norm;         /* per-head RMSNorm of q and k before RoPE */
     bool fused_qkv;       /* one attn_qkv tensor, rows [q; k; v] (Phi-3) */
     bool fused_gate_up;   /* ffn_up holds rows [gate; up] (Phi-3) */
@@ -81,6 +81,7 @@ struct model_layer {
     struct anc_weight w_down;    /* (dim, n_ff) */
     /* present only where the family has them (data == NULL otherwise) */
     struct anc_weight bq, bk, bv;        /* (q_dim), (kv_dim), (kv_dim) f32 biases */
+    struct anc_weight bo;                /* (dim) f32 bias of attn_output */
     struct anc_weight q_norm, k_norm;    /* (head_dim) f32 per-head norms */
     struct anc_weight post_attn_norm;    /* (dim) f32, after attention */
     struct anc_weight post_ffn_norm;     /* (dim) f32, after the FFN */

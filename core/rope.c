@@ -22,6 +22,7 @@ void rope_params_default(struct rope_params *p, int32_t dims, double base, int32
     p->yarn_attn_factor = 1.0;
     p->llama3_low_freq_factor = 1.0;
     p->llama3_high_freq_factor = 4.0;
+    p->attn_factor = 1.0;
 }
 
 double rope_dynamic_base(double base, int32_t dims, double factor, int32_t orig_ctx, int64_t len)
@@ -97,6 +98,7 @@ void rope_frequencies(const struct rope_params *p, int64_t cur_len, double *omeg
         break;
     }
     }
+    if (p->attn_factor > 0) *mscale *= p->attn_factor;
 }
 
 /* Room for n entries of n_pairs. */

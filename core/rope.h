@@ -25,6 +25,10 @@ struct rope_params {
     double llama3_low_freq_factor;  /* default 1 */
     double llama3_high_freq_factor; /* default 4 */
     const float *freq_divisors;     /* rope_freqs tensor [d/2] or NULL (borrowed) */
+    double attn_factor;      /* cos and sin are also multiplied by it, whatever the
+                                scaling (LongRoPE's attention factor); default 1 */
+    int long_rope;           /* which LongRoPE divisors freq_divisors are:
+                                0 none, 1 short, 2 long (for display) */
 };
 
 void rope_params_default(struct rope_params *p, int32_t dims, double base, int32_t orig_ctx);

@@ -261,9 +261,13 @@ static bool params_resolve(const struct anc_model *m, struct anc_session_params 
     return anc_sampling_validate(&p->sampling, err, errlen);
 }
 
-/* RoPE parameters from the settings, with the file's values as defaults. */
+/* RoPE parameters from the settings, with the file's values as defaults.
+ * `reach` is the largest position the session can use (the window, or the
+ * context under the full policy): LongRoPE files take their long divisors
+ * beyond the original context, as llama.cpp chooses them by its context
+ * size. */
 static void rope_resolve(const struct anc_model *m, const struct anc_rope_settings *r,
-                         struct rope_params *out)
+                         int32_t reach, struct rope_params *out)
 {
     const struct model_hparams *hp = &m->hp;
     rope_params_default(out, hp->rope_dims, r->theta > 0 ? r->theta : hp->rope_theta,
@@ -278,6 +282,12 @@ static void rope_resolve(const struct anc_model *m, const struct anc_rope_settin
     /* a rope_freqs tensor already encodes Llama-3 scaling; choosing llama3
        explicitly replaces it rather than applying it twice */
     out->freq_divisors = out->scaling == ROPE_LLAMA3 ? NULL : m->rope_freqs;
+    if (m->rope_long && out->scaling == ROPE_NONE) {
+        bool use_long = reach > out->orig_ctx;
+        out->freq_divisors = use_long ? m->rope_long : m->rope_short;
+        out->long_rope = use_long ? 2 : 1;
+        out->attn_factor = hp->rope_attn_factor;
+    }
 }
 
 /* The local layers' RoPE: the model's own rule (base freq_base_swa, no
@@ -376,7 +386,7 @@ static bool groups_new(struct anc_session *s)
         g->kv = kv_cache_new(s->be, g->n_layer, hp->kv_dim, s->p.kv_type, group_rows(s, g));
         if (!g->kv || !key_scratch_ensure(s, g, group_rows(s, g))) return false;
         if (g->local) rope_resolve_local(m, &g->rope);
-        else rope_resolve(m, &s->p.rope, &g->rope);
+        else rope_resolve(m, &s->p.rope, span_of(&s->p), &g->rope);
         g->rope_dirty = true;
     }
     s->kv = s->groups[GROUP_GLOBAL].kv;
@@ -556,11 +566,9 @@ static void layer_attention(struct anc_session *s, int32_t l, int32_t n)
     op->matmul(be, s->q, model_proj_weight(m, l, PROJ_Q), s->xb, n);
     op->matmul(be, s->k_new, model_proj_weight(m, l, PROJ_K), s->xb, n);
     op->matmul(be, s->v_new, model_proj_weight(m, l, PROJ_V), s->xb, n);
-    if (L->bq.data) {
-        op->add_rows(be, s->q, &L->bq, hp->q_dim, n);
-        op->add_rows(be, s->k_new, &L->bk, kv_dim, n);
-        op->add_rows(be, s->v_new, &L->bv, kv_dim, n);
-    }
+    if (L->bq.data) op->add_rows(be, s->q, &L->bq, hp->q_dim, n);
+    if (L->bk.data) op->add_rows(be, s->k_new, &L->bk, kv_dim, n);
+    if (L->bv.data) op->add_rows(be, s->v_new, &L->bv, kv_dim, n);
     if (L->q_norm.data) { /* per head: rows of head_dim */
         op->rmsnorm(be, s->q, s->q, &L->q_norm, hp->head_dim, n * hp->n_head, hp->norm_eps);
         op->rmsnorm(be, s->k_new, s->k_new, &L->k_norm, hp->head_dim, n * hp->n_kv_head,
@@ -628,6 +636,7 @@ static bool forward(struct anc_session *s, const int32_t *tokens, int32_t n, flo
         op->rmsnorm(be, s->xb, s->x, &L->attn_norm, dim, n, hp->norm_eps);
         layer_attention(s, l, n);
         op->matmul(be, s->xb, model_proj_weight(m, l, PROJ_O), s->att, n);
+        if (L->bo.data) op->add_rows(be, s->xb, &L->bo, dim, n);
         if (L->post_attn_norm.data)
             op->rmsnorm(be, s->xb, s->xb, &L->post_attn_norm, dim, n, hp->norm_eps);
         op->add(be, s->x, s->xb, (int64_t)n * dim);
@@ -818,8 +827,10 @@ static bool apply_next(struct anc_session *s, char *err, size_t errlen)
             return false;
         }
     }
-    if (memcmp(&np.rope, &old.rope, sizeof np.rope) != 0) {
-        rope_resolve(s->m, &np.rope, &g->rope);
+    struct rope_params rp;
+    rope_resolve(s->m, &np.rope, span_of(&np), &rp);
+    if (memcmp(&rp, &g->rope, sizeof rp) != 0) { /* settings, or LongRoPE's choice */
+        g->rope = rp;
         g->rope_dirty = true;
     }
     if (memcmp(&np.sampling, &old.sampling, sizeof np.sampling) != 0) sampler_set(s->smp, &np.sampling);
@@ -1064,6 +1075,7 @@ static void publish_stats(struct anc_session *s)
     st->rope_dims = g->rope.dims;
     st->yarn_beta_fast = g->rope.yarn_beta_fast;
     st->yarn_beta_slow = g->rope.yarn_beta_slow;
+    st->rope_long = g->rope.long_rope;
     struct anc_backend_mem bm;
     s->be->ops->mem(s->be, &bm);
     st->bytes_weights = bm.weights ? bm.weights : s->m->weight_bytes;

@@ -2,6 +2,7 @@
  * exactly the generated text; statistics go to stderr.
  * Engine access via ancora.h only. */
 #include <signal.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,9 @@ static void run_usage(FILE *out)
         "                          or the context is full)\n"
         "      --no-bos            do not put BOS before the prompt\n"
         "      --logits-out FILE   write the logits after the prompt to FILE (one line)\n"
+        "      --prompt-ids LIST   the prompt as token ids (\"1 15043 3186\"), instead of -p/-f\n"
+        "      --ids-out FILE      write the prompt's token ids, then the generated ones\n"
+        "                          (an end-of-generation token included), a line each\n"
         "      --save              record the exchange in the history database\n"
         "      --session ID        (with --save) add it to a saved session\n"
         "      --title TEXT        (with --save) the session's title\n"
@@ -118,6 +122,40 @@ static int read_prompt(const struct cli_opts *o, char **text, size_t *len)
             return EXIT_RUNTIME;
         }
     }
+    return EXIT_OK;
+}
+
+/* "1 15043 3186" -> ids, each checked against the vocabulary. */
+static int parse_ids(const char *list, int32_t n_vocab, int32_t **out, size_t *n_out)
+{
+    size_t cap = strlen(list) / 2 + 1, n = 0;
+    int32_t *ids = malloc(cap * sizeof *ids);
+    if (!ids) {
+        cli_error("out of memory");
+        return EXIT_RUNTIME;
+    }
+    for (const char *p = list;;) {
+        while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n') p++;
+        if (!*p) break;
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v >= n_vocab || n == cap) {
+            cli_error("--prompt-ids: '%.*s' is not a token id of this vocabulary (0 to %d)",
+                      (int)strcspn(p, " ,\t\n"), p, n_vocab - 1);
+            free(ids);
+            return EXIT_USAGE;
+        }
+        ids[n++] = (int32_t)v;
+        p = end;
+    }
+    if (n == 0) {
+        cli_error("--prompt-ids: no ids given");
+        free(ids);
+        return EXIT_USAGE;
+    }
+    *out = ids;
+    *n_out = n;
     return EXIT_OK;
 }
 
@@ -180,7 +218,8 @@ static int write_logits(const char *path, const struct anc_model *m, const float
 
 /* Generate up to n_predict tokens, writing each piece to stdout as it comes. */
 static int generate(struct anc_model *m, struct anc_session *s, long n_predict, int32_t prev,
-                    long *n_out, double *secs, struct run_save *sv, enum hist_finish *finish)
+                    long *n_out, double *secs, struct run_save *sv, enum hist_finish *finish,
+                    FILE *ids)
 {
     *finish = HIST_FINISH_LENGTH;
     char err[ANC_ERR_LEN];
@@ -193,6 +232,7 @@ static int generate(struct anc_model *m, struct anc_session *s, long n_predict, 
             break;
         }
         int32_t tok = anc_session_sample(s);
+        if (ids) fprintf(ids, "%s%d", n ? " " : "", tok);
         if (anc_token_is_eog(m, tok)) {
             *finish = HIST_FINISH_STOP;
             break;
@@ -235,13 +275,16 @@ int cmd_run(int argc, char **argv)
         {"max-tokens", required_argument, NULL, 'n'},
         {"no-bos", no_argument, NULL, OPT_NO_BOS},
         {"logits-out", required_argument, NULL, OPT_LOGITS_OUT},
+        {"ids-out", required_argument, NULL, OPT_IDS_OUT},
+        {"prompt-ids", required_argument, NULL, OPT_PROMPT_IDS},
         {"save", no_argument, NULL, OPT_SAVE},
         {"session", required_argument, NULL, OPT_SESSION_ID},
         {"title", required_argument, NULL, OPT_TITLE},
         {"db", required_argument, NULL, OPT_DB_PATH},
         {NULL, 0, NULL, 0},
     };
-    const char *logits_out = NULL, *title = NULL, *db_path = NULL;
+    const char *logits_out = NULL, *title = NULL, *db_path = NULL, *ids_out = NULL;
+    const char *prompt_ids = NULL;
     bool save = false;
     long session_id = 0;
     struct cli_opts o;
@@ -267,6 +310,8 @@ int cmd_run(int argc, char **argv)
             break;
         case OPT_NO_BOS: o.no_bos = true; break;
         case OPT_LOGITS_OUT: logits_out = optarg; break;
+        case OPT_IDS_OUT: ids_out = optarg; break;
+        case OPT_PROMPT_IDS: prompt_ids = optarg; break;
         case OPT_SAVE: save = true; break;
         case OPT_TITLE: title = optarg; break;
         case OPT_DB_PATH: db_path = optarg; break;
@@ -300,6 +345,10 @@ int cmd_run(int argc, char **argv)
     if (!path) return EXIT_USAGE;
     char *text;
     size_t len;
+    if (prompt_ids && (o.prompt || o.prompt_file || save)) {
+        cli_error("--prompt-ids goes without -p, -f and --save");
+        return EXIT_USAGE;
+    }
     if ((rc = read_prompt(&o, &text, &len)) != EXIT_OK) return rc;
 
     char err[ANC_ERR_LEN];
@@ -349,7 +398,9 @@ int cmd_run(int argc, char **argv)
         rc = EXIT_RUNTIME;
         goto out;
     }
-    if (anc_tokenize(m, text ? text : "", len, !o.no_bos, &toks, &n_toks) != 0) {
+    if (prompt_ids) {
+        if ((rc = parse_ids(prompt_ids, anc_n_vocab(m), &toks, &n_toks)) != EXIT_OK) goto out;
+    } else if (anc_tokenize(m, text ? text : "", len, !o.no_bos, &toks, &n_toks) != 0) {
         cli_error("out of memory tokenizing the prompt");
         rc = EXIT_RUNTIME;
         goto out;
@@ -390,7 +441,23 @@ int cmd_run(int argc, char **argv)
     long n_gen = 0;
     double t_gen = 0;
     enum hist_finish finish;
-    rc = generate(m, s, o.n_predict, toks[n_toks - 1], &n_gen, &t_gen, sv.h ? &sv : NULL, &finish);
+    FILE *ids = NULL;
+    if (ids_out) {
+        ids = fopen(ids_out, "w");
+        if (!ids) {
+            cli_error("cannot write %s: %s", ids_out, strerror(errno));
+            rc = EXIT_RUNTIME;
+            goto out;
+        }
+        for (size_t i = 0; i < n_toks; i++) fprintf(ids, "%s%d", i ? " " : "", toks[i]);
+        fputc('\n', ids);
+    }
+    rc = generate(m, s, o.n_predict, toks[n_toks - 1], &n_gen, &t_gen, sv.h ? &sv : NULL, &finish,
+                  ids);
+    if (ids && (fputc('\n', ids) == EOF || fclose(ids) != 0)) {
+        cli_error("cannot write %s", ids_out);
+        rc = EXIT_RUNTIME;
+    }
     if (sv.h && !sv.failed) {
         struct hist_msg_stats hs = {(int64_t)n_toks, n_gen, t_prompt * 1e3, t_gen * 1e3};
         if (hist_msg_finish(sv.h, sv.mid, sv.buf ? sv.buf : "", finish, &hs) != HIST_OK) save_fail(&sv);

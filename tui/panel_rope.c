@@ -25,6 +25,7 @@ struct rope_state {
     int64_t reach;            /* orig_ctx × factor (or orig_ctx without scaling) */
     /* the model's own sliding-window layers: their fixed base (0: none) */
     int32_t n_local, local_window;
+    int long_rope;            /* LongRoPE divisors: 0 none, 1 short, 2 long */
     double local_theta;
 };
 
@@ -56,6 +57,7 @@ static void rope_update(void *state, const struct panel_input *in)
                                                                : 0);
     s->dims = st->rope_dims >= 2 ? st->rope_dims : 2;
     s->n_local = st->n_layer_local;
+    s->long_rope = st->rope_long;
     s->local_window = st->local_window;
     s->local_theta = st->local_rope_theta;
     s->pending = s->scaling != st->rope_scaling || s->theta != st->rope_theta ||
@@ -87,7 +89,8 @@ static void rope_tag(const void *state, char *buf, size_t cap)
     const struct rope_state *s = state;
     if (!s->have) return;
     const char *next = s->pending ? " \u00b7 next token" : "";
-    if (s->scaling == ANC_ROPE_NONE) snprintf(buf, cap, "no scaling%s", next);
+    if (s->long_rope) snprintf(buf, cap, "LongRoPE %s%s", s->long_rope == 2 ? "long" : "short", next);
+    else if (s->scaling == ANC_ROPE_NONE) snprintf(buf, cap, "no scaling%s", next);
     else snprintf(buf, cap, "%s \u00d7%g%s", anc_rope_scaling_name(s->scaling), s->factor, next);
 }
 
@@ -200,7 +203,9 @@ static void draw_numbers(const struct rope_state *s, int y, int x, int w, int ro
     snprintf(ms, sizeof ms, "%.4g", s->mscale);
     snprintf(fac, sizeof fac, "\u00d7%g", s->factor);
     snprintf(dims, sizeof dims, "%d", (int)s->dims);
-    const char *scal = anc_rope_scaling_name(s->scaling);
+    const char *scal = s->long_rope == 2   ? "LongRoPE long"
+                       : s->long_rope == 1 ? "LongRoPE short"
+                                           : anc_rope_scaling_name(s->scaling);
     {
         const char *l[] = {"base", "scaling", "factor"};
         const char *v[] = {base, scal, fac};
