@@ -1,7 +1,11 @@
-/* chat_template.c — the chat formats of the common model families, written
- * out by hand from their published Jinja templates (each renderer names its
- * source), rendered as text or as token ids; family detection by markers.
- * Depends on gguf (the template string) and the tokenizer; runs no Jinja.
+/* chat_template.c — chat templates: the model file's own Jinja
+ * tokenizer.chat_template run by the interpreter in jinja.c (ANC_TPL_FILE,
+ * what a session uses by default), and the chat formats of the common model
+ * families written out by hand from their published Jinja templates (each
+ * renderer names its source) for --template NAME and as the fallback when
+ * the file's template cannot be run; rendered as text or as token ids;
+ * family detection by markers. Depends on gguf (the template string), the
+ * tokenizer and jinja.c.
  *
  * One renderer per family writes a conversation as a sequence of text and
  * markers into a `struct out`. In text mode markers are written out; in
@@ -11,7 +15,10 @@
  * tokenized with special tokens split out, except that markers typed inside
  * a message are not split out. Renderers follow the official templates with
  * raise_exception() rendering nothing, so conversations they would refuse
- * still render the same way they would have. */
+ * still render the same way they would have. The file's template is
+ * tokenized the same way: its text is split at the vocabulary's control
+ * tokens, except in bytes that came from a message's content (jinja.c
+ * marks them). */
 #include "chat_template.h"
 
 #include <stdlib.h>
@@ -19,6 +26,7 @@
 #include <strings.h>
 
 #include "gguf.h"
+#include "jinja.h"
 #include "model.h"
 #include "tokenizer.h"
 #include "util.h"
@@ -454,9 +462,12 @@ static const struct family families[ANC_TPL_COUNT_] = {
     [ANC_TPL_MISTRAL] = { "mistral", render_mistral, false, stops_llama2 },
     [ANC_TPL_GEMMA] = { "gemma", render_gemma, false, stops_gemma },
     [ANC_TPL_PHI3] = { "phi3", render_phi3, true, stops_phi3 },
+    [ANC_TPL_FILE] = { "file", NULL, false, stops_none }, /* chat_template.c's Jinja path */
 };
 
 /* ---- names and detection ------------------------------------------------- */
+
+static bool check_msgs(const struct anc_chat_msg *msgs, size_t n, char *err, size_t errlen);
 
 const char *anc_template_name(int tpl)
 {
@@ -470,6 +481,8 @@ int anc_template_from_name(const char *name)
         { "llama-3", ANC_TPL_LLAMA3 },
         { "tinyllama", ANC_TPL_ZEPHYR },
         { "phi-3", ANC_TPL_PHI3 },
+        { "jinja", ANC_TPL_FILE },
+        { "gguf", ANC_TPL_FILE },
     };
     if (!name) return -1;
     for (int t = 0; t < ANC_TPL_COUNT_; t++)
@@ -500,12 +513,82 @@ int chat_template_detect_source(const char *src, size_t len)
     return ANC_TPL_PLAIN;
 }
 
-int anc_template_detect(const struct anc_model *m)
+/* The file's tokenizer.chat_template (false if none or empty). */
+static bool file_template(const struct anc_model *m, const char **src, size_t *len)
 {
     struct gguf_str s;
-    if (!m || !m->file || !gguf_get_str(m->file, "tokenizer.chat_template", &s))
-        return ANC_TPL_PLAIN;
-    return chat_template_detect_source(s.ptr, (size_t)s.len);
+    if (!m || !m->file || !gguf_get_str(m->file, "tokenizer.chat_template", &s) || s.len == 0)
+        return false;
+    *src = s.ptr;
+    *len = (size_t)s.len;
+    return true;
+}
+
+/* The family the file's template names by its markers (PLAIN if none). */
+static int file_family(const struct anc_model *m)
+{
+    const char *src;
+    size_t len;
+    return file_template(m, &src, &len) ? chat_template_detect_source(src, len) : ANC_TPL_PLAIN;
+}
+
+/* A vocabulary string for bos_token/eos_token (NULL when there is none). */
+static const char *special_text(const struct tokenizer *t, int32_t id)
+{
+    return id >= 0 && id < tokenizer_n_vocab(t) ? tokenizer_token_text(t, id) : NULL;
+}
+
+/* The file's template rendered with the vocabulary's BOS/EOS strings;
+ * malloc'ed text (and taint mask), or NULL and why in err. */
+static char *file_render(const struct anc_model *m, const struct anc_chat_msg *msgs, size_t n,
+                         bool prompt, int64_t now, size_t *len, unsigned char **taint, char *err,
+                         size_t errlen)
+{
+    const char *src;
+    size_t src_len;
+    char e[400];
+    if (!file_template(m, &src, &src_len)) {
+        anc_set_err(err, errlen, "the model file has no chat template");
+        return NULL;
+    }
+    struct jinja_tpl *t = jinja_parse(src, src_len, e, sizeof e);
+    if (!t) {
+        anc_set_err(err, errlen, "the model's chat template: %s", e);
+        return NULL;
+    }
+    struct jinja_params p = { .msgs = msgs, .n_msgs = n, .add_generation_prompt = prompt,
+                              .bos_token = special_text(m->tok, tokenizer_bos(m->tok)),
+                              .eos_token = special_text(m->tok, tokenizer_eos(m->tok)),
+                              .now = now };
+    char *text = jinja_render(t, &p, len, taint, e, sizeof e);
+    jinja_tpl_free(t);
+    if (!text) anc_set_err(err, errlen, "the model's chat template: %s", e);
+    return text;
+}
+
+char *chat_template_file_text(const struct anc_model *m, const struct anc_chat_msg *msgs,
+                              size_t n, bool add_assistant_prompt, int64_t now, size_t *len,
+                              char *err, size_t errlen)
+{
+    if (!m || !m->tok) {
+        anc_set_err(err, errlen, "no model to render the conversation for");
+        return NULL;
+    }
+    if (!check_msgs(msgs, n, err, errlen)) return NULL;
+    return file_render(m, msgs, n, add_assistant_prompt, now, len, NULL, err, errlen);
+}
+
+int anc_template_detect(const struct anc_model *m)
+{
+    const char *src;
+    size_t len;
+    if (!m || !m->tok || !file_template(m, &src, &len)) return ANC_TPL_PLAIN;
+    /* the file's template, if it runs on a one-line conversation */
+    static const struct anc_chat_msg hi = { "user", "Hi", 2 };
+    size_t n;
+    char *text = file_render(m, &hi, 1, true, -1, &n, NULL, NULL, 0);
+    free(text);
+    return text ? ANC_TPL_FILE : chat_template_detect_source(src, len);
 }
 
 /* ---- rendering ----------------------------------------------------------- */
@@ -541,6 +624,116 @@ static struct anc_chat_msg *copy_msgs(const struct anc_chat_msg *msgs, size_t n)
     return c;
 }
 
+/* ---- the file's template as token ids ------------------------------------ */
+
+struct ctl {
+    const char *s;
+    size_t len;
+    int32_t id;
+};
+
+/* First byte, then the longest first: the order splitting tries them in. */
+static int ctl_cmp(const void *a, const void *b)
+{
+    const struct ctl *x = a, *y = b;
+    unsigned char cx = (unsigned char)x->s[0], cy = (unsigned char)y->s[0];
+    if (cx != cy) return cx < cy ? -1 : 1;
+    return (x->len < y->len) - (x->len > y->len);
+}
+
+/* The vocabulary's control tokens (malloc'ed, sorted by ctl_cmp); *n = 0
+ * and NULL when there are none, *oom on failure. */
+static struct ctl *control_tokens(const struct tokenizer *t, size_t *n, bool *oom)
+{
+    size_t k = 0, cap = 0;
+    struct ctl *v = NULL;
+    *n = 0;
+    for (int32_t id = 0; id < tokenizer_n_vocab(t); id++) {
+        if (tokenizer_token_type(t, id) != TOK_TYPE_CONTROL) continue;
+        const char *s = tokenizer_token_text(t, id);
+        if (!s || !s[0]) continue;
+        if (k == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            struct ctl *p = realloc(v, nc * sizeof *p);
+            if (!p) {
+                free(v);
+                *oom = true;
+                return NULL;
+            }
+            v = p;
+            cap = nc;
+        }
+        v[k++] = (struct ctl){ s, strlen(s), id };
+    }
+    if (k) qsort(v, k, sizeof *v, ctl_cmp);
+    *n = k;
+    return v;
+}
+
+/* The control token that starts at text[i] with none of its bytes from a
+ * message (the longest one), or NULL. */
+static const struct ctl *control_at(const struct ctl *v, size_t n, const char *text,
+                                    const unsigned char *taint, size_t len, size_t i)
+{
+    /* binary search for the first token with this first byte */
+    unsigned char c = (unsigned char)text[i];
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if ((unsigned char)v[mid].s[0] < c) lo = mid + 1;
+        else hi = mid;
+    }
+    for (size_t k = lo; k < n && (unsigned char)v[k].s[0] == c; k++) {
+        if (v[k].len > len - i || memcmp(text + i, v[k].s, v[k].len) != 0) continue;
+        size_t j = 0;
+        while (j < v[k].len && !taint[i + j]) j++;
+        if (j == v[k].len) return &v[k];
+    }
+    return NULL;
+}
+
+/* Does the template write BOS itself (then no BOS is added in front)? */
+static bool template_writes_bos(const struct anc_model *m)
+{
+    const char *src, *bos = special_text(m->tok, tokenizer_bos(m->tok));
+    size_t len;
+    if (!file_template(m, &src, &len)) return false;
+    return has(src, len, "bos_token") || (bos && bos[0] && has(src, len, bos));
+}
+
+/* The file's template as ids: 0, or 1 when the template fails (why in err),
+ * or -1 for lack of memory. */
+static int file_render_ids(const struct anc_model *m, const struct anc_chat_msg *msgs, size_t n,
+                           bool prompt, struct out *o, char *err, size_t errlen)
+{
+    size_t len;
+    unsigned char *taint = NULL;
+    char *text = file_render(m, msgs, n, prompt, -1, &len, &taint, err, errlen);
+    if (!text) return 1;
+    size_t n_ctl = 0;
+    struct ctl *ctl = control_tokens(m->tok, &n_ctl, &o->oom);
+    int32_t bos = tokenizer_bos(m->tok);
+    if (tokenizer_add_bos(m->tok) && bos >= 0 && !template_writes_bos(m)) out_id(o, bos);
+    for (size_t i = 0; i < len && !o->oom;) {
+        const struct ctl *c = taint[i] ? NULL : control_at(ctl, n_ctl, text, taint, len, i);
+        if (c) {
+            out_flush(o);
+            out_id(o, c->id);
+            i += c->len;
+        } else {
+            size_t j = i + 1; /* the run up to the next byte a token could start at */
+            while (j < len && taint[j] == taint[i] && taint[i]) j++;
+            out_text(o, text + i, j - i);
+            i = j;
+        }
+    }
+    out_flush(o);
+    free(ctl);
+    free(text);
+    free(taint);
+    return o->oom ? -1 : 0;
+}
+
 int anc_chat_render(const struct anc_model *m, int tpl, const struct anc_chat_msg *msgs,
                     size_t n, bool add_assistant_prompt, int32_t **out, size_t *n_out,
                     char *err, size_t errlen)
@@ -557,12 +750,25 @@ int anc_chat_render(const struct anc_model *m, int tpl, const struct anc_chat_ms
         return -1;
     }
     if (!check_msgs(msgs, n, err, errlen)) return -1;
+    if (err && errlen) err[0] = '\0';
     struct anc_chat_msg *c = copy_msgs(msgs, n);
     struct out o = { .tok = m->tok, .oom = c == NULL };
-    int32_t bos = tokenizer_bos(m->tok);
-    if (families[tpl].vocab_bos && tokenizer_add_bos(m->tok) && bos >= 0) out_id(&o, bos);
-    if (c) families[tpl].render(&o, c, n, add_assistant_prompt);
-    out_flush(&o);
+    if (tpl == ANC_TPL_FILE && c) {
+        if (file_render_ids(m, c, n, add_assistant_prompt, &o, err, errlen) == 1) {
+            /* the template refused or could not run: its family instead */
+            tpl = file_family(m);
+            size_t k = err ? strlen(err) : 0;
+            if (err && k + 1 < errlen)
+                snprintf(err + k, errlen - k, "; rendered in the built-in %s format instead",
+                         families[tpl].name);
+        }
+    }
+    if (tpl != ANC_TPL_FILE) {
+        int32_t bos = tokenizer_bos(m->tok);
+        if (families[tpl].vocab_bos && tokenizer_add_bos(m->tok) && bos >= 0) out_id(&o, bos);
+        if (c) families[tpl].render(&o, c, n, add_assistant_prompt);
+        out_flush(&o);
+    }
     /* an empty rendering is still an array */
     if (!o.oom && !o.ids && !(o.ids = malloc(sizeof *o.ids))) o.oom = true;
     free(c);
@@ -580,7 +786,8 @@ int anc_chat_render(const struct anc_model *m, int tpl, const struct anc_chat_ms
 char *anc_chat_render_text(int tpl, const struct anc_chat_msg *msgs, size_t n,
                            bool add_assistant_prompt)
 {
-    if (tpl < 0 || tpl >= ANC_TPL_COUNT_ || !check_msgs(msgs, n, NULL, 0)) return NULL;
+    if (tpl < 0 || tpl >= ANC_TPL_COUNT_ || tpl == ANC_TPL_FILE || !check_msgs(msgs, n, NULL, 0))
+        return NULL;
     struct anc_chat_msg *c = copy_msgs(msgs, n);
     if (!c) return NULL;
     struct out o = { .tok = NULL };
@@ -598,7 +805,8 @@ bool anc_template_is_stop(const struct anc_model *m, int tpl, int32_t id)
 {
     if (!m || !m->tok || id < 0 || id >= tokenizer_n_vocab(m->tok)) return false;
     if (id == tokenizer_eos(m->tok) || id == tokenizer_eot(m->tok)) return true;
-    if (tpl == ANC_TPL_AUTO) tpl = anc_template_detect(m);
+    /* the file's template stops where its family's markers say */
+    if (tpl == ANC_TPL_AUTO || tpl == ANC_TPL_FILE) tpl = file_family(m);
     if (tpl < 0 || tpl >= ANC_TPL_COUNT_) return false;
     for (const char *const *s = families[tpl].stops; *s; s++)
         if (vocab_id(m->tok, *s) == id) return true;

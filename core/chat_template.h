@@ -1,11 +1,14 @@
-/* chat_template.h — chat templates: the conversation formats of the common
- * Llama-family chat models, recognised from tokenizer.chat_template by their
- * markers (Jinja is never run) and rendered to token ids or to text.
- * Part of core/: depends on the model's GGUF metadata and tokenizer only. */
+/* chat_template.h — chat templates: the model file's own Jinja
+ * tokenizer.chat_template (run by core/jinja.c, byte for byte as
+ * transformers renders it), and the conversation formats of the common
+ * Llama-family chat models, recognised from the template by their markers,
+ * for --template NAME and as the fallback; rendered to token ids or text.
+ * Part of core/: depends on the model's GGUF metadata, tokenizer and jinja.c. */
 #ifndef ANC_CHAT_TEMPLATE_H
 #define ANC_CHAT_TEMPLATE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ancora.h"
 
@@ -18,8 +21,16 @@
  *   "llama-3", "tinyllama", "phi-3"; -1 if unknown (the caller handles
  *   "auto" itself, since -1 is also ANC_TPL_AUTO). anc_template_name gives
  *   "?" for anything but a family.
- * - anc_template_detect: ANC_TPL_PLAIN when the key is absent or holds no
- *   known markers.
+ * - anc_template_detect: ANC_TPL_FILE when the file's template renders a
+ *   one-message conversation; else the family of its markers, ANC_TPL_PLAIN
+ *   when the key is absent or holds no known markers.
+ * - ANC_TPL_FILE: the template gets messages (role, content),
+ *   add_generation_prompt, bos_token/eos_token (the vocabulary's strings),
+ *   tools = documents = none, raise_exception, strftime_now (the current
+ *   local time); its text is split at the vocabulary's control tokens
+ *   except inside message contents; BOS goes first when add_bos_token asks
+ *   for it and the template does not write bos_token itself. Stop tokens
+ *   are those of the family its markers name.
  * - anc_chat_render (tpl may be ANC_TPL_AUTO): a marker becomes its single
  *   vocabulary id when the vocabulary holds that exact string; otherwise it
  *   is encoded as text together with the text around it (a BOS/EOS the
@@ -51,5 +62,14 @@
 
 /* The family whose markers the Jinja source src[0..len) holds (PLAIN if none). */
 int chat_template_detect_source(const char *src, size_t len);
+
+/* The model file's own chat template rendered as text (what ANC_TPL_FILE
+ * tokenizes), with strftime_now() at time `now` (seconds since the epoch;
+ * negative: the current time). Malloc'ed, its length in *len (contents may
+ * hold NUL bytes); NULL and why in err when the file has no template or it
+ * fails on this conversation. */
+char *chat_template_file_text(const struct anc_model *m, const struct anc_chat_msg *msgs,
+                              size_t n, bool add_assistant_prompt, int64_t now, size_t *len,
+                              char *err, size_t errlen);
 
 #endif

@@ -2,8 +2,10 @@
  * renderings compared byte for byte with tests/golden/chat (made from the
  * official Jinja templates by tests/chat_template_ref.py), token ids checked
  * against the plain tokenizer on real vocabularies and on the Llama-2
- * vocabulary with each family's markers added as control tokens, family
- * detection, stop tokens and bad input. Needs core/ only; no UI libraries. */
+ * vocabulary with each family's markers added as control tokens, the same
+ * through the file's own template (ANC_TPL_FILE, run by core/jinja.c) and
+ * its fallback, family detection, stop tokens and bad input. Needs core/
+ * only; no UI libraries. */
 #include "ancora.h"
 #include "chat_template.h"
 #include "gguf.h"
@@ -526,7 +528,9 @@ static void test_detect(struct anc_model *const *own, const struct anc_model *sp
         CHECK_MSG(chat_template_detect_source(src, len) == f->tpl, "%s.jinja detected as %s",
                   f->name, anc_template_name(chat_template_detect_source(src, len)));
         free(src);
-        CHECK_MSG(anc_template_detect(own[fi]) == f->tpl, "%s vocabulary detected as %s",
+        /* a file with a template that runs uses it; its family is the fallback */
+        int want = f->tpl == ANC_TPL_PLAIN ? ANC_TPL_PLAIN : ANC_TPL_FILE;
+        CHECK_MSG(anc_template_detect(own[fi]) == want, "%s vocabulary detected as %s",
                   f->name, anc_template_name(anc_template_detect(own[fi])));
     }
     CHECK_INT_EQ(anc_template_detect(spm), ANC_TPL_PLAIN);     /* no template */
@@ -546,12 +550,43 @@ static void test_detect(struct anc_model *const *own, const struct anc_model *sp
     CHECK_INT_EQ(chat_template_detect_source(mistral3, sizeof mistral3 - 1), ANC_TPL_MISTRAL);
 }
 
+/* ANC_TPL_FILE: a conversation the file's template refuses is rendered by
+ * its family, and err says why; a template that runs leaves err empty. */
+static void test_file_fallback(const struct anc_model *llama2, const struct anc_model *chatml)
+{
+    const struct conv *c = find_conv("irregular");
+    CHECK(c != NULL);
+    if (!c) return;
+    char err[ERR_LEN] = "x";
+    int32_t *ids, *fam;
+    size_t n, nf;
+    CHECK(anc_chat_render(llama2, ANC_TPL_FILE, c->msgs, c->n, true, &ids, &n, err, sizeof err) == 0);
+    CHECK_MSG(strstr(err, "template error: Conversation roles must alternate") &&
+              strstr(err, "llama2 format instead"), "fallback note: %s", err);
+    CHECK(anc_chat_render(llama2, ANC_TPL_LLAMA2, c->msgs, c->n, true, &fam, &nf, err, sizeof err) == 0);
+    same_ids("llama2 file template falling back", ids, n, fam, nf);
+    free(ids);
+    free(fam);
+    strcpy(err, "x");
+    CHECK(anc_chat_render(chatml, ANC_TPL_FILE, c->msgs, c->n, true, &ids, &n, err, sizeof err) == 0);
+    CHECK(err[0] == '\0');
+    free(ids);
+    size_t len;
+    char *text = chat_template_file_text(chatml, c->msgs, 1, false, 0, &len, err, sizeof err);
+    CHECK(text && strcmp(text, "<|im_start|>user\nfirst<|im_end|>\n") == 0 && len == strlen(text));
+    free(text);
+    CHECK(chat_template_file_text(llama2, c->msgs, c->n, false, 0, &len, err, sizeof err) == NULL);
+    CHECK(strstr(err, "template error") != NULL);
+}
+
 static void test_names(void)
 {
     for (int t = 0; t < ANC_TPL_COUNT_; t++) {
         CHECK_INT_EQ(anc_template_from_name(anc_template_name(t)), t);
-        CHECK(strcmp(anc_template_name(t), tfams[t].name) == 0);
+        CHECK(strcmp(anc_template_name(t), t == ANC_TPL_FILE ? "file" : tfams[t].name) == 0);
     }
+    CHECK_INT_EQ(anc_template_from_name("jinja"), ANC_TPL_FILE);
+    CHECK_INT_EQ(anc_template_from_name("GGUF"), ANC_TPL_FILE);
     CHECK_INT_EQ(anc_template_from_name("ChatML"), ANC_TPL_CHATML);
     CHECK_INT_EQ(anc_template_from_name("tinyllama"), ANC_TPL_ZEPHYR);
     CHECK_INT_EQ(anc_template_from_name("llama-3"), ANC_TPL_LLAMA3);
@@ -674,7 +709,7 @@ static void test_bad_input(const struct anc_model *m, const struct anc_model *ch
         CHECK(anc_chat_render(chatml, t, bad, 2, true, &ids, &n, err, sizeof err) == 0);
         free(ids);
         text = anc_chat_render_text(t, bad, 2, true);
-        CHECK(text != NULL);
+        CHECK((text != NULL) == (t != ANC_TPL_FILE)); /* the file's template needs a model */
         free(text);
     }
     struct ids want = { 0 };
@@ -716,6 +751,7 @@ static void test_long(const struct anc_model *chatml)
         CHECK(anc_chat_render(chatml, t, msgs, N, true, &ids, &n, err, sizeof err) == 0);
         CHECK(n > (size_t)N * 100);
         free(ids);
+        if (t == ANC_TPL_FILE) continue; /* text needs a model */
         char *text = anc_chat_render_text(t, msgs, N, true);
         CHECK(text && strlen(text) > (size_t)N * (LEN - N) - 1);
         free(text);
@@ -754,7 +790,10 @@ int main(void)
         check_ids(stories, "stories260K", &tfams[fi], tfams[fi].tpl);
         check_ids(own[fi], "own vocabulary", &tfams[fi], tfams[fi].tpl);
         check_ids(own[fi], "own vocabulary", &tfams[fi], ANC_TPL_AUTO);
+        if (tfams[fi].tpl != ANC_TPL_PLAIN)
+            check_ids(own[fi], "own vocabulary", &tfams[fi], ANC_TPL_FILE);
     }
+    test_file_fallback(own[ANC_TPL_LLAMA2], own[ANC_TPL_CHATML]);
     test_literal_by_hand(own[ANC_TPL_CHATML], own[ANC_TPL_LLAMA3]);
     test_detect(own, spm, stories);
     test_stops(own, spm);
