@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "gguf.h"
 #include "rope.h"
@@ -644,16 +645,22 @@ static bool start_backend(struct anc_model *m, const struct anc_model_params *p,
     return prepare_weights(m, err, errlen);
 }
 
+/* The model's name: general.name, unless it only repeats the architecture
+ * (stories260K's says "llama"); then the file's name without ".gguf". */
 static char *name_from(const struct gguf_file *f, const char *path)
 {
-    struct gguf_str s;
+    struct gguf_str s, arch;
     if (gguf_get_str(f, "general.name", &s) && s.len > 0 && s.len < 256 &&
-        !memchr(s.ptr, '\0', s.len))
+        !memchr(s.ptr, '\0', s.len) &&
+        !(gguf_get_str(f, "general.architecture", &arch) && arch.len == s.len &&
+          strncasecmp(arch.ptr, s.ptr, s.len) == 0))
         return strndup(s.ptr, s.len);
     char *copy = strdup(path);
     if (!copy) return NULL;
     char *b = strdup(basename(copy));
     free(copy);
+    size_t n = b ? strlen(b) : 0;
+    if (n > 5 && strcasecmp(b + n - 5, ".gguf") == 0) b[n - 5] = '\0';
     return b;
 }
 
