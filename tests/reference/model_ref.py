@@ -123,6 +123,28 @@ would mask every key: is_masked_swa compares with (int32_t) n_swa; for
 gemma3, where llama.cpp reads 0 as "no SWA", the converter omits the key
 instead, so 0 is refused here too); a soft-cap <= 0; YaRN scaling.
 
+Validated against llama.cpp (a CPU build of the same vendored sources, via
+tests/reference/compare_llamacpp.py; llama-perplexity with -ctk f32 -ctv f32
+-fa off, chunked PPL, relative difference of the PPL):
+  tiny F32 files of write_family.py, ctx 32 (64 for phi3), 2-3 chunks:
+  llama 1.8e-7, llama-tied (+rope_freqs) 1.9e-7, qwen2 4.7e-8, qwen3 1.6e-8,
+  phi3 1.4e-7, phi3-longrope long factors 6e-8 and short factors (orig ctx
+  set to 512) 5.5e-8, gemma2 3.2e-5, gemma3 4.6e-5 (the Gemma residue is
+  ggml's float16 GELU table: rounding the GELU input/output to f16 in this
+  reference brings it to 2.6e-6 / 1.2e-5); gemma2 with rope.freq_base 20000:
+  2.4e-6 with local base = file base, 2.4e-3 with local base 10000.
+  Note: llama.cpp pads n_ctx to a multiple of 256, so its LongRoPE choice
+  uses n_ctx >= 256 (--rope-ctx 256 reproduces it at -c 32).
+  Real files: SmolLM2-135M-Instruct Q4_1 dequantised to F32
+  (dequant_gguf.py): greedy 24/24 tokens on 2 prompts, PPL (ctx 128, 2
+  chunks) 9.9604 both, rel 4.9e-6.  Gemma 3 270M Q4_K_M dequantised to F32:
+  greedy 24/24, PPL 8.7088 vs 8.7080, rel 9.6e-5 (the f16 GELU table).
+  The quantised files themselves: llama.cpp rounds every matmul input to 8
+  bits (Q8_0/Q8_1/Q8_K), so: SmolLM2 Q4_1 greedy 5/24, 12/24 (ref top-2 gap
+  0.0032 there), 24/24 on three prompts, PPL 9.9028 vs 9.9604 (5.8e-3);
+  Gemma 3 Q4_K_M greedy 15/24 (gap 0.012), 24/24, 24/24, PPL 8.8169 vs
+  8.7080 (1.25e-2).
+
 Not modelled: EOG tokens other than eos/eot (greedy stops at
 tokenizer.ggml.eos_token_id or .eot_token_id), MoE, multimodal inputs.
 
