@@ -28,10 +28,12 @@ static const struct arch_desc arch_table[] = {
     {"qwen2",    true,  true,  false, false, false, false, false, false, ACT_SILU,      0, 0,        false},
     {"qwen3",    true,  false, true,  false, false, false, false, false, ACT_SILU,      0, 0,        false},
     {"phi3",     true,  false, false, true,  true,  false, false, false, ACT_SILU,      0, 0,        true},
-    {"gemma2",   true,  false, false, false, false, true,  true,  true,  ACT_GELU_TANH, 2, 10000.0f, false},
+    {"gemma2",   true,  false, false, false, false, true,  true,  true,  ACT_GELU_TANH, 2, 0,        false},
     {"gemma3",   true,  false, true,  false, false, true,  true,  false, ACT_GELU_TANH, 6, 10000.0f, false},
 };
 #define N_ARCH (sizeof arch_table / sizeof arch_table[0])
+#define GEMMA2_ATTN_SOFTCAP 50.0f
+#define GEMMA2_FINAL_SOFTCAP 30.0f
 
 const struct arch_desc *model_arch_find(const char *name)
 {
@@ -159,7 +161,10 @@ static bool read_family_hparams(struct anc_model *m, const struct arch_desc *ad,
 {
     struct model_hparams *hp = &m->hp;
     const char *a = hp->arch, *p = m->path;
-    hp->attn_softcap = hp->final_softcap = 0.0f;
+    /* Gemma 2's soft-caps when the file does not say (its config's values,
+       which llama.cpp also assumes) */
+    hp->attn_softcap = ad->softcaps ? GEMMA2_ATTN_SOFTCAP : 0.0f;
+    hp->final_softcap = ad->softcaps ? GEMMA2_FINAL_SOFTCAP : 0.0f;
     if (ad->softcaps &&
         (!hp_f32_range(m, "attn_logit_softcapping", 1e4f, &hp->attn_softcap, err, errlen) ||
          !hp_f32_range(m, "final_logit_softcapping", 1e4f, &hp->final_softcap, err, errlen)))
@@ -174,7 +179,7 @@ static bool read_family_hparams(struct anc_model *m, const struct arch_desc *ad,
                     hp->n_swa, 1 << 22);
         return false;
     }
-    hp->swa_base = ad->swa_base;
+    hp->swa_base = ad->swa_base > 0 ? ad->swa_base : hp->rope_theta; /* 0: the file's base */
     if (!hp_f32_range(m, "rope.freq_base_swa", 1e12f, &hp->swa_base, err, errlen)) return false;
     return true;
 }

@@ -64,7 +64,8 @@ struct arch_desc {
     enum arch_act act;    /* the gated FFN's activation */
     int32_t swa_pattern;  /* with a sliding window: layer l is local iff
                              l % swa_pattern < swa_pattern - 1; 1 = all */
-    float swa_base;       /* local layers' RoPE base when the file has none */
+    float swa_base;       /* local layers' RoPE base when the file has none
+                             (0: the global layers' base, as Gemma 2) */
     bool long_rope;       /* rope_factors_long / rope_factors_short (Phi-3) */
 };
 
