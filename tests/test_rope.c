@@ -49,6 +49,22 @@ int main(void)
     rope_frequencies(&p, 0, omega, &m);
     for (int k = 0; k < 64; k++) CHECK_CLOSE(omega[k], plain[k] / 4, 0, 1e-15);
 
+    /* LongRoPE (Phi-3 long-context files): per-pair divisors and, whatever
+       the scaling, the file's attention factor on cos and sin. Phi-3-mini-
+       128k: L0 = 4096, context 131072, s = 32, factor sqrt(1 + ln s / ln L0)
+       = 1.190238 (the value its converter writes) */
+    {
+        float divs[64];
+        for (int k = 0; k < 64; k++) divs[k] = 1.0f + 0.5f * (float)k;
+        rope_params_default(&p, 128, 1e4, 4096);
+        p.freq_divisors = divs;
+        p.attn_factor = sqrt(1.0 + log(131072.0 / 4096.0) / log(4096.0));
+        CHECK_CLOSE(p.attn_factor, 1.190238, 1e-6, 0);
+        rope_frequencies(&p, 0, omega, &m);
+        for (int k = 0; k < 64; k++) CHECK_CLOSE(omega[k], plain[k] / (1.0 + 0.5 * k), 0, 1e-12);
+        CHECK_CLOSE(m, 1.190238, 1e-6, 0);
+    }
+
     /* dynamic NTK through rope_frequencies: base replaced at length 8192 */
     rope_params_default(&p, 128, 1e4, 4096);
     p.scaling = ROPE_DYNAMIC;
