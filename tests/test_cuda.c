@@ -2,9 +2,12 @@
  *   - every operation of the backend table with seeded random inputs:
  *     matmul for every weight type (decode kernels and the cuBLAS path,
  *     odd row counts), rmsnorm, rope (both pairings), swiglu, add,
- *     embedding, cache rows (f32/f16, scattered), copies, argmax, and
- *     attention (GQA ratios 1/4/8 and MQA, sinks with their own queries,
- *     per-query ranges, shuffled slot maps, caches long enough to split);
+ *     embedding, cache rows (f32/f16, scattered), copies, argmax, the ops
+ *     of other families (geglu, bias rows, scale, softcap), and attention
+ *     (GQA ratios 1/4/8 and MQA, sinks with their own queries, per-query
+ *     ranges, shuffled slot maps, caches long enough to split, soft-capped
+ *     scores); on the mock, each new op's comparison is shown to catch a
+ *     deliberately wrong kernel (ANCORA_MOCK_BUG);
  *   - end to end on stories260K.gguf: greedy tokens identical to the CPU
  *     backend (and to the golden file), with CUDA graphs on and off, under
  *     the sink policy past its window; perplexity within 0.1 %;
@@ -73,18 +76,30 @@ static float *down(const void *d, size_t n_floats)
     return h;
 }
 
-/* max |a - b| / (atol + rtol * |b|) <= 1, reported by name. */
-static void compare(const char *what, const float *a, const float *b, size_t n, double atol,
-                    double rtol)
+/* max |a - b| / (atol + rtol * |b|) (NaN counts as the worst: infinity);
+ * *at: where. */
+static double worst_err(const float *a, const float *b, size_t n, double atol, double rtol,
+                        size_t *at)
 {
     double worst = 0;
-    size_t at = 0;
+    *at = 0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - (double)b[i]);
         double e = d == 0 ? 0 : d / (atol + rtol * fabs((double)b[i]));
-        if (!(e <= worst)) worst = e, at = i; /* NaN counts as worst */
+        if (!(e <= worst)) worst = e == e ? e : INFINITY, *at = i;
     }
+    return worst;
+}
+
+/* max |a - b| / (atol + rtol * |b|) <= 1, reported by name; returns the
+ * worst ratio. */
+static double compare(const char *what, const float *a, const float *b, size_t n, double atol,
+                      double rtol)
+{
+    size_t at;
+    double worst = worst_err(a, b, n, atol, rtol, &at);
     CHECK_MSG(worst <= 1.0, "%s: element %zu: gpu %.9g vs cpu %.9g", what, at, a[at], b[at]);
+    return worst;
 }
 
 /* ---- matmul -------------------------------------------------------------- */
@@ -288,15 +303,92 @@ static void test_small_ops(void)
     gpu->ops->free(gpu, ud);
 }
 
+/* ---- the ops of the other families: geglu, bias rows, scale, softcap ------------------------ */
+
+enum { FOP_GEGLU, FOP_ADD_ROWS, FOP_SCALE, FOP_SOFTCAP, FOP_N };
+static const char *const fop_names[FOP_N] = {"geglu", "add_rows", "scale", "softcap"};
+
+/* Each op once on the GPU and the CPU backend from the same inputs;
+ * worst[k]: op k's largest error as a fraction of its tolerance. Tensors of
+ * T rows of an odd width (the bias broadcast over rows), values large
+ * enough that tanh saturates and GELU's cubic term matters. */
+static void family_ops(double worst[FOP_N])
+{
+    enum { N = 333, T = 5, NT = N * T };
+    static float g[NT], u[NT], bias[N], ref[NT];
+    fill(g, NT, 6.0f);
+    fill(u, NT, 2.0f);
+    fill(bias, N, 1.5f);
+    char err[256];
+    struct anc_weight bw = {bias, ANC_DT_F32, 1, N, NULL};
+    CHECK_MSG(gpu->ops->prepare(gpu, &bw, err, sizeof err), "%s", err);
+    float *gd = up(g, sizeof g), *ud = up(u, sizeof u), *y;
+    size_t at;
+    /* geglu (in place, as the engine calls it) */
+    gpu->ops->geglu(gpu, gd, gd, ud, NT);
+    memcpy(ref, g, sizeof g);
+    cpu->ops->geglu(cpu, ref, ref, u, NT);
+    y = down(gd, NT);
+    worst[FOP_GEGLU] = worst_err(y, ref, NT, 1e-6, 1e-5, &at);
+    free(y);
+    /* bias over T rows */
+    gpu->ops->add_rows(gpu, ud, &bw, N, T);
+    memcpy(ref, u, sizeof u);
+    cpu->ops->add_rows(cpu, ref, &bw, N, T);
+    y = down(ud, NT);
+    worst[FOP_ADD_ROWS] = worst_err(y, ref, NT, 1e-6, 1e-6, &at);
+    free(y);
+    /* scale, then soft-cap at 2 (values up to 6: well into tanh's bend) */
+    gpu->ops->free(gpu, gd);
+    gd = up(g, sizeof g);
+    gpu->ops->scale(gpu, gd, 1.7f, NT);
+    memcpy(ref, g, sizeof g);
+    cpu->ops->scale(cpu, ref, 1.7f, NT);
+    y = down(gd, NT);
+    worst[FOP_SCALE] = worst_err(y, ref, NT, 1e-12, 1e-7, &at);
+    free(y);
+    gpu->ops->softcap(gpu, gd, 2.0f, NT);
+    cpu->ops->softcap(cpu, ref, 2.0f, NT);
+    y = down(gd, NT);
+    worst[FOP_SOFTCAP] = worst_err(y, ref, NT, 1e-6, 1e-5, &at);
+    free(y);
+    gpu->ops->free(gpu, gd);
+    gpu->ops->free(gpu, ud);
+}
+
+static void test_family_ops(void)
+{
+    double worst[FOP_N];
+    family_ops(worst);
+    for (int k = 0; k < FOP_N; k++)
+        CHECK_MSG(worst[k] <= 1.0, "%s: GPU vs CPU error %.3g of the tolerance", fop_names[k],
+                  worst[k]);
+#ifdef ANC_CUDA_MOCK
+    /* each comparison notices a wrong kernel (the mock's deliberate bugs) */
+    for (int k = 0; k < FOP_N; k++) {
+        double bad[FOP_N];
+        setenv("ANCORA_MOCK_BUG", fop_names[k], 1);
+        family_ops(bad);
+        unsetenv("ANCORA_MOCK_BUG");
+        CHECK_MSG(bad[k] > 1.0, "a wrong %s kernel went unnoticed (error %.3g of the tolerance)",
+                  fop_names[k], bad[k]);
+    }
+    printf("geglu, add_rows, scale, softcap: wrong kernels are caught\n");
+#endif
+}
+
 /* ---- attention ------------------------------------------------------------------------ */
 
 struct attn_case {
     int32_t n_q, n_kv, n_head, n_kv_head, head_dim, n_sink;
     bool q_sink, f16;
     bool identity;   /* slot map NULL: entry j is row j */
+    float softcap;   /* > 0: scores soft-capped (Gemma 2) */
 };
 
-static void run_attn_case(const struct attn_case *c)
+/* Returns the worst error (outputs and sink shares) as a fraction of the
+ * tolerance; `check`: report it as a failure when above 1. */
+static double run_attn_case(const struct attn_case *c, bool check)
 {
     int32_t qd = c->n_head * c->head_dim, kvd = c->n_kv_head * c->head_dim;
     int32_t phys = c->n_kv + 3; /* a few unused rows */
@@ -332,7 +424,7 @@ static void run_attn_case(const struct attn_case *c)
         .out = out_c, .q = q, .q_sink = c->q_sink ? qs : NULL, .k = k, .v = v, .kv_type = type,
         .slot = c->identity ? NULL : slot, .n_q = c->n_q, .n_kv = c->n_kv, .n_head = c->n_head, .n_kv_head = c->n_kv_head,
         .head_dim = c->head_dim, .n_sink = c->n_sink, .lo = lo, .hi = hi,
-        .scale = 1.0f / sqrtf((float)c->head_dim), .sink_mass = mass_c,
+        .scale = 1.0f / sqrtf((float)c->head_dim), .softcap = c->softcap, .sink_mass = mass_c,
     };
     cpu->ops->attention(cpu, &a);
     float *dq = up(q, sizeof(float) * outn), *dqs = up(qs, sizeof(float) * outn);
@@ -348,34 +440,57 @@ static void run_attn_case(const struct attn_case *c)
     gpu->ops->attention(gpu, &ag);
     float *out_g = down(dout, outn), *mass_g = down(dmass, (size_t)c->n_head);
     char what[160];
-    snprintf(what, sizeof what, "attention q%d kv%d heads %d/%d hd%d sinks %d%s%s%s", c->n_q, c->n_kv,
-             c->n_head, c->n_kv_head, c->head_dim, c->n_sink, c->q_sink ? " q_sink" : "",
-             c->f16 ? " f16" : "", c->identity ? " no-slot-map" : "");
-    compare(what, out_g, out_c, outn, 1e-5, 1e-4);
-    if (c->n_sink > 0) compare(what, mass_g, mass_c, (size_t)c->n_head, 1e-6, 1e-4);
+    snprintf(what, sizeof what, "attention q%d kv%d heads %d/%d hd%d sinks %d%s%s%s softcap %g",
+             c->n_q, c->n_kv, c->n_head, c->n_kv_head, c->head_dim, c->n_sink,
+             c->q_sink ? " q_sink" : "", c->f16 ? " f16" : "", c->identity ? " no-slot-map" : "",
+             (double)c->softcap);
+    size_t at;
+    double worst = worst_err(out_g, out_c, outn, 1e-5, 1e-4, &at);
+    if (check) compare(what, out_g, out_c, outn, 1e-5, 1e-4);
+    if (c->n_sink > 0) {
+        double wm = worst_err(mass_g, mass_c, (size_t)c->n_head, 1e-6, 1e-4, &at);
+        if (wm > worst || wm != wm) worst = wm;
+        if (check) compare(what, mass_g, mass_c, (size_t)c->n_head, 1e-6, 1e-4);
+    }
     free(out_g), free(mass_g), free(out_c), free(q), free(qs), free(kf), free(vf), free(k), free(v);
     free(all), free(slot), free(lo), free(hi);
     float *bufs[] = {dq, dqs, dout, dmass};
     for (int i = 0; i < 4; i++) gpu->ops->free(gpu, bufs[i]);
     gpu->ops->free(gpu, dk);
     gpu->ops->free(gpu, dv);
+    return worst;
 }
 
 static void test_attention(void)
 {
     static const struct attn_case cases[] = {
-        {1, 1, 4, 4, 64, 0, false, false, false},
-        {1, 37, 8, 2, 64, 4, true, true, false},
-        {1, 4096, 32, 8, 128, 4, true, true, false},   /* a long cache: split */
-        {1, 3000, 32, 32, 80, 0, false, false, false}, /* MHA, odd head size */
-        {1, 1500, 16, 1, 64, 4, false, true, false},   /* MQA */
-        {7, 200, 12, 3, 64, 4, true, false, false},
-        {33, 513, 32, 4, 128, 2, true, true, false},   /* a prompt batch */
-        {128, 128, 8, 8, 96, 0, false, true, false},
-        {1, 300, 8, 2, 64, 4, true, false, true}, /* no slot map */
-        {5, 70, 4, 4, 32, 2, false, true, true},
+        {1, 1, 4, 4, 64, 0, false, false, false, 0},
+        {1, 37, 8, 2, 64, 4, true, true, false, 0},
+        {1, 4096, 32, 8, 128, 4, true, true, false, 0},   /* a long cache: split */
+        {1, 3000, 32, 32, 80, 0, false, false, false, 0}, /* MHA, odd head size */
+        {1, 1500, 16, 1, 64, 4, false, true, false, 0},   /* MQA */
+        {7, 200, 12, 3, 64, 4, true, false, false, 0},
+        {33, 513, 32, 4, 128, 2, true, true, false, 0},   /* a prompt batch */
+        {128, 128, 8, 8, 96, 0, false, true, false, 0},
+        {1, 300, 8, 2, 64, 4, true, false, true, 0}, /* no slot map */
+        {5, 70, 4, 4, 32, 2, false, true, true, 0},
+        /* soft-capped scores (Gemma 2); caps small enough that tanh bends */
+        {1, 37, 8, 2, 64, 4, true, true, false, 0.3f},
+        {1, 3000, 16, 8, 32, 4, true, false, false, 0.5f}, /* split */
+        {40, 40, 8, 4, 32, 0, false, false, true, 0.25f},  /* a prompt batch, hd 32 */
+        {7, 200, 12, 3, 64, 4, true, true, false, 1.0f},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_attn_case(&cases[i]);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_attn_case(&cases[i], true);
+#ifdef ANC_CUDA_MOCK
+    /* the soft-capped cases notice an attention that forgets the cap */
+    setenv("ANCORA_MOCK_BUG", "attn_softcap", 1);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (cases[i].softcap > 0) {
+            double w = run_attn_case(&cases[i], false);
+            CHECK_MSG(w > 1.0, "attention case %zu: a forgotten soft-cap went unnoticed (%.3g)", i, w);
+        }
+    unsetenv("ANCORA_MOCK_BUG");
+#endif
 }
 
 /* ---- end to end ----------------------------------------------------------------------- */
@@ -557,6 +672,7 @@ int main(void)
     cpu = anc_backend_cpu_new(2);
     test_matmul();
     test_small_ops();
+    test_family_ops();
     test_attention();
     anc_backend_free(gpu);
     anc_backend_free(cpu);

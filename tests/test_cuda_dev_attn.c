@@ -6,7 +6,7 @@
  * cpu_attention_group on seeded random inputs: GQA ratios 1/3/4/8/64, MQA,
  * head_dim 24..512, sinks, q_sink, shuffled slots, windows of several
  * queries, queries that see nothing, n_split 1, 2, 7 and more than n_kv,
- * f32 and f16 caches. Also checks the block plan against the shared
+ * f32 and f16 caches, soft-capped scores. Also checks the block plan against the shared
  * memory sizes, the split and visibility plans against brute force, the online-softmax merge, and the fp16 conversions against
  * dtype.h bit for bit (every half, every float).
  * Needs no GPU and no CUDA: plain C. Depends on kernels/ headers and the
@@ -234,7 +234,7 @@ static void emu_block(const struct anc_attn_args *a, int32_t n_split, struct emu
                 const float *q = (u0 + t < n_sinks ? qsink : a->q) + ((size_t)i * a->n_head + h0 + g) * D;
                 float dot = 0.0f;
                 for (int32_t d = 0; d < D; d++) dot += q[d] * k_t[t * D + d];
-                p[g][t] = dot * a->scale;
+                p[g][t] = anc_attn_score(dot, a->scale, a->softcap);
             }
         for (int32_t g = 0; g < nh; g++) { /* 3. online softmax */
             float tmax = -INFINITY, p_sum = 0.0f, p_sink = 0.0f;
@@ -330,6 +330,7 @@ struct attn_case {
     bool two_q, shuffle, mass;
     uint32_t kv_type;
     enum window win;
+    float softcap; /* > 0: soft-capped scores (Gemma 2) */
 };
 
 static void make_windows(const struct attn_case *c, int32_t *lo, int32_t *hi)
@@ -420,7 +421,7 @@ static void make_data(const struct attn_case *c, struct attn_data *t)
         .slot = c->shuffle ? t->slot : NULL, .n_q = c->n_q, .n_kv = c->n_kv,
         .n_head = c->n_head, .n_kv_head = c->n_kv_head, .head_dim = c->head_dim,
         .n_sink = c->n_sink, .lo = t->lo, .hi = t->hi,
-        .scale = 1.0f / sqrtf((float)c->head_dim),
+        .scale = 1.0f / sqrtf((float)c->head_dim), .softcap = c->softcap,
     };
     t->a = a;
 }
@@ -464,20 +465,26 @@ static int run_case(const struct attn_case *c, struct attn_data *t, const int32_
 
 static const struct attn_case cases[] = {
     /* name                n_q n_kv  heads kv  hd  sink two_q shuf  mass  kv type     windows */
-    {"decode-gqa4-f16",    1, 1000, 32, 8, 128, 4, true, true, true, ANC_DT_F16, SLIDING},
-    {"decode-gqa8-f32",    1, 777, 32, 4, 64, 0, false, false, true, ANC_DT_F32, CAUSAL},
-    {"decode-gqa4-hd80",   1, 300, 16, 4, 80, 4, false, true, true, ANC_DT_F32, SLIDING},
-    {"long-gqa8-f16",      2, 2500, 32, 4, 128, 4, true, true, true, ANC_DT_F16, SLIDING},
-    {"mha-hd80-nomass",    5, 77, 8, 8, 80, 4, false, true, false, ANC_DT_F32, SLIDING},
-    {"mqa-f16",            3, 129, 8, 1, 128, 4, true, false, true, ANC_DT_F16, MIXED},
-    {"group64-chunks",     4, 50, 64, 1, 64, 4, true, true, true, ANC_DT_F32, MIXED},
-    {"hd512-chunks-f16",   2, 45, 16, 2, 512, 1, true, false, true, ANC_DT_F16, CAUSAL},
-    {"odd-hd33-gqa3",      4, 61, 6, 2, 33, 2, false, true, true, ANC_DT_F16, MIXED},
-    {"more-sinks-than-kv", 3, 3, 4, 2, 24, 4, true, false, true, ANC_DT_F32, MIXED},
-    {"sees-nothing",       3, 20, 4, 1, 64, 0, false, true, true, ANC_DT_F32, NOTHING},
-    {"prefill-causal",     17, 40, 12, 4, 64, 4, true, true, true, ANC_DT_F32, CAUSAL},
-    {"prefill-mixed-f16",  9, 150, 8, 2, 128, 4, true, true, true, ANC_DT_F16, MIXED},
-    {"one-entry",          1, 1, 4, 4, 64, 0, false, false, true, ANC_DT_F32, CAUSAL},
+    {"decode-gqa4-f16",    1, 1000, 32, 8, 128, 4, true, true, true, ANC_DT_F16, SLIDING, 0},
+    {"decode-gqa8-f32",    1, 777, 32, 4, 64, 0, false, false, true, ANC_DT_F32, CAUSAL, 0},
+    {"decode-gqa4-hd80",   1, 300, 16, 4, 80, 4, false, true, true, ANC_DT_F32, SLIDING, 0},
+    {"long-gqa8-f16",      2, 2500, 32, 4, 128, 4, true, true, true, ANC_DT_F16, SLIDING, 0},
+    {"mha-hd80-nomass",    5, 77, 8, 8, 80, 4, false, true, false, ANC_DT_F32, SLIDING, 0},
+    {"mqa-f16",            3, 129, 8, 1, 128, 4, true, false, true, ANC_DT_F16, MIXED, 0},
+    {"group64-chunks",     4, 50, 64, 1, 64, 4, true, true, true, ANC_DT_F32, MIXED, 0},
+    {"hd512-chunks-f16",   2, 45, 16, 2, 512, 1, true, false, true, ANC_DT_F16, CAUSAL, 0},
+    {"odd-hd33-gqa3",      4, 61, 6, 2, 33, 2, false, true, true, ANC_DT_F16, MIXED, 0},
+    {"more-sinks-than-kv", 3, 3, 4, 2, 24, 4, true, false, true, ANC_DT_F32, MIXED, 0},
+    {"sees-nothing",       3, 20, 4, 1, 64, 0, false, true, true, ANC_DT_F32, NOTHING, 0},
+    {"prefill-causal",     17, 40, 12, 4, 64, 4, true, true, true, ANC_DT_F32, CAUSAL, 0},
+    {"prefill-mixed-f16",  9, 150, 8, 2, 128, 4, true, true, true, ANC_DT_F16, MIXED, 0},
+    {"one-entry",          1, 1, 4, 4, 64, 0, false, false, true, ANC_DT_F32, CAUSAL, 0},
+    /* soft-capped scores (Gemma 2: head_dim 256, cap 50 on real models;
+       small caps here so that tanh bends the scores) */
+    {"softcap-gqa2-hd256", 1, 300, 8, 4, 256, 4, true, true, true, ANC_DT_F16, SLIDING, 0.5f},
+    {"softcap-prefill",    12, 60, 4, 2, 32, 0, false, true, true, ANC_DT_F32, CAUSAL, 0.3f},
+    {"softcap-mixed-mqa",  5, 129, 8, 1, 64, 4, true, false, true, ANC_DT_F16, MIXED, 1.0f},
+    {"softcap-wide",       2, 700, 16, 8, 128, 2, true, true, true, ANC_DT_F32, SLIDING, 50.0f},
 };
 
 static void test_attention(void)
@@ -491,11 +498,13 @@ static void test_attention(void)
         double worst = 0;
         int bad = run_case(c, &t, splits, 5, false, &worst);
         CHECK_MSG(bad == 0, "attention case %s", c->name);
-        printf("%s %-20s n_q %2d n_kv %4d heads %2d/%d hd %3d sinks %d%s%s %s: "
+        char cap[32] = "";
+        if (c->softcap > 0) snprintf(cap, sizeof cap, " softcap %g", (double)c->softcap);
+        printf("%s %-20s n_q %2d n_kv %4d heads %2d/%d hd %3d sinks %d%s%s %s%s: "
                "n_split 1,2,7,%d,%d: worst error %.2f of tolerance\n",
                bad ? "FAIL" : "ok  ", c->name, c->n_q, c->n_kv, c->n_head, c->n_kv_head,
                c->head_dim, c->n_sink, c->two_q ? " q_sink" : "", c->shuffle ? " shuffled" : "",
-               anc_dtype_get(c->kv_type)->name, splits[3], splits[4], worst);
+               anc_dtype_get(c->kv_type)->name, cap, splits[3], splits[4], worst);
         free_data(&t);
     }
 }
@@ -528,7 +537,27 @@ static void test_negative_controls(void)
                   &worst);
     CHECK_MSG(bad == 1, "a 1e-4 relative error went unnoticed");
     free_data(&t);
-    printf("negative controls: a missing q_sink and a 1e-4 relative error are both caught\n");
+    /* a replay that forgets the soft-cap of a soft-capped case */
+    int n_cap = 0;
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        c = &cases[ci];
+        if (!(c->softcap > 0)) continue;
+        make_data(c, &t);
+        nq = (size_t)c->n_q * c->n_head * c->head_dim;
+        a = t.a;
+        a.out = t.out_ref, a.sink_mass = t.mass_ref;
+        ref_attention(&a);
+        a.out = t.out, a.sink_mass = t.mass, a.softcap = 0.0f;
+        emu_attention(&a, 2);
+        bad = compare("out", c->name, 2, t.out, t.out_ref, nq, c->n_head, c->head_dim, true,
+                      &worst);
+        CHECK_MSG(bad > 0, "%s: dropping the soft-cap went unnoticed", c->name);
+        n_cap++;
+        free_data(&t);
+    }
+    CHECK(n_cap >= 4);
+    printf("negative controls: a missing q_sink, a 1e-4 relative error and a forgotten "
+           "soft-cap (%d cases) are all caught\n", n_cap);
 }
 
 int main(void)

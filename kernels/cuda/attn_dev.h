@@ -5,6 +5,7 @@
  *   - the split plan: which logical cache entries split s of n_split owns;
  *   - the visibility rule: which entries a query sees, and with which query
  *     copy (q_sink for the sinks) they are scored;
+ *   - the score: scaling, then the optional soft-cap (tanh);
  *   - the online softmax state (running max, sum, sink sum) and its update
  *     with a tile of scores, and the merge of two partial states
  *     (flash-decoding);
@@ -121,6 +122,20 @@ ANC_HD_ATTN int32_t anc_attn_span_entry(struct anc_attn_span sp, int32_t u)
 {
     int32_t ns = sp.sink_e - sp.sink_b;
     return u < ns ? sp.sink_b + u : sp.win_b + (u - ns);
+}
+
+/* ---- scores ----------------------------------------------------------------
+ * A score is (q . k) * scale, then, when cap > 0, soft-capped to
+ * cap * tanh(score / cap) (Gemma 2): the order and the operations of the
+ * CPU reference (cpu_attention_group), so both round alike. */
+ANC_HD_ATTN float anc_attn_softcap(float s, float cap)
+{
+    return cap > 0.0f ? cap * tanhf(s / cap) : s;
+}
+
+ANC_HD_ATTN float anc_attn_score(float dot, float scale, float cap)
+{
+    return anc_attn_softcap(dot * scale, cap);
 }
 
 /* ---- online softmax -------------------------------------------------------

@@ -15,6 +15,9 @@
  *     step: only the staged positions and slot maps change, so the graph is
  *     replayed as is, or updated in place while the cache is filling).
  *     The decisions live in cuda_plan.c, where they are unit-tested.
+ *   - Element-wise ops (swiglu, geglu, add, bias rows, scale, soft-cap)
+ *     are one grid-stride kernel each; attention soft-caps its scores
+ *     itself (Gemma 2).
  *   - Decoding multiplies with the matvec kernels (dequantising on the fly);
  *     prompt batches dequantise weight chunks to half precision and call
  *     cuBLAS (float accumulation).
@@ -235,6 +238,19 @@ static void run_op(struct cu_priv *p, const struct cuda_op *op)
         break;
     case CUDA_OP_ADD:
         launch_check(anc_cu_add(st, op->u.ew.out, op->u.ew.a, op->u.ew.n), "add");
+        break;
+    case CUDA_OP_GEGLU:
+        launch_check(anc_cu_geglu(st, op->u.ew.out, op->u.ew.a, op->u.ew.b, op->u.ew.n), "geglu");
+        break;
+    case CUDA_OP_ADD_ROWS:
+        launch_check(anc_cu_add_rows(st, op->u.ews.x, op->u.ews.b, op->u.ews.n, op->u.ews.n_tok),
+                     "bias");
+        break;
+    case CUDA_OP_SCALE:
+        launch_check(anc_cu_scale(st, op->u.ews.x, op->u.ews.s, op->u.ews.n), "scale");
+        break;
+    case CUDA_OP_SOFTCAP:
+        launch_check(anc_cu_softcap(st, op->u.ews.x, op->u.ews.s, op->u.ews.n), "soft-cap");
         break;
     case CUDA_OP_EMBED:
         launch_check(anc_cu_embed(st, op->u.embed.out, op->u.embed.table, op->u.embed.type,
@@ -545,6 +561,7 @@ static void cu_attention(struct anc_backend *be, const struct anc_attn_args *a)
     c->head_dim = a->head_dim;
     c->n_sink = a->n_sink;
     c->scale = a->scale;
+    c->softcap = a->softcap;
     c->sink_mass = a->sink_mass;
     c->n_split = cuda_plan_attn_split(a->n_q, a->n_kv_head, a->n_kv, p->n_sm);
     if (c->n_split > 1) {
@@ -589,6 +606,46 @@ static void cu_swiglu(struct anc_backend *be, float *out, const float *gate, con
 static void cu_add(struct anc_backend *be, float *y, const float *x, int64_t n)
 {
     elementwise(be, CUDA_OP_ADD, y, x, NULL, n);
+}
+
+static void cu_geglu(struct anc_backend *be, float *out, const float *gate, const float *up,
+                     int64_t n)
+{
+    elementwise(be, CUDA_OP_GEGLU, out, gate, up, n);
+}
+
+/* add_rows, scale and softcap: one array updated in place. */
+static void inplace(struct anc_backend *be, int kind, float *x, const float *b, int64_t n,
+                    int32_t n_tok, float s)
+{
+    struct cuda_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = kind;
+    op.u.ews.x = x;
+    op.u.ews.b = b;
+    op.u.ews.n = n;
+    op.u.ews.n_tok = n_tok;
+    op.u.ews.s = s;
+    push(priv_of(be), &op);
+}
+
+static void cu_add_rows(struct anc_backend *be, float *y, const struct anc_weight *b, int64_t n,
+                        int32_t n_tok)
+{
+    if (b->type != ANC_DT_F32 || b->cols < n)
+        cu_die("a bias of %lld elements of type %u for rows of %lld (an engine bug)",
+               (long long)b->cols, (unsigned)b->type, (long long)n);
+    inplace(be, CUDA_OP_ADD_ROWS, y, (const float *)weight_dev(b), n, n_tok, 0.0f);
+}
+
+static void cu_scale(struct anc_backend *be, float *x, float s, int64_t n)
+{
+    inplace(be, CUDA_OP_SCALE, x, NULL, n, 0, s);
+}
+
+static void cu_softcap(struct anc_backend *be, float *x, float cap, int64_t n)
+{
+    inplace(be, CUDA_OP_SOFTCAP, x, NULL, n, 0, cap);
 }
 
 static void cu_embed(struct anc_backend *be, float *out, const struct anc_weight *table,
@@ -714,11 +771,10 @@ static const struct anc_backend_ops cuda_ops = {
     /* .attention = */ cu_attention,
     /* .swiglu = */ cu_swiglu,
     /* .add = */ cu_add,
-    /* not on the GPU yet: families that need these run on the CPU */
-    /* .geglu = */ NULL,
-    /* .add_rows = */ NULL,
-    /* .scale = */ NULL,
-    /* .softcap = */ NULL,
+    /* .geglu = */ cu_geglu,
+    /* .add_rows = */ cu_add_rows,
+    /* .scale = */ cu_scale,
+    /* .softcap = */ cu_softcap,
     /* .embed = */ cu_embed,
     /* .store_rows = */ cu_store_rows,
     /* .load_rows = */ cu_load_rows,

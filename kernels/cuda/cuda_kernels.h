@@ -69,6 +69,19 @@ int anc_cu_swiglu(void *stream, float *out, const float *gate, const float *up, 
 /* y[i] += x[i] */
 int anc_cu_add(void *stream, float *y, const float *x, int64_t n);
 
+/* out[i] = gelu_tanh(gate[i]) * up[i], with gelu_tanh(g) =
+ * 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))); out may alias gate. */
+int anc_cu_geglu(void *stream, float *out, const float *gate, const float *up, int64_t n);
+
+/* y[t][i] += b[i] for t < n_tok, i < n (a bias over every token's row). */
+int anc_cu_add_rows(void *stream, float *y, const float *b, int64_t n, int32_t n_tok);
+
+/* x[i] *= s */
+int anc_cu_scale(void *stream, float *x, float s, int64_t n);
+
+/* x[i] = cap * tanh(x[i] / cap); cap > 0. */
+int anc_cu_softcap(void *stream, float *x, float cap, int64_t n);
+
 /* Cache rows of row_len elements of `type` (ANC_DT_F32 or ANC_DT_F16):
  * store: row rows[i] of base <- src[i] (converted); load: dst[i] <- row
  * rows[i] of base (as float). rows: device int32 [n]. */
@@ -87,7 +100,9 @@ int anc_cu_argmax(void *stream, int32_t *out, const float *x, int32_t n);
  * sees logical entries [0, n_sink) scored with q_sink (q when NULL) and
  * [max(lo[i], n_sink), hi[i]) scored with q; entry j's key and value are
  * physical row slot[j] of k and v ([*][n_kv_head*head_dim] of kv_type).
- * Softmax over the visible entries of (q . k) * scale, out = sum p v.
+ * Softmax over the visible entries of the scores (q . k) * scale, each
+ * soft-capped to softcap * tanh(score / softcap) when softcap > 0
+ * (attn_dev.h: anc_attn_softcap), out = sum p v.
  * A query seeing nothing gets zeros. When sink_mass is not NULL,
  * sink_mass[h] = share of the LAST query's (i = n_q-1) probability on
  * [0, n_sink) (0 when it sees nothing).
@@ -104,6 +119,7 @@ struct anc_cu_attn {
     const int32_t *lo, *hi;  /* [n_q] */
     int32_t n_q, n_kv, n_head, n_kv_head, head_dim, n_sink;
     float scale;
+    float softcap;           /* > 0: soft-cap the scores; 0: none */
     float *sink_mass;        /* [n_head] or NULL */
     int32_t n_split;         /* >= 1 */
     float *part;             /* work area (unused when n_split == 1) */

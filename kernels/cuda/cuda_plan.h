@@ -73,7 +73,8 @@ bool cuda_ptr_table_del(struct cuda_ptr_table *t, const void *key, struct cuda_p
 enum cuda_op_kind {
     CUDA_OP_MATVEC, CUDA_OP_GEMM, CUDA_OP_RMSNORM, CUDA_OP_ROPE, CUDA_OP_ATTN,
     CUDA_OP_SWIGLU, CUDA_OP_ADD, CUDA_OP_EMBED, CUDA_OP_STORE_ROWS, CUDA_OP_LOAD_ROWS,
-    CUDA_OP_COPY, CUDA_OP_COPY_ROWS,
+    CUDA_OP_COPY, CUDA_OP_COPY_ROWS, CUDA_OP_GEGLU, CUDA_OP_ADD_ROWS, CUDA_OP_SCALE,
+    CUDA_OP_SOFTCAP,
 };
 
 /* One recorded operation. Pointers are device memory; *_off are byte
@@ -89,6 +90,8 @@ struct cuda_op {
                  size_t cos_off, sin_off, pos_off; } rope;
         struct { struct anc_cu_attn a; size_t slot_off, lo_off, hi_off; } attn;
         struct { float *out; const float *a; const float *b; int64_t n; } ew;
+        /* add_rows (b: the bias, n_tok rows of n), scale and softcap (s) */
+        struct { float *x; const float *b; int64_t n; int32_t n_tok; float s; } ews;
         struct { float *out; const void *table; uint32_t type; int64_t cols; size_t tok_off;
                  int32_t n_tok; } embed;
         struct { void *base; float *act; uint32_t type; size_t rows_off; int32_t n;

@@ -1,7 +1,7 @@
 /* kernels_attn.cu — CUDA kernels for attention over the KV cache (split
  * into chunks, then merged: flash-decoding) and for the small row and
- * element-wise ops: rmsnorm, rope, swiglu, add, cache row store/load,
- * argmax. The launch functions are declared in cuda_kernels.h.
+ * element-wise ops: rmsnorm, rope, swiglu, add, geglu, add_rows, scale,
+ * softcap, cache row store/load, argmax. The launch functions are declared in cuda_kernels.h.
  * The attention math (plans, visibility, online softmax, merge, fp16 bits)
  * lives in attn_dev.h so that tests/test_cuda_dev_attn.c can replay it on
  * the CPU. Depends on the CUDA runtime, cuda_kernels.h, backend.h (limits),
@@ -70,7 +70,8 @@ static __device__ __forceinline__ size_t part_states_offset(const struct anc_cu_
 /* One block: query i, kv head kvh, query heads [g0, g0 + nh) of its group,
  * split s. Steps per tile of visible entries:
  *   1. stage the tile's key and value rows (as float) in shared memory;
- *   2. scores[g][t] = (q_g . k_t) * scale, q_sink for sink entries;
+ *   2. scores[g][t] = (q_g . k_t) * scale, q_sink for sink entries, soft-capped
+ *      when a.softcap > 0 (anc_attn_score);
  *   3. per head (one warp each): raise the running max, turn the scores
  *      into weights, add them to l and sink_l (attn_dev.h);
  *   4. per accumulator element (g, d): acc = acc * alpha_g + sum_t p[g][t] v_t[d].
@@ -146,7 +147,7 @@ attn_split_kernel(const struct anc_cu_attn a, const struct attn_plan pl)
             const float *kr = k_s + t * qst;
             float dot = 0.0f;
             for (int32_t d = 0; d < D; d++) dot += qr[d] * kr[d];
-            p_s[g * ANC_ATTN_TILE_MAX + t] = dot * a.scale;
+            p_s[g * ANC_ATTN_TILE_MAX + t] = anc_attn_score(dot, a.scale, a.softcap);
         }
         __syncthreads();
 
@@ -251,6 +252,7 @@ extern "C" int anc_cu_attention(void *stream, const struct anc_cu_attn *a)
     if (a->n_head / a->n_kv_head > ANC_MAX_GROUP) return -1;
     if (a->n_split < 1 || (a->n_split > 1 && !a->part)) return -1;
     if (a->kv_type != ANC_DT_F32 && a->kv_type != ANC_DT_F16) return -1;
+    if (!(a->softcap >= 0.0f) || isinf(a->softcap)) return -1; /* NaN, < 0 or inf */
     if (a->n_q == 0) return 0;
 
     struct attn_plan pl;
@@ -387,6 +389,76 @@ extern "C" int anc_cu_add(void *stream, float *y, const float *x, int64_t n)
     if (n < 0) return -1;
     if (n == 0) return 0;
     add_kernel<<<grid_for(n, ROW_THREADS), ROW_THREADS, 0, as_stream(stream)>>>(y, x, n);
+    return launch_status();
+}
+
+/* ==== geglu, add_rows, scale, softcap ====================================== */
+
+/* GELU in its tanh form times up, in the CPU reference's order of
+ * operations (cpu_geglu_ref): 0.5 g (1 + tanh(c (g + 0.044715 g^3))) up. */
+static __global__ void geglu_kernel(float *out, const float *gate, const float *up, int64_t n)
+{
+    const float c = 0.7978845608028654f; /* sqrt(2/pi) */
+    const int64_t step = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
+        float g = gate[i];
+        out[i] = 0.5f * g * (1.0f + tanhf(c * (g + 0.044715f * g * g * g))) * up[i];
+    }
+}
+
+extern "C" int anc_cu_geglu(void *stream, float *out, const float *gate, const float *up,
+                            int64_t n)
+{
+    if (n < 0) return -1;
+    if (n == 0) return 0;
+    geglu_kernel<<<grid_for(n, ROW_THREADS), ROW_THREADS, 0, as_stream(stream)>>>(out, gate, up, n);
+    return launch_status();
+}
+
+/* Element e of the n_tok x n rows gets b[e % n]. */
+static __global__ void add_rows_kernel(float *y, const float *b, int64_t n, int64_t total)
+{
+    const int64_t step = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += step)
+        y[e] += b[e % n];
+}
+
+extern "C" int anc_cu_add_rows(void *stream, float *y, const float *b, int64_t n, int32_t n_tok)
+{
+    if (n < 0 || n_tok < 0) return -1;
+    int64_t total = n * n_tok;
+    if (total == 0) return 0;
+    add_rows_kernel<<<grid_for(total, ROW_THREADS), ROW_THREADS, 0, as_stream(stream)>>>(y, b, n,
+                                                                                        total);
+    return launch_status();
+}
+
+static __global__ void scale_kernel(float *x, float s, int64_t n)
+{
+    const int64_t step = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) x[i] *= s;
+}
+
+extern "C" int anc_cu_scale(void *stream, float *x, float s, int64_t n)
+{
+    if (n < 0) return -1;
+    if (n == 0) return 0;
+    scale_kernel<<<grid_for(n, ROW_THREADS), ROW_THREADS, 0, as_stream(stream)>>>(x, s, n);
+    return launch_status();
+}
+
+static __global__ void softcap_kernel(float *x, float cap, int64_t n)
+{
+    const int64_t step = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step)
+        x[i] = anc_attn_softcap(x[i], cap);
+}
+
+extern "C" int anc_cu_softcap(void *stream, float *x, float cap, int64_t n)
+{
+    if (n < 0 || !(cap > 0.0f) || isinf(cap)) return -1;
+    if (n == 0) return 0;
+    softcap_kernel<<<grid_for(n, ROW_THREADS), ROW_THREADS, 0, as_stream(stream)>>>(x, cap, n);
     return launch_status();
 }
 

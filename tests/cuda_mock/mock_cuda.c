@@ -12,6 +12,9 @@
  *     copies from pageable host memory) fail the capture;
  *   - a graph replays its records, reading host memory at replay time.
  * The kernels compute with the CPU reference ops of kernels/cpu/.
+ * ANCORA_MOCK_BUG=NAME makes one kernel compute a plausible wrong result
+ * (geglu, add_rows, scale, softcap, attn_softcap; see mock_bug), so the
+ * tests can show that they notice a wrong kernel.
  * Test code only; depends on kernels/ and the mock headers beside it. */
 #include "cuda_runtime.h"
 #include "cublas_v2.h"
@@ -835,6 +838,98 @@ int anc_cu_add(void *stream, float *y, const float *x, int64_t n)
     return 0;
 }
 
+/* ANCORA_MOCK_BUG names a kernel that computes wrongly (read when the
+ * kernel runs, so a test may set and clear it between calls). */
+static bool mock_bug(const char *name)
+{
+    const char *e = getenv("ANCORA_MOCK_BUG");
+    return e && strcmp(e, name) == 0;
+}
+
+static void run_geglu(const void *args)
+{
+    const struct ew_args *a = args;
+    if (mock_bug("geglu")) { /* bug: the cubic term of the tanh form left out */
+        for (int64_t i = 0; i < a->n; i++) {
+            float g = a->a[i];
+            a->out[i] = 0.5f * g * (1.0f + tanhf(0.7978845608028654f * g)) * a->b[i];
+        }
+        return;
+    }
+    cpu_geglu_ref(a->out, a->a, a->b, a->n);
+}
+
+int anc_cu_geglu(void *stream, float *out, const float *gate, const float *up, int64_t n)
+{
+    if (n < 0) return -1;
+    DEV(out, n, "geglu out");
+    DEV(gate, n, "geglu gate");
+    DEV(up, n, "geglu up");
+    struct ew_args a = {out, gate, up, n};
+    mock_enqueue(stream, run_geglu, &a, sizeof a);
+    return 0;
+}
+
+struct ews_args {
+    float *x;
+    const float *b;
+    int64_t n;
+    int32_t n_tok;
+    float s;
+};
+
+static void run_add_rows(const void *args)
+{
+    const struct ews_args *a = args;
+    /* bug: the bias on the first token's row only */
+    cpu_add_rows_ref(a->x, a->b, a->n, mock_bug("add_rows") && a->n_tok > 1 ? 1 : a->n_tok);
+}
+
+int anc_cu_add_rows(void *stream, float *y, const float *b, int64_t n, int32_t n_tok)
+{
+    if (n < 0 || n_tok < 0) return -1;
+    DEV(y, (size_t)n * n_tok, "bias rows");
+    DEV(b, n, "bias");
+    struct ews_args a = {y, b, n, n_tok, 0.0f};
+    mock_enqueue(stream, run_add_rows, &a, sizeof a);
+    return 0;
+}
+
+static void run_scale(const void *args)
+{
+    const struct ews_args *a = args;
+    /* bug: the last element left unscaled */
+    cpu_scale_ref(a->x, a->s, mock_bug("scale") && a->n > 0 ? a->n - 1 : a->n);
+}
+
+int anc_cu_scale(void *stream, float *x, float s, int64_t n)
+{
+    if (n < 0) return -1;
+    DEV(x, n, "scale x");
+    struct ews_args a = {x, NULL, n, 0, s};
+    mock_enqueue(stream, run_scale, &a, sizeof a);
+    return 0;
+}
+
+static void run_softcap(const void *args)
+{
+    const struct ews_args *a = args;
+    if (mock_bug("softcap")) { /* bug: a hard clamp instead of tanh */
+        for (int64_t i = 0; i < a->n; i++) a->x[i] = fminf(fmaxf(a->x[i], -a->s), a->s);
+        return;
+    }
+    cpu_softcap_ref(a->x, a->s, a->n);
+}
+
+int anc_cu_softcap(void *stream, float *x, float cap, int64_t n)
+{
+    if (n < 0 || !(cap > 0.0f) || isinf(cap)) return -1;
+    DEV(x, n, "softcap x");
+    struct ews_args a = {x, NULL, n, 0, cap};
+    mock_enqueue(stream, run_softcap, &a, sizeof a);
+    return 0;
+}
+
 struct rows_args {
     void *base;
     uint32_t type;
@@ -928,6 +1023,7 @@ static void run_attention(const void *args)
         .out = c->out, .q = c->q, .q_sink = c->q_sink, .k = c->k, .v = c->v, .kv_type = c->kv_type,
         .slot = c->slot, .n_q = c->n_q, .n_kv = c->n_kv, .n_head = c->n_head, .n_kv_head = c->n_kv_head,
         .head_dim = c->head_dim, .n_sink = c->n_sink, .lo = c->lo, .hi = c->hi, .scale = c->scale,
+        .softcap = mock_bug("attn_softcap") ? 0.0f : c->softcap, /* bug: the cap forgotten */
         .sink_mass = c->sink_mass,
     };
     int32_t group = c->n_head / c->n_kv_head;
@@ -943,7 +1039,8 @@ int anc_cu_attention(void *stream, const struct anc_cu_attn *a)
 {
     if (a->head_dim > ANC_MAX_HEAD_DIM || a->n_kv_head < 1 || a->n_head % a->n_kv_head != 0 ||
         a->n_head / a->n_kv_head > ANC_MAX_GROUP || a->n_split < 1 ||
-        (a->kv_type != ANC_DT_F32 && a->kv_type != ANC_DT_F16))
+        (a->kv_type != ANC_DT_F32 && a->kv_type != ANC_DT_F16) || !(a->softcap >= 0.0f) ||
+        isinf(a->softcap))
         return -1;
     size_t qn = (size_t)a->n_q * a->n_head * a->head_dim;
     DEV(a->out, qn, "attention out");
