@@ -157,8 +157,8 @@ static void attention_ref(const struct anc_attn_args *a, const float *kfull, con
     for (int i = 0; i < a->n_q; i++)
         for (int h = 0; h < a->n_head; h++) {
             int kvh = h / group;
-            double sc[256], mx = -1e300;
-            bool vis[256];
+            double sc[2048], mx = -1e300;
+            bool vis[2048];
             for (int j = 0; j < a->n_kv; j++) {
                 bool sink = j < a->n_sink;
                 vis[j] = sink || (j >= a->lo[i] && j < a->hi[i]);
@@ -169,6 +169,7 @@ static void attention_ref(const struct anc_attn_args *a, const float *kfull, con
                 double d = 0;
                 for (int e = 0; e < hd; e++) d += (double)q[e] * k[e];
                 sc[j] = d * a->scale;
+                if (a->softcap > 0) sc[j] = a->softcap * tanh(sc[j] / a->softcap);
                 if (sc[j] > mx) mx = sc[j];
             }
             double sum = 0, ssum = 0;
@@ -188,10 +189,13 @@ static void attention_ref(const struct anc_attn_args *a, const float *kfull, con
         }
 }
 
-static void test_attention(struct anc_backend *be, uint32_t v_type, int n_head, int n_kv_head,
-                           int n_sink, bool permute, bool two_q)
+/* n_q queries over n_kv entries; decoding (n_q 1) over a long cache with
+ * few key/value heads takes the split path (entries divided among the
+ * threads, parts merged). softcap > 0: Gemma 2's soft-capped scores. */
+static void test_attention_n(struct anc_backend *be, uint32_t v_type, int n_head, int n_kv_head,
+                             int n_sink, bool permute, bool two_q, int n_q, int n_kv, float softcap)
 {
-    int hd = 24, n_kv = 150, n_q = 6, kvd = n_kv_head * hd;
+    int hd = 24, kvd = n_kv_head * hd;
     float *q = malloc(sizeof(float) * n_q * n_head * hd), *qs = malloc(sizeof(float) * n_q * n_head * hd);
     float *kf = malloc(sizeof(float) * n_kv * kvd), *vf = malloc(sizeof(float) * n_kv * kvd);
     uint16_t *kh = malloc(sizeof(uint16_t) * n_kv * kvd), *vh = malloc(sizeof(uint16_t) * n_kv * kvd);
@@ -204,11 +208,12 @@ static void test_attention(struct anc_backend *be, uint32_t v_type, int n_head, 
         vh[i] = anc_f32_to_f16(frand());
         vf[i] = anc_f16_to_f32(vh[i]); /* same values in both layouts */
     }
-    int32_t slot[150], lo[6], hi[6];
+    int32_t *slot = malloc(sizeof(int32_t) * n_kv), *lo = malloc(sizeof(int32_t) * n_q),
+            *hi = malloc(sizeof(int32_t) * n_q);
     for (int j = 0; j < n_kv; j++) slot[j] = permute ? (j * 7 + 3) % n_kv : j;
     for (int i = 0; i < n_q; i++) {
         hi[i] = n_kv - n_q + i + 1;
-        lo[i] = n_sink ? hi[i] - 50 : 0; /* a sliding window beyond the sinks */
+        lo[i] = n_sink ? hi[i] - n_kv / 3 : 0; /* a sliding window beyond the sinks */
     }
     float mass[16];
     double mass_ref[16];
@@ -218,14 +223,14 @@ static void test_attention(struct anc_backend *be, uint32_t v_type, int n_head, 
         .v = v_type == ANC_DT_F16 ? (const void *)vh : (const void *)vf, .kv_type = v_type,
         .slot = permute ? slot : NULL, .n_q = n_q, .n_kv = n_kv, .n_head = n_head,
         .n_kv_head = n_kv_head, .head_dim = hd, .n_sink = n_sink, .lo = lo, .hi = hi,
-        .scale = 1.0f / sqrtf((float)hd), .sink_mass = mass,
+        .scale = 1.0f / sqrtf((float)hd), .softcap = softcap, .sink_mass = mass,
     };
     be->ops->attention(be, &a);
     attention_ref(&a, kf, vf, ref, mass_ref);
     char what[96];
-    snprintf(what, sizeof what, "attention kv=%s heads %d/%d sinks %d%s%s",
+    snprintf(what, sizeof what, "attention kv=%s heads %d/%d sinks %d%s%s q %d kv %d cap %g",
              anc_dtype_get(v_type)->name, n_head, n_kv_head, n_sink, permute ? " permuted" : "",
-             two_q ? " two-q" : "");
+             two_q ? " two-q" : "", n_q, n_kv, (double)softcap);
     compare(what, out, ref, (size_t)n_q * n_head * hd, 1e-5, 1e-4);
     if (n_sink) {
         float mass_f[16];
@@ -234,6 +239,13 @@ static void test_attention(struct anc_backend *be, uint32_t v_type, int n_head, 
         compare("sink mass", mass_f, mr, (size_t)n_head, 1e-6, 1e-4);
     }
     free(q), free(qs), free(kf), free(kh), free(vf), free(vh), free(out), free(ref);
+    free(slot), free(lo), free(hi);
+}
+
+static void test_attention(struct anc_backend *be, uint32_t v_type, int n_head, int n_kv_head,
+                           int n_sink, bool permute, bool two_q)
+{
+    test_attention_n(be, v_type, n_head, n_kv_head, n_sink, permute, two_q, 6, 150, 0);
 }
 
 static void test_rows(struct anc_backend *be)
@@ -297,6 +309,13 @@ int main(void)
         test_attention(be, ANC_DT_F16, 8, 2, 0, true, false);
         test_attention(be, ANC_DT_F16, 6, 3, 4, true, true);
         test_attention(be, ANC_DT_F32, 4, 1, 1, false, false);
+        /* decoding over long caches: one or three key/value heads split the
+           entries among the threads (Gemma 3 270M has 1, SmolLM2 3) */
+        test_attention_n(be, ANC_DT_F16, 4, 1, 0, true, false, 1, 2000, 0);
+        test_attention_n(be, ANC_DT_F16, 9, 3, 4, true, true, 1, 1500, 0);
+        test_attention_n(be, ANC_DT_F32, 4, 1, 2, false, false, 1, 700, 0);
+        test_attention_n(be, ANC_DT_F16, 8, 2, 4, true, true, 1, 1000, 5.0f);
+        test_attention_n(be, ANC_DT_F32, 8, 2, 0, false, false, 6, 150, 5.0f);
         test_rows(be);
         anc_backend_free(be);
     }

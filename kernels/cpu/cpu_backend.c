@@ -22,6 +22,9 @@ struct cpu_priv {
     size_t xbad_cap;
     uint8_t *mm_scratch; /* [n_threads][mm_each] for the multi-token kernels */
     size_t mm_each;
+    struct cpu_attn_part *parts; /* [parts_cap] split attention's partial results */
+    float *part_o;       /* [parts_cap][part_o_each] their unnormalised outputs */
+    int64_t parts_cap, part_o_each;
 };
 
 int anc_cpu_count(void)
@@ -289,9 +292,17 @@ static void cpu_rope(struct anc_backend *be, float *x, int32_t n_tok, int32_t n_
 }
 
 /* ---- attention: split (query, key/value head) pairs ------------------ */
+/* Decoding has one query, and a model may have one to a few key/value
+ * heads (Gemma 3 270M: 1, SmolLM2: 3): fewer pairs than threads, or pairs
+ * that do not divide evenly among them. Then the cache entries are split
+ * into parts too (flash-decoding), each at least ATTN_PART_MIN entries so
+ * the merge stays cheap, and the parts merged. */
+#define ATTN_PART_MIN 128
+
 struct attn_job {
     const struct anc_attn_args *a;
     struct cpu_priv *p;
+    int32_t n_parts;       /* parts per (query, head) pair; 1 = no split */
 };
 
 static void attention_worker(void *ctx, int ith, int nth)
@@ -300,15 +311,58 @@ static void attention_worker(void *ctx, int ith, int nth)
     const struct anc_attn_args *a = j->a;
     float *scores = j->p->scores + (size_t)ith * j->p->scores_cap;
     long lo, hi;
-    threadpool_split((long)a->n_q * a->n_kv_head, ith, nth, 1, &lo, &hi);
-    for (long u = lo; u < hi; u++)
-        cpu_attention_group(a, (int32_t)(u / a->n_kv_head), (int32_t)(u % a->n_kv_head), scores);
+    if (j->n_parts == 1) {
+        threadpool_split((long)a->n_q * a->n_kv_head, ith, nth, 1, &lo, &hi);
+        for (long u = lo; u < hi; u++)
+            cpu_attention_group(a, (int32_t)(u / a->n_kv_head), (int32_t)(u % a->n_kv_head), scores);
+        return;
+    }
+    int32_t np = j->n_parts;
+    threadpool_split((long)a->n_q * a->n_kv_head * np, ith, nth, 1, &lo, &hi);
+    for (long w = lo; w < hi; w++) {
+        long u = w / np;
+        int32_t c = (int32_t)(w % np);
+        int32_t j0 = (int32_t)((int64_t)a->n_kv * c / np), j1 = (int32_t)((int64_t)a->n_kv * (c + 1) / np);
+        cpu_attention_range(a, (int32_t)(u / a->n_kv_head), (int32_t)(u % a->n_kv_head), j0, j1,
+                            scores, &j->p->parts[w]);
+    }
+}
+
+/* Parts per (query, head) pair: enough work items for every thread when
+ * the pairs are few, never parts shorter than ATTN_PART_MIN. */
+static int32_t attention_parts(const struct anc_attn_args *a, int nth)
+{
+    int64_t pairs = (int64_t)a->n_q * a->n_kv_head;
+    if (nth <= 1 || pairs % nth == 0 || pairs >= 4 * (int64_t)nth) return 1;
+    int64_t want = (4 * (int64_t)nth + pairs - 1) / pairs;
+    int64_t by_len = a->n_kv / ATTN_PART_MIN;
+    if (want > by_len) want = by_len;
+    if (want > CPU_ATTN_MAX_PARTS) want = CPU_ATTN_MAX_PARTS;
+    return want > 1 ? (int32_t)want : 1;
+}
+
+/* Room for the split's partial results; false when out of memory. */
+static bool parts_ensure(struct cpu_priv *p, int64_t n, int64_t o_each)
+{
+    if (n <= p->parts_cap && o_each <= p->part_o_each) return true;
+    int64_t cap = n > p->parts_cap ? n : p->parts_cap;
+    int64_t each = o_each > p->part_o_each ? o_each : p->part_o_each;
+    struct cpu_attn_part *parts = realloc(p->parts, (size_t)cap * sizeof *parts);
+    if (!parts) return false;
+    p->parts = parts;
+    float *o = realloc(p->part_o, (size_t)cap * (size_t)each * sizeof(float));
+    if (!o) return false;
+    p->part_o = o;
+    p->parts_cap = cap;
+    p->part_o_each = each;
+    return true;
 }
 
 static void cpu_attention(struct anc_backend *be, const struct anc_attn_args *a)
 {
     struct cpu_priv *p = priv_of(be);
-    int64_t need = (int64_t)a->n_kv * (a->n_head / a->n_kv_head);
+    int64_t group = a->n_head / a->n_kv_head;
+    int64_t need = (int64_t)a->n_kv * group;
     if (need > p->scores_cap) {
         int64_t cap = need < 8192 ? 8192 : need * 2;
         float *s = realloc(p->scores, (size_t)cap * be->n_threads * sizeof(float));
@@ -316,8 +370,16 @@ static void cpu_attention(struct anc_backend *be, const struct anc_attn_args *a)
         p->scores = s;
         p->scores_cap = cap;
     }
-    struct attn_job j = {a, p};
+    struct attn_job j = {a, p, attention_parts(a, be->n_threads)};
+    int64_t n_work = (int64_t)a->n_q * a->n_kv_head * j.n_parts;
+    if (j.n_parts > 1 && !parts_ensure(p, n_work, group * a->head_dim)) j.n_parts = 1;
+    if (j.n_parts > 1)
+        for (int64_t w = 0; w < n_work; w++) p->parts[w].o = p->part_o + (size_t)w * p->part_o_each;
     threadpool_run(p->pool, attention_worker, &j);
+    if (j.n_parts == 1) return;
+    for (int64_t u = 0; u < (int64_t)a->n_q * a->n_kv_head; u++)
+        cpu_attention_merge(a, (int32_t)(u / a->n_kv_head), (int32_t)(u % a->n_kv_head),
+                            p->parts + u * j.n_parts, j.n_parts);
 }
 
 static void cpu_swiglu(struct anc_backend *be, float *out, const float *gate, const float *up,
@@ -413,6 +475,8 @@ static void cpu_destroy(struct anc_backend *be)
     free(p->xq);
     free(p->xbad);
     free(p->mm_scratch);
+    free(p->parts);
+    free(p->part_o);
     free(p);
     free(be);
 }

@@ -177,6 +177,86 @@ void cpu_attention_group(const struct anc_attn_args *a, int32_t i, int32_t kvh, 
     }
 }
 
+void cpu_attention_range(const struct anc_attn_args *a, int32_t i, int32_t kvh, int32_t j0,
+                         int32_t j1, float *scores, struct cpu_attn_part *part)
+{
+    int32_t hd = a->head_dim, group = a->n_head / a->n_kv_head, h0 = kvh * group;
+    int32_t n = j1 - j0;
+    const struct cpu_kernels *kt = cpu_kernels_get();
+    cpu_dot_f_fn dot = kt->dot_f[ANC_DT_F32];
+    int32_t lo = a->lo[i], hi = a->hi[i];
+    if (lo < a->n_sink) lo = a->n_sink; /* never count a sink twice */
+    float buf[ANC_MAX_HEAD_DIM];
+    for (int32_t g = 0; g < group; g++) {
+        part->m[g] = -INFINITY;
+        part->l[g] = part->ls[g] = 0.0f;
+        memset(part->o + (size_t)g * hd, 0, (size_t)hd * sizeof(float));
+    }
+    for (int32_t j = j0; j < j1; j++) {
+        bool sink = j < a->n_sink;
+        if (!sink && (j < lo || j >= hi)) {
+            for (int32_t g = 0; g < group; g++) scores[(size_t)g * n + (j - j0)] = -INFINITY;
+            continue;
+        }
+        const float *k = kv_row(a, kt, a->k, j, kvh, buf);
+        const float *qb = sink && a->q_sink ? a->q_sink : a->q;
+        for (int32_t g = 0; g < group; g++) {
+            const float *q = qb + ((size_t)i * a->n_head + h0 + g) * hd;
+            float sc = dot(q, k, hd) * a->scale;
+            if (a->softcap > 0.0f) sc = a->softcap * tanhf(sc / a->softcap);
+            scores[(size_t)g * n + (j - j0)] = sc;
+            if (sc > part->m[g]) part->m[g] = sc;
+        }
+    }
+    for (int32_t g = 0; g < group; g++) {
+        float *sg = scores + (size_t)g * n;
+        double sum = 0.0, sink_sum = 0.0;
+        for (int32_t j = 0; j < n; j++) {
+            float e = sg[j] == -INFINITY ? 0.0f : expf(sg[j] - part->m[g]);
+            sg[j] = e;
+            sum += e;
+            if (j0 + j < a->n_sink) sink_sum += e;
+        }
+        part->l[g] = (float)sum;
+        part->ls[g] = (float)sink_sum;
+    }
+    for (int32_t j = j0; j < j1; j++) {
+        if (j >= a->n_sink && (j < lo || j >= hi)) continue;
+        const float *v = kv_row(a, kt, a->v, j, kvh, buf);
+        for (int32_t g = 0; g < group; g++) {
+            float e = scores[(size_t)g * n + (j - j0)];
+            if (e != 0.0f) kt->axpy(part->o + (size_t)g * hd, e, v, hd);
+        }
+    }
+}
+
+void cpu_attention_merge(const struct anc_attn_args *a, int32_t i, int32_t kvh,
+                         const struct cpu_attn_part *parts, int32_t n_parts)
+{
+    int32_t hd = a->head_dim, group = a->n_head / a->n_kv_head, h0 = kvh * group;
+    for (int32_t g = 0; g < group; g++) {
+        float mx = -INFINITY;
+        for (int32_t c = 0; c < n_parts; c++)
+            if (parts[c].m[g] > mx) mx = parts[c].m[g];
+        double sum = 0.0, sink_sum = 0.0;
+        float w[CPU_ATTN_MAX_PARTS];
+        for (int32_t c = 0; c < n_parts; c++) {
+            w[c] = parts[c].m[g] == -INFINITY ? 0.0f : expf(parts[c].m[g] - mx);
+            sum += (double)w[c] * parts[c].l[g];
+            sink_sum += (double)w[c] * parts[c].ls[g];
+        }
+        float inv = sum > 0 ? (float)(1.0 / sum) : 0.0f;
+        float *out = a->out + ((size_t)i * a->n_head + h0 + g) * hd;
+        for (int32_t e = 0; e < hd; e++) {
+            float acc = 0.0f;
+            for (int32_t c = 0; c < n_parts; c++) acc += w[c] * parts[c].o[(size_t)g * hd + e];
+            out[e] = acc * inv;
+        }
+        if (a->sink_mass && i == a->n_q - 1)
+            a->sink_mass[h0 + g] = sum > 0 ? (float)(sink_sum / sum) : 0.0f;
+    }
+}
+
 void cpu_swiglu_ref(float *out, const float *gate, const float *up, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {

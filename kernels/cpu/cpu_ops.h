@@ -88,6 +88,23 @@ void cpu_rope_ref(float *x, int32_t n_heads, int32_t head_dim,
 /* Attention of query i for the group of query heads sharing key/value head
  * kvh. scores: scratch [n_head / n_kv_head][n_kv]. */
 void cpu_attention_group(const struct anc_attn_args *a, int32_t i, int32_t kvh, float *scores);
+
+/* The same over a part [j0, j1) of the entries, unnormalised, for decoding
+ * with few (query, key/value head) pairs: the entries are split among the
+ * threads and the parts merged (flash-decoding). For each query head g of
+ * the group: the largest score m[g], l[g] = sum of exp(score - m[g]) (ls[g]
+ * over sinks only) and o[g][hd] = sum of exp(score - m[g]) v. scores:
+ * scratch [group][j1 - j0]. */
+#define CPU_ATTN_MAX_PARTS 64
+struct cpu_attn_part {
+    float m[ANC_MAX_GROUP], l[ANC_MAX_GROUP], ls[ANC_MAX_GROUP];
+    float *o;              /* [group][head_dim] */
+};
+void cpu_attention_range(const struct anc_attn_args *a, int32_t i, int32_t kvh, int32_t j0,
+                         int32_t j1, float *scores, struct cpu_attn_part *part);
+/* out (and sink_mass) of query i, head group kvh from its n_parts parts. */
+void cpu_attention_merge(const struct anc_attn_args *a, int32_t i, int32_t kvh,
+                         const struct cpu_attn_part *parts, int32_t n_parts);
 void cpu_swiglu_ref(float *out, const float *gate, const float *up, int64_t n);
 void cpu_add_ref(float *y, const float *x, int64_t n);
 void cpu_geglu_ref(float *out, const float *gate, const float *up, int64_t n);
