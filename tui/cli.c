@@ -156,6 +156,7 @@ int cli_common_option(int c, const char *arg, struct cli_opts *o)
             return -1;
         }
         smp->seed = seed;
+        o->seed_given = true;
         return 1;
     }
     case OPT_CTX:

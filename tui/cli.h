@@ -29,6 +29,7 @@ struct cli_opts {
     const char *prompt_file;
     long n_predict;
     bool no_bos;
+    bool seed_given;            /* --seed (or `seed =` in the config) was set */
     bool verbose;
     int backend;           /* enum anc_backend_kind */
     struct anc_session_params sess;

@@ -2,6 +2,8 @@
  * config file, then the environment, then the command line (later wins);
  * the full-screen interface when stdin and stdout are terminals, the REPL
  * otherwise. Front-end code: chat.h, app.h, repl.h, userconf.h. */
+#include <stdint.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,15 +48,17 @@ static void chat_usage(FILE *out, const char *name)
             "(KV cache, sink tokens, RoPE, memory); otherwise (pipes, `ancora repl`) a\n"
             "line-by-line REPL. Type /help inside for the commands.\n"
             "\n"
-            "  -m, --model FILE      GGUF model (or `model = ...` in the config file, or\n"
-            "                        $ANCORA_MODEL)\n"
+            "  -m, --model FILE      GGUF model (default: `model = ...` in the config file,\n"
+            "                        $ANCORA_MODEL, else SmolLM2-135M-Instruct when\n"
+            "                        scripts/fetch-models has installed it)\n"
             "  -t, --threads N       CPU threads (default: all cores)\n"
             "      --backend B       auto (default: a GPU when present), cpu or cuda\n"
-            "  -n, --max-tokens N    longest reply in tokens (default: until the model ends\n"
-            "                        its turn)\n"
+            "  -n, --max-tokens N    longest reply in tokens (default 4096, or 256 for base\n"
+            "                        models without a chat template; 0 = no limit)\n"
             "      --system TEXT     system prompt\n"
             "      --template NAME   chat format: plain, llama2, llama3, chatml, zephyr,\n"
-            "                        mistral, gemma, phi3 (default: from the model)\n"
+            "                        mistral, gemma, phi3, file (default: the model's own\n"
+            "                        template; plain for base models)\n"
             "      --session ID      resume a saved conversation\n"
             "      --db PATH         history database (default $ANCORA_DB, else\n"
             "                        $XDG_DATA_HOME/ancora/history.db)\n"
@@ -62,7 +66,8 @@ static void chat_usage(FILE *out, const char *name)
             "      --theme NAME      colours: default, light, high-contrast, colorblind, mono\n"
             "      --no-color        no colours (also when NO_COLOR is set)\n"
             "      --temp X --top-k K --top-p P --min-p P --repeat-penalty R --seed S\n"
-            "                        sampling (as for `ancora run`)\n"
+            "                        sampling (as for `ancora run`; without --seed, a\n"
+            "                        new seed each session)\n"
             "  -h, --help            this help\n"
             "\n",
             name);
@@ -122,6 +127,18 @@ static int config_entry(void *ctx, const char *key, const char *value, int line)
     }
     fprintf(stderr, "ancora: config file line %d: unknown setting '%s' (ignored)\n", line, key);
     return 0;
+}
+
+/* A seed from the clock and the process id. */
+static uint64_t fresh_seed(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+    x ^= x >> 33; /* splitmix-style finaliser: nearby times give unrelated seeds */
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return x;
 }
 
 static void first_run_help(void)
@@ -199,6 +216,9 @@ int cmd_chat(int argc, char **argv, bool force_repl)
         fprintf(stderr, "ancora: no model given; using the default, %s (-m FILE.gguf for "
                 "another)\n", model);
     }
+    /* a conversation without --seed gets a new one each time (replies to
+       the same message differ, as users expect); --seed N repeats them */
+    if (!cc.o.seed_given) cc.o.sess.sampling.seed = fresh_seed();
     const char *nc = getenv("NO_COLOR");
     if (nc && *nc) cc.no_color = true;
     bool tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dtype.h"
 #include "panel.h"
 
 enum kv_kind { KV_FREE, KV_SINK, KV_USER, KV_MODEL, KV_EVICTED, KV_N_KINDS };
@@ -31,6 +32,9 @@ struct kv_state {
     int64_t sink_last;        /* largest text index among the sinks (-1: none) */
     /* the model's own sliding-window layers (0 when it has none) */
     int32_t n_layer, n_local, local_window, local_used;
+    /* the cache's shape: per layer, n_kv_head heads of head_dim (0: unknown) */
+    int32_t n_kv_head, head_dim;
+    const char *kv_type;
     /* settings asked for but not applied yet (the next token applies them) */
     bool pending;
     enum anc_cache_policy want_policy;
@@ -124,6 +128,9 @@ static void kv_update(void *state, const struct panel_input *in)
     s->n_sink_now = st->n_sink_now;
     s->n_layer = st->n_layer;
     s->n_local = st->n_layer_local;
+    s->n_kv_head = in->view ? in->view->model.n_kv_head : 0;
+    s->head_dim = in->view ? in->view->model.head_dim : 0;
+    s->kv_type = in->params && anc_dtype_get(in->params->kv_type) ? anc_dtype_get(in->params->kv_type)->name : "f16";
     s->local_window = st->local_window;
     s->local_used = st->n_cached_local;
     s->n_sorted = 0;
@@ -323,6 +330,17 @@ static void draw_counts(const struct kv_state *s, int y, int x, int w)
     ui_pairs(y, x, w, labels, values, 3);
 }
 
+/* "30 layers · 3 KV heads × 64 · f16": what one cache entry holds. */
+static void draw_shape(const struct kv_state *s, int y, int x, int w)
+{
+    char buf[96];
+    bool uni = ui_unicode();
+    snprintf(buf, sizeof buf, "%d layers%s%d KV head%s %s %d%s%s", (int)s->n_layer,
+             uni ? " \u00b7 " : " - ", (int)s->n_kv_head, s->n_kv_head == 1 ? "" : "s",
+             uni ? "\u00d7" : "x", (int)s->head_dim, uni ? " \u00b7 " : " - ", s->kv_type);
+    ui_text(y, x, w, ROLE_PANEL_DIM, buf);
+}
+
 /* Models with sliding-window layers: "15 local · 512 each, 3 global ·
  * sink 1024" — the local layers keep their own window whatever the
  * policy, which (and everything else this panel shows) is the global
@@ -367,6 +385,10 @@ static void kv_draw(const void *state, struct rect r)
     if (--left <= 0) return;
     draw_counts(s, y++, r.x, r.w);
     if (--left <= 0) return;
+    if (s->n_kv_head > 0 && left >= 6) { /* dropped first when the panel is short */
+        draw_shape(s, y++, r.x, r.w);
+        left--;
+    }
     if (s->n_local > 0) {
         draw_layer_kinds(s, y++, r.x, r.w);
         if (--left <= 0) return;

@@ -137,7 +137,9 @@ static int draw_item_grid(const struct mem_item *it, int n, int y, int x, int w,
     for (int i = 0; i < n && row < rows; i += cols, row++)
         for (int c = 0; c < cols && i + c < n; c++) {
             int cx = x + c * cw, ww = cw - (c + 1 < cols ? 2 : 0);
-            ui_text(y + row, cx, ww, ROLE_PANEL_LABEL, it[i + c].label);
+            int vw = ui_width(it[i + c].value);
+            /* the label gives way to the value, and a space stays between */
+            ui_text(y + row, cx, ww - vw - 1 > 0 ? ww - vw - 1 : 0, ROLE_PANEL_LABEL, it[i + c].label);
             ui_text_right(y + row, cx, ww, ROLE_PANEL_VALUE, it[i + c].value);
         }
     return row;

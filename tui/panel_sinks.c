@@ -236,13 +236,23 @@ static void draw_layers(const struct sinks_state *s, struct rect r)
     snprintf(label, sizeof label, "per layer L0..L%d \u2264%.1f%%", s->n_layer - 1, hi * 100);
     ui_text(r.y + r.h - 1, r.x, r.w, ROLE_PANEL_LABEL, label);
     int lw = ui_width(label) + 1, room = r.w - lw;
+    if (room < 4) return;
     int bw = room / s->n_layer;
     if (bw > 4) bw = 4;
-    if (bw < 1) return;
     float v[ANC_STATS_MAX_LAYERS * 4];
     int n = 0;
-    for (int l = 0; l < s->n_layer; l++)
-        for (int k = 0; k < bw; k++) v[n++] = (k == bw - 1 && bw > 1) ? NAN : s->layer[l];
+    if (bw >= 1) {
+        for (int l = 0; l < s->n_layer; l++)
+            for (int k = 0; k < bw; k++) v[n++] = (k == bw - 1 && bw > 1) ? NAN : s->layer[l];
+    } else { /* more layers than columns: each bar the largest share of its layers */
+        int per = (s->n_layer + room - 1) / room;
+        for (int l = 0; l < s->n_layer; l += per) {
+            float mx = 0;
+            for (int k = l; k < l + per && k < s->n_layer; k++)
+                if (s->layer[k] > mx) mx = s->layer[k];
+            v[n++] = mx;
+        }
+    }
     ui_bars((struct rect){r.y, r.x + lw, r.h, n}, v, n, 0, hi, ROLE_SPARK);
 }
 

@@ -16,12 +16,26 @@ static const char *state_text(enum chat_state s, bool uni)
     }
 }
 
-/* Segments left to right; each is dropped whole when it does not fit. */
+/* Segments left to right, in order of importance: the first that does
+ * not fit ends the bar (no later, smaller one jumps the queue). */
 static int segment(int y, int x, int w, int used, enum theme_role role, const char *text)
 {
     int tw = ui_width(text);
-    if (used + tw > w) return used;
+    if (used + tw > w) return w;
     return used + ui_text(y, x + used, w - used, role, text);
+}
+
+/* " name", shortened with an ellipsis past max columns. */
+static void name_segment(char *buf, size_t cap, const char *name, int max, bool uni)
+{
+    snprintf(buf, cap, " %s", name);
+    if (ui_width(buf) <= max) return;
+    size_t n = strlen(buf);
+    while (n > 1 && ui_width(buf) > max - 1) { /* drop whole UTF-8 characters */
+        do n--; while (n > 1 && ((unsigned char)buf[n] & 0xC0) == 0x80);
+        buf[n] = '\0';
+    }
+    snprintf(buf + n, cap - n, "%s", uni ? "\u2026" : "~");
 }
 
 /* Right side: speed while generating, history state, session, theme. */
@@ -55,7 +69,8 @@ void statusbar_draw(struct rect r, const struct status_info *si)
     used = segment(r.y, r.x, left_w, used, state == CHAT_IDLE ? ROLE_STATUS_IDLE : ROLE_STATUS_BUSY,
                    state_text(state, uni));
     if (v) {
-        snprintf(buf, sizeof buf, " %s", v->model_name && *v->model_name ? v->model_name : "model");
+        name_segment(buf, sizeof buf, v->model_name && *v->model_name ? v->model_name : "model",
+                     left_w / 4 > 16 ? left_w / 4 : 16, uni);
         used = segment(r.y, r.x, left_w, used, ROLE_STATUS_BAR, buf);
         const struct anc_session_params *p = &v->params;
         if (p->cache == ANC_CACHE_SINK)

@@ -7,9 +7,11 @@
 #include "threadpool.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 struct cpu_priv {
@@ -43,20 +45,50 @@ bool anc_backend_cpu_supports(uint32_t type)
 
 static struct cpu_priv *priv_of(struct anc_backend *be) { return be->priv; }
 
+/* Buffers are zero-filled. Large ones (caches sized for the whole window)
+ * come straight from mmap: the kernel's zero pages cost nothing until
+ * written, so start-up does not clear them and the process's resident
+ * memory grows with what the cache really holds. Each buffer carries its
+ * size and origin in the 64 bytes before it. */
+#define CPU_ALLOC_HDR 64
+#define CPU_ALLOC_MMAP_MIN ((size_t)1 << 20)
+struct alloc_hdr {
+    size_t mapped;   /* bytes mapped (0: from posix_memalign) */
+    void *base;      /* what to free or unmap */
+};
+
 static void *cpu_alloc(struct anc_backend *be, size_t bytes)
 {
     (void)be;
-    void *p = NULL;
     size_t rounded = (bytes + 63) & ~(size_t)63;
-    if (rounded < bytes || posix_memalign(&p, 64, rounded ? rounded : 64) != 0) return NULL;
-    memset(p, 0, rounded);
+    if (rounded < bytes || rounded > SIZE_MAX - 2 * 4096) return NULL;
+    if (rounded >= CPU_ALLOC_MMAP_MIN) {
+        size_t page = 4096, len = rounded + page;
+        void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (base == MAP_FAILED) return NULL;
+        uint8_t *p = (uint8_t *)base + page;
+        struct alloc_hdr *h = (struct alloc_hdr *)(p - CPU_ALLOC_HDR);
+        h->mapped = len;
+        h->base = base;
+        return p;
+    }
+    void *base = NULL;
+    if (posix_memalign(&base, 64, rounded + CPU_ALLOC_HDR) != 0) return NULL;
+    memset(base, 0, rounded + CPU_ALLOC_HDR);
+    uint8_t *p = (uint8_t *)base + CPU_ALLOC_HDR;
+    struct alloc_hdr *h = (struct alloc_hdr *)(p - CPU_ALLOC_HDR);
+    h->mapped = 0;
+    h->base = base;
     return p;
 }
 
 static void cpu_free(struct anc_backend *be, void *p)
 {
     (void)be;
-    free(p);
+    if (!p) return;
+    const struct alloc_hdr *h = (const struct alloc_hdr *)((uint8_t *)p - CPU_ALLOC_HDR);
+    if (h->mapped) munmap(h->base, h->mapped);
+    else free(h->base);
 }
 
 /* Weights stay in the file's mapping: only the type is checked. */
