@@ -12,6 +12,9 @@ V=$MODELS/ggml-vocab-llama-spm.gguf
 G=$SRC/tests/golden
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# no user configuration, no installed default model (the real HOME may have both)
+export XDG_CONFIG_HOME=$tmp/config XDG_DATA_HOME=$tmp/data
+unset ANCORA_MODEL
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
@@ -46,6 +49,17 @@ expect 2 "$ANCORA" run -m "$M" stray-argument
 expect 2 "$ANCORA" run --top-k
 env -u ANCORA_MODEL "$ANCORA" run -p hi >/dev/null 2>"$tmp/err"; [ $? -eq 2 ] || fail "no model: want 2"
 grep -q "^ancora: no model given" "$tmp/err" || fail "no model message"
+grep -q "scripts/fetch-models" "$tmp/err" || fail "no model: the message should say how to get one"
+# the default model, where scripts/fetch-models puts it, is used and named
+# (a stand-in file under the default's name: the choice is by path)
+mkdir -p "$tmp/data/ancora/models"
+ln -s "$(cd "$(dirname "$M")" && pwd)/$(basename "$M")" "$tmp/data/ancora/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+expect 0 "$ANCORA" run -p "Once" -n 4 --temp 0
+grep -q "^ancora: no model given; using the default, $tmp/data/ancora/models/SmolLM2-135M-Instruct.Q4_1.gguf" "$tmp/err" \
+  || fail "default model not announced: $(head -c 300 "$tmp/err")"
+[ -s "$tmp/out" ] || fail "default model: no text"
+HOME=$tmp XDG_DATA_HOME=relative/path expect 2 "$ANCORA" run -p hi   # a relative XDG path is ignored (XDG spec)
+rm -r "$tmp/data/ancora"
 
 # backends: --version names them; --backend cuda without the backend or a
 # GPU is a runtime error with a clear message; auto falls back silently

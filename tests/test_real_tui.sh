@@ -210,7 +210,8 @@ if grep -qF "using the default, $DEF" "$tmp/stderr"; then
 else
     fail "no -m: stderr does not name the default model: $(cat "$tmp/stderr")"
 fi
-check "100x30: the status bar names the model (general.name)" "^ ● idle  $SMOL_NAME │"
+# the name is shortened (…) when the bar is narrow, so the policy still fits
+check "100x30: the status bar names the model (general.name)" "^ ● idle  ${SMOL_NAME:0:12}"
 check "100x30: the welcome text names the model" "chatting with $SMOL_NAME"
 
 cmd "Hi! Who are you?"
@@ -341,7 +342,7 @@ st=$(wait_status)
 # 80x24: the panels are folded, the chat works, nothing overflows
 start 80 24 -m "$GEMMA" --no-history -n 48
 wait_gone "─ KV cache ─" 5 && pass "80x24: panels folded" || fail "80x24: panels shown"
-check "80x24: the status bar names the model" "^ ● idle  $GEMMA_NAME │"
+check "80x24: the status bar names the model" "^ ● idle  $GEMMA_NAME"
 check_geometry "80x24 before the reply" 80
 cmd "Once upon a time, in a small village"
 wait_reply 2 "$REPLY_WAIT" || die "80x24: no finished reply within $REPLY_WAIT s"

@@ -76,7 +76,8 @@ grep -q "/48 entries" "$tmp/err7" || fail "config window not applied: $(cat "$tm
 rm "$tmp/config/ancora/config"
 env -u ANCORA_MODEL "$ANCORA" repl </dev/null >/dev/null 2>"$tmp/err8"
 [ $? -eq 2 ] || fail "no model: want exit 2"
-grep -q "Point Ancora at a GGUF file" "$tmp/err8" || fail "first-run help missing"
+grep -q "the default model is not installed" "$tmp/err8" && grep -q "scripts/fetch-models" "$tmp/err8" \
+  || fail "first-run help missing: $(cat "$tmp/err8")"
 
 [ $fails -eq 0 ] && echo "all REPL checks passed"
 exit $((fails > 0))
