@@ -110,5 +110,20 @@ for m in "$tmp"/bad/*.gguf; do
 done
 [ "$n_bad" -gt 0 ] || fail "write_family.py --bad wrote no bad files"
 
+# an unknown family: refused with the list of the supported ones
+if "$py" "$SRC/tests/reference/write_family.py" "$tmp/unknown" llama \
+     --set general.architecture=mamba >"$tmp/write2.log" 2>&1; then
+  "$ANCORA" run -m "$tmp/unknown/llama.gguf" -n 1 --prompt-ids 1 >/dev/null 2>"$tmp/err"
+  rc=$?
+  msg=$(head -n 1 "$tmp/err")
+  if [ "$rc" -eq 1 ] && [[ "$msg" == *'architecture "mamba" is not supported (supported: llama, qwen2, qwen3, phi3, gemma2, gemma3)'* ]]; then
+    echo "refused unknown family: ${msg#ancora: }"
+  else
+    fail "unknown family: want the supported list and exit 1, got exit $rc: $msg"
+  fi
+else
+  fail "write_family.py could not write the unknown-family file: $(tail -n 2 "$tmp/write2.log")"
+fi
+
 [ "$fails" -eq 0 ] || { echo "$fails failure(s)"; exit 1; }
 echo "all families agree with the reference; $n_bad bad files refused"
