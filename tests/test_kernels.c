@@ -116,6 +116,38 @@ static void test_rmsnorm_swiglu_add(struct anc_backend *be)
     compare("add", y, ref, (size_t)n * nt, 1e-6, 1e-6);
 }
 
+/* The ops some families add (GELU-gated FFN, biases, the embedding scale,
+ * soft-caps), against their formulas in double; n large enough that the
+ * element-wise ops split across threads, and a small n that does not. */
+static void test_family_ops(struct anc_backend *be, int64_t n)
+{
+    float *g = malloc(sizeof(float) * n), *u = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
+    double *ref = malloc(sizeof(double) * n);
+    for (int64_t i = 0; i < n; i++) g[i] = frand() * 12, u[i] = frand() * 2;
+    be->ops->geglu(be, y, g, u, n);
+    for (int64_t i = 0; i < n; i++) {
+        double x = g[i], t = tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x));
+        ref[i] = 0.5 * x * (1.0 + t) * u[i];
+    }
+    compare("geglu (tanh form)", y, ref, (size_t)n, 1e-6, 1e-5);
+    be->ops->geglu(be, g, g, u, n); /* out may alias gate */
+    compare("geglu in place", g, ref, (size_t)n, 1e-6, 1e-5);
+    for (int64_t i = 0; i < n; i++) y[i] = frand() * 40, ref[i] = 30.0 * tanh(y[i] / 30.0);
+    be->ops->softcap(be, y, 30.0f, n);
+    compare("softcap", y, ref, (size_t)n, 1e-6, 1e-6);
+    for (int64_t i = 0; i < n; i++) y[i] = frand(), ref[i] = y[i] * 25.3;
+    be->ops->scale(be, y, 25.3f, n);
+    compare("scale", y, ref, (size_t)n, 1e-6, 1e-6);
+    int cols = 37, rows = (int)(n / cols);
+    float b[37];
+    for (int i = 0; i < cols; i++) b[i] = frand();
+    struct anc_weight bw = {b, ANC_DT_F32, 1, cols, NULL};
+    for (int64_t i = 0; i < (int64_t)rows * cols; i++) y[i] = frand(), ref[i] = (double)y[i] + b[i % cols];
+    be->ops->add_rows(be, y, &bw, cols, rows);
+    compare("add_rows (bias)", y, ref, (size_t)rows * cols, 1e-6, 1e-6);
+    free(g), free(u), free(y), free(ref);
+}
+
 static void test_rope(struct anc_backend *be, bool neox)
 {
     int n_heads = 3, head_dim = 16, rot = 12, nt = 9, n_pos = 4096;
@@ -303,6 +335,8 @@ int main(void)
         CHECK_INT_EQ(be->n_threads, threads[i]);
         test_matmul(be);
         test_rmsnorm_swiglu_add(be);
+        test_family_ops(be, 1000);
+        test_family_ops(be, 70000);
         test_rope(be, false);
         test_rope(be, true);
         test_attention(be, ANC_DT_F32, 8, 8, 0, false, false);

@@ -414,24 +414,57 @@ static void cpu_attention(struct anc_backend *be, const struct anc_attn_args *a)
                             p->parts + u * j.n_parts, j.n_parts);
 }
 
+/* ---- element-wise ops: large ones (a prompt batch) split across threads */
+#define EW_SPLIT_MIN 16384 /* elements; below this one thread is faster */
+
+struct ew_job {
+    float *out;
+    const float *a, *b;
+    int64_t n;
+    void (*fn)(float *out, const float *a, const float *b, int64_t n);
+};
+
+static void ew_worker(void *ctx, int ith, int nth)
+{
+    struct ew_job *j = ctx;
+    long lo, hi;
+    threadpool_split((long)((j->n + 63) / 64), ith, nth, 1, &lo, &hi); /* cache-line chunks */
+    int64_t e0 = (int64_t)lo * 64, e1 = (int64_t)hi * 64 < j->n ? (int64_t)hi * 64 : j->n;
+    if (e0 < e1) j->fn(j->out + e0, j->a + e0, j->b ? j->b + e0 : NULL, e1 - e0);
+}
+
+static void ew_run(struct anc_backend *be, void (*fn)(float *, const float *, const float *, int64_t),
+                   float *out, const float *a, const float *b, int64_t n)
+{
+    if (n < EW_SPLIT_MIN || be->n_threads < 2) {
+        fn(out, a, b, n);
+        return;
+    }
+    struct ew_job j = {out, a, b, n, fn};
+    threadpool_run(priv_of(be)->pool, ew_worker, &j);
+}
+
+static void add_fn(float *y, const float *x, const float *unused, int64_t n)
+{
+    (void)unused;
+    cpu_add_ref(y, x, n);
+}
+
 static void cpu_swiglu(struct anc_backend *be, float *out, const float *gate, const float *up,
                        int64_t n)
 {
-    (void)be;
-    cpu_swiglu_ref(out, gate, up, n);
+    ew_run(be, cpu_swiglu_ref, out, gate, up, n);
 }
 
 static void cpu_add(struct anc_backend *be, float *y, const float *x, int64_t n)
 {
-    (void)be;
-    cpu_add_ref(y, x, n);
+    ew_run(be, add_fn, y, x, NULL, n);
 }
 
 static void cpu_geglu(struct anc_backend *be, float *out, const float *gate, const float *up,
                       int64_t n)
 {
-    (void)be;
-    cpu_geglu_ref(out, gate, up, n);
+    ew_run(be, cpu_geglu_ref, out, gate, up, n);
 }
 
 static void cpu_add_rows(struct anc_backend *be, float *y, const struct anc_weight *b, int64_t n,
