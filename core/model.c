@@ -480,6 +480,13 @@ static bool load_weights(struct anc_model *m, char *err, size_t errlen)
             }
     }
     if (m->arch->long_rope && !load_long_rope(m, err, errlen)) return false;
+    /* every block has several tensors: a count the file cannot hold is
+       refused before anything is allocated by it (found by fuzz_model) */
+    if ((uint64_t)hp->n_layer * 2 > m->file->n_tensors) {
+        anc_set_err(err, errlen, "%s: block_count %d is more than the file's %llu tensors can "
+                    "hold", m->path, hp->n_layer, (unsigned long long)m->file->n_tensors);
+        return false;
+    }
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) {
         anc_set_err(err, errlen, "out of memory");

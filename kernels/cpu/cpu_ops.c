@@ -369,7 +369,7 @@ static void kernels_build(void)
     cpu_kernels_generic(&kernels);
     const char *force = getenv("ANCORA_CPU");
     if (force && strcmp(force, "generic") == 0) return;
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(ANC_NO_SIMD)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
         __builtin_cpu_supports("f16c")) {
