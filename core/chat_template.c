@@ -155,45 +155,16 @@ static void out_content(struct out *o, const struct anc_chat_msg *m)
     out_text(o, m->content, m->len);
 }
 
-/* Bytes of the whitespace character at s (0 if none): the characters
- * Python's str.strip() removes, which is what the templates' .strip() and
- * |trim do (ASCII tab..CR, 0x1C-0x1F, space, U+0085, U+00A0, U+1680,
- * U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000). */
-static size_t space_len(const unsigned char *s, size_t n)
-{
-    if (n >= 1 && ((s[0] >= 0x09 && s[0] <= 0x0d) || (s[0] >= 0x1c && s[0] <= 0x20)))
-        return 1;
-    if (n >= 2 && s[0] == 0xc2 && (s[1] == 0x85 || s[1] == 0xa0)) return 2;
-    if (n >= 3) {
-        if (s[0] == 0xe1 && s[1] == 0x9a && s[2] == 0x80) return 3;
-        if (s[0] == 0xe2 && s[1] == 0x80 &&
-            ((s[2] >= 0x80 && s[2] <= 0x8a) || s[2] == 0xa8 || s[2] == 0xa9 || s[2] == 0xaf))
-            return 3;
-        if (s[0] == 0xe2 && s[1] == 0x81 && s[2] == 0x9f) return 3;
-        if (s[0] == 0xe3 && s[1] == 0x80 && s[2] == 0x80) return 3;
-    }
-    return 0;
-}
-
-/* Bytes of the whitespace character that ends s[0..n) (0 if none). A lead
- * byte never occurs inside another character, so looking back is safe. */
-static size_t space_len_before(const unsigned char *s, size_t n)
-{
-    for (size_t k = 1; k <= 3 && k <= n; k++)
-        if (space_len(s + n - k, k) == k) return k;
-    return 0;
-}
-
 /* Python's str.strip() on s[0..*n): moves *s and shrinks *n. */
 static void strip(const char **s, size_t *n)
 {
     const unsigned char *p = (const unsigned char *)*s;
     size_t len = *n, k;
-    while (len > 0 && (k = space_len(p, len)) > 0) {
+    while (len > 0 && (k = jinja_space_at(p, len)) > 0) {
         p += k;
         len -= k;
     }
-    while (len > 0 && (k = space_len_before(p, len)) > 0) len -= k;
+    while (len > 0 && (k = jinja_space_before(p, len)) > 0) len -= k;
     *s = (const char *)p;
     *n = len;
 }

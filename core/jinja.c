@@ -194,8 +194,10 @@ struct lexer {
 };
 
 /* Bytes of the Python whitespace character at s[0..n) (0 if none): what
- * str.strip(), str.split() and the regex \s take. */
-static size_t space_at(const unsigned char *s, size_t n)
+ * str.strip(), str.split() and the regex \s take (ASCII tab..CR,
+ * 0x1C-0x1F, space, U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029,
+ * U+202F, U+205F, U+3000). chat_template.c trims with it too. */
+size_t jinja_space_at(const unsigned char *s, size_t n)
 {
     if (n >= 1 && ((s[0] >= 0x09 && s[0] <= 0x0d) || (s[0] >= 0x1c && s[0] <= 0x20)))
         return 1;
@@ -211,13 +213,16 @@ static size_t space_at(const unsigned char *s, size_t n)
     return 0;
 }
 
-/* Bytes of the whitespace character that ends s[0..n) (0 if none). */
-static size_t space_before(const unsigned char *s, size_t n)
+static size_t space_at(const unsigned char *s, size_t n) { return jinja_space_at(s, n); }
+
+size_t jinja_space_before(const unsigned char *s, size_t n)
 {
     for (size_t k = 1; k <= 3 && k <= n; k++)
         if (space_at(s + n - k, k) == k) return k;
     return 0;
 }
+
+static size_t space_before(const unsigned char *s, size_t n) { return jinja_space_before(s, n); }
 
 static size_t skip_spaces(const char *s, size_t n, size_t pos)
 {

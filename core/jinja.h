@@ -32,6 +32,11 @@ struct jinja_params {
 
 #define JINJA_DEFAULT_MAX_OUTPUT ((size_t)1 << 20)
 
+/* Bytes of the whitespace character (Python's str.strip() set) at the
+ * start of s[0..n), or ending it; 0 if none. */
+size_t jinja_space_at(const unsigned char *s, size_t n);
+size_t jinja_space_before(const unsigned char *s, size_t n);
+
 struct jinja_tpl; /* a parsed template (opaque) */
 
 /* Parse src[0..len). NULL and a message in err on a syntax error, on a

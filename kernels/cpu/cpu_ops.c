@@ -119,6 +119,36 @@ static inline const float *kv_row(const struct anc_attn_args *a, const struct cp
     return (const float *)base + off;
 }
 
+/* Scaled (and soft-capped) scores of query i's heads in key/value group
+ * kvh against logical entries [j0, j1): scores[g][j - j0], -inf where the
+ * entry is not visible (sinks [0, n_sink) with q_sink, else [lo, hi));
+ * maxv[g] the largest. */
+static void score_entries(const struct anc_attn_args *a, const struct cpu_kernels *kt, int32_t i,
+                          int32_t kvh, int32_t j0, int32_t j1, int32_t lo, int32_t hi,
+                          float *scores, float *maxv)
+{
+    int32_t hd = a->head_dim, group = a->n_head / a->n_kv_head, h0 = kvh * group, n = j1 - j0;
+    cpu_dot_f_fn dot = kt->dot_f[ANC_DT_F32];
+    float buf[ANC_MAX_HEAD_DIM];
+    for (int32_t g = 0; g < group; g++) maxv[g] = -INFINITY;
+    for (int32_t j = j0; j < j1; j++) {
+        bool sink = j < a->n_sink;
+        if (!sink && (j < lo || j >= hi)) {
+            for (int32_t g = 0; g < group; g++) scores[(size_t)g * n + (j - j0)] = -INFINITY;
+            continue;
+        }
+        const float *k = kv_row(a, kt, a->k, j, kvh, buf);
+        const float *qb = sink && a->q_sink ? a->q_sink : a->q;
+        for (int32_t g = 0; g < group; g++) {
+            const float *q = qb + ((size_t)i * a->n_head + h0 + g) * hd;
+            float sc = dot(q, k, hd) * a->scale;
+            if (a->softcap > 0.0f) sc = a->softcap * tanhf(sc / a->softcap);
+            scores[(size_t)g * n + (j - j0)] = sc;
+            if (sc > maxv[g]) maxv[g] = sc;
+        }
+    }
+}
+
 /* Softmax attention of query i for the query heads that share key/value
  * head kvh (grouped-query attention: each key and value row is read and
  * converted once for the whole group). Entries seen: [0, n_sink) (scored
@@ -129,28 +159,11 @@ void cpu_attention_group(const struct anc_attn_args *a, int32_t i, int32_t kvh, 
     int32_t hd = a->head_dim, group = a->n_head / a->n_kv_head, h0 = kvh * group;
     int32_t n_kv = a->n_kv;
     const struct cpu_kernels *kt = cpu_kernels_get();
-    cpu_dot_f_fn dot = kt->dot_f[ANC_DT_F32];
     int32_t lo = a->lo[i], hi = a->hi[i];
     if (lo < a->n_sink) lo = a->n_sink; /* never count a sink twice */
     float buf[ANC_MAX_HEAD_DIM];
     float maxv[ANC_MAX_GROUP];
-    for (int32_t g = 0; g < group; g++) maxv[g] = -INFINITY;
-    for (int32_t j = 0; j < n_kv; j++) {
-        bool sink = j < a->n_sink;
-        if (!sink && (j < lo || j >= hi)) {
-            for (int32_t g = 0; g < group; g++) scores[(size_t)g * n_kv + j] = -INFINITY;
-            continue;
-        }
-        const float *k = kv_row(a, kt, a->k, j, kvh, buf);
-        const float *qb = sink && a->q_sink ? a->q_sink : a->q;
-        for (int32_t g = 0; g < group; g++) {
-            const float *q = qb + ((size_t)i * a->n_head + h0 + g) * hd;
-            float sc = dot(q, k, hd) * a->scale;
-            if (a->softcap > 0.0f) sc = a->softcap * tanhf(sc / a->softcap);
-            scores[(size_t)g * n_kv + j] = sc;
-            if (sc > maxv[g]) maxv[g] = sc;
-        }
-    }
+    score_entries(a, kt, i, kvh, 0, n_kv, lo, hi, scores, maxv);
     float inv[ANC_MAX_GROUP];
     for (int32_t g = 0; g < group; g++) {
         float *sg = scores + (size_t)g * n_kv;
@@ -180,10 +193,9 @@ void cpu_attention_group(const struct anc_attn_args *a, int32_t i, int32_t kvh, 
 void cpu_attention_range(const struct anc_attn_args *a, int32_t i, int32_t kvh, int32_t j0,
                          int32_t j1, float *scores, struct cpu_attn_part *part)
 {
-    int32_t hd = a->head_dim, group = a->n_head / a->n_kv_head, h0 = kvh * group;
+    int32_t hd = a->head_dim, group = a->n_head / a->n_kv_head;
     int32_t n = j1 - j0;
     const struct cpu_kernels *kt = cpu_kernels_get();
-    cpu_dot_f_fn dot = kt->dot_f[ANC_DT_F32];
     int32_t lo = a->lo[i], hi = a->hi[i];
     if (lo < a->n_sink) lo = a->n_sink; /* never count a sink twice */
     float buf[ANC_MAX_HEAD_DIM];
@@ -192,22 +204,7 @@ void cpu_attention_range(const struct anc_attn_args *a, int32_t i, int32_t kvh, 
         part->l[g] = part->ls[g] = 0.0f;
         memset(part->o + (size_t)g * hd, 0, (size_t)hd * sizeof(float));
     }
-    for (int32_t j = j0; j < j1; j++) {
-        bool sink = j < a->n_sink;
-        if (!sink && (j < lo || j >= hi)) {
-            for (int32_t g = 0; g < group; g++) scores[(size_t)g * n + (j - j0)] = -INFINITY;
-            continue;
-        }
-        const float *k = kv_row(a, kt, a->k, j, kvh, buf);
-        const float *qb = sink && a->q_sink ? a->q_sink : a->q;
-        for (int32_t g = 0; g < group; g++) {
-            const float *q = qb + ((size_t)i * a->n_head + h0 + g) * hd;
-            float sc = dot(q, k, hd) * a->scale;
-            if (a->softcap > 0.0f) sc = a->softcap * tanhf(sc / a->softcap);
-            scores[(size_t)g * n + (j - j0)] = sc;
-            if (sc > part->m[g]) part->m[g] = sc;
-        }
-    }
+    score_entries(a, kt, i, kvh, j0, j1, lo, hi, scores, part->m);
     for (int32_t g = 0; g < group; g++) {
         float *sg = scores + (size_t)g * n;
         double sum = 0.0, sink_sum = 0.0;
