@@ -244,6 +244,7 @@ for title in "KV cache" "Sink tokens" "RoPE" "Memory"; do
     check "100x30: panel '$title'" "─ $title ─"
 done
 check "RoPE panel: base 100,000 (llama.rope.freq_base)" "│ base 100,000 "
+check "KV cache panel: 30 layers, 3 KV heads of 64" "30 layers · 3 KV heads × 64"
 check "RoPE panel: the model's context 8,192" "orig ctx 8,192"
 check "KV cache panel: the prompt and reply are in the cache" "#2 +model "
 check_geometry "100x30 with panels" 100

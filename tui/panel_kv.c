@@ -385,7 +385,7 @@ static void kv_draw(const void *state, struct rect r)
     if (--left <= 0) return;
     draw_counts(s, y++, r.x, r.w);
     if (--left <= 0) return;
-    if (s->n_kv_head > 0 && left >= 6) { /* dropped first when the panel is short */
+    if (s->n_kv_head > 0 && left >= 3) { /* dropped first when the panel is very short */
         draw_shape(s, y++, r.x, r.w);
         left--;
     }
