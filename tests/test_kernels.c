@@ -121,8 +121,11 @@ static void test_rmsnorm_swiglu_add(struct anc_backend *be)
  * element-wise ops split across threads, and a small n that does not. */
 static void test_family_ops(struct anc_backend *be, int64_t n)
 {
-    float *g = malloc(sizeof(float) * n), *u = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
-    double *ref = malloc(sizeof(double) * n);
+    float *g = calloc((size_t)n, sizeof(float)), *u = calloc((size_t)n, sizeof(float));
+    float *y = calloc((size_t)n, sizeof(float));
+    double *ref = calloc((size_t)n, sizeof(double));
+    CHECK(g && u && y && ref);
+    if (!g || !u || !y || !ref) return;
     for (int64_t i = 0; i < n; i++) g[i] = frand() * 12, u[i] = frand() * 2;
     be->ops->geglu(be, y, g, u, n);
     for (int64_t i = 0; i < n; i++) {
