@@ -105,42 +105,8 @@ wait_status() {
     cat "$tmp/status" 2>/dev/null
 }
 
-# Every line at most W display columns; the chat box's right border in the
-# same column on every row of the box (wide characters included).
-check_geometry() {
-    local name=$1 w=$2 bad=0 line n=0 want=0 inbox=0 rest pre pw
-    while IFS= read -r line; do
-        n=$((n + 1))
-        pw=$(printf '%s' "$line" | wc -L)
-        if [ "$pw" -gt "$w" ]; then
-            fail "$name: line $n is $pw columns wide (> $w)"
-            bad=1
-        fi
-        case $line in
-        ┌*)
-            if [ $want -eq 0 ]; then
-                pre=${line%%┐*}
-                want=$(( $(printf '%s' "$pre" | wc -L) + 1 ))
-                inbox=1
-            fi
-            ;;
-        └*) inbox=0 ;;
-        │*)
-            [ $inbox -eq 1 ] || continue
-            rest=${line:1}
-            pre=${rest%%[│┃]*}
-            pw=$(( $(printf '%s' "$pre" | wc -L) + 2 ))
-            if [ "$pre" = "$rest" ] || [ $pw -ne $want ]; then
-                fail "$name: line $n: right border at column $pw, not $want"
-                bad=1
-            fi
-            ;;
-        esac
-    done < <(cap)
-    [ $want -gt 0 ] || { fail "$name: no box on screen"; bad=1; }
-    [ $bad -eq 0 ] && pass "$name: every line fits in $w columns, borders line up"
-    [ $bad -eq 0 ]
-}
+# check_geometry NAME W: tests/tui_lib.sh
+. "${ANC_SRCDIR:-.}/tests/tui_lib.sh"
 
 # ---- 1. the screen at 120x40 --------------------------------------------------
 

@@ -1,0 +1,46 @@
+# tui_lib.sh — shell helpers shared by the tmux-driven TUI tests
+# (tests/test_tui.sh, tests/test_real_tui.sh); sourced, not run. The caller
+# defines cap (print the pane), pass and fail, and may define show (print
+# the screen when a check fails).
+
+# Every line at most W display columns; the chat box's right border in the
+# same column on every row of the box (wide characters included).
+# Returns 0 when the screen is well formed.
+check_geometry() {
+    local name=$1 w=$2 bad=0 line n=0 want=0 inbox=0 rest pre pw
+    while IFS= read -r line; do
+        n=$((n + 1))
+        pw=$(printf '%s' "$line" | wc -L)
+        if [ "$pw" -gt "$w" ]; then
+            fail "$name: line $n is $pw columns wide (> $w)"
+            bad=1
+        fi
+        case $line in
+        ┌*)
+            if [ $want -eq 0 ]; then
+                pre=${line%%┐*}
+                want=$(( $(printf '%s' "$pre" | wc -L) + 1 ))
+                inbox=1
+            fi
+            ;;
+        └*) inbox=0 ;;
+        │*)
+            [ $inbox -eq 1 ] || continue
+            rest=${line:1}
+            pre=${rest%%[│┃]*}
+            pw=$(( $(printf '%s' "$pre" | wc -L) + 2 ))
+            if [ "$pre" = "$rest" ] || [ $pw -ne $want ]; then
+                fail "$name: line $n: right border at column $pw, not $want"
+                bad=1
+            fi
+            ;;
+        esac
+    done < <(cap)
+    [ $want -gt 0 ] || { fail "$name: no box on screen"; bad=1; }
+    if [ $bad -eq 0 ]; then
+        pass "$name: every line fits in $w columns, borders line up"
+    elif declare -F show >/dev/null; then
+        show
+    fi
+    [ $bad -eq 0 ]
+}
