@@ -171,7 +171,7 @@ ln -s "$(cd "$ANC_REAL_MODELS" && pwd)/$SMOL_FILE" "$HOME_T/.local/share/ancora/
     die "cannot link the model into the temporary home"
 DEF=$HOME_T/.local/share/ancora/models/$SMOL_FILE
 
-start 100 30
+start 100 30 --seed 7   # a fixed seed: the same reply every run (a chat picks a new one otherwise)
 if grep -qF "using the default, $DEF" "$tmp/stderr"; then
     pass "no -m: stderr says it uses the default model ($SMOL_FILE)"
 else
@@ -335,7 +335,7 @@ T kill-server >/dev/null 2>&1
 
 printf 'Hi! Who are you?\n/quit\n' |
     env -u XDG_CONFIG_HOME -u XDG_DATA_HOME -u XDG_STATE_HOME -u XDG_CACHE_HOME -u ANCORA_MODEL -u ANCORA_DB \
-        HOME="$HOME_T" timeout "$REPLY_WAIT" "$ANCORA" repl --no-history >"$tmp/repl.out" 2>"$tmp/repl.err"
+        HOME="$HOME_T" timeout "$REPLY_WAIT" "$ANCORA" repl --no-history --seed 7 -n 160 >"$tmp/repl.out" 2>"$tmp/repl.err"
 rc=$?
 [ $rc -eq 0 ] && pass "REPL: exit status 0" || fail "REPL: exit status $rc: $(cat "$tmp/repl.err")"
 grep -qF "using the default, $DEF" "$tmp/repl.err" && pass "REPL: stderr names the default model" ||
