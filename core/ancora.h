@@ -120,6 +120,19 @@ char *anc_chat_render_text(int tpl, const struct anc_chat_msg *msgs, size_t n,
                            bool add_assistant_prompt);
 /* Does `id` end an assistant turn in this template? */
 bool anc_template_is_stop(const struct anc_model *m, int tpl, int32_t id);
+/* The tokens a chat feeds for a new user turn: the rendering of msgs[0..n)
+ * with the assistant prompt, less the longest prefix it shares with the
+ * rendering of msgs[0..n_before) without it (the conversation before the
+ * turn's user message; n_before 0: nothing fed yet, all of it). The chat
+ * and `ancora history replay` both call it, so a replay feeds what the
+ * chat fed. *out is malloc'ed; 0 or -1 with err. */
+int anc_chat_turn_tokens(const struct anc_model *m, int tpl, const struct anc_chat_msg *msgs,
+                         size_t n, size_t n_before, int32_t **out, size_t *n_out, char *err,
+                         size_t errlen);
+/* A fingerprint of the vocabulary, "v1:N_VOCAB:16 hex digits" (64-bit
+ * FNV-1a over every token's text in id order): equal fingerprints mean the
+ * same token ids for the same text. Written snprintf-style; returns BUF. */
+char *anc_vocab_fingerprint(const struct anc_model *m, char *buf, size_t cap);
 
 /* ---- sampling -------------------------------------------------------- */
 

@@ -21,6 +21,7 @@
  * marks them). */
 #include "chat_template.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -782,4 +783,44 @@ bool anc_template_is_stop(const struct anc_model *m, int tpl, int32_t id)
     for (const char *const *s = families[tpl].stops; *s; s++)
         if (vocab_id(m->tok, *s) == id) return true;
     return false;
+}
+
+/* ---- what a chat feeds ---------------------------------------------------- */
+
+int anc_chat_turn_tokens(const struct anc_model *m, int tpl, const struct anc_chat_msg *msgs,
+                         size_t n, size_t n_before, int32_t **out, size_t *n_out, char *err,
+                         size_t errlen)
+{
+    int32_t *q = NULL, *p = NULL;
+    size_t nq = 0, np = 0;
+    *out = NULL;
+    *n_out = 0;
+    if (anc_chat_render(m, tpl, msgs, n, true, &q, &nq, err, errlen) != 0) return -1;
+    if (n_before > 0 && anc_chat_render(m, tpl, msgs, n_before, false, &p, &np, err, errlen) != 0) {
+        free(q);
+        return -1;
+    }
+    size_t skip = 0;
+    if (np <= nq)
+        while (skip < np && p[skip] == q[skip]) skip++;
+    free(p);
+    memmove(q, q + skip, (nq - skip) * sizeof *q);
+    *out = q;
+    *n_out = nq - skip;
+    return 0;
+}
+
+char *anc_vocab_fingerprint(const struct anc_model *m, char *buf, size_t cap)
+{
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a 64 */
+    int32_t nv = anc_n_vocab(m);
+    for (int32_t id = 0; id < nv; id++) {
+        const char *t = anc_token_text(m, id);
+        size_t len = t ? strlen(t) : 0;
+        /* the length first, so "ab"+"c" and "a"+"bc" differ */
+        for (int k = 0; k < 4; k++) h = (h ^ ((len >> (8 * k)) & 0xFF)) * 0x100000001b3ULL;
+        for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)t[i]) * 0x100000001b3ULL;
+    }
+    snprintf(buf, cap, "v1:%d:%016llx", nv, (unsigned long long)h);
+    return buf;
 }

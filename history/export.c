@@ -3,6 +3,7 @@
  * escaping, times). Uses only history.h's public API and the C library. */
 #include "history.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -281,7 +282,8 @@ static void write_fixed(FILE *out, double v, int decimals)
         fputs("0", out);
         return;
     }
-    long long scale = decimals == 1 ? 10 : decimals == 2 ? 100 : 1000;
+    long long scale = 1;
+    for (int i = 0; i < decimals; i++) scale *= 10;
     long long x = (long long)(v * (double)scale + 0.5);
     fprintf(out, "%lld.%0*lld", x / scale, decimals, x % scale);
 }
@@ -332,6 +334,49 @@ static void json_nullable(FILE *out, const char *s)
     else fputs("null", out);
 }
 
+/* The engine figures of an assistant reply as a JSON object (null when
+ * none were stored: a user message, or a row from before version 3). */
+static void json_info(FILE *out, const struct hist_message *m)
+{
+    const struct hist_reply_info *r = &m->info;
+    if (m->role != HIST_ROLE_ASSISTANT || !hist_reply_info_known(r)) {
+        fputs("null", out);
+        return;
+    }
+    fputs("{\"cache\": ", out);
+    json_nullable(out, r->cache_policy);
+    fputs(", \"window\": ", out);
+    json_count(out, r->window);
+    fputs(", \"sinks\": ", out);
+    json_count(out, r->sinks);
+    fputs(", \"rope_type\": ", out);
+    json_nullable(out, r->rope_type);
+    fputs(", \"rope_base\": ", out);
+    json_ms(out, r->rope_base);
+    fputs(", \"rope_factor\": ", out);
+    json_ms(out, r->rope_factor);
+    fputs(", \"adapter\": ", out);
+    json_nullable(out, r->adapter);
+    fputs(", \"template\": ", out);
+    json_nullable(out, r->template_name);
+    fputs(", \"tokens\": ", out);
+    json_count(out, m->stats.completion_tokens);
+    fputs(", \"prompt_tok_s\": ", out);
+    json_ms(out, hist_rate(m->stats.prompt_tokens, m->stats.prompt_ms));
+    fputs(", \"decode_tok_s\": ", out);
+    json_ms(out, hist_rate(m->stats.completion_tokens, m->stats.gen_ms));
+    fputs(", \"cache_used\": ", out);
+    json_count(out, r->cache_used);
+    fputs(", \"cache_capacity\": ", out);
+    json_count(out, r->cache_capacity);
+    fputs(", \"sink_share\": ", out);
+    if (r->sink_share >= 0 && r->sink_share <= 1) write_fixed(out, r->sink_share, 4);
+    else fputs("null", out);
+    fputs(", \"token_ids\": ", out);
+    json_count(out, r->token_ids ? (int64_t)r->n_token_ids : -1);
+    fputc('}', out);
+}
+
 static void export_json(FILE *out, const struct hist_session *s, const struct hist_message *msgs,
                         size_t n_msgs, const struct hist_param_event *ev, size_t n_ev)
 {
@@ -350,6 +395,8 @@ static void export_json(FILE *out, const struct hist_session *s, const struct hi
     fputs(",\n    \"params\": ", out);
     if (json_valid(s->params_json)) fputs(s->params_json, out);
     else hist_json_string(out, s->params_json);
+    fputs(",\n    \"vocab_hash\": ", out);
+    json_nullable(out, *s->vocab_hash ? s->vocab_hash : NULL);
     fputs("\n  },\n  \"messages\": [", out);
     for (size_t i = 0; i < n_msgs; i++) {
         const struct hist_message *m = &msgs[i];
@@ -368,6 +415,8 @@ static void export_json(FILE *out, const struct hist_session *s, const struct hi
         json_ms(out, m->stats.prompt_ms);
         fputs(",\n      \"gen_ms\": ", out);
         json_ms(out, m->stats.gen_ms);
+        fputs(",\n      \"engine\": ", out);
+        json_info(out, m);
         fputs("\n    }", out);
     }
     fputs(n_msgs ? "\n  ],\n  \"param_events\": [" : "],\n  \"param_events\": [", out);
@@ -387,6 +436,66 @@ static void export_json(FILE *out, const struct hist_session *s, const struct hi
         fputc('}', out);
     }
     fputs(n_ev ? "\n  ]\n}\n" : "]\n}\n", out);
+}
+
+/* ---- the figures as one line ------------------------------------------------ */
+
+double hist_rate(int64_t tokens, double ms)
+{
+    return tokens >= 0 && ms > 0 ? (double)tokens * 1000.0 / ms : -1;
+}
+
+bool hist_reply_info_known(const struct hist_reply_info *r)
+{
+    return r->cache_policy || r->window >= 0 || r->sinks >= 0 || r->rope_type ||
+           r->rope_base >= 0 || r->template_name || r->cache_used >= 0 || r->sink_share >= 0 ||
+           r->token_ids;
+}
+
+/* Append to BUF (snprintf-style, never past CAP). */
+static void add(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void add(char *buf, size_t cap, const char *fmt, ...)
+{
+    size_t n = strlen(buf);
+    if (n + 1 >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + n, cap - n, fmt, ap);
+    va_end(ap);
+}
+
+bool hist_reply_info_line(const struct hist_message *m, char *buf, size_t cap)
+{
+    const struct hist_reply_info *r = &m->info;
+    if (!cap) return false;
+    buf[0] = '\0';
+    if (!hist_reply_info_known(r)) return false;
+    add(buf, cap, "%s", r->cache_policy ? r->cache_policy : "?");
+    if (r->window >= 0) add(buf, cap, " window %lld", (long long)r->window);
+    if (r->sinks >= 0) add(buf, cap, " sinks %lld", (long long)r->sinks);
+    if (r->rope_type || r->rope_base >= 0) {
+        add(buf, cap, ", RoPE %s", r->rope_type ? r->rope_type : "?");
+        if (r->rope_base >= 0) add(buf, cap, " base %g", r->rope_base);
+        if (r->rope_factor >= 0) add(buf, cap, " x%g", r->rope_factor);
+    }
+    if (r->adapter) add(buf, cap, ", adapter %s", r->adapter);
+    if (r->template_name) add(buf, cap, ", template %s", r->template_name);
+    double pr = hist_rate(m->stats.prompt_tokens, m->stats.prompt_ms);
+    double dr = hist_rate(m->stats.completion_tokens, m->stats.gen_ms);
+    if (pr >= 0) add(buf, cap, ", prompt %.1f tok/s", pr);
+    if (dr >= 0) add(buf, cap, ", decode %.1f tok/s", dr);
+    if (r->cache_used >= 0) {
+        add(buf, cap, ", cache %lld", (long long)r->cache_used);
+        if (r->cache_capacity > 0) add(buf, cap, "/%lld", (long long)r->cache_capacity);
+    }
+    if (r->sink_share >= 0) add(buf, cap, ", sink attention %.1f%%", 100.0 * r->sink_share);
+    /* the text is ours, but the stored strings are not: one safe line */
+    char *clean = hist_text_clean(buf, 0);
+    if (clean) {
+        snprintf(buf, cap, "%s", clean);
+        free(clean);
+    }
+    return true;
 }
 
 /* ---- Markdown ---------------------------------------------------------------
@@ -519,6 +628,12 @@ static void export_markdown(FILE *out, const struct hist_session *s,
             fprintf(out, " \xE2\x80\x94 %s",
                     m->finish == HIST_FINISH_NONE ? "streaming" : hist_finish_name(m->finish));
         fputs("\n\n", out);
+        char line[512];
+        if (m->role == HIST_ROLE_ASSISTANT && hist_reply_info_line(m, line, sizeof line)) {
+            fputs("> Engine: ", out);
+            md_code_span(out, line);
+            fputs("\n\n", out);
+        }
         md_fence(out, m->content);
         md_events_at(out, ev, n_ev, m->id);
     }

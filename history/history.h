@@ -11,7 +11,7 @@
 
 /* Schema version written to PRAGMA user_version; PRAGMA application_id is
  * HIST_APPLICATION_ID ("ANCR") so other programs' databases are told apart. */
-#define HIST_SCHEMA_VERSION 2
+#define HIST_SCHEMA_VERSION 3
 #define HIST_APPLICATION_ID 0x414E4352
 
 /* Every function that can fail returns one of these (0 = success). The
@@ -87,6 +87,7 @@ struct hist_session {
     int64_t created_ms; /* Unix time in milliseconds */
     int64_t updated_ms; /* last activity */
     int64_t n_messages;
+    char *vocab_hash;   /* fingerprint of the model's vocabulary; "" when unknown */
 };
 
 /* Any string argument may be NULL (stored as ""; params as "{}"). */
@@ -95,6 +96,8 @@ int hist_session_create(struct hist_db *db, const char *title, const char *model
 int hist_session_set_title(struct hist_db *db, int64_t id, const char *title);
 int hist_session_set_params(struct hist_db *db, int64_t id, const char *params_json);
 int hist_session_touch(struct hist_db *db, int64_t id);
+/* Record the model's vocabulary fingerprint (anc_vocab_fingerprint). */
+int hist_session_set_vocab(struct hist_db *db, int64_t id, const char *vocab_hash);
 /* Deletes the session with its messages and parameter events. */
 int hist_session_delete(struct hist_db *db, int64_t id);
 /* One session (HIST_ERR_NOTFOUND if none); free with hist_session_clear. */
@@ -113,6 +116,29 @@ struct hist_msg_stats {
     double gen_ms;             /* generation time; < 0 = unknown */
 };
 
+/* What was in force while a reply was generated, and what it measured
+ * (schema version 3). Unknown: NULL strings, -1 integers, negative reals;
+ * rows written before version 3 read as all unknown. Prompt and decode
+ * speeds are not stored twice: they are hist_msg_stats' tokens / time. */
+struct hist_reply_info {
+    const char *cache_policy;  /* "sink", "window", "recompute", "full" */
+    int64_t window, sinks;
+    const char *rope_type;     /* "none", "linear", "dynamic", "yarn", "llama3" */
+    double rope_base, rope_factor;
+    const char *adapter;       /* a LoRA adapter; NULL: none */
+    const char *template_name; /* the chat template ("chatml", "plain", ...) */
+    int64_t cache_used;        /* cache entries when the reply ended */
+    int64_t cache_capacity;    /* entries a token could attend to */
+    double sink_share;         /* mean over the reply's tokens of the share of
+                                  attention on the sink tokens, 0..1 */
+    const int32_t *token_ids;  /* the reply's token ids as fed to the model
+                                  (the end-of-turn token included) */
+    size_t n_token_ids;
+};
+
+/* All fields unknown. */
+void hist_reply_info_init(struct hist_reply_info *ri);
+
 struct hist_message {
     int64_t id;
     int64_t session_id;
@@ -121,6 +147,7 @@ struct hist_message {
     struct hist_msg_stats stats;
     enum hist_finish finish;
     int64_t created_ms;
+    struct hist_reply_info info; /* owned by the list (hist_msg_list_free) */
 };
 
 /* A complete message (user and system messages, or a whole assistant reply
@@ -135,6 +162,11 @@ int hist_msg_begin(struct hist_db *db, int64_t session_id, int64_t *id_out);
 int hist_msg_update_text(struct hist_db *db, int64_t msg_id, const char *text);
 int hist_msg_finish(struct hist_db *db, int64_t msg_id, const char *final_text,
                     enum hist_finish finish, const struct hist_msg_stats *stats);
+/* The same, also storing the engine figures (INFO NULL = unknown), all in
+ * the one transaction that finishes the reply. */
+int hist_msg_finish_info(struct hist_db *db, int64_t msg_id, const char *final_text,
+                         enum hist_finish finish, const struct hist_msg_stats *stats,
+                         const struct hist_reply_info *info);
 /* All messages of a session, oldest first. */
 int hist_msg_list(struct hist_db *db, int64_t session_id, struct hist_message **out, size_t *n_out);
 void hist_msg_list_free(struct hist_message *list, size_t n);
@@ -209,6 +241,16 @@ char *hist_text_clean(const char *s, unsigned flags);
  * when UTC; returns BUF. */
 char *hist_format_time(int64_t ms, bool utc, char *buf, size_t cap);
 
+/* Does R hold any figure (false for user messages and pre-v3 rows)? */
+bool hist_reply_info_known(const struct hist_reply_info *r);
+/* A reply's figures as one line of printable text ("sink window 256
+ * sinks 4, RoPE none base 10000 x1, template chatml, prompt 812.0 tok/s,
+ * decode 41.3 tok/s, cache 256/256, sink attention 31.2%"); false (and
+ * "") when none are known. */
+bool hist_reply_info_line(const struct hist_message *m, char *buf, size_t cap);
+/* TOKENS per second from a count and milliseconds; -1 when unknown. */
+double hist_rate(int64_t tokens, double ms);
+
 /* Write S as a JSON string literal: quotes, backslashes and control
  * characters escaped, invalid UTF-8 replaced by U+FFFD. */
 void hist_json_string(FILE *out, const char *s);
@@ -217,6 +259,13 @@ void hist_json_string(FILE *out, const char *s);
  * HIST_SCHEMA_VERSION), NULL otherwise: for tests and documentation
  * (history/schema.sql is a readable copy). */
 const char *hist_schema_sql(int version);
+
+/* A session title from a message: its first non-blank line, whitespace
+ * runs made one space, trimmed, and shortened to at most MAX_COLS terminal
+ * columns (CJK characters count two) with "…" at a character boundary.
+ * Control characters and invalid UTF-8 become U+FFFD. malloc'ed; "" for
+ * a blank text; NULL only when out of memory. (title.c) */
+char *hist_title_from_text(const char *text, int max_cols);
 
 const char *hist_role_name(enum hist_role role);
 const char *hist_finish_name(enum hist_finish finish); /* NULL for NONE */

@@ -71,3 +71,22 @@ WHEN old.content IS NOT new.content BEGIN
 END;
 INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
 PRAGMA user_version = 2;
+-- version 3
+-- What was in force while each reply was generated, and what it measured.
+-- Every column is NULL on rows written before version 3 (and on user and
+-- system messages).
+ALTER TABLE messages ADD COLUMN cache_policy   TEXT;    -- sink, window, recompute, full
+ALTER TABLE messages ADD COLUMN window_length  INTEGER;
+ALTER TABLE messages ADD COLUMN sinks          INTEGER;
+ALTER TABLE messages ADD COLUMN rope_type      TEXT;    -- none, linear, dynamic, yarn, llama3
+ALTER TABLE messages ADD COLUMN rope_base      REAL;
+ALTER TABLE messages ADD COLUMN rope_factor    REAL;
+ALTER TABLE messages ADD COLUMN adapter        TEXT;    -- a LoRA adapter (none yet)
+ALTER TABLE messages ADD COLUMN template       TEXT;    -- chat template name
+ALTER TABLE messages ADD COLUMN cache_used     INTEGER; -- cache entries when the reply ended
+ALTER TABLE messages ADD COLUMN cache_capacity INTEGER;
+ALTER TABLE messages ADD COLUMN sink_share     REAL;    -- mean share of attention on sinks
+ALTER TABLE messages ADD COLUMN token_ids      BLOB;    -- reply ids as fed, int32 little-endian
+-- Fingerprint of the model's vocabulary (replay checks it).
+ALTER TABLE sessions ADD COLUMN vocab_hash     TEXT;
+PRAGMA user_version = 3;

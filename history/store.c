@@ -85,7 +85,27 @@ static const char schema_v2[] =
     "INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');\n"
     "PRAGMA user_version = 2;\n";
 
-static const char *const migrations[HIST_SCHEMA_VERSION] = {schema_v1, schema_v2};
+static const char schema_v3[] =
+    "-- What was in force while each reply was generated, and what it measured.\n"
+    "-- Every column is NULL on rows written before version 3 (and on user and\n"
+    "-- system messages).\n"
+    "ALTER TABLE messages ADD COLUMN cache_policy   TEXT;    -- sink, window, recompute, full\n"
+    "ALTER TABLE messages ADD COLUMN window_length  INTEGER;\n"
+    "ALTER TABLE messages ADD COLUMN sinks          INTEGER;\n"
+    "ALTER TABLE messages ADD COLUMN rope_type      TEXT;    -- none, linear, dynamic, yarn, llama3\n"
+    "ALTER TABLE messages ADD COLUMN rope_base      REAL;\n"
+    "ALTER TABLE messages ADD COLUMN rope_factor    REAL;\n"
+    "ALTER TABLE messages ADD COLUMN adapter        TEXT;    -- a LoRA adapter (none yet)\n"
+    "ALTER TABLE messages ADD COLUMN template       TEXT;    -- chat template name\n"
+    "ALTER TABLE messages ADD COLUMN cache_used     INTEGER; -- cache entries when the reply ended\n"
+    "ALTER TABLE messages ADD COLUMN cache_capacity INTEGER;\n"
+    "ALTER TABLE messages ADD COLUMN sink_share     REAL;    -- mean share of attention on sinks\n"
+    "ALTER TABLE messages ADD COLUMN token_ids      BLOB;    -- reply ids as fed, int32 little-endian\n"
+    "-- Fingerprint of the model's vocabulary (replay checks it).\n"
+    "ALTER TABLE sessions ADD COLUMN vocab_hash     TEXT;\n"
+    "PRAGMA user_version = 3;\n";
+
+static const char *const migrations[HIST_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3};
 
 const char *hist_schema_sql(int version)
 {
@@ -96,9 +116,9 @@ const char *hist_schema_sql(int version)
 
 enum stmt_id {
     ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
-    ST_SESSION_INSERT, ST_SESSION_TITLE, ST_SESSION_PARAMS, ST_SESSION_TOUCH,
+    ST_SESSION_INSERT, ST_SESSION_TITLE, ST_SESSION_PARAMS, ST_SESSION_TOUCH, ST_SESSION_VOCAB,
     ST_SESSION_TOUCH_BY_MSG, ST_SESSION_DELETE, ST_SESSION_GET, ST_SESSION_LIST,
-    ST_MSG_INSERT, ST_MSG_TEXT, ST_MSG_FINISH, ST_MSG_LIST,
+    ST_MSG_INSERT, ST_MSG_TEXT, ST_MSG_FINISH, ST_MSG_INFO, ST_MSG_LIST,
     ST_EVENT_INSERT, ST_EVENT_LIST,
     ST_SEARCH_FTS, ST_SEARCH_SCAN, ST_STATS,
     ST_COUNT
@@ -106,7 +126,8 @@ enum stmt_id {
 
 #define SESSION_COLUMNS                                                                     \
     "SELECT s.id, s.title, s.model_path, s.model_name, s.params, s.created_ms, "           \
-    "s.updated_ms, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) FROM sessions s "
+    "s.updated_ms, (SELECT count(*) FROM messages m WHERE m.session_id = s.id), "         \
+    "s.vocab_hash FROM sessions s "
 #define HIT_COLUMNS "SELECT m.id, m.session_id, m.role, m.created_ms, m.content, s.title "
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -121,6 +142,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SESSION_TITLE] = "UPDATE sessions SET title = ?2 WHERE id = ?1",
     [ST_SESSION_PARAMS] = "UPDATE sessions SET params = ?2 WHERE id = ?1",
     [ST_SESSION_TOUCH] = "UPDATE sessions SET updated_ms = max(updated_ms, ?2) WHERE id = ?1",
+    [ST_SESSION_VOCAB] = "UPDATE sessions SET vocab_hash = ?2 WHERE id = ?1",
     [ST_SESSION_TOUCH_BY_MSG] = "UPDATE sessions SET updated_ms = max(updated_ms, ?2) "
                                 "WHERE id = (SELECT session_id FROM messages WHERE id = ?1)",
     [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?1",
@@ -132,8 +154,14 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_MSG_FINISH] = "UPDATE messages SET content = coalesce(?2, content), finish_reason = ?3, "
                       "prompt_tokens = ?4, completion_tokens = ?5, prompt_ms = ?6, gen_ms = ?7, "
                       "writer_pid = NULL WHERE id = ?1 AND role = 'assistant'",
+    [ST_MSG_INFO] = "UPDATE messages SET cache_policy = ?2, window_length = ?3, sinks = ?4, "
+                    "rope_type = ?5, rope_base = ?6, rope_factor = ?7, adapter = ?8, "
+                    "template = ?9, cache_used = ?10, cache_capacity = ?11, sink_share = ?12, "
+                    "token_ids = ?13 WHERE id = ?1 AND role = 'assistant'",
     [ST_MSG_LIST] = "SELECT id, session_id, role, content, prompt_tokens, completion_tokens, "
-                    "prompt_ms, gen_ms, finish_reason, created_ms FROM messages "
+                    "prompt_ms, gen_ms, finish_reason, created_ms, cache_policy, window_length, "
+                    "sinks, rope_type, rope_base, rope_factor, adapter, template, cache_used, "
+                    "cache_capacity, sink_share, token_ids FROM messages "
                     "WHERE session_id = ?1 ORDER BY id",
     [ST_EVENT_INSERT] = "INSERT INTO param_events(session_id, message_id, name, old_value, "
                         "new_value, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -812,6 +840,12 @@ int hist_session_set_params(struct hist_db *db, int64_t id, const char *params_j
                           "saving the parameters");
 }
 
+int hist_session_set_vocab(struct hist_db *db, int64_t id, const char *vocab_hash)
+{
+    return update_session(db, ST_SESSION_VOCAB, id, vocab_hash ? vocab_hash : "", 0,
+                          "saving the vocabulary fingerprint");
+}
+
 int hist_session_touch(struct hist_db *db, int64_t id)
 {
     return update_session(db, ST_SESSION_TOUCH, id, NULL, now_ms(), "updating the session");
@@ -841,6 +875,7 @@ void hist_session_clear(struct hist_session *s)
     free(s->model_path);
     free(s->model_name);
     free(s->params_json);
+    free(s->vocab_hash);
     memset(s, 0, sizeof *s);
 }
 
@@ -855,7 +890,8 @@ static bool session_from_row(sqlite3_stmt *st, struct hist_session *s)
     s->created_ms = sqlite3_column_int64(st, 5);
     s->updated_ms = sqlite3_column_int64(st, 6);
     s->n_messages = sqlite3_column_int64(st, 7);
-    if (s->title && s->model_path && s->model_name && s->params_json) return true;
+    s->vocab_hash = col_dup(st, 8);
+    if (s->title && s->model_path && s->model_name && s->params_json && s->vocab_hash) return true;
     hist_session_clear(s);
     return false;
 }
@@ -999,15 +1035,81 @@ static void bind_ms(sqlite3_stmt *st, int i, double v)
     else sqlite3_bind_null(st, i);
 }
 
+void hist_reply_info_init(struct hist_reply_info *ri)
+{
+    memset(ri, 0, sizeof *ri);
+    ri->window = ri->sinks = ri->cache_used = ri->cache_capacity = -1;
+    ri->rope_base = ri->rope_factor = ri->sink_share = -1;
+}
+
+/* The ids as a little-endian int32 blob (the same bytes on every host). */
+static unsigned char *ids_blob(const int32_t *ids, size_t n)
+{
+    unsigned char *b = malloc(n * 4 + 1);
+    for (size_t i = 0; b && i < n; i++) {
+        uint32_t v = (uint32_t)ids[i];
+        for (int k = 0; k < 4; k++) b[4 * i + k] = (unsigned char)(v >> (8 * k));
+    }
+    return b;
+}
+
+static int32_t *ids_from_blob(const unsigned char *b, size_t bytes, size_t *n_out)
+{
+    size_t n = bytes / 4;
+    int32_t *ids = malloc(n * sizeof *ids + 1);
+    for (size_t i = 0; ids && i < n; i++) {
+        uint32_t v = 0;
+        for (int k = 0; k < 4; k++) v |= (uint32_t)b[4 * i + k] << (8 * k);
+        ids[i] = (int32_t)v;
+    }
+    *n_out = ids ? n : 0;
+    return ids;
+}
+
+/* Bind INFO to ST_MSG_INFO (?1 = the message). BLOB gets the id blob the
+ * caller frees after the step. */
+static bool bind_info(sqlite3_stmt *st, int64_t msg_id, const struct hist_reply_info *ri,
+                      unsigned char **blob)
+{
+    sqlite3_bind_int64(st, 1, msg_id);
+    bind_text_or_null(st, 2, ri->cache_policy);
+    bind_count(st, 3, ri->window);
+    bind_count(st, 4, ri->sinks);
+    bind_text_or_null(st, 5, ri->rope_type);
+    bind_ms(st, 6, ri->rope_base);
+    bind_ms(st, 7, ri->rope_factor);
+    bind_text_or_null(st, 8, ri->adapter);
+    bind_text_or_null(st, 9, ri->template_name);
+    bind_count(st, 10, ri->cache_used);
+    bind_count(st, 11, ri->cache_capacity);
+    bind_ms(st, 12, ri->sink_share);
+    *blob = NULL;
+    if (ri->token_ids && ri->n_token_ids > 0 && ri->n_token_ids < (size_t)INT_MAX / 4) {
+        if (!(*blob = ids_blob(ri->token_ids, ri->n_token_ids))) return false;
+        sqlite3_bind_blob(st, 13, *blob, (int)(ri->n_token_ids * 4), SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(st, 13);
+    }
+    return true;
+}
+
 int hist_msg_finish(struct hist_db *db, int64_t msg_id, const char *final_text,
                     enum hist_finish finish, const struct hist_msg_stats *stats)
+{
+    return hist_msg_finish_info(db, msg_id, final_text, finish, stats, NULL);
+}
+
+int hist_msg_finish_info(struct hist_db *db, int64_t msg_id, const char *final_text,
+                         enum hist_finish finish, const struct hist_msg_stats *stats,
+                         const struct hist_reply_info *info)
 {
     if (finish == HIST_FINISH_NONE || !hist_finish_name(finish))
         return fail_status(db, HIST_ERR_INVALID, "%s", "a finished reply needs a finish reason");
     int status = write_check(db);
     if (status != HIST_OK) return status;
     sqlite3_stmt *fin = stmt(db, ST_MSG_FINISH), *touch = stmt(db, ST_SESSION_TOUCH_BY_MSG);
-    if (!fin || !touch) return HIST_ERR_IO;
+    sqlite3_stmt *inf = info ? stmt(db, ST_MSG_INFO) : NULL;
+    if (!fin || !touch || (info && !inf)) return HIST_ERR_IO;
     struct hist_msg_stats none = {-1, -1, -1, -1};
     if (!stats) stats = &none;
     status = tx_begin(db);
@@ -1025,6 +1127,16 @@ int hist_msg_finish(struct hist_db *db, int64_t msg_id, const char *final_text,
                  db->path);
         status = HIST_ERR_NOTFOUND;
     }
+    if (status == HIST_OK && info) {
+        unsigned char *blob;
+        if (!bind_info(inf, msg_id, info, &blob)) {
+            done(inf);
+            status = fail_status(db, HIST_ERR_NOMEM, "%s", "out of memory");
+        } else {
+            status = step_done(db, inf, "saving the reply's figures");
+        }
+        free(blob);
+    }
     if (status == HIST_OK) {
         sqlite3_bind_int64(touch, 1, msg_id);
         sqlite3_bind_int64(touch, 2, now_ms());
@@ -1033,10 +1145,50 @@ int hist_msg_finish(struct hist_db *db, int64_t msg_id, const char *final_text,
     return tx_end(db, status);
 }
 
+static void info_free(struct hist_reply_info *ri)
+{
+    free((char *)ri->cache_policy);
+    free((char *)ri->rope_type);
+    free((char *)ri->adapter);
+    free((char *)ri->template_name);
+    free((int32_t *)ri->token_ids);
+}
+
 void hist_msg_list_free(struct hist_message *list, size_t n)
 {
-    for (size_t i = 0; list && i < n; i++) free(list[i].content);
+    for (size_t i = 0; list && i < n; i++) {
+        free(list[i].content);
+        info_free(&list[i].info);
+    }
     free(list);
+}
+
+/* The engine figures of a ST_MSG_LIST row (columns 10 on); false when out
+ * of memory. */
+static bool info_from_row(sqlite3_stmt *st, struct hist_reply_info *ri)
+{
+    bool oom = false;
+    hist_reply_info_init(ri);
+    ri->cache_policy = col_dup_or_null(st, 10, &oom);
+    ri->window = col_int_or(st, 11, -1);
+    ri->sinks = col_int_or(st, 12, -1);
+    ri->rope_type = col_dup_or_null(st, 13, &oom);
+    ri->rope_base = col_double_or(st, 14, -1);
+    ri->rope_factor = col_double_or(st, 15, -1);
+    ri->adapter = col_dup_or_null(st, 16, &oom);
+    ri->template_name = col_dup_or_null(st, 17, &oom);
+    ri->cache_used = col_int_or(st, 18, -1);
+    ri->cache_capacity = col_int_or(st, 19, -1);
+    ri->sink_share = col_double_or(st, 20, -1);
+    if (sqlite3_column_type(st, 21) == SQLITE_BLOB) {
+        const void *b = sqlite3_column_blob(st, 21);
+        size_t bytes = (size_t)sqlite3_column_bytes(st, 21);
+        if (b && bytes >= 4) {
+            ri->token_ids = ids_from_blob(b, bytes, &ri->n_token_ids);
+            if (!ri->token_ids) oom = true;
+        }
+    }
+    return !oom;
 }
 
 int hist_msg_list(struct hist_db *db, int64_t session_id, struct hist_message **out, size_t *n_out)
@@ -1071,6 +1223,10 @@ int hist_msg_list(struct hist_db *db, int64_t session_id, struct hist_message **
         int fin = hist_finish_from_name((const char *)sqlite3_column_text(st, 8));
         m->finish = fin < 0 ? HIST_FINISH_NONE : (enum hist_finish)fin;
         m->created_ms = sqlite3_column_int64(st, 9);
+        if (!info_from_row(st, &m->info)) {
+            status = fail_status(db, HIST_ERR_NOMEM, "%s", "out of memory");
+            break;
+        }
     }
     if (status == HIST_OK && rc != SQLITE_DONE) status = fail(db, rc, "reading messages");
     done(st);

@@ -317,6 +317,174 @@ static void test_migrations(void)
     }
 }
 
+/* Every row of QUERY, columns separated by '|' and rows by '\n', NULL as
+ * "<null>" and blobs as their length; malloc'ed. */
+static char *raw_rows(const char *path, const char *query)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    size_t cap = 1 << 16, len = 0;
+    char *out = calloc(cap, 1);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, query, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(out, cap, "error: %s", sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return out;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        for (int i = 0; i < sqlite3_column_count(st); i++) {
+            const unsigned char *t = sqlite3_column_text(st, i);
+            const char *v = sqlite3_column_type(st, i) == SQLITE_NULL ? "<null>" : (const char *)t;
+            size_t need = strlen(v) + 4;
+            while (len + need >= cap) out = realloc(out, cap *= 2);
+            len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? "|" : "", v);
+        }
+        while (len + 2 >= cap) out = realloc(out, cap *= 2);
+        out[len++] = '\n';
+        out[len] = '\0';
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+}
+
+/* tests/data/history_v2.db was written by Ancora at schema version 2 (the
+ * fixture sessions of --fixture plus a real REPL chat with stories260K,
+ * with a /set window event). Migrated by today's code, every v2 row must
+ * read back the same, column by column, and the new columns be NULL. */
+static void test_migrate_v2_fixture(void)
+{
+    const char *src = getenv("ANC_SRCDIR");
+    char from[512];
+    snprintf(from, sizeof from, "%s/tests/data/history_v2.db", src && *src ? src : ".");
+    size_t len;
+    char *bytes = read_all(from, &len);
+    CHECK_MSG(bytes != NULL, "cannot read %s", from);
+    if (!bytes) return;
+    char *path = tpath("v2-fixture.db");
+    write_all(path, bytes, len);
+    free(bytes);
+    CHECK_INT_EQ(raw_int(path, "PRAGMA user_version"), 2);
+    static const char *const tables[] = {
+        "SELECT id, title, model_path, model_name, params, created_ms, updated_ms FROM sessions ORDER BY id",
+        "SELECT id, session_id, role, content, prompt_tokens, completion_tokens, prompt_ms, gen_ms, "
+        "finish_reason, writer_pid, created_ms FROM messages ORDER BY id",
+        "SELECT id, session_id, message_id, name, old_value, new_value, at_ms FROM param_events ORDER BY id",
+    };
+    char *before[3];
+    for (int t = 0; t < 3; t++) before[t] = raw_rows(path, tables[t]);
+    CHECK(raw_int(path, "SELECT count(*) FROM messages") == 13);
+    CHECK(raw_int(path, "SELECT count(*) FROM param_events") == 2);
+
+    struct hist_db *db = open_ok(path);
+    hist_close(db);
+    CHECK_INT_EQ(raw_int(path, "PRAGMA user_version"), HIST_SCHEMA_VERSION);
+    for (int t = 0; t < 3; t++) {
+        char *after = raw_rows(path, tables[t]);
+        CHECK_MSG(strcmp(before[t], after) == 0, "rows changed by the migration:\n%s\n---\n%s",
+                  before[t], after);
+        /* row by row: the same number of lines, each equal (strcmp above) */
+        free(after);
+        free(before[t]);
+    }
+    CHECK(raw_int(path, "SELECT count(*) FROM messages WHERE cache_policy IS NOT NULL OR "
+                       "window_length IS NOT NULL OR sinks IS NOT NULL OR rope_type IS NOT NULL OR "
+                       "rope_base IS NOT NULL OR rope_factor IS NOT NULL OR adapter IS NOT NULL OR "
+                       "template IS NOT NULL OR cache_used IS NOT NULL OR cache_capacity IS NOT NULL "
+                       "OR sink_share IS NOT NULL OR token_ids IS NOT NULL") == 0);
+    CHECK(raw_int(path, "SELECT count(*) FROM sessions WHERE vocab_hash IS NOT NULL") == 0);
+    char *ic = integrity(path);
+    CHECK_MSG(strcmp(ic, "ok") == 0, "after migrating the v2 fixture: %s", ic);
+    free(ic);
+
+    /* Through the API: the old rows read with unknown figures, search
+     * finds old text, and a new reply stores its figures. */
+    db = open_ok(path);
+    struct hist_message *m;
+    size_t n;
+    CHECK(hist_msg_list(db, 4, &m, &n) == HIST_OK && n == 4);
+    for (size_t i = 0; i < n; i++) CHECK(!hist_reply_info_known(&m[i].info));
+    if (n == 4) CHECK(m[3].stats.completion_tokens == 40 && m[3].finish == HIST_FINISH_LENGTH);
+    hist_msg_list_free(m, n);
+    struct hist_hit *h;
+    CHECK(hist_search(db, "little boy", "<", ">", 0, &h, &n) == HIST_OK && n == 1);
+    hist_hits_free(h, n);
+    struct hist_session s;
+    CHECK(hist_session_get(db, 4, &s) == HIST_OK && strcmp(s.vocab_hash, "") == 0 &&
+          strcmp(s.title, "my chat") == 0);
+    hist_session_clear(&s);
+    hist_close(db);
+    free(path);
+}
+
+/* Figures written with a finished reply read back the same. */
+static void test_reply_info(void)
+{
+    char *path = tpath("info.db");
+    struct hist_db *db = open_ok(path);
+    int64_t sid, a, b;
+    CHECK(hist_session_create(db, "t", "/m.gguf", "m", NULL, &sid) == HIST_OK);
+    CHECK(hist_session_set_vocab(db, sid, "v1:32000:0123456789abcdef") == HIST_OK);
+    CHECK(hist_msg_append(db, sid, HIST_ROLE_USER, "hi", NULL) == HIST_OK);
+    CHECK(hist_msg_begin(db, sid, &a) == HIST_OK);
+    int32_t ids[] = {5, -1, 70000, 2};
+    struct hist_reply_info ri;
+    hist_reply_info_init(&ri);
+    ri.cache_policy = "sink";
+    ri.window = 256;
+    ri.sinks = 4;
+    ri.rope_type = "yarn";
+    ri.rope_base = 10000;
+    ri.rope_factor = 4;
+    ri.template_name = "chatml";
+    ri.cache_used = 200;
+    ri.cache_capacity = 256;
+    ri.sink_share = 0.3125;
+    ri.token_ids = ids;
+    ri.n_token_ids = 4;
+    struct hist_msg_stats st = {100, 4, 50, 200};
+    CHECK(hist_msg_finish_info(db, a, "hello", HIST_FINISH_STOP, &st, &ri) == HIST_OK);
+    CHECK(hist_msg_begin(db, sid, &b) == HIST_OK);
+    CHECK(hist_msg_finish(db, b, "x", HIST_FINISH_CANCELLED, NULL) == HIST_OK);
+    struct hist_message *m;
+    size_t n;
+    CHECK(hist_msg_list(db, sid, &m, &n) == HIST_OK && n == 3);
+    if (n == 3) {
+        const struct hist_reply_info *r = &m[1].info;
+        CHECK(r->cache_policy && strcmp(r->cache_policy, "sink") == 0 && r->window == 256 &&
+              r->sinks == 4 && strcmp(r->rope_type, "yarn") == 0 && r->rope_base == 10000 &&
+              r->rope_factor == 4 && !r->adapter && strcmp(r->template_name, "chatml") == 0 &&
+              r->cache_used == 200 && r->cache_capacity == 256 && r->sink_share == 0.3125);
+        CHECK(r->n_token_ids == 4 && r->token_ids && memcmp(r->token_ids, ids, sizeof ids) == 0);
+        CHECK(!hist_reply_info_known(&m[0].info) && !hist_reply_info_known(&m[2].info));
+        char line[512];
+        CHECK(hist_reply_info_line(&m[1], line, sizeof line));
+        CHECK_MSG(strcmp(line, "sink window 256 sinks 4, RoPE yarn base 10000 x4, template chatml, "
+                               "prompt 2000.0 tok/s, decode 20.0 tok/s, cache 200/256, "
+                               "sink attention 31.2%") == 0, "%s", line);
+        CHECK(!hist_reply_info_line(&m[2], line, sizeof line) && line[0] == '\0');
+    }
+    hist_msg_list_free(m, n);
+    struct hist_session s;
+    CHECK(hist_session_get(db, sid, &s) == HIST_OK && strcmp(s.vocab_hash, "v1:32000:0123456789abcdef") == 0);
+    hist_session_clear(&s);
+    int status;
+    char *json = capture_export(db, sid, HIST_FORMAT_JSON, &status);
+    CHECK_MSG(strstr(json, "\"engine\": {\"cache\": \"sink\", \"window\": 256, \"sinks\": 4, "
+                           "\"rope_type\": \"yarn\", \"rope_base\": 10000.000, \"rope_factor\": 4.000, "
+                           "\"adapter\": null, \"template\": \"chatml\", \"tokens\": 4, "
+                           "\"prompt_tok_s\": 2000.000, \"decode_tok_s\": 20.000, \"cache_used\": 200, "
+                           "\"cache_capacity\": 256, \"sink_share\": 0.3125, \"token_ids\": 4}"), "%s", json);
+    CHECK(strstr(json, "\"vocab_hash\": \"v1:32000:0123456789abcdef\""));
+    CHECK(strstr(json, "\"engine\": null"));
+    free(json);
+    char *md = capture_export(db, sid, HIST_FORMAT_MARKDOWN, &status);
+    CHECK_MSG(strstr(md, "> Engine: `sink window 256 sinks 4, RoPE yarn base 10000 x4, template chatml"), "%s", md);
+    free(md);
+    hist_close(db);
+    free(path);
+}
+
 /* ---- files that are not ours -------------------------------------------------------- */
 
 static void check_refused(const char *path, const char *want_in_error)
@@ -658,6 +826,26 @@ static void test_text_helpers(void)
     CHECK(hist_finish_from_name("interrupted") == HIST_FINISH_INTERRUPTED);
     CHECK(hist_finish_from_name("bogus") == -1 && hist_finish_from_name(NULL) == HIST_FINISH_NONE);
     CHECK(strcmp(hist_role_name(HIST_ROLE_ASSISTANT), "assistant") == 0);
+
+    /* Titles: first non-blank line, folded, cut by columns at a character. */
+    static const char *const titles[][3] = {
+        {"  \n\t  Hello   there\tfriend \nsecond line", "40", "Hello there friend"},
+        {"abcdefghij", "10", "abcdefghij"},
+        {"abcdefghijk", "10", "abcdefghi\xE2\x80\xA6"},
+        {"one two three", "8", "one two\xE2\x80\xA6"},
+        {"一二三四五六", "12", "一二三四五六"},
+        {"一二三四五六七", "12", "一二三四五\xE2\x80\xA6"},
+        {"一二三四五六七", "11", "一二三四五\xE2\x80\xA6"},
+        {"ab一二三四五六七", "10", "ab一二三\xE2\x80\xA6"},
+        {"x\x1b[31m\xff", "20", "x\xEF\xBF\xBD[31m\xEF\xBF\xBD"},
+        {" \n \n", "20", ""},
+    };
+    for (size_t i = 0; i < sizeof titles / sizeof titles[0]; i++) {
+        char *tt = hist_title_from_text(titles[i][0], atoi(titles[i][1]));
+        CHECK_MSG(tt && strcmp(tt, titles[i][2]) == 0, "title %zu: '%s'", i, tt ? tt : "(null)");
+        CHECK(tt && is_valid_utf8((const unsigned char *)tt, strlen(tt)));
+        free(tt);
+    }
 }
 
 /* Content that breaks naive exporters (also used by --fixture). */
@@ -1257,6 +1445,8 @@ int main(int argc, char **argv)
     test_default_path();
     test_text_helpers();
     test_schema_file();
+    test_migrate_v2_fixture();
+    test_reply_info();
     test_create();
     test_migrations();
     test_foreign_files();

@@ -68,6 +68,7 @@ struct chat {
     int32_t *fed;           /* every token fed to the session, in order */
     size_t n_fed, cap_fed;
     char *title;
+    char vocab[64];         /* anc_vocab_fingerprint, stored with the session */
     char theme[64];
     int32_t max_reply;
 };
@@ -192,6 +193,7 @@ static bool store_session(struct chat *c)
     char pj[1024];
     params_json(c, pj, sizeof pj);
     int st = hist_session_create(c->db, c->title, c->mi.path, c->mi.name, pj, &c->session_id);
+    if (st == HIST_OK) st = hist_session_set_vocab(c->db, c->session_id, c->vocab);
     if (st != HIST_OK) {
         store_failed(c, st);
         c->session_id = 0;
@@ -219,6 +221,26 @@ static void store_param_event(struct chat *c, const char *name, const char *old_
     char pj[1024];
     params_json(c, pj, sizeof pj);
     hist_session_set_params(c->db, c->session_id, pj);
+}
+
+/* An untitled conversation takes its title from its first user message
+ * (until /title names it). Caller holds mu; LINE is not yet added.
+ * Returns whether the title changed. */
+#define CHAT_TITLE_COLS 48
+static bool auto_title(struct chat *c, const char *line)
+{
+    if (c->title && *c->title) return false;
+    for (size_t i = 0; i < c->n_msgs; i++)
+        if (c->msgs[i].role == CHAT_USER) return false;
+    char *t = hist_title_from_text(line, CHAT_TITLE_COLS);
+    if (!t || !*t) {
+        free(t);
+        return false;
+    }
+    free(c->title);
+    c->title = t;
+    bump(c);
+    return true;
 }
 
 /* ---- the engine thread ------------------------------------------------- */
@@ -256,26 +278,48 @@ static int turn_tokens(struct chat *c, int32_t **out, size_t *n_out, char *err, 
     size_t n_before = conv_msgs(c, last_user ? last_user - 1 : 0, &before);
     bool fresh = c->n_fed == 0;
     pthread_mutex_unlock(&c->mu);
-    int32_t *q = NULL, *p = NULL;
-    size_t nq = 0, np = 0;
-    int rc = anc_chat_render(c->m, c->tpl, all, n_all, true, &q, &nq, err, errlen);
-    if (rc == 0 && !fresh && n_before > 0)
-        rc = anc_chat_render(c->m, c->tpl, before, n_before, false, &p, &np, err, errlen);
-    free(all);
     free(before);
-    if (rc != 0) {
-        free(q);
-        return -1;
-    }
-    size_t skip = 0;
-    if (!fresh && np <= nq) {
-        while (skip < np && p[skip] == q[skip]) skip++;
-    }
-    free(p);
-    memmove(q, q + skip, (nq - skip) * sizeof *q);
-    *out = q;
-    *n_out = nq - skip;
-    return 0;
+    int rc = anc_chat_turn_tokens(c->m, c->tpl, all, n_all, fresh ? 0 : n_before, out, n_out,
+                                  err, errlen);
+    free(all);
+    return rc;
+}
+
+/* Mean share of attention on the sink tokens, over the global layers,
+ * for the token just fed; -1 when the cache holds no sinks. */
+static double sink_share_now(const struct anc_session *s)
+{
+    struct anc_stats st;
+    anc_session_stats(s, &st, NULL, 0);
+    if (st.n_sink_now <= 0) return -1;
+    double sum = 0;
+    int n = 0;
+    for (int32_t l = 0; l < st.n_layer; l++)
+        if (!st.layer_local[l]) sum += st.sink_mass[l], n++;
+    return n ? sum / n : -1;
+}
+
+/* The engine figures for a finished reply (hist_reply_info): the settings
+ * in force at its end, and what the caller measured. ids: the reply's
+ * tokens as fed. */
+static void reply_info(const struct chat *c, struct hist_reply_info *ri, double share,
+                       const int32_t *ids, size_t n_ids)
+{
+    struct anc_stats st;
+    anc_session_stats(c->s, &st, NULL, 0);
+    hist_reply_info_init(ri);
+    ri->cache_policy = anc_cache_policy_name(st.policy);
+    ri->window = st.window;
+    ri->sinks = st.n_sink;
+    ri->rope_type = anc_rope_scaling_name(st.rope_scaling);
+    ri->rope_base = st.rope_theta;
+    ri->rope_factor = st.rope_factor;
+    ri->template_name = anc_template_name(c->tpl);
+    ri->cache_used = st.n_cached;
+    ri->cache_capacity = st.capacity;
+    ri->sink_share = share;
+    ri->token_ids = ids;
+    ri->n_token_ids = n_ids;
 }
 
 static bool feed_tokens(struct chat *c, const int32_t *t, size_t n, char *err, size_t errlen)
@@ -346,7 +390,8 @@ static void reply(struct chat *c)
     if (!ok) finish = c->cancel ? HIST_FINISH_CANCELLED : HIST_FINISH_ERROR;
     set_state(c, CHAT_GENERATING);
     int32_t prev = c->n_fed ? c->fed[c->n_fed - 1] : -1;
-    int64_t n_gen = 0;
+    int64_t n_gen = 0, n_share = 0;
+    double share_sum = 0;
     double t_gen0 = anc_now(), t_saved = t_gen0;
     while (ok) {
         if (c->cancel) {
@@ -383,6 +428,8 @@ static void reply(struct chat *c)
         fed_push(c, &tok, 1);
         c->msgs[mi].tok_count++;
         pthread_mutex_unlock(&c->mu);
+        double share = sink_share_now(c->s);
+        if (share >= 0) share_sum += share, n_share++;
         prev = tok;
         if (stop) break;
         n_gen++;
@@ -405,13 +452,20 @@ static void reply(struct chat *c)
     c->msgs[mi].finish = hist_finish_name(finish);
     c->msgs[mi].hist_id = hid;
     char *final = strdup(c->msgs[mi].text);
+    /* the reply's tokens as fed (the stop token included) */
+    size_t n_ids = c->msgs[mi].tok_first >= 0 ? (size_t)c->msgs[mi].tok_count : 0;
+    int32_t *ids = n_ids ? malloc(n_ids * sizeof *ids) : NULL;
+    if (ids) memcpy(ids, c->fed + c->msgs[mi].tok_first, n_ids * sizeof *ids);
     bump(c);
     pthread_mutex_unlock(&c->mu);
     if (hid > 0) {
         struct hist_msg_stats hs = {(int64_t)n_turn, n_gen, t_prompt * 1e3, t_gen * 1e3};
-        int st = hist_msg_finish(c->db, hid, final, finish, &hs);
+        struct hist_reply_info ri;
+        reply_info(c, &ri, n_share ? share_sum / (double)n_share : -1, ids, ids ? n_ids : 0);
+        int st = hist_msg_finish_info(c->db, hid, final, finish, &hs, &ri);
         if (st != HIST_OK) store_failed(c, st);
     }
+    free(ids);
     free(final);
     set_state(c, CHAT_IDLE);
 }
@@ -496,6 +550,7 @@ struct chat *chat_new(const struct chat_opts *o, char *err, size_t errlen)
     c->m = anc_model_load(o->model_path, &mp, err, errlen);
     if (!c->m) goto fail;
     anc_model_get_info(c->m, &c->mi);
+    anc_vocab_fingerprint(c->m, c->vocab, sizeof c->vocab);
     c->s = anc_session_new(c->m, &o->sess, err, errlen);
     if (!c->s) goto fail;
     c->tpl = o->template_id >= 0 ? o->template_id : anc_template_detect(c->m);
@@ -1215,8 +1270,15 @@ int chat_submit(struct chat *c, const char *line, char *reply, size_t reply_len)
     size_t len = strlen(line);
     if (len == 0) return 0;
     pthread_mutex_lock(&c->mu);
+    bool titled = auto_title(c, line);
+    char *title = titled && c->session_id > 0 ? strdup(c->title) : NULL;
     long k = msg_add(c, CHAT_USER, line, len);
     pthread_mutex_unlock(&c->mu);
+    if (title && c->db && c->db_writable) { /* stored already (after /system, /set ...) */
+        int st = hist_session_set_title(c->db, c->session_id, title);
+        if (st != HIST_OK) store_failed(c, st);
+    }
+    free(title);
     if (k < 0) {
         snprintf(reply, reply_len, "out of memory");
         return CHAT_HANDLED;

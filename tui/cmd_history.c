@@ -253,6 +253,9 @@ static int show_text(struct hist_db *db, int64_t id)
         if (m->role == HIST_ROLE_ASSISTANT && m->finish != HIST_FINISH_STOP)
             printf("  (%s)", m->finish == HIST_FINISH_NONE ? "streaming" : hist_finish_name(m->finish));
         printf("%s\n", bold ? "\033[0m" : "");
+        char fig[512];
+        if (m->role == HIST_ROLE_ASSISTANT && hist_reply_info_line(m, fig, sizeof fig))
+            printf("[%s]\n", fig); /* printable: hist_reply_info_line cleans it */
         put_clean(m->content, HIST_CLEAN_MULTILINE);
         if (!*m->content || m->content[strlen(m->content) - 1] != '\n') putchar('\n');
         show_events(ev, n_ev, m->id);
@@ -538,7 +541,9 @@ static const struct subcmd subcmds[] = {
      "  --limit N      at most N sessions (default: all)\n"},
     {"show", do_show, ALLOW_JSON, 1, 1, "ID [--json]",
      "Print a session: its messages with times, token counts and finish\n"
-     "reasons, and the parameter changes where they happened.\n"
+     "reasons, each reply's engine figures (cache policy, window, sinks, RoPE,\n"
+     "template, speeds, cache occupancy, attention on sinks) and the parameter\n"
+     "changes where they happened.\n"
      "  --json         the session as JSON (the same as export --format json)\n"},
     {"search", do_search, ALLOW_JSON | ALLOW_LIMIT, 1, -1, "TEXT... [--limit N] [--json]",
      "Find messages containing every word of TEXT (substrings, ASCII case-\n"
