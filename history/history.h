@@ -262,7 +262,8 @@ const char *hist_schema_sql(int version);
 
 /* A session title from a message: its first non-blank line, whitespace
  * runs made one space, trimmed, and shortened to at most MAX_COLS terminal
- * columns (CJK characters count two) with "…" at a character boundary.
+ * columns (CJK characters count two) with "…": after the last whole word
+ * when that keeps half the width, else after a whole character.
  * Control characters and invalid UTF-8 become U+FFFD. malloc'ed; "" for
  * a blank text; NULL only when out of memory. (title.c) */
 char *hist_title_from_text(const char *text, int max_cols);

@@ -1,7 +1,8 @@
 /* title.c — a session title made from a message's text: first non-blank
- * line, whitespace folded, shortened by display width with an ellipsis,
- * never cut inside a UTF-8 sequence. Pure C string work: depends on
- * history.h and libc only (no locale, no curses, no SQLite). */
+ * line, whitespace folded, shortened by display width with an ellipsis at
+ * a word boundary when there is one, never inside a UTF-8 sequence. Pure
+ * C string work: depends on history.h and libc only (no locale, no curses,
+ * no SQLite). */
 #include "history.h"
 
 #include <stdlib.h>
@@ -120,7 +121,8 @@ char *hist_title_from_text(const char *text, int max_cols)
     char *out = malloc(len * 3 + 8);
     if (!out) return NULL;
     size_t o = 0, cut = 0; /* cut: where the text ends if an ellipsis is needed */
-    int cols = 0;
+    size_t word_end = 0;   /* the end of the last whole word that leaves room for it */
+    int cols = 0, word_cols = 0;
     bool space = false, shortened = false;
     for (size_t i = 0; i < len;) {
         unsigned cp;
@@ -135,6 +137,7 @@ char *hist_title_from_text(const char *text, int max_cols)
             shortened = true;
             break;
         }
+        if (space && cols <= max_cols - 1) word_end = o, word_cols = cols;
         if (space) out[o++] = ' ';
         space = false;
         o += encode(cp, out + o);
@@ -142,7 +145,9 @@ char *hist_title_from_text(const char *text, int max_cols)
         if (cols <= max_cols - 1) cut = o; /* still room for the ellipsis */
     }
     if (shortened) {
-        o = cut;
+        /* at a word boundary when that keeps at least half the width
+         * (text without spaces, such as Chinese, is cut at a character) */
+        o = word_cols >= max_cols / 2 ? word_end : cut;
         while (o > 0 && out[o - 1] == ' ') o--;
         memcpy(out + o, "\xE2\x80\xA6", 3); /* … */
         o += 3;

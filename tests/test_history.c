@@ -833,6 +833,8 @@ static void test_text_helpers(void)
         {"abcdefghij", "10", "abcdefghij"},
         {"abcdefghijk", "10", "abcdefghi\xE2\x80\xA6"},
         {"one two three", "8", "one two\xE2\x80\xA6"},
+        {"one two three", "12", "one two\xE2\x80\xA6"},
+        {"a bcdefghijkl", "10", "a bcdefgh\xE2\x80\xA6"},
         {"一二三四五六", "12", "一二三四五六"},
         {"一二三四五六七", "12", "一二三四五\xE2\x80\xA6"},
         {"一二三四五六七", "11", "一二三四五\xE2\x80\xA6"},

@@ -185,11 +185,38 @@ static void params_json(const struct chat *c, char *buf, size_t cap)
              p.sampling.seed, anc_template_name(c->tpl));
 }
 
+/* Save the system messages not stored yet (the --system prompt, /system),
+ * so the stored conversation is the one the model saw. Caller holds no lock. */
+static void store_pending_system(struct chat *c)
+{
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        size_t k = 0;
+        while (k < c->n_msgs && !(c->msgs[k].role == CHAT_SYSTEM && c->msgs[k].hist_id == 0)) k++;
+        char *text = k < c->n_msgs ? strdup(c->msgs[k].text) : NULL;
+        pthread_mutex_unlock(&c->mu);
+        if (!text) return;
+        int64_t id = 0;
+        int st = hist_msg_append(c->db, c->session_id, HIST_ROLE_SYSTEM, text, &id);
+        free(text);
+        pthread_mutex_lock(&c->mu);
+        c->msgs[k].hist_id = st == HIST_OK ? id : -1; /* -1: not stored, not retried */
+        pthread_mutex_unlock(&c->mu);
+        if (st != HIST_OK) {
+            store_failed(c, st);
+            return;
+        }
+    }
+}
+
 /* Create the stored session on first use. */
 static bool store_session(struct chat *c)
 {
     if (!c->db || !c->db_writable) return false;
-    if (c->session_id > 0) return true;
+    if (c->session_id > 0) {
+        store_pending_system(c);
+        return true;
+    }
     char pj[1024];
     params_json(c, pj, sizeof pj);
     int st = hist_session_create(c->db, c->title, c->mi.path, c->mi.name, pj, &c->session_id);
@@ -199,6 +226,7 @@ static bool store_session(struct chat *c)
         c->session_id = 0;
         return false;
     }
+    store_pending_system(c);
     return true;
 }
 
@@ -1054,6 +1082,7 @@ static int cmd_system(struct cmd_ctx *x, const char *rest)
         struct msg *m = &c->msgs[0];
         m->len = 0;
         msg_append(m, rest, strlen(rest));
+        m->hist_id = 0; /* stored again, with the new text */
         bump(c);
     } else if (fresh) {
         /* the system prompt goes first */
@@ -1067,11 +1096,7 @@ static int cmd_system(struct cmd_ctx *x, const char *rest)
         msg_add(c, CHAT_SYSTEM, rest, strlen(rest));
     }
     pthread_mutex_unlock(&c->mu);
-    if (store_session(c)) {
-        int64_t id;
-        int st = hist_msg_append(c->db, c->session_id, HIST_ROLE_SYSTEM, rest, &id);
-        if (st != HIST_OK) store_failed(c, st);
-    }
+    store_session(c); /* stores the new system message */
     store_param_event(c, "system", NULL, rest);
     return say(x, CHAT_HANDLED | CHAT_REDRAW, fresh ? "system prompt set" :
                "system message added (it applies from the next turn)");

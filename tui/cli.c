@@ -298,3 +298,37 @@ int cli_option_error(int c, char **argv, const char *cmd)
         cli_error("unknown option %s (see ancora %s --help)", argv[optind - 1], cmd);
     return EXIT_USAGE;
 }
+
+/* "1 15043 3186" -> ids, each checked against the vocabulary. */
+int cli_parse_ids(const char *what, const char *list, int32_t n_vocab, int32_t **out, size_t *n_out)
+{
+    size_t cap = strlen(list) / 2 + 1, n = 0;
+    int32_t *ids = malloc(cap * sizeof *ids);
+    if (!ids) {
+        cli_error("out of memory");
+        return EXIT_RUNTIME;
+    }
+    for (const char *p = list;;) {
+        while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n') p++;
+        if (!*p) break;
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v >= n_vocab || n == cap) {
+            cli_error("%s: '%.*s' is not a token id of this vocabulary (0 to %d)", what,
+                      (int)strcspn(p, " ,\t\n"), p, n_vocab - 1);
+            free(ids);
+            return EXIT_USAGE;
+        }
+        ids[n++] = (int32_t)v;
+        p = end;
+    }
+    if (n == 0) {
+        cli_error("%s: no ids given", what);
+        free(ids);
+        return EXIT_USAGE;
+    }
+    *out = ids;
+    *n_out = n;
+    return EXIT_OK;
+}

@@ -76,6 +76,12 @@ const char *cli_model_path(const struct cli_opts *o);
  * Returns a malloc'ed array (caller frees). */
 struct option *cli_merge_longopts(const struct option *own);
 
+/* "1 15043 3186" (spaces, commas or newlines between) -> malloc'ed ids,
+ * each checked against the vocabulary; errors name WHAT (the option).
+ * Returns an exit status. */
+int cli_parse_ids(const char *what, const char *list, int32_t n_vocab, int32_t **out,
+                  size_t *n_out);
+
 /* Subcommands: each returns an exit status. */
 int cmd_run(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
@@ -85,5 +91,7 @@ int cmd_bench(int argc, char **argv);
 /* `ancora`, `ancora chat` (TUI when on a terminal) and `ancora repl`. */
 int cmd_chat(int argc, char **argv, bool force_repl);
 int cmd_history(int argc, char **argv);
+/* `ancora history replay` (cmd_replay.c); DB: a --db given before "replay". */
+int cmd_history_replay(int argc, char **argv, const char *db);
 
 #endif

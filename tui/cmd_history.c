@@ -574,6 +574,9 @@ static void usage_all(FILE *out)
           out);
     for (size_t i = 0; i < N_SUBCMDS; i++)
         fprintf(out, "  %s%s%s\n", subcmds[i].name, *subcmds[i].usage ? " " : "", subcmds[i].usage);
+    fputs("  replay ID [-m MODEL] [cache, rope options] [--json]\n"
+          "         score the saved replies again under other settings\n",
+          out);
     fputs("\nOptions of every command:\n", out);
     fputs(db_help, out);
     fputs("\nRun 'ancora history COMMAND --help' for details.\n", out);
@@ -628,10 +631,12 @@ int cmd_history(int argc, char **argv)
         }
     }
     if (i >= argc) {
-        cli_error("missing history command (list, show, search, export, delete, path or stats)");
+        cli_error("missing history command (list, show, search, export, delete, replay, path or stats)");
         usage_all(stderr);
         return EXIT_USAGE;
     }
+    if (strcmp(argv[i], "replay") == 0) /* the engine's options: its own parser */
+        return cmd_history_replay(argc - i, argv + i, o.db);
     const struct subcmd *c = NULL;
     for (size_t k = 0; k < N_SUBCMDS; k++)
         if (strcmp(argv[i], subcmds[k].name) == 0) c = &subcmds[k];

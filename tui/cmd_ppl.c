@@ -13,12 +13,15 @@
 
 static void ppl_usage(FILE *out)
 {
-    fputs("Usage: ancora ppl -m MODEL -f FILE [--mode chunked|stream] [--ctx N] [options]\n"
+    fputs("Usage: ancora ppl -m MODEL (-f FILE | --ids FILE) [--mode chunked|stream] [--ctx N] [options]\n"
           "\n"
           "Perplexity of a text file. The last line of stdout is \"PPL = <value>\".\n"
           "\n"
           "  -m, --model FILE      GGUF model (default: $ANCORA_MODEL)\n"
           "  -f, --file FILE       the text ('-' = stdin)\n"
+          "      --ids FILE        token ids instead of a text (\"1 15043 3186\", as\n"
+          "                        ancora tokenize or history replay --ids-out write them),\n"
+          "                        fed as they are: no BOS added\n"
           "      --mode M          chunked (default): llama.cpp's llama-perplexity\n"
           "                        convention: chunks of --ctx tokens, BOS written over\n"
           "                        each chunk's first token, the second half scored;\n"
@@ -29,7 +32,7 @@ static void ppl_usage(FILE *out)
           "      --csv OUT         write position,token,nll for every scored token (stream)\n"
           "      --plot            draw NLL against position in the terminal (stream)\n"
           "      --max-tokens N    score only the first N tokens of the text\n"
-          "  -t, --threads N       CPU threads (default: all cores)\n"
+          "  -t, --threads N       CPU threads (default: physical cores)\n"
           "      --backend B       auto (default: a GPU when present), cpu or cuda\n"
           "  -q, --quiet           no progress line\n"
           "  -h, --help            this help\n"
@@ -58,12 +61,13 @@ static bool on_progress(void *ctx, int64_t done, int64_t total)
     return true;
 }
 
-enum { OPT_MODE = 3000, OPT_CSV, OPT_PLOT, OPT_QUIET };
+enum { OPT_MODE = 3000, OPT_CSV, OPT_PLOT, OPT_QUIET, OPT_IDS_FILE };
 
 int cmd_ppl(int argc, char **argv)
 {
     static const struct option own[] = {
         {"file", required_argument, NULL, 'f'},
+        {"ids", required_argument, NULL, OPT_IDS_FILE},
         {"mode", required_argument, NULL, OPT_MODE},
         {"csv", required_argument, NULL, OPT_CSV},
         {"plot", no_argument, NULL, OPT_PLOT},
@@ -75,7 +79,7 @@ int cmd_ppl(int argc, char **argv)
     cli_opts_default(&o);
     o.n_predict = -1;
     bool stream = false, plot = false, quiet = false, cache_given = false;
-    const char *csv = NULL;
+    const char *csv = NULL, *ids_file = NULL;
     struct option *longopts = cli_merge_longopts(own);
     if (!longopts) return EXIT_RUNTIME;
     int c, rc = EXIT_OK;
@@ -85,6 +89,7 @@ int cmd_ppl(int argc, char **argv)
     while (rc == EXIT_OK && (c = getopt_long(argc, argv, ":m:t:f:n:qh", longopts, NULL)) != -1) {
         switch (c) {
         case 'f': o.prompt_file = optarg; break;
+        case OPT_IDS_FILE: ids_file = optarg; break;
         case OPT_MODE:
             if (strcmp(optarg, "stream") == 0) stream = true;
             else if (strcmp(optarg, "chunked") == 0) stream = false;
@@ -120,10 +125,12 @@ int cmd_ppl(int argc, char **argv)
         cli_error("unexpected argument '%s' (give the text with -f)", argv[optind]);
         rc = EXIT_USAGE;
     }
-    if (rc == EXIT_OK && !o.prompt_file) {
-        cli_error("no text given: pass -f FILE (see ancora ppl --help)");
+    if (rc == EXIT_OK && !o.prompt_file == !ids_file) {
+        cli_error(ids_file ? "give -f FILE or --ids FILE, not both"
+                           : "no text given: pass -f FILE (see ancora ppl --help)");
         rc = EXIT_USAGE;
     }
+    if (ids_file) o.prompt_file = ids_file;
     if (rc == EXIT_OK && !stream && (csv || plot)) {
         cli_error("--csv and --plot are for --mode stream");
         rc = EXIT_USAGE;
@@ -152,7 +159,9 @@ int cmd_ppl(int argc, char **argv)
     size_t n = 0;
     double *nll = NULL;
     FILE *csv_fp = NULL;
-    if (anc_tokenize(m, text, len, true, &toks, &n) != 0) {
+    if (ids_file) {
+        if ((rc = cli_parse_ids("--ids", text, anc_n_vocab(m), &toks, &n)) != EXIT_OK) goto out;
+    } else if (anc_tokenize(m, text, len, true, &toks, &n) != 0) {
         cli_error("out of memory tokenizing %s", o.prompt_file);
         rc = EXIT_RUNTIME;
         goto out;

@@ -78,7 +78,7 @@ static void run_usage(FILE *out)
         "      --session ID        (with --save) add it to a saved session\n"
         "      --title TEXT        (with --save) the session's title\n"
         "      --db PATH           (with --save) the database (default: $ANCORA_DB, XDG)\n"
-        "  -t, --threads N         CPU threads (default: all cores)\n"
+        "  -t, --threads N         CPU threads (default: physical cores)\n"
         "\n"
         "Sampling:\n"
         "      --temp X            temperature (default 0.8; 0 = greedy)\n"
@@ -122,40 +122,6 @@ static int read_prompt(const struct cli_opts *o, char **text, size_t *len)
             return EXIT_RUNTIME;
         }
     }
-    return EXIT_OK;
-}
-
-/* "1 15043 3186" -> ids, each checked against the vocabulary. */
-static int parse_ids(const char *list, int32_t n_vocab, int32_t **out, size_t *n_out)
-{
-    size_t cap = strlen(list) / 2 + 1, n = 0;
-    int32_t *ids = malloc(cap * sizeof *ids);
-    if (!ids) {
-        cli_error("out of memory");
-        return EXIT_RUNTIME;
-    }
-    for (const char *p = list;;) {
-        while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n') p++;
-        if (!*p) break;
-        char *end;
-        errno = 0;
-        long v = strtol(p, &end, 10);
-        if (end == p || errno || v < 0 || v >= n_vocab || n == cap) {
-            cli_error("--prompt-ids: '%.*s' is not a token id of this vocabulary (0 to %d)",
-                      (int)strcspn(p, " ,\t\n"), p, n_vocab - 1);
-            free(ids);
-            return EXIT_USAGE;
-        }
-        ids[n++] = (int32_t)v;
-        p = end;
-    }
-    if (n == 0) {
-        cli_error("--prompt-ids: no ids given");
-        free(ids);
-        return EXIT_USAGE;
-    }
-    *out = ids;
-    *n_out = n;
     return EXIT_OK;
 }
 
@@ -399,7 +365,8 @@ int cmd_run(int argc, char **argv)
         goto out;
     }
     if (prompt_ids) {
-        if ((rc = parse_ids(prompt_ids, anc_n_vocab(m), &toks, &n_toks)) != EXIT_OK) goto out;
+        if ((rc = cli_parse_ids("--prompt-ids", prompt_ids, anc_n_vocab(m), &toks, &n_toks)) != EXIT_OK)
+            goto out;
     } else if (anc_tokenize(m, text ? text : "", len, !o.no_bos, &toks, &n_toks) != 0) {
         cli_error("out of memory tokenizing the prompt");
         rc = EXIT_RUNTIME;
