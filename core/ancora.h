@@ -34,6 +34,11 @@ struct anc_model_params {
 int anc_backend_kind_from_name(const char *name);
 /* The backends this build has, e.g. "cpu (avx2), cuda". */
 const char *anc_backends_compiled(void);
+/* The backends that can run on this machine now, e.g. "cpu (avx2)" or
+ * "cpu (avx2), cuda (1 device, /usr/lib/ancora/ancora-cuda.so)"; loads the
+ * CUDA module to find out. A backend built but unusable here goes to
+ * not_usable with why ("cuda: no NVIDIA driver ..."), else it gets "". */
+const char *anc_backends_usable(char *not_usable, size_t n);
 
 void anc_model_params_default(struct anc_model_params *p);
 

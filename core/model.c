@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <math.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -527,6 +528,21 @@ const char *anc_backends_compiled(void)
     return buf;
 }
 
+const char *anc_backends_usable(char *not_usable, size_t n)
+{
+    static char buf[PATH_MAX + 96];
+    char why[512] = "";
+    if (n) not_usable[0] = '\0';
+    int n_gpus = anc_backend_cuda_compiled() ? anc_backend_cuda_devices(false, why, sizeof why) : 0;
+    if (n_gpus > 0)
+        snprintf(buf, sizeof buf, "cpu (%s), cuda (%d device%s, %s)", anc_backend_cpu_isa(), n_gpus,
+                 n_gpus == 1 ? "" : "s", anc_backend_cuda_module_path());
+    else
+        snprintf(buf, sizeof buf, "cpu (%s)", anc_backend_cpu_isa());
+    if (anc_backend_cuda_compiled() && n_gpus < 1 && n) snprintf(not_usable, n, "cuda: %s", why);
+    return buf;
+}
+
 int model_backend_choose(enum anc_backend_kind want, bool cuda_compiled, int n_gpus, char *err,
                          size_t errlen)
 {
@@ -626,9 +642,21 @@ static bool start_backend(struct anc_model *m, const struct anc_model_params *p,
                           size_t errlen)
 {
     bool compiled = anc_backend_cuda_compiled();
-    int n_gpus = compiled && p->backend != ANC_BACKEND_CPU ? anc_backend_cuda_device_count() : 0;
+    char unusable[ANC_ERR_LEN] = "";
+    int n_gpus = compiled && p->backend != ANC_BACKEND_CPU
+                     ? anc_backend_cuda_devices(p->backend == ANC_BACKEND_AUTO, unusable, sizeof unusable)
+                     : 0;
     int choice = model_backend_choose(p->backend, compiled, n_gpus, err, errlen);
-    if (choice < 0) return false;
+    if (choice < 0) {
+        if (compiled && unusable[0])
+            anc_set_err(err, errlen, "no usable NVIDIA GPU for --backend cuda: %s", unusable);
+        return false;
+    }
+    /* auto without a GPU is silent, unless a driver says one is there */
+    if (compiled && choice == ANC_BACKEND_CPU && p->backend == ANC_BACKEND_AUTO &&
+        anc_cuda_driver_present())
+        snprintf(m->backend_note, sizeof m->backend_note,
+                 "an NVIDIA driver is present but the GPU cannot be used (%s); using the CPU", unusable);
     if (choice == ANC_BACKEND_CUDA) {
         char why[ANC_ERR_LEN] = "";
         m->be = anc_backend_cuda_new(why, sizeof why);

@@ -169,10 +169,20 @@ const char *anc_backend_cpu_isa(void);
 int anc_cpu_count(void);
 
 /* The CUDA backend (kernels/cuda/), when this build has it: device 0 of
- * the CUDA runtime. NULL + message when there is no usable GPU. */
+ * the CUDA runtime, in a module loaded on first use (cuda_loader.c).
+ * NULL + message when there is no usable GPU. */
 bool anc_backend_cuda_compiled(void);
 struct anc_backend *anc_backend_cuda_new(char *err, size_t errlen);
 /* Number of usable CUDA devices (0 without a driver or GPU; never fails). */
 int anc_backend_cuda_device_count(void);
+/* The same, with why it is 0 in a few words (the module or its libraries
+ * missing, no driver, no device). if_driver: load nothing unless a cheap
+ * probe sees an NVIDIA driver or ANCORA_CUDA_MODULE names a module (what
+ * --backend auto does). */
+int anc_backend_cuda_devices(bool if_driver, char *why, size_t whylen);
+/* Does the cheap probe see an NVIDIA driver (its device files)? */
+bool anc_cuda_driver_present(void);
+/* The module file in use once loaded ("" before, or when none loaded). */
+const char *anc_backend_cuda_module_path(void);
 
 #endif

@@ -662,7 +662,17 @@ static void test_end_to_end(void)
 
 int main(void)
 {
-    if (anc_backend_cuda_device_count() < 1) TEST_SKIP("no NVIDIA GPU is present");
+#ifdef ANC_TEST_CUDA_MODULE
+    /* the module of this build tree (the loader looks next to the program,
+       and this one runs from tests/) */
+    setenv("ANCORA_CUDA_MODULE", ANC_TEST_CUDA_MODULE, 0);
+#endif
+    char why[ANC_ERR_LEN];
+    if (anc_backend_cuda_devices(false, why, sizeof why) < 1) {
+        if (!anc_cuda_driver_present()) TEST_SKIP("%s", why);
+        fprintf(stderr, "FAIL: an NVIDIA driver is present, but: %s\n", why);
+        return 1;
+    }
     char err[ANC_ERR_LEN];
     gpu = anc_backend_cuda_new(err, sizeof err);
     if (!gpu) {

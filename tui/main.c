@@ -65,7 +65,10 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("ancora %s (backends: %s)\n", anc_version(), anc_backends_compiled());
+        char why[600];
+        const char *usable = anc_backends_usable(why, sizeof why);
+        printf("ancora %s (backends: %s)\n", anc_version(), usable);
+        if (why[0]) printf("built but not usable here: %s\n", why);
         return EXIT_OK;
     }
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)

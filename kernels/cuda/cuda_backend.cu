@@ -25,7 +25,10 @@
  *     the slot map (host), which each step stages afresh.
  * A CUDA error is not something the engine can repair: it is reported in
  * one line and the program exits with status 1.
- * Depends on kernels/ only (backend.h, dtype.h, cuda_kernels.h, cuda_plan.h). */
+ * Built as the module ancora-cuda.so (loaded on demand by cuda_loader.c):
+ * its one exported symbol is anc_cuda_module_get (cuda_module.h).
+ * Depends on kernels/ only (backend.h, dtype.h, cuda_kernels.h, cuda_plan.h,
+ * cuda_module.h). */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -36,6 +39,7 @@
 
 extern "C" { /* C headers of kernels/ */
 #include "backend.h"
+#include "cuda_module.h"
 #include "cuda_plan.h"
 #include "dtype.h"
 }
@@ -785,16 +789,22 @@ static const struct anc_backend_ops cuda_ops = {
 
 /* ---- creation --------------------------------------------------------------------- */
 
-extern "C" bool anc_backend_cuda_compiled(void) { return true; }
-
-extern "C" int anc_backend_cuda_device_count(void)
+/* Usable devices; 0 + why: no driver (or one older than the runtime), or
+ * no device. Never fails. */
+static int cu_device_count(char *why, size_t whylen)
 {
     int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess) {
-        cudaGetLastError();
-        return 0;
-    }
-    return n;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e == cudaSuccess && n > 0) return n;
+    cudaGetLastError();
+    if (e == cudaSuccess || e == cudaErrorNoDevice)
+        snprintf(why, whylen, "no NVIDIA GPU is present (the driver sees no device)");
+    else if (e == cudaErrorInsufficientDriver)
+        snprintf(why, whylen, "no NVIDIA driver, or one too old for this CUDA runtime (%s)",
+                 cudaGetErrorString(e));
+    else
+        snprintf(why, whylen, "the CUDA runtime cannot start (%s)", cudaGetErrorString(e));
+    return 0;
 }
 
 /* Set up the device, stream, cuBLAS and the small fixed buffers. */
@@ -844,12 +854,9 @@ static bool cu_init(struct cu_priv *p, char *err, size_t errlen)
     return true;
 }
 
-extern "C" struct anc_backend *anc_backend_cuda_new(char *err, size_t errlen)
+static struct anc_backend *cu_create(char *err, size_t errlen)
 {
-    if (anc_backend_cuda_device_count() < 1) {
-        snprintf(err, errlen, "no usable NVIDIA GPU (no device, or no driver)");
-        return NULL;
-    }
+    if (cu_device_count(err, errlen) < 1) return NULL;
     struct anc_backend *be = (struct anc_backend *)calloc(1, sizeof *be);
     struct cu_priv *p = (struct cu_priv *)calloc(1, sizeof *p);
     if (!be || !p) {
@@ -871,4 +878,18 @@ extern "C" struct anc_backend *anc_backend_cuda_new(char *err, size_t errlen)
         return NULL;
     }
     return be;
+}
+
+/* ---- the module's one entry point (cuda_module.h) ------------------------------------ */
+
+static const struct anc_cuda_module cuda_module = {
+    /* .abi = */ ANC_CUDA_MODULE_ABI,
+    /* .ops_size = */ sizeof(struct anc_backend_ops),
+    /* .device_count = */ cu_device_count,
+    /* .create = */ cu_create,
+};
+
+extern "C" __attribute__((visibility("default"))) const struct anc_cuda_module *anc_cuda_module_get(void)
+{
+    return &cuda_module;
 }

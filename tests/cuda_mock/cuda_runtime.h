@@ -23,6 +23,7 @@ typedef enum cudaError {
     cudaErrorMemoryAllocation = 2,
     cudaErrorStreamCaptureUnsupported = 900,
     cudaErrorGraphExecUpdateFailure = 910,
+    cudaErrorInsufficientDriver = 35,
     cudaErrorNoDevice = 100,
 } cudaError_t;
 
