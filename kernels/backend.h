@@ -155,7 +155,7 @@ struct anc_backend {
     void *priv;            /* backend-private state (thread pool, streams) */
 };
 
-/* The CPU backend: the reference. n_threads <= 0 means "number of cores". */
+/* The CPU backend: the reference. n_threads <= 0 means anc_cpu_count(). */
 struct anc_backend *anc_backend_cpu_new(int n_threads);
 void anc_backend_free(struct anc_backend *be);
 
@@ -165,7 +165,8 @@ bool anc_backend_cpu_supports(uint32_t type);
 /* The SIMD level of the CPU kernels ("avx2", "generic"). */
 const char *anc_backend_cpu_isa(void);
 
-/* Number of online processors (at least 1). */
+/* Physical cores this process may run on (at least 1): the default thread
+ * count (kernels/cpu/cpu_topology.c). */
 int anc_cpu_count(void);
 
 /* The CUDA backend (kernels/cuda/), when this build has it: device 0 of

@@ -616,8 +616,12 @@ int main(void)
     /* the backend with whatever table this processor selects */
     printf("backend kernels: %s\n", anc_backend_cpu_isa());
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        /* more threads than this machine's cores (2 in CI) as well: the
+         * pool's chunks must cover every row whoever takes them */
         test_backend(types[ti], 512, 1);
         test_backend(types[ti], 2048, 2);
+        test_backend(types[ti], 256, 3);
+        test_backend(types[ti], 256, 8);
     }
 
 #if defined(__x86_64__) && defined(__GNUC__)

@@ -20,7 +20,7 @@ static void bench_usage(FILE *out)
           "  -m, --model FILE   GGUF model\n"
           "  -p, --prompt N     prefill tokens (default 512; 0 = skip)\n"
           "  -n, --gen N        decode tokens (default 128; 0 = skip)\n"
-          "  -t, --threads N    CPU threads (default: all cores)\n"
+          "  -t, --threads N    CPU threads (default: physical cores)\n"
           "  -r, --reps N       repetitions (default 5)\n"
           "      --backend B    auto (a GPU when present), cpu or cuda\n"
           "      --cache POLICY measure under a cache policy (default: full, as llama-bench);\n"

@@ -51,7 +51,7 @@ static void chat_usage(FILE *out, const char *name)
             "  -m, --model FILE      GGUF model (default: `model = ...` in the config file,\n"
             "                        $ANCORA_MODEL, else SmolLM2-135M-Instruct when\n"
             "                        scripts/fetch-models has installed it)\n"
-            "  -t, --threads N       CPU threads (default: all cores)\n"
+            "  -t, --threads N       CPU threads (default: physical cores)\n"
             "      --backend B       auto (default: a GPU when present), cpu or cuda\n"
             "  -n, --max-tokens N    longest reply in tokens (default 4096, or 256 for base\n"
             "                        models without a chat template; 0 = no limit)\n"

@@ -1,6 +1,7 @@
-/* cpu_backend.c — the CPU backend: the reference ops of cpu_ops.c, split
- * over a thread pool (rows for matmul, (query, kv head) pairs for attention,
- * tokens for the rest). Depends on kernels/ only. */
+/* cpu_backend.c — the CPU backend: the reference ops of cpu_ops.c, cut
+ * into chunks that a thread pool's threads take as they come (rows for
+ * matmul, (query, kv head) pairs or cache ranges for attention, tokens or
+ * cache lines for the rest). Depends on kernels/ only. */
 #include "backend.h"
 #include "cpu_ops.h"
 #include "quant.h"
@@ -28,12 +29,6 @@ struct cpu_priv {
     float *part_o;       /* [parts_cap][part_o_each] their unnormalised outputs */
     int64_t parts_cap, part_o_each;
 };
-
-int anc_cpu_count(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
 
 const char *anc_backend_cpu_isa(void) { return cpu_kernels_get()->isa; }
 
@@ -157,16 +152,14 @@ static bool use_mm(const struct matmul_job *j)
     return j->xq ? j->k->mm_q8[j->w->type] != NULL : j->k->mm_f[j->w->type] != NULL;
 }
 
-static void matmul_worker(void *ctx, int ith, int nth)
+/* rows [lo, hi) of the output; lo is a multiple of MM_PANEL (the grain is) */
+static void matmul_worker(void *ctx, long lo, long hi, int ith)
 {
     struct matmul_job *j = ctx;
     const struct anc_weight *w = j->w;
     size_t row_bytes = anc_dtype_row_bytes(w->type, (uint64_t)w->cols);
     const uint8_t *base = w->data;
-    long lo, hi;
     if (use_mm(j)) {
-        threadpool_split((long)w->rows, ith, nth, MM_PANEL, &lo, &hi);
-        if (lo >= hi) return;
         void *scratch = j->scratch + (size_t)ith * j->scratch_each;
         if (j->xq)
             j->k->mm_q8[w->type](j->y + lo, w->rows, base + (size_t)lo * row_bytes, row_bytes, hi - lo,
@@ -176,7 +169,6 @@ static void matmul_worker(void *ctx, int ith, int nth)
                                 j->x, w->cols, j->n_tok, w->cols, scratch);
         return;
     }
-    threadpool_split((long)w->rows, ith, nth, MM_TILE, &lo, &hi);
     cpu_dot_f_fn dot_f = j->k->dot_f[w->type];
     cpu_dot_q8_fn dot_q = j->k->dot_q8[w->type];
     if (j->n_tok == 1) { /* decode: stream the rows once */
@@ -207,11 +199,10 @@ static void matmul_worker(void *ctx, int ith, int nth)
  * with it NaN. The token is also marked, and cpu_matmul writes NaN over its
  * outputs itself, so "bad input -> NaN output" does not depend on how a
  * SIMD kernel treats the poisoned bytes. */
-static void quantize_worker(void *ctx, int ith, int nth)
+static void quantize_worker(void *ctx, long lo, long hi, int ith)
 {
+    (void)ith;
     struct matmul_job *j = ctx;
-    long lo, hi;
-    threadpool_split(j->n_tok, ith, nth, 1, &lo, &hi);
     for (long t = lo; t < hi; t++)
         j->xbad[t] = !j->k->quant_x[j->vt](j->x + (size_t)t * j->w->cols,
                                            (uint8_t *)j->xq + (size_t)t * j->xq_row, j->w->cols);
@@ -257,10 +248,12 @@ static void cpu_matmul(struct anc_backend *be, float *y, const struct anc_weight
     j.scratch = p->mm_scratch;
     j.scratch_each = p->mm_each;
     if (quantise) {
-        if (n_tok == 1) quantize_worker(&j, 0, 1);
-        else threadpool_run(p->pool, quantize_worker, &j);
+        if (n_tok == 1) quantize_worker(&j, 0, 1, 0);
+        else threadpool_for(p->pool, n_tok, threadpool_grain(p->pool, n_tok, 1, 1), quantize_worker, &j);
     }
-    threadpool_run(p->pool, matmul_worker, &j);
+    /* chunks of whole panels (MM_PANEL is a multiple of MM_TILE) */
+    threadpool_for(p->pool, w->rows, threadpool_grain(p->pool, w->rows, MM_PANEL, MM_PANEL),
+                   matmul_worker, &j);
     if (quantise)
         for (int32_t t = 0; t < n_tok; t++)
             if (j.xbad[t])
@@ -280,11 +273,17 @@ struct tok_job {
     int32_t n_heads, head_dim;
 };
 
-static void rmsnorm_worker(void *ctx, int ith, int nth)
+/* per-token ops of a prompt batch: a few tokens per chunk */
+static void tok_run(struct anc_backend *be, threadpool_fn fn, struct tok_job *j)
 {
+    struct threadpool *tp = priv_of(be)->pool;
+    threadpool_for(tp, j->n_tok, threadpool_grain(tp, j->n_tok, 1, 1), fn, j);
+}
+
+static void rmsnorm_worker(void *ctx, long lo, long hi, int ith)
+{
+    (void)ith;
     struct tok_job *j = ctx;
-    long lo, hi;
-    threadpool_split(j->n_tok, ith, nth, 1, &lo, &hi);
     for (long t = lo; t < hi; t++)
         cpu_rmsnorm_ref(j->y + t * j->n, j->x + t * j->n, j->w, j->n, j->eps);
 }
@@ -297,14 +296,13 @@ static void cpu_rmsnorm(struct anc_backend *be, float *y, const float *x,
     if (n_tok == 1)
         cpu_rmsnorm_ref(y, x, w, n, eps);
     else
-        threadpool_run(priv_of(be)->pool, rmsnorm_worker, &j);
+        tok_run(be, rmsnorm_worker, &j);
 }
 
-static void rope_worker(void *ctx, int ith, int nth)
+static void rope_worker(void *ctx, long lo, long hi, int ith)
 {
+    (void)ith;
     struct tok_job *j = ctx;
-    long lo, hi;
-    threadpool_split(j->n_tok, ith, nth, 1, &lo, &hi);
     size_t stride = (size_t)j->n_heads * j->head_dim;
     for (long t = lo; t < hi; t++)
         cpu_rope_ref(j->y + t * stride, j->n_heads, j->head_dim, j->tab, j->pos[t]);
@@ -319,7 +317,7 @@ static void cpu_rope(struct anc_backend *be, float *x, int32_t n_tok, int32_t n_
         for (int32_t t = 0; t < n_tok; t++)
             cpu_rope_ref(x + (size_t)t * n_heads * head_dim, n_heads, head_dim, tab, pos[t]);
     } else {
-        threadpool_run(priv_of(be)->pool, rope_worker, &j);
+        tok_run(be, rope_worker, &j);
     }
 }
 
@@ -337,20 +335,18 @@ struct attn_job {
     int32_t n_parts;       /* parts per (query, head) pair; 1 = no split */
 };
 
-static void attention_worker(void *ctx, int ith, int nth)
+/* work items [lo, hi): (query, kv head) pairs, or with a split, parts of them */
+static void attention_worker(void *ctx, long lo, long hi, int ith)
 {
     struct attn_job *j = ctx;
     const struct anc_attn_args *a = j->a;
     float *scores = j->p->scores + (size_t)ith * j->p->scores_cap;
-    long lo, hi;
     if (j->n_parts == 1) {
-        threadpool_split((long)a->n_q * a->n_kv_head, ith, nth, 1, &lo, &hi);
         for (long u = lo; u < hi; u++)
             cpu_attention_group(a, (int32_t)(u / a->n_kv_head), (int32_t)(u % a->n_kv_head), scores);
         return;
     }
     int32_t np = j->n_parts;
-    threadpool_split((long)a->n_q * a->n_kv_head * np, ith, nth, 1, &lo, &hi);
     for (long w = lo; w < hi; w++) {
         long u = w / np;
         int32_t c = (int32_t)(w % np);
@@ -407,7 +403,8 @@ static void cpu_attention(struct anc_backend *be, const struct anc_attn_args *a)
     if (j.n_parts > 1 && !parts_ensure(p, n_work, group * a->head_dim)) j.n_parts = 1;
     if (j.n_parts > 1)
         for (int64_t w = 0; w < n_work; w++) p->parts[w].o = p->part_o + (size_t)w * p->part_o_each;
-    threadpool_run(p->pool, attention_worker, &j);
+    /* one item per chunk: an item is a whole head's (or part's) pass over the cache */
+    threadpool_for(p->pool, n_work, 1, attention_worker, &j);
     if (j.n_parts == 1) return;
     for (int64_t u = 0; u < (int64_t)a->n_q * a->n_kv_head; u++)
         cpu_attention_merge(a, (int32_t)(u / a->n_kv_head), (int32_t)(u % a->n_kv_head),
@@ -424,11 +421,11 @@ struct ew_job {
     void (*fn)(float *out, const float *a, const float *b, int64_t n);
 };
 
-static void ew_worker(void *ctx, int ith, int nth)
+/* cache lines [lo, hi) of the arrays (64 floats each) */
+static void ew_worker(void *ctx, long lo, long hi, int ith)
 {
+    (void)ith;
     struct ew_job *j = ctx;
-    long lo, hi;
-    threadpool_split((long)((j->n + 63) / 64), ith, nth, 1, &lo, &hi); /* cache-line chunks */
     int64_t e0 = (int64_t)lo * 64, e1 = (int64_t)hi * 64 < j->n ? (int64_t)hi * 64 : j->n;
     if (e0 < e1) j->fn(j->out + e0, j->a + e0, j->b ? j->b + e0 : NULL, e1 - e0);
 }
@@ -441,7 +438,9 @@ static void ew_run(struct anc_backend *be, void (*fn)(float *, const float *, co
         return;
     }
     struct ew_job j = {out, a, b, n, fn};
-    threadpool_run(priv_of(be)->pool, ew_worker, &j);
+    struct threadpool *tp = priv_of(be)->pool;
+    long lines = (long)((n + 63) / 64);
+    threadpool_for(tp, lines, threadpool_grain(tp, lines, 1, EW_SPLIT_MIN / 64 / 2), ew_worker, &j);
 }
 
 static void add_fn(float *y, const float *x, const float *unused, int64_t n)
@@ -532,9 +531,26 @@ static void cpu_copy_rows(struct anc_backend *be, void *dst, const void *src, si
                (const uint8_t *)src + (size_t)src_rows[i] * row_bytes, row_bytes);
 }
 
+/* ANCORA_POOL_STATS=1: what the thread pool did, on stderr at the end
+ * (for tuning the pool; see docs/performance.md) */
+static void pool_stats_report(struct threadpool *tp)
+{
+    const char *e = getenv("ANCORA_POOL_STATS");
+    if (!e || !*e || *e == '0') return;
+    struct threadpool_stats st;
+    threadpool_get_stats(tp, &st);
+    fprintf(stderr,
+            "pool: %d threads, %llu jobs, %llu chunks (%llu by the caller), %llu late arrivals, "
+            "%llu worker sleeps, %llu caller sleeps\n",
+            threadpool_size(tp), (unsigned long long)st.jobs, (unsigned long long)st.chunks,
+            (unsigned long long)st.chunks_caller, (unsigned long long)st.late,
+            (unsigned long long)st.sleeps, (unsigned long long)st.caller_sleeps);
+}
+
 static void cpu_destroy(struct anc_backend *be)
 {
     struct cpu_priv *p = priv_of(be);
+    pool_stats_report(p->pool);
     threadpool_free(p->pool);
     free(p->scores);
     free(p->xq);

@@ -1,6 +1,25 @@
-/* threadpool.c — see threadpool.h. Workers spin briefly on a generation
- * counter (a decode step issues hundreds of small jobs, and a condition
- * variable wake-up costs tens of microseconds), then sleep on a condvar. */
+/* threadpool.c — see threadpool.h.
+ *
+ * The job word. One 64-bit atomic holds the job's generation (high 32
+ * bits), its number of chunks (16 bits) and the next chunk to hand out (low
+ * 16). A thread claims chunk c of generation g with a compare-and-swap
+ * from (g, N, c) to (g, N, c + 1), c < N, so a worker that was descheduled
+ * while it read generation g can never take a chunk of a later job with
+ * g's function: its swap fails once the generation has moved on. The job's
+ * other fields (function, context, sizes) are written only after every
+ * chunk of the previous job is done, so a successful claim proves that the
+ * fields its thread read before it belong to its job.
+ *
+ * Waiting. A decode step issues hundreds of small jobs; a condition
+ * variable wake-up costs tens of microseconds, so idle workers first spin
+ * on the job word, then sleep. Each worker's spin budget adapts: when it
+ * spun and still arrived after every chunk was taken (it was descheduled,
+ * or the machine is busy), spinning bought nothing and cost a core other
+ * programs (and our own caller) could use, so the budget halves; when it
+ * slept and missed a job it could have helped with, the wake-up was too
+ * slow and the budget doubles. The caller, once no chunk is left to take,
+ * spins briefly for the chunks still running and then sleeps until the
+ * last one ends. Nobody waits for a worker that has not started a chunk. */
 #include "threadpool.h"
 
 #include <pthread.h>
@@ -8,6 +27,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -16,22 +36,44 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-/* Spin this many rounds before sleeping; past YIELD_AFTER rounds each round
- * also yields the processor, so more threads than cores (or a loaded
- * machine) degrade gracefully instead of burning whole time slices. */
-#define SPIN_ITERS 20000
-#define YIELD_AFTER 256
+#define SPIN_MAX_NS 2000000L    /* a worker's spin budget: at most 2 ms ... */
+#define SPIN_MIN_NS 20000L      /* ... at least 20 µs */
+#define SPIN_START_NS 500000L
+#define PAUSE_NS 30000L         /* then spins yield the processor between polls */
+#define CALLER_SPIN_NS 50000L   /* the caller's wait for running chunks before it sleeps */
+#define POLL_EVERY 64           /* pauses between clock reads */
+
+#define GEN_SHIFT 32
+#define N_SHIFT 16
+#define CHUNK_MASK 0xffffULL
+#define MAX_CHUNKS ((long)CHUNK_MASK)
+
+/* one cache line per thread: counters only its thread writes */
+struct tp_local {
+    _Alignas(64) _Atomic uint64_t chunks;
+    _Atomic uint64_t late, sleeps, caller_sleeps, jobs;
+};
 
 struct threadpool {
     int n;
     pthread_t *threads;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    _Atomic unsigned gen;   /* bumped for each job */
-    _Atomic int pending;    /* workers still running the current job */
+    struct tp_local *local;           /* [n] */
+
+    /* the current job: written by the caller before `word` publishes it */
+    _Atomic(threadpool_fn) fn;
+    _Atomic(void *) ctx;
+    _Atomic long n_items, grain;
+
+    _Alignas(64) _Atomic uint64_t word; /* generation << 32 | next chunk */
+    _Alignas(64) _Atomic long done;     /* chunks of this job finished */
+    _Atomic bool caller_asleep;
+    _Alignas(64) _Atomic int sleepers;  /* workers asleep on cv */
     _Atomic bool stop;
-    threadpool_fn fn;
-    void *ctx;
+
+    pthread_mutex_t mu;                 /* workers sleep on cv */
+    pthread_cond_t cv;
+    pthread_mutex_t done_mu;            /* the caller sleeps on done_cv */
+    pthread_cond_t done_cv;
 };
 
 struct worker_arg {
@@ -39,32 +81,104 @@ struct worker_arg {
     int ith;
 };
 
+static long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+static uint32_t gen_of(uint64_t w) { return (uint32_t)(w >> GEN_SHIFT); }
+static long chunks_of(uint64_t w) { return (long)((w >> N_SHIFT) & CHUNK_MASK); }
+static long next_of(uint64_t w) { return (long)(w & CHUNK_MASK); }
+
+static void count(_Atomic uint64_t *c, uint64_t k)
+{
+    atomic_fetch_add_explicit(c, k, memory_order_relaxed);
+}
+
+/* Take and run chunks of generation g until none is left; the number run. */
+static long run_chunks(struct threadpool *tp, uint32_t g, int ith)
+{
+    threadpool_fn fn = atomic_load_explicit(&tp->fn, memory_order_relaxed);
+    void *ctx = atomic_load_explicit(&tp->ctx, memory_order_relaxed);
+    long n = atomic_load_explicit(&tp->n_items, memory_order_relaxed);
+    long grain = atomic_load_explicit(&tp->grain, memory_order_relaxed);
+    long ran = 0;
+    uint64_t w = atomic_load_explicit(&tp->word, memory_order_acquire);
+    for (;;) {
+        long n_chunks = chunks_of(w);
+        if (gen_of(w) != g || next_of(w) >= n_chunks) break;
+        if (!atomic_compare_exchange_weak_explicit(&tp->word, &w, w + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue; /* w now holds the current word */
+        long c = next_of(w);
+        long lo = c * grain, hi = lo + grain < n ? lo + grain : n;
+        fn(ctx, lo, hi, ith);
+        ran++;
+        /* seq_cst, paired with caller_wait's store of caller_asleep */
+        if (atomic_fetch_add(&tp->done, 1) + 1 == n_chunks &&
+            atomic_load(&tp->caller_asleep)) {
+            pthread_mutex_lock(&tp->done_mu);
+            pthread_cond_signal(&tp->done_cv);
+            pthread_mutex_unlock(&tp->done_mu);
+        }
+        w = atomic_load_explicit(&tp->word, memory_order_acquire);
+    }
+    return ran;
+}
+
+/* Wait for a generation other than `seen` (or stop). Spins up to *budget
+ * ns, then sleeps; *slept says which. */
+static uint32_t wait_job(struct threadpool *tp, uint32_t seen, long budget, bool *slept)
+{
+    *slept = false;
+    long t0 = now_ns();
+    for (unsigned i = 1;; i++) {
+        uint64_t w = atomic_load_explicit(&tp->word, memory_order_acquire);
+        if (gen_of(w) != seen || atomic_load_explicit(&tp->stop, memory_order_relaxed))
+            return gen_of(w);
+        if (i % POLL_EVERY) {
+            CPU_RELAX();
+            continue;
+        }
+        long spent = now_ns() - t0;
+        if (spent > budget) break;
+        if (spent > PAUSE_NS) sched_yield();
+    }
+    *slept = true;
+    atomic_fetch_add(&tp->sleepers, 1);
+    pthread_mutex_lock(&tp->mu);
+    while (gen_of(atomic_load(&tp->word)) == seen && !atomic_load(&tp->stop))
+        pthread_cond_wait(&tp->cv, &tp->mu);
+    pthread_mutex_unlock(&tp->mu);
+    atomic_fetch_sub(&tp->sleepers, 1);
+    return gen_of(atomic_load_explicit(&tp->word, memory_order_acquire));
+}
+
 static void *worker_main(void *p)
 {
     struct worker_arg *wa = p;
     struct threadpool *tp = wa->tp;
     int ith = wa->ith;
     free(wa);
-    unsigned seen = 0;
+    struct tp_local *me = &tp->local[ith];
+    uint32_t seen = gen_of(atomic_load(&tp->word));
+    long budget = SPIN_START_NS;
     for (;;) {
-        unsigned g;
-        int spins = 0;
-        while ((g = atomic_load_explicit(&tp->gen, memory_order_acquire)) == seen &&
-               !atomic_load(&tp->stop)) {
-            if (++spins < SPIN_ITERS) {
-                if (spins > YIELD_AFTER) sched_yield();
-                else CPU_RELAX();
-                continue;
-            }
-            pthread_mutex_lock(&tp->mu);
-            while (atomic_load(&tp->gen) == seen && !atomic_load(&tp->stop))
-                pthread_cond_wait(&tp->cv, &tp->mu);
-            pthread_mutex_unlock(&tp->mu);
-        }
+        bool slept;
+        uint32_t g = wait_job(tp, seen, budget, &slept);
         if (atomic_load(&tp->stop)) return NULL;
         seen = g;
-        tp->fn(tp->ctx, ith, tp->n);
-        atomic_fetch_sub_explicit(&tp->pending, 1, memory_order_release);
+        long n_chunks = chunks_of(atomic_load(&tp->word));
+        long ran = run_chunks(tp, g, ith);
+        count(&me->chunks, (uint64_t)ran);
+        if (slept) count(&me->sleeps, 1);
+        if (ran == 0 && n_chunks > 1) { /* arrived after every chunk was taken */
+            count(&me->late, 1);
+            if (slept) budget = budget * 2 < SPIN_MAX_NS ? budget * 2 : SPIN_MAX_NS;
+            else budget = budget / 2 > SPIN_MIN_NS ? budget / 2 : SPIN_MIN_NS;
+        }
     }
 }
 
@@ -74,11 +188,29 @@ struct threadpool *threadpool_new(int n_threads)
     struct threadpool *tp = calloc(1, sizeof *tp);
     if (!tp) return NULL;
     tp->n = n_threads;
+    tp->local = aligned_alloc(64, (size_t)n_threads * sizeof *tp->local);
+    if (!tp->local) {
+        free(tp);
+        return NULL;
+    }
+    for (int i = 0; i < n_threads; i++) {
+        atomic_init(&tp->local[i].chunks, 0);
+        atomic_init(&tp->local[i].late, 0);
+        atomic_init(&tp->local[i].sleeps, 0);
+        atomic_init(&tp->local[i].caller_sleeps, 0);
+        atomic_init(&tp->local[i].jobs, 0);
+    }
     pthread_mutex_init(&tp->mu, NULL);
     pthread_cond_init(&tp->cv, NULL);
+    pthread_mutex_init(&tp->done_mu, NULL);
+    pthread_cond_init(&tp->done_cv, NULL);
     if (n_threads > 1) {
         tp->threads = calloc((size_t)n_threads - 1, sizeof *tp->threads);
-        if (!tp->threads) { free(tp); return NULL; }
+        if (!tp->threads) {
+            free(tp->local);
+            free(tp);
+            return NULL;
+        }
         for (int i = 1; i < n_threads; i++) {
             struct worker_arg *wa = malloc(sizeof *wa);
             if (!wa || pthread_create(&tp->threads[i - 1], NULL, worker_main,
@@ -102,28 +234,87 @@ void threadpool_free(struct threadpool *tp)
     for (int i = 1; i < tp->n; i++) pthread_join(tp->threads[i - 1], NULL);
     pthread_mutex_destroy(&tp->mu);
     pthread_cond_destroy(&tp->cv);
+    pthread_mutex_destroy(&tp->done_mu);
+    pthread_cond_destroy(&tp->done_cv);
     free(tp->threads);
+    free(tp->local);
     free(tp);
 }
 
 int threadpool_size(const struct threadpool *tp) { return tp->n; }
 
-void threadpool_run(struct threadpool *tp, threadpool_fn fn, void *ctx)
+long threadpool_grain(const struct threadpool *tp, long n, long align, long min_items)
 {
-    if (tp->n == 1) {
-        fn(ctx, 0, 1);
+    if (align < 1) align = 1;
+    long want = THREADPOOL_CHUNKS_PER_THREAD * (long)tp->n;
+    long g = (n + want - 1) / want;
+    if (g < min_items) g = min_items;
+    g = (g + align - 1) / align * align;
+    return g > 0 ? g : 1;
+}
+
+/* Sleep until every chunk of the job is done. */
+static void caller_wait(struct threadpool *tp, long n_chunks)
+{
+    long t0 = now_ns();
+    for (unsigned i = 1; atomic_load_explicit(&tp->done, memory_order_acquire) < n_chunks; i++) {
+        if (i % POLL_EVERY) {
+            CPU_RELAX();
+            continue;
+        }
+        if (now_ns() - t0 <= CALLER_SPIN_NS) continue;
+        count(&tp->local[0].caller_sleeps, 1);
+        atomic_store(&tp->caller_asleep, true);
+        pthread_mutex_lock(&tp->done_mu);
+        while (atomic_load(&tp->done) < n_chunks) pthread_cond_wait(&tp->done_cv, &tp->done_mu);
+        pthread_mutex_unlock(&tp->done_mu);
+        atomic_store(&tp->caller_asleep, false);
+        break;
+    }
+}
+
+void threadpool_for(struct threadpool *tp, long n, long grain, threadpool_fn fn, void *ctx)
+{
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    long n_chunks = (n + grain - 1) / grain;
+    if (tp->n == 1 || n_chunks == 1) {
+        fn(ctx, 0, n, 0);
         return;
     }
-    tp->fn = fn;
-    tp->ctx = ctx;
-    atomic_store_explicit(&tp->pending, tp->n - 1, memory_order_relaxed);
-    pthread_mutex_lock(&tp->mu);
-    atomic_fetch_add_explicit(&tp->gen, 1, memory_order_release);
-    pthread_cond_broadcast(&tp->cv);
-    pthread_mutex_unlock(&tp->mu);
-    fn(ctx, 0, tp->n);
-    for (int spins = 0; atomic_load_explicit(&tp->pending, memory_order_acquire) > 0; spins++) {
-        if (spins > YIELD_AFTER) sched_yield();
-        else CPU_RELAX();
+    if (n_chunks > MAX_CHUNKS) { /* what the job word can count */
+        grain = (n + MAX_CHUNKS - 1) / MAX_CHUNKS;
+        n_chunks = (n + grain - 1) / grain;
     }
+    atomic_store_explicit(&tp->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&tp->ctx, ctx, memory_order_relaxed);
+    atomic_store_explicit(&tp->n_items, n, memory_order_relaxed);
+    atomic_store_explicit(&tp->grain, grain, memory_order_relaxed);
+    atomic_store_explicit(&tp->done, 0, memory_order_relaxed);
+    uint32_t g = gen_of(atomic_load(&tp->word)) + 1;
+    /* publishes the fields above */
+    atomic_store(&tp->word, (uint64_t)g << GEN_SHIFT | (uint64_t)n_chunks << N_SHIFT);
+    if (atomic_load(&tp->sleepers) > 0) {
+        pthread_mutex_lock(&tp->mu);
+        pthread_cond_broadcast(&tp->cv);
+        pthread_mutex_unlock(&tp->mu);
+    }
+    struct tp_local *me = &tp->local[0];
+    count(&me->jobs, 1);
+    count(&me->chunks, (uint64_t)run_chunks(tp, g, 0));
+    caller_wait(tp, n_chunks);
+}
+
+void threadpool_get_stats(struct threadpool *tp, struct threadpool_stats *out)
+{
+    *out = (struct threadpool_stats){0};
+    for (int i = 0; i < tp->n; i++) {
+        struct tp_local *l = &tp->local[i];
+        out->chunks += atomic_load(&l->chunks);
+        out->late += atomic_load(&l->late);
+        out->sleeps += atomic_load(&l->sleeps);
+    }
+    out->jobs = atomic_load(&tp->local[0].jobs);
+    out->chunks_caller = atomic_load(&tp->local[0].chunks);
+    out->caller_sleeps = atomic_load(&tp->local[0].caller_sleeps);
 }
