@@ -4,7 +4,8 @@
 # changing what the screen shows, Ctrl-C, resizing (80x24, 250x70) without
 # garbage, Chinese text inside the borders, /quit and Ctrl-D exiting 0 with
 # the terminal settings restored, a crash restoring the terminal, NO_COLOR,
-# and the messages landing in the database.
+# the messages landing in the database, and a reply on a busy machine (keys
+# and redraws keep up).
 # Needs: tmux (else skipped, 77), ../shared/models/stories260K.gguf.
 # Env: ANCORA (the program), ANC_MODELS_DIR, ANC_SRCDIR.
 
@@ -265,6 +266,46 @@ check "NO_COLOR: said in the status bar" "no colour"
 key F10
 st=$(wait_status)
 [ "$st" = 0 ] && pass "F10 quits with status 0" || fail "F10 exit status '$st'"
+
+# ---- 10. on a busy machine the interface keeps up with the reply -----------------
+# One busy loop per CPU (as a compiler or an indexer would), then a reply
+# that streams until stopped: typed keys must show while the reply is still
+# streaming, the screen must keep changing, and Ctrl-C must stop the reply.
+# The engine's threads share the cores with the loops; the interface thread
+# must not starve behind them (issue #16).
+
+load_pids=()
+stop_load() { [ ${#load_pids[@]} -gt 0 ] && kill "${load_pids[@]}" 2>/dev/null; load_pids=(); }
+trap 'stop_load; cleanup' EXIT
+for ((i = 0; i < $(nproc); i++)); do
+    bash -c 'while :; do :; done' &
+    load_pids+=($!)
+done
+start 120 40 --window 256 --sinks 4 -n 0 --seed 7
+cmd "Once upon a time"
+wait_for "generating" 15 || die "under load: no reply started"
+send "typed while busy"
+if wait_for "› typed while busy" 5 && cap | grep -q generating; then
+    pass "under load: keys typed during the reply show while it streams"
+else
+    fail "under load: typed keys did not show during the reply"
+    cap | sed 's/^/    | /'
+fi
+cap >"$tmp/b1"
+sleep 1
+cap >"$tmp/b2"
+if ! cmp -s "$tmp/b1" "$tmp/b2" && grep -q generating "$tmp/b2"; then
+    pass "under load: the screen keeps redrawing during the reply"
+else
+    fail "under load: the screen did not change in 1 s of generation"
+fi
+key C-c
+check "under load: Ctrl-C stops the reply" "cancelled"
+stop_load
+key C-u
+cmd "/quit"
+st=$(wait_status)
+[ "$st" = 0 ] && pass "under load: /quit exits 0" || fail "under load: exit status '$st'"
 
 # ---- theme files cover every role in every section --------------------------------
 
