@@ -541,10 +541,11 @@ static void pool_stats_report(struct threadpool *tp)
     threadpool_get_stats(tp, &st);
     fprintf(stderr,
             "pool: %d threads, %llu jobs, %llu chunks (%llu by the caller), %llu late arrivals, "
-            "%llu worker sleeps, %llu caller sleeps\n",
+            "%llu worker sleeps, %llu caller sleeps, caller waited %.1f ms\n",
             threadpool_size(tp), (unsigned long long)st.jobs, (unsigned long long)st.chunks,
             (unsigned long long)st.chunks_caller, (unsigned long long)st.late,
-            (unsigned long long)st.sleeps, (unsigned long long)st.caller_sleeps);
+            (unsigned long long)st.sleeps, (unsigned long long)st.caller_sleeps,
+            st.caller_wait_ns / 1e6);
 }
 
 static void cpu_destroy(struct anc_backend *be)

@@ -51,7 +51,7 @@
 /* one cache line per thread: counters only its thread writes */
 struct tp_local {
     _Alignas(64) _Atomic uint64_t chunks;
-    _Atomic uint64_t late, sleeps, caller_sleeps, jobs;
+    _Atomic uint64_t late, sleeps, caller_sleeps, jobs, wait_ns;
 };
 
 struct threadpool {
@@ -199,6 +199,7 @@ struct threadpool *threadpool_new(int n_threads)
         atomic_init(&tp->local[i].sleeps, 0);
         atomic_init(&tp->local[i].caller_sleeps, 0);
         atomic_init(&tp->local[i].jobs, 0);
+        atomic_init(&tp->local[i].wait_ns, 0);
     }
     pthread_mutex_init(&tp->mu, NULL);
     pthread_cond_init(&tp->cv, NULL);
@@ -256,6 +257,7 @@ long threadpool_grain(const struct threadpool *tp, long n, long align, long min_
 /* Sleep until every chunk of the job is done. */
 static void caller_wait(struct threadpool *tp, long n_chunks)
 {
+    if (atomic_load_explicit(&tp->done, memory_order_acquire) >= n_chunks) return;
     long t0 = now_ns();
     for (unsigned i = 1; atomic_load_explicit(&tp->done, memory_order_acquire) < n_chunks; i++) {
         if (i % POLL_EVERY) {
@@ -271,6 +273,7 @@ static void caller_wait(struct threadpool *tp, long n_chunks)
         atomic_store(&tp->caller_asleep, false);
         break;
     }
+    count(&tp->local[0].wait_ns, (uint64_t)(now_ns() - t0));
 }
 
 void threadpool_for(struct threadpool *tp, long n, long grain, threadpool_fn fn, void *ctx)
@@ -317,4 +320,5 @@ void threadpool_get_stats(struct threadpool *tp, struct threadpool_stats *out)
     out->jobs = atomic_load(&tp->local[0].jobs);
     out->chunks_caller = atomic_load(&tp->local[0].chunks);
     out->caller_sleeps = atomic_load(&tp->local[0].caller_sleeps);
+    out->caller_wait_ns = atomic_load(&tp->local[0].wait_ns);
 }

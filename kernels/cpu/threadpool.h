@@ -45,6 +45,7 @@ struct threadpool_stats {
     uint64_t late;         /* times a worker found a job's chunks all taken */
     uint64_t sleeps;       /* times a worker went to sleep */
     uint64_t caller_sleeps; /* times the caller slept waiting for a chunk */
+    uint64_t caller_wait_ns; /* time the caller spent waiting for others' chunks */
 };
 void threadpool_get_stats(struct threadpool *tp, struct threadpool_stats *out);
 
