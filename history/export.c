@@ -372,7 +372,7 @@ static void json_info(FILE *out, const struct hist_message *m)
     fputs(", \"sink_share\": ", out);
     if (r->sink_share >= 0 && r->sink_share <= 1) write_fixed(out, r->sink_share, 4);
     else fputs("null", out);
-    fputs(", \"token_ids\": ", out);
+    fputs(", \"n_token_ids\": ", out);
     json_count(out, r->token_ids ? (int64_t)r->n_token_ids : -1);
     fputc('}', out);
 }

@@ -86,7 +86,12 @@ ALTER TABLE messages ADD COLUMN template       TEXT;    -- chat template name
 ALTER TABLE messages ADD COLUMN cache_used     INTEGER; -- cache entries when the reply ended
 ALTER TABLE messages ADD COLUMN cache_capacity INTEGER;
 ALTER TABLE messages ADD COLUMN sink_share     REAL;    -- mean share of attention on sinks
-ALTER TABLE messages ADD COLUMN token_ids      BLOB;    -- reply ids as fed, int32 little-endian
+-- A reply's token ids as fed to the model (int32 little-endian), for
+-- replay; in their own table so that scans of messages stay small.
+CREATE TABLE message_tokens (
+    message_id  INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+    ids         BLOB    NOT NULL
+);
 -- Fingerprint of the model's vocabulary (replay checks it).
 ALTER TABLE sessions ADD COLUMN vocab_hash     TEXT;
 PRAGMA user_version = 3;

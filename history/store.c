@@ -100,7 +100,12 @@ static const char schema_v3[] =
     "ALTER TABLE messages ADD COLUMN cache_used     INTEGER; -- cache entries when the reply ended\n"
     "ALTER TABLE messages ADD COLUMN cache_capacity INTEGER;\n"
     "ALTER TABLE messages ADD COLUMN sink_share     REAL;    -- mean share of attention on sinks\n"
-    "ALTER TABLE messages ADD COLUMN token_ids      BLOB;    -- reply ids as fed, int32 little-endian\n"
+    "-- A reply's token ids as fed to the model (int32 little-endian), for\n"
+    "-- replay; in their own table so that scans of messages stay small.\n"
+    "CREATE TABLE message_tokens (\n"
+    "    message_id  INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,\n"
+    "    ids         BLOB    NOT NULL\n"
+    ");\n"
     "-- Fingerprint of the model's vocabulary (replay checks it).\n"
     "ALTER TABLE sessions ADD COLUMN vocab_hash     TEXT;\n"
     "PRAGMA user_version = 3;\n";
@@ -118,7 +123,7 @@ enum stmt_id {
     ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
     ST_SESSION_INSERT, ST_SESSION_TITLE, ST_SESSION_PARAMS, ST_SESSION_TOUCH, ST_SESSION_VOCAB,
     ST_SESSION_TOUCH_BY_MSG, ST_SESSION_DELETE, ST_SESSION_GET, ST_SESSION_LIST,
-    ST_MSG_INSERT, ST_MSG_TEXT, ST_MSG_FINISH, ST_MSG_INFO, ST_MSG_LIST,
+    ST_MSG_INSERT, ST_MSG_TEXT, ST_MSG_FINISH, ST_MSG_INFO, ST_MSG_TOKENS, ST_MSG_LIST,
     ST_EVENT_INSERT, ST_EVENT_LIST,
     ST_SEARCH_FTS, ST_SEARCH_SCAN, ST_STATS,
     ST_COUNT
@@ -156,13 +161,16 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "writer_pid = NULL WHERE id = ?1 AND role = 'assistant'",
     [ST_MSG_INFO] = "UPDATE messages SET cache_policy = ?2, window_length = ?3, sinks = ?4, "
                     "rope_type = ?5, rope_base = ?6, rope_factor = ?7, adapter = ?8, "
-                    "template = ?9, cache_used = ?10, cache_capacity = ?11, sink_share = ?12, "
-                    "token_ids = ?13 WHERE id = ?1 AND role = 'assistant'",
-    [ST_MSG_LIST] = "SELECT id, session_id, role, content, prompt_tokens, completion_tokens, "
-                    "prompt_ms, gen_ms, finish_reason, created_ms, cache_policy, window_length, "
-                    "sinks, rope_type, rope_base, rope_factor, adapter, template, cache_used, "
-                    "cache_capacity, sink_share, token_ids FROM messages "
-                    "WHERE session_id = ?1 ORDER BY id",
+                    "template = ?9, cache_used = ?10, cache_capacity = ?11, sink_share = ?12 "
+                    "WHERE id = ?1 AND role = 'assistant'",
+    [ST_MSG_TOKENS] = "INSERT OR REPLACE INTO message_tokens(message_id, ids) VALUES (?1, ?2)",
+    [ST_MSG_LIST] = "SELECT m.id, m.session_id, m.role, m.content, m.prompt_tokens, "
+                    "m.completion_tokens, m.prompt_ms, m.gen_ms, m.finish_reason, m.created_ms, "
+                    "m.cache_policy, m.window_length, m.sinks, m.rope_type, m.rope_base, "
+                    "m.rope_factor, m.adapter, m.template, m.cache_used, m.cache_capacity, "
+                    "m.sink_share, t.ids FROM messages m "
+                    "LEFT JOIN message_tokens t ON t.message_id = m.id "
+                    "WHERE m.session_id = ?1 ORDER BY m.id",
     [ST_EVENT_INSERT] = "INSERT INTO param_events(session_id, message_id, name, old_value, "
                         "new_value, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_EVENT_LIST] = "SELECT id, session_id, message_id, name, old_value, new_value, at_ms "
@@ -1066,10 +1074,8 @@ static int32_t *ids_from_blob(const unsigned char *b, size_t bytes, size_t *n_ou
     return ids;
 }
 
-/* Bind INFO to ST_MSG_INFO (?1 = the message). BLOB gets the id blob the
- * caller frees after the step. */
-static bool bind_info(sqlite3_stmt *st, int64_t msg_id, const struct hist_reply_info *ri,
-                      unsigned char **blob)
+/* Bind INFO to ST_MSG_INFO (?1 = the message). */
+static void bind_info(sqlite3_stmt *st, int64_t msg_id, const struct hist_reply_info *ri)
 {
     sqlite3_bind_int64(st, 1, msg_id);
     bind_text_or_null(st, 2, ri->cache_policy);
@@ -1083,14 +1089,25 @@ static bool bind_info(sqlite3_stmt *st, int64_t msg_id, const struct hist_reply_
     bind_count(st, 10, ri->cache_used);
     bind_count(st, 11, ri->cache_capacity);
     bind_ms(st, 12, ri->sink_share);
-    *blob = NULL;
-    if (ri->token_ids && ri->n_token_ids > 0 && ri->n_token_ids < (size_t)INT_MAX / 4) {
-        if (!(*blob = ids_blob(ri->token_ids, ri->n_token_ids))) return false;
-        sqlite3_bind_blob(st, 13, *blob, (int)(ri->n_token_ids * 4), SQLITE_STATIC);
-    } else {
-        sqlite3_bind_null(st, 13);
+}
+
+/* Store the reply's token ids (none: nothing to store). */
+static int store_tokens(struct hist_db *db, int64_t msg_id, const struct hist_reply_info *ri)
+{
+    if (!ri->token_ids || ri->n_token_ids == 0) return HIST_OK;
+    if (ri->n_token_ids >= (size_t)INT_MAX / 4)
+        return fail_status(db, HIST_ERR_INVALID, "%s", "too many token ids for one reply");
+    sqlite3_stmt *st = stmt(db, ST_MSG_TOKENS);
+    unsigned char *blob = ids_blob(ri->token_ids, ri->n_token_ids);
+    if (!st || !blob) {
+        free(blob);
+        return st ? fail_status(db, HIST_ERR_NOMEM, "%s", "out of memory") : HIST_ERR_IO;
     }
-    return true;
+    sqlite3_bind_int64(st, 1, msg_id);
+    sqlite3_bind_blob(st, 2, blob, (int)(ri->n_token_ids * 4), SQLITE_STATIC);
+    int status = step_done(db, st, "saving the reply's tokens");
+    free(blob);
+    return status;
 }
 
 int hist_msg_finish(struct hist_db *db, int64_t msg_id, const char *final_text,
@@ -1128,14 +1145,9 @@ int hist_msg_finish_info(struct hist_db *db, int64_t msg_id, const char *final_t
         status = HIST_ERR_NOTFOUND;
     }
     if (status == HIST_OK && info) {
-        unsigned char *blob;
-        if (!bind_info(inf, msg_id, info, &blob)) {
-            done(inf);
-            status = fail_status(db, HIST_ERR_NOMEM, "%s", "out of memory");
-        } else {
-            status = step_done(db, inf, "saving the reply's figures");
-        }
-        free(blob);
+        bind_info(inf, msg_id, info);
+        status = step_done(db, inf, "saving the reply's figures");
+        if (status == HIST_OK) status = store_tokens(db, msg_id, info);
     }
     if (status == HIST_OK) {
         sqlite3_bind_int64(touch, 1, msg_id);

@@ -391,7 +391,8 @@ static void test_migrate_v2_fixture(void)
                        "window_length IS NOT NULL OR sinks IS NOT NULL OR rope_type IS NOT NULL OR "
                        "rope_base IS NOT NULL OR rope_factor IS NOT NULL OR adapter IS NOT NULL OR "
                        "template IS NOT NULL OR cache_used IS NOT NULL OR cache_capacity IS NOT NULL "
-                       "OR sink_share IS NOT NULL OR token_ids IS NOT NULL") == 0);
+                       "OR sink_share IS NOT NULL") == 0);
+    CHECK(raw_int(path, "SELECT count(*) FROM message_tokens") == 0);
     CHECK(raw_int(path, "SELECT count(*) FROM sessions WHERE vocab_hash IS NOT NULL") == 0);
     char *ic = integrity(path);
     CHECK_MSG(strcmp(ic, "ok") == 0, "after migrating the v2 fixture: %s", ic);
@@ -474,7 +475,7 @@ static void test_reply_info(void)
                            "\"rope_type\": \"yarn\", \"rope_base\": 10000.000, \"rope_factor\": 4.000, "
                            "\"adapter\": null, \"template\": \"chatml\", \"tokens\": 4, "
                            "\"prompt_tok_s\": 2000.000, \"decode_tok_s\": 20.000, \"cache_used\": 200, "
-                           "\"cache_capacity\": 256, \"sink_share\": 0.3125, \"token_ids\": 4}"), "%s", json);
+                           "\"cache_capacity\": 256, \"sink_share\": 0.3125, \"n_token_ids\": 4}"), "%s", json);
     CHECK(strstr(json, "\"vocab_hash\": \"v1:32000:0123456789abcdef\""));
     CHECK(strstr(json, "\"engine\": null"));
     free(json);
@@ -1402,8 +1403,32 @@ static int mode_populate(const char *path, long sessions, long per_session)
             goto fail;
         for (long m = 0; m < per_session; m++) {
             bool user = m % 2 == 0;
-            random_text(text, 1 << 16, user ? 12 + (int)(rng() % 30) : 40 + (int)(rng() % 160));
-            if (hist_msg_append(db, sid, user ? HIST_ROLE_USER : HIST_ROLE_ASSISTANT, text, NULL) != HIST_OK)
+            int words = user ? 12 + (int)(rng() % 30) : 40 + (int)(rng() % 160);
+            random_text(text, 1 << 16, words);
+            int64_t mid;
+            if (hist_msg_append(db, sid, user ? HIST_ROLE_USER : HIST_ROLE_ASSISTANT, text, &mid) != HIST_OK)
+                goto fail;
+            /* a reply as the chat stores it: figures and its token ids */
+            int32_t ids[400];
+            int n_ids = words * 2 < 400 ? words * 2 : 400;
+            /* not from rng(): the text stays the one earlier versions wrote */
+            for (int k = 0; k < n_ids; k++) ids[k] = (int32_t)((mid * 7919 + k * 104729) % 32000);
+            struct hist_msg_stats st = {200 + m * 150, n_ids, 80.0, 40.0 * n_ids};
+            struct hist_reply_info ri;
+            hist_reply_info_init(&ri);
+            ri.cache_policy = "sink";
+            ri.window = 2048;
+            ri.sinks = 4;
+            ri.rope_type = "none";
+            ri.rope_base = 10000;
+            ri.rope_factor = 1;
+            ri.template_name = "chatml";
+            ri.cache_used = 2048;
+            ri.cache_capacity = 2048;
+            ri.sink_share = 0.25;
+            ri.token_ids = ids;
+            ri.n_token_ids = (size_t)n_ids;
+            if (!user && hist_msg_finish_info(db, mid, NULL, HIST_FINISH_STOP, &st, &ri) != HIST_OK)
                 goto fail;
         }
         if ((s % 50 == 49 || s == sessions - 1) && hist_batch_end(db, true) != HIST_OK) goto fail;

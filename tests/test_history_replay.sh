@@ -66,7 +66,7 @@ for m in replies:
     assert e["cache"] == "sink" and e["sinks"] == 4 and e["template"] == "chatml", e
     assert e["tokens"] == m["completion_tokens"] and e["adapter"] is None, e
     # the ids as fed: the generated tokens, plus the stop token when it stopped
-    assert e["token_ids"] == m["completion_tokens"] + (m["finish_reason"] == "stop"), (e, m)
+    assert e["n_token_ids"] == m["completion_tokens"] + (m["finish_reason"] == "stop"), (e, m)
     assert 0 <= e["sink_share"] <= 1 and e["cache_used"] <= e["cache_capacity"], e
 assert [m["role"] for m in d["messages"]].count("system") == 2
 assert all(m["engine"] is None for m in d["messages"] if m["role"] != "assistant")
