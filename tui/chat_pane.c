@@ -92,44 +92,9 @@ static bool add_line(struct msg_cache *mc, unsigned char kind, size_t off, size_
     return true;
 }
 
-/* Wrap one paragraph [p, q) of text to w columns: break after blanks and
- * around wide characters, hard-break words longer than a line, and never
- * separate a combining mark from its base. */
-static void wrap_paragraph(struct msg_cache *mc, const char *t, size_t p, size_t q, int w,
-                           bool *first)
+static void add_body(void *ctx, size_t off, size_t len, bool first)
 {
-    if (p == q) {
-        add_line(mc, LINE_BODY, p, 0, *first);
-        *first = false;
-        return;
-    }
-    size_t start = p, i = p, brk = p; /* brk: where a new line may start */
-    int col = 0;
-    while (i < q) {
-        wchar_t wc;
-        int cw;
-        size_t n = ui_decode(t + i, q - i, &wc, &cw);
-        if (cw == 2 && i > start && brk != i) brk = i; /* may break before a wide char */
-        if (col + cw > w && col > 0) {
-            size_t end = brk > start ? brk : i;
-            add_line(mc, LINE_BODY, start, end - start, *first);
-            *first = false;
-            start = end;
-            while (start < q && t[start] == ' ') start++; /* a soft break eats its blanks */
-            brk = start;
-            col = ui_widthn(t + start, i > start ? i - start : 0);
-            if (i < start) i = start;
-            continue;
-        }
-        col += cw;
-        i += n;
-        if (wc == L' ' || cw == 2) brk = i;
-        else if (cw == 0 && brk == i - n) brk = i; /* keep a mark with its base */
-    }
-    if (start < q || *first) {
-        add_line(mc, LINE_BODY, start, q - start, *first);
-        *first = false;
-    }
+    add_line(ctx, LINE_BODY, off, len, first);
 }
 
 /* Lines of one message: header (for turns), body, a blank separator. */
@@ -140,16 +105,7 @@ static void wrap_message(struct msg_cache *mc, const struct chat_msg_view *m, in
     if (turn) add_line(mc, LINE_HEADER, 0, 0, false);
     int bw = w - 2 - (m->streaming ? 1 : 0); /* 2: bar or bullet; 1: the cursor */
     if (bw < 1) bw = 1;
-    bool first = true;
-    const char *t = m->text;
-    size_t n = m->len, p = 0;
-    while (p <= n) {
-        const char *nl = memchr(t + p, '\n', n - p);
-        size_t q = nl ? (size_t)(nl - t) : n;
-        wrap_paragraph(mc, t, p, q, bw, &first);
-        if (!nl) break;
-        p = q + 1;
-    }
+    ui_wrap(m->text, m->len, bw, add_body, mc);
     add_line(mc, LINE_BLANK, 0, 0, false);
 }
 

@@ -121,6 +121,60 @@ size_t ui_fit(const char *s, size_t len, int w)
     return i;
 }
 
+/* Wrap one paragraph [p, q) of text to w columns: break after blanks and
+ * around wide characters, hard-break words longer than a line, and never
+ * separate a combining mark from its base. */
+static void wrap_paragraph(const char *t, size_t p, size_t q, int w, ui_wrap_fn emit, void *ctx,
+                           bool *first)
+{
+    if (p == q) {
+        emit(ctx, p, 0, *first);
+        *first = false;
+        return;
+    }
+    size_t start = p, i = p, brk = p; /* brk: where a new line may start */
+    int col = 0;
+    while (i < q) {
+        wchar_t wc;
+        int cw;
+        size_t n = ui_decode(t + i, q - i, &wc, &cw);
+        if (cw == 2 && i > start && brk != i) brk = i; /* may break before a wide char */
+        if (col + cw > w && col > 0) {
+            size_t end = brk > start ? brk : i;
+            emit(ctx, start, end - start, *first);
+            *first = false;
+            start = end;
+            while (start < q && t[start] == ' ') start++; /* a soft break eats its blanks */
+            brk = start;
+            col = ui_widthn(t + start, i > start ? i - start : 0);
+            if (i < start) i = start;
+            continue;
+        }
+        col += cw;
+        i += n;
+        if (wc == L' ' || cw == 2) brk = i;
+        else if (cw == 0 && brk == i - n) brk = i; /* keep a mark with its base */
+    }
+    if (start < q || *first) {
+        emit(ctx, start, q - start, *first);
+        *first = false;
+    }
+}
+
+void ui_wrap(const char *t, size_t len, int w, ui_wrap_fn emit, void *ctx)
+{
+    bool first = true;
+    size_t p = 0;
+    if (w < 1) w = 1;
+    while (p <= len) {
+        const char *nl = memchr(t + p, '\n', len - p);
+        size_t q = nl ? (size_t)(nl - t) : len;
+        wrap_paragraph(t, p, q, w, emit, ctx, &first);
+        if (!nl) break;
+        p = q + 1;
+    }
+}
+
 void ui_cell(int y, int x, const wchar_t *wcs, enum theme_role role)
 {
     cchar_t cc;

@@ -34,6 +34,13 @@ int ui_widthn(const char *s, size_t len);
 /* Bytes of the longest prefix of s that fits in w columns. */
 size_t ui_fit(const char *s, size_t len, int w);
 
+/* Wrap UTF-8 text to w columns: break after blanks and around wide
+ * characters, hard-break words longer than a line, never separate a
+ * combining mark from its base; each newline starts a line. EMIT gets each
+ * line as a byte range of t (first: the text's first line). */
+typedef void (*ui_wrap_fn)(void *ctx, size_t off, size_t len, bool first);
+void ui_wrap(const char *t, size_t len, int w, ui_wrap_fn emit, void *ctx);
+
 /* Draw UTF-8 text at (y, x), at most w columns, never splitting a
  * character; returns the columns used. */
 int ui_textn(int y, int x, int w, enum theme_role role, const char *s, size_t len);
