@@ -145,13 +145,10 @@ static int save_begin(struct run_save *sv, const struct anc_model *m, int64_t se
         sv->sid = session_id;
         st = title ? hist_session_set_title(sv->h, sv->sid, title) : HIST_OK;
     } else {
-        char auto_title[64] = "";
-        if (!title && prompt) { /* the prompt's first line, shortened */
-            size_t k = 0;
-            while (k < prompt_len && k < 60 && prompt[k] != '\n') k++;
-            snprintf(auto_title, sizeof auto_title, "%.*s", (int)k, prompt);
-        }
+        /* untitled: the prompt's first line, shortened as the chat does */
+        char *auto_title = !title && prompt ? hist_title_from_text(prompt, 48) : NULL;
         st = hist_session_create(sv->h, title ? title : auto_title, mi.path, mi.name, params, &sv->sid);
+        free(auto_title);
     }
     if (st == HIST_OK && prompt && prompt_len)
         st = hist_msg_append(sv->h, sv->sid, HIST_ROLE_USER, prompt, NULL);
