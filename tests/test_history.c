@@ -4,6 +4,9 @@
 /* Helper modes for the shell tests and the benchmark:
  *   test_history --stream-writer DB   stream a reply forever (to be killed)
  *   test_history --probe DB           report the last reply and integrity
+ *   test_history --figures-writer DB  finish replies with figures and 50 000
+ *                                     token ids each, forever (to be killed)
+ *   test_history --probe-figures DB   check every reply's figures: all or none
  *   test_history --fixture DB         sessions for tests/test_history_cli.sh
  *   test_history --nasty N            print the fixture's hard text N (0, 1)
  *   test_history --populate DB S M    S sessions of M messages (benchmark) */
@@ -1334,6 +1337,78 @@ static int mode_probe(const char *path)
     return 0;
 }
 
+/* The token ids the figures writer gives reply MSG_ID. */
+#define FIG_IDS 50000
+static int32_t fig_id(int64_t msg_id, int k) { return (int32_t)((k * 7 + msg_id) % 1000); }
+
+static int mode_figures_writer(const char *path)
+{
+    struct hist_db *db = open_ok(path);
+    int64_t sid;
+    static int32_t ids[FIG_IDS];
+    if (hist_session_create(db, "figures crash test", "/models/x.gguf", "x", NULL, &sid) != HIST_OK ||
+        hist_msg_append(db, sid, HIST_ROLE_USER, "go", NULL) != HIST_OK) {
+        fprintf(stderr, "figures writer: %s\n", hist_errmsg(db));
+        return 1;
+    }
+    printf("%lld\n", (long long)sid);
+    fflush(stdout);
+    for (;;) {
+        int64_t id;
+        if (hist_msg_begin(db, sid, &id) != HIST_OK || hist_msg_update_text(db, id, "partial") != HIST_OK)
+            fprintf(stderr, "figures writer: %s\n", hist_errmsg(db));
+        for (int k = 0; k < FIG_IDS; k++) ids[k] = fig_id(id, k);
+        struct hist_reply_info ri;
+        hist_reply_info_init(&ri);
+        ri.cache_policy = "sink";
+        ri.window = 256;
+        ri.sinks = 4;
+        ri.template_name = "chatml";
+        ri.sink_share = 0.5;
+        ri.token_ids = ids;
+        ri.n_token_ids = FIG_IDS;
+        struct hist_msg_stats st = {10, FIG_IDS, 1, 1};
+        if (hist_msg_finish_info(db, id, "the whole reply", HIST_FINISH_STOP, &st, &ri) != HIST_OK)
+            fprintf(stderr, "figures writer: %s\n", hist_errmsg(db));
+    }
+}
+
+/* After a kill -9 of the figures writer: every finished reply has all its
+ * figures and all its ids, every interrupted one none of them. */
+static int mode_probe_figures(const char *path)
+{
+    struct hist_db *db = open_ok(path);
+    struct hist_message *m;
+    size_t nm, finished = 0, interrupted = 0, bad = 0;
+    if (hist_msg_list(db, 1, &m, &nm) != HIST_OK) {
+        printf("no session\n");
+        return 1;
+    }
+    for (size_t i = 0; i < nm; i++) {
+        const struct hist_message *x = &m[i];
+        if (x->role != HIST_ROLE_ASSISTANT) continue;
+        if (x->finish == HIST_FINISH_STOP) {
+            finished++;
+            bool ok = x->info.cache_policy && strcmp(x->info.cache_policy, "sink") == 0 &&
+                      x->info.sink_share == 0.5 && strcmp(x->content, "the whole reply") == 0 &&
+                      x->info.n_token_ids == FIG_IDS && x->stats.completion_tokens == FIG_IDS;
+            for (int k = 0; ok && k < FIG_IDS; k++) ok = x->info.token_ids[k] == fig_id(x->id, k);
+            bad += !ok;
+        } else {
+            interrupted++;
+            bool text_ok = strcmp(x->content, "partial") == 0 || x->content[0] == '\0';
+            bad += x->finish != HIST_FINISH_INTERRUPTED || hist_reply_info_known(&x->info) ||
+                   x->info.token_ids || !text_ok;
+        }
+    }
+    hist_msg_list_free(m, nm);
+    hist_close(db);
+    char *ic = integrity(path);
+    printf("finished=%zu\ninterrupted=%zu\nbad=%zu\nintegrity=%s\n", finished, interrupted, bad, ic);
+    free(ic);
+    return 0;
+}
+
 /* Sessions for the command-line test: ids 1, 2, 3; 3 is the newest. */
 static int mode_fixture(const char *path)
 {
@@ -1447,6 +1522,8 @@ int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "--stream-writer") == 0) return mode_stream_writer(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "--probe") == 0) return mode_probe(argv[2]);
+    if (argc >= 3 && strcmp(argv[1], "--figures-writer") == 0) return mode_figures_writer(argv[2]);
+    if (argc >= 3 && strcmp(argv[1], "--probe-figures") == 0) return mode_probe_figures(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "--fixture") == 0) return mode_fixture(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "--nasty") == 0) {
         const char *t = atoi(argv[2]) ? nasty_md : nasty;

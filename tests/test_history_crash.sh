@@ -5,6 +5,8 @@
 # the real program opens the database: PRAGMA integrity_check must be ok,
 # the partial reply present and marked `interrupted`. Three rounds, killed
 # at different moments; while a writer lives, its reply is left streaming.
+# Then the same for replies whose engine figures and token ids are being
+# written (test_history --figures-writer): all of them or none.
 set -u
 ANCORA=${ANCORA:-./ancora}
 TH=$(dirname "$ANCORA")/tests/test_history
@@ -57,6 +59,26 @@ for round in 1 2 3; do
   fi
 done
 command -v sqlite3 >/dev/null 2>&1 || echo "note: no sqlite3 shell: the independent check was skipped"
+
+# A reply whose engine figures and 50 000 token ids are being written: the
+# writer finishes such replies back to back; killed at three moments, each
+# reply has all its figures and ids, or (interrupted) none.
+fdb=$tmp/fig.db
+for pause in 0.4 0.9 1.5; do
+  rm -f "$fdb" "$fdb-wal" "$fdb-shm"
+  "$TH" --figures-writer "$fdb" >"$tmp/fids" 2>"$tmp/fwriter.err" &
+  wpid=$!
+  sleep "$pause"
+  kill -9 "$wpid"
+  wait "$wpid" 2>/dev/null
+  wpid=
+  "$ANCORA" history show 1 --db "$fdb" >"$tmp/fshow" 2>"$tmp/fshow.err" || fail "figures $pause s: show: $(cat "$tmp/fshow.err")"
+  "$TH" --probe-figures "$fdb" >"$tmp/probe" || fail "figures $pause s: probe"
+  [ "$(field bad)" = 0 ] || fail "figures $pause s: $(field bad) replies with part of their figures"
+  [ "$(field integrity)" = ok ] || fail "figures $pause s: integrity: $(field integrity)"
+  [ "$(field finished)" -ge 1 ] 2>/dev/null || fail "figures $pause s: no reply finished before the kill: $(cat "$tmp/fwriter.err")"
+  echo "figures writer killed after $pause s: $(field finished) replies whole, $(field interrupted) interrupted"
+done
 
 [ $fails -eq 0 ] && echo "kill -9 mid-reply: partial text kept, marked interrupted, database sound"
 exit $((fails > 0))
