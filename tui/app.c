@@ -518,7 +518,8 @@ static void escape_key(struct app *a)
     timeout(0);
     int r = get_wch(&ch);
     if (r == ERR) {
-        if (a->overlay != OV_NONE) a->overlay = OV_NONE;
+        if (a->overlay == OV_BROWSER) overlay_key(a, false, 27); /* it may go back a step */
+        else if (a->overlay != OV_NONE) a->overlay = OV_NONE;
         else a->msg[0] = '\0';
         a->dirty = true;
         return;
@@ -611,9 +612,7 @@ static void draw(struct app *a)
         help_draw(a->help, LINES, COLS);
         curs_set(0);
     } else if (a->overlay == OV_BROWSER) {
-        browser_draw(a->browser, LINES, COLS, &cy, &cx);
-        curs_set(1);
-        move(cy, cx);
+        browser_draw(a->browser, LINES, COLS, &cy, &cx); /* places the cursor */
     } else {
         curs_set(1);
         move(cy, cx);
@@ -649,7 +648,7 @@ static void app_free(struct app *a)
     free(a->in_view);
 }
 
-static bool app_init(struct app *a, struct chat *c)
+static bool app_init(struct app *a, struct chat *c, const struct tui_opts *o)
 {
     memset(a, 0, sizeof *a);
     a->chat = c;
@@ -660,7 +659,8 @@ static bool app_init(struct app *a, struct chat *c)
     a->pane = chat_pane_new();
     a->input = input_new(c);
     a->help = help_new();
-    a->browser = browser_new(c);
+    struct browser_opts bo = {o->db_path, o->no_history, o->threads, o->backend};
+    a->browser = browser_new(c, &bo);
     return a->pane && a->input && a->help && a->browser && grow_orig(a, 1024);
 }
 
@@ -693,7 +693,7 @@ int tui_run(struct chat *c, const struct tui_opts *o)
     theme_init(o->no_color);
     ui_init_glyphs();
     struct app a;
-    if (!app_init(&a, c)) {
+    if (!app_init(&a, c, o)) {
         app_free(&a);
         terminal_restore();
         signals_restore();
@@ -714,6 +714,7 @@ int tui_run(struct chat *c, const struct tui_opts *o)
         }
         poll_signals(&a);
         refresh_data(&a);
+        if (a.overlay == OV_BROWSER && browser_tick(a.browser)) a.dirty = true;
         if (a.dirty && !a.quit) draw(&a);
     }
     int rc = a.exit_code;

@@ -11,6 +11,11 @@ struct tui_opts {
     const char *theme;      /* theme name; NULL: the remembered one, else "default" */
     bool no_color;          /* NO_COLOR set or --no-color: the mono theme */
     bool no_mouse;
+    /* for the session browser: the store the chat uses, and how a replay
+       loads its model */
+    const char *db_path;    /* NULL: the default path */
+    bool no_history;
+    int threads, backend;
 };
 
 /* Run until the user quits. Returns an exit status (0 after /quit or

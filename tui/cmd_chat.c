@@ -241,7 +241,8 @@ int cmd_chat(int argc, char **argv, bool force_repl)
     if (use_repl) {
         rc = repl_run(ch, isatty(STDIN_FILENO));
     } else {
-        struct tui_opts to = {cc.theme, cc.no_color, false};
+        struct tui_opts to = {cc.theme, cc.no_color, false, cc.co.db_path, cc.co.no_history,
+                              cc.co.threads, cc.co.backend};
         rc = tui_run(ch, &to);
     }
     chat_free(ch);

@@ -1,5 +1,6 @@
 /* help.c — the help overlay (F1, or ? on an empty line): keys, the slash
- * commands (from chat_command_help) and what each panel shows. A box over
+ * commands (from chat_command_help), the session browser's and review
+ * screen's keys, and what each panel shows. A box over
  * the screen, scrolled with the arrows and PgUp/PgDn; Esc, q, F1 or ?
  * close it. */
 #include <stdio.h>
@@ -33,12 +34,31 @@ static const struct item keys[] = {
     {ITEM_ENTRY, "F1, ?", "this help (? on an empty input line)"},
     {ITEM_ENTRY, "F2, Alt-P", "show or hide the panels; below 120 columns they start hidden and "
                               "take the chat's place when shown"},
-    {ITEM_ENTRY, "F3", "saved sessions: type to search, Enter resumes one, Esc goes back"},
+    {ITEM_ENTRY, "F3", "saved sessions (see below); Esc goes back"},
     {ITEM_ENTRY, "Ctrl-C", "stop the reply being written (its text is kept, marked cancelled); "
                            "when idle, clear the input line. Never quits"},
     {ITEM_ENTRY, "Ctrl-D, F10", "quit (Ctrl-D on an empty line), as /quit does"},
     {ITEM_ENTRY, "Ctrl-L", "redraw the screen"},
     {ITEM_ENTRY, "Ctrl-Z", "suspend to the shell (fg comes back)"},
+};
+
+static const struct item sessions[] = {
+    {ITEM_SECTION, NULL, "Saved sessions (F3, /sessions)"},
+    {ITEM_ENTRY, "/", "filter as you type: titles, models and every message's text; "
+                      "Enter keeps the filter, Esc clears it"},
+    {ITEM_ENTRY, "m, s", "one model's sessions (again: the next model, then all); sort by last "
+                         "activity or by length"},
+    {ITEM_ENTRY, "t, d", "rename the selected session; delete it (y confirms)"},
+    {ITEM_ENTRY, "r", "resume the session in the chat"},
+    {ITEM_ENTRY, "Enter", "review it: every reply with the settings it was made with (policy, "
+                          "window, sinks, RoPE, adapter, template), tokens, speeds, finish reason, "
+                          "cache occupancy and attention on the sinks; parameter changes where they "
+                          "happened"},
+    {ITEM_ENTRY, "/, n, N", "in the review: search, next and previous hit"},
+    {ITEM_ENTRY, "p", "in the review: replay the conversation under the settings now in force "
+                      "and show each reply's perplexity beside the one under the settings it was "
+                      "made with (Esc cancels)"},
+    {ITEM_ENTRY, "q, Esc", "back (review, then the list, then the chat)"},
 };
 
 static const struct item panels[] = {
@@ -186,6 +206,7 @@ void help_draw(struct help *h, int lines, int cols)
             wrap(&L, cmds[i].usage, cmds[i].what, ITEM_ENTRY, txt.w - kw);
         }
     }
+    add_items(&L, sessions, sizeof sessions / sizeof sessions[0], kw, txt.w);
     add_items(&L, panels, sizeof panels / sizeof panels[0], kw, txt.w);
     add_items(&L, themes, sizeof themes / sizeof themes[0], kw, txt.w);
     h->n_lines = L.n;

@@ -1,6 +1,6 @@
 /* screens.h — the parts of the screen around the chat and panels: the
- * status bar and key hints (statusbar.c), the help overlay (help.c) and the
- * saved-sessions browser (browser.c). They draw from what they are given
+ * status bar and key hints (statusbar.c), the help overlay (help.c), the
+ * saved-sessions browser (browser.c) and the review screen (review.c). They draw from what they are given
  * and report what the user chose; the main loop (app.c) acts on it. */
 #ifndef ANC_SCREENS_H
 #define ANC_SCREENS_H
@@ -39,13 +39,40 @@ void help_draw(struct help *h, int lines, int cols);
 
 /* ---- saved sessions (/sessions, F3) ---------------------------------------- */
 
+/* Where the store is and how a replay loads its model (the chat's own
+ * options: the browser opens its own connection to the same file). */
+struct browser_opts {
+    const char *db_path;   /* NULL: hist_default_path() */
+    bool no_history;
+    int threads, backend;
+};
+
 struct browser;
-struct browser *browser_new(struct chat *c);
+struct browser *browser_new(struct chat *c, const struct browser_opts *o);
 void browser_free(struct browser *b);
 /* Load the list afresh (empty search). */
 void browser_open(struct browser *b);
 /* OVERLAY_LOAD: cmd holds "/load ID" to submit. */
 int browser_key(struct browser *b, bool is_key, wint_t ch, char *cmd, size_t cap);
 void browser_draw(struct browser *b, int lines, int cols, int *cy, int *cx);
+/* Called every tick: true when the screen should be redrawn (a replay's
+ * progress or results). */
+bool browser_tick(struct browser *b);
+
+/* ---- the review screen (review.c), opened from the browser ------------------ */
+
+enum { REVIEW_STAY, REVIEW_BACK, REVIEW_RESUME };
+
+struct hist_db;
+struct review;
+struct review *review_new(struct chat *c, struct hist_db *db, int threads, int backend);
+void review_free(struct review *r);
+/* Load session ID (0, or -1 with a message). */
+int review_open(struct review *r, int64_t id, char *err, size_t errlen);
+int64_t review_session(const struct review *r);
+int review_key(struct review *r, bool is_key, wint_t ch);
+/* Draw into BOX; *cy >= 0: where the cursor goes (the search prompt). */
+void review_draw(struct review *r, struct rect box, int *cy, int *cx);
+bool review_tick(struct review *r);
 
 #endif

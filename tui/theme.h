@@ -50,6 +50,7 @@
     X(ROLE_PLOT_LOW, "plot.low") \
     X(ROLE_WARNING, "warning") \
     X(ROLE_SELECTION, "selection") \
+    X(ROLE_SEARCH_HIT, "search.hit") \
     X(ROLE_INPUT, "input") \
     X(ROLE_INPUT_PROMPT, "input.prompt") \
     X(ROLE_INPUT_PLACEHOLDER, "input.placeholder")
