@@ -183,6 +183,21 @@ struct anc_rope_settings {
     double yarn_attn_factor; /* 0 = file (1 if none) */
 };
 
+/* ---- LoRA adapters (llama.cpp's LoRA GGUF layout, TECHNIQUES.md §4) ---- */
+struct anc_lora;
+/* Load an adapter for model m: checked against m's architecture and every
+ * adapted weight's shape (a mismatch names the tensor). The adapter must
+ * outlive the sessions that use it and be freed before the model. */
+struct anc_lora *anc_lora_load(struct anc_model *m, const char *path, char *err, size_t errlen);
+void anc_lora_free(struct anc_lora *lo);
+struct anc_lora_info {
+    const char *path;
+    float alpha;           /* adapter.lora.alpha (0: none given) */
+    int32_t max_rank;
+    int32_t n_matrices;    /* adapted weights (A/B pairs) */
+};
+void anc_lora_get_info(const struct anc_lora *lo, struct anc_lora_info *out);
+
 struct anc_session_params {
     enum anc_cache_policy cache;
     int32_t ctx;           /* full policy: maximum tokens; <= 0: the model's */
@@ -192,6 +207,8 @@ struct anc_session_params {
     uint32_t kv_type;      /* ANC_DT_F16 (default) or ANC_DT_F32 */
     struct anc_rope_settings rope;
     struct anc_sampling sampling;
+    const struct anc_lora *lora; /* borrowed adapter, or NULL */
+    float lora_scale;      /* the adapter's strength (default 1) */
 };
 void anc_session_params_default(struct anc_session_params *p);
 

@@ -28,6 +28,7 @@
 
 #include "ancora.h"
 #include "kv_cache.h"
+#include "lora.h"
 #include "model.h"
 #include "rope.h"
 #include "sampler.h"
@@ -115,6 +116,8 @@ struct anc_session {
     float *logits_dev;/* [logits_rows][n_vocab] backend memory */
     int32_t logits_rows;
     float *logits;   /* [n_vocab] host copy of the last token's logits */
+    float *lora_t;   /* [B][max rank] the adapter's A x, or NULL without one */
+    float *lora_y;   /* [B][max out] its B (A x) */
     bool have_logits;
     bool logits_stale;/* logits_dev holds newer logits than `logits` */
     size_t scratch_bytes;
@@ -140,6 +143,8 @@ void anc_session_params_default(struct anc_session_params *p)
     p->kv_type = ANC_DT_F16;
     p->rope.scaling = ANC_ROPE_FROM_FILE;
     anc_sampling_default(&p->sampling);
+    p->lora = NULL;
+    p->lora_scale = 1.0f;
 }
 
 static const char *const policy_names[] = {"sink", "window", "recompute", "full"};
@@ -210,6 +215,14 @@ static bool params_resolve(const struct anc_model *m, struct anc_session_params 
                            size_t errlen)
 {
     const struct model_hparams *hp = &m->hp;
+    if (p->lora && p->lora->model != m) {
+        anc_set_err(err, errlen, "the adapter %s was loaded for another model", p->lora->path);
+        return false;
+    }
+    if (!isfinite(p->lora_scale) || fabsf(p->lora_scale) > 100.0f) {
+        anc_set_err(err, errlen, "adapter scale %g is out of range (-100 to 100)", p->lora_scale);
+        return false;
+    }
     if (p->ctx <= 0) p->ctx = hp->n_ctx_train;
     if (p->ctx < 2 || p->ctx > SESSION_MAX_WINDOW) {
         anc_set_err(err, errlen, "context size %d is out of range (2 to %d)", p->ctx,
@@ -430,6 +443,10 @@ struct anc_session *anc_session_new(struct anc_model *m, const struct anc_sessio
     s->hb2 = buf_new(s, B * hp->n_ff, &ok);
     s->head_mass = buf_new(s, (size_t)hp->n_layer * hp->n_head, &ok);
     s->logits_dev = buf_new(s, (size_t)hp->n_vocab, &ok);
+    if (params.lora) {
+        s->lora_t = buf_new(s, B * (size_t)params.lora->max_rank, &ok);
+        s->lora_y = buf_new(s, B * (size_t)params.lora->max_out, &ok);
+    }
     s->logits_rows = 1;
     s->head_mass_host = calloc((size_t)hp->n_layer * hp->n_head, sizeof(float));
     s->layer_mass = calloc((size_t)hp->n_layer, sizeof(float));
@@ -448,7 +465,7 @@ void anc_session_free(struct anc_session *s)
 {
     if (!s) return;
     float *bufs[] = {s->x, s->xb, s->q, s->q_sink, s->k_new, s->v_new, s->att, s->hb, s->hb2,
-                     s->head_mass, s->logits_dev};
+                     s->head_mass, s->logits_dev, s->lora_t, s->lora_y};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) s->be->ops->free(s->be, bufs[i]);
     for (int gi = 0; gi < 2; gi++) group_release(s, &s->groups[gi]);
     free(s->layer_group);
@@ -550,6 +567,25 @@ static void group_note_rotation(struct cache_group *g)
     }
 }
 
+/* y = W x for projection p of layer l, plus the adapter's
+ * scale·(alpha/r)·B(A x) where it adapts that weight.
+ * x: [n][in], y: [n][out] (backend memory, distinct). */
+static void proj(struct anc_session *s, float *y, int32_t l, enum model_proj p, const float *x,
+                 int32_t n)
+{
+    struct anc_backend *be = s->be;
+    const struct anc_backend_ops *op = be->ops;
+    const struct anc_weight *w = model_proj_weight(s->m, l, p);
+    op->matmul(be, y, w, x, n);
+    const struct lora_pair *pr = lora_pair_of(s->p.lora, l, p);
+    if (!pr || s->p.lora_scale == 0.0f) return;
+    int64_t n_out = (int64_t)n * w->rows;
+    op->matmul(be, s->lora_t, &pr->a, x, n);        /* [n][r] */
+    op->matmul(be, s->lora_y, &pr->b, s->lora_t, n); /* [n][out] */
+    op->scale(be, s->lora_y, s->p.lora_scale * pr->alpha_scale, n_out);
+    op->add(be, y, s->lora_y, n_out);
+}
+
 /* Attention sub-block of layer l for n new tokens: s->xb (normed input)
  * -> s->att. Keys are stored as computed (after the family's q/k norm,
  * before RoPE), then the group's stale keys and the queries are rotated. */
@@ -563,9 +599,9 @@ static void layer_attention(struct anc_session *s, int32_t l, int32_t n)
     struct cache_group *g = &s->groups[s->layer_group[l]];
     struct kv_cache *kv = g->kv;
     int32_t li = s->layer_index[l], kv_dim = hp->kv_dim, first = kv->n - n;
-    op->matmul(be, s->q, model_proj_weight(m, l, PROJ_Q), s->xb, n);
-    op->matmul(be, s->k_new, model_proj_weight(m, l, PROJ_K), s->xb, n);
-    op->matmul(be, s->v_new, model_proj_weight(m, l, PROJ_V), s->xb, n);
+    proj(s, s->q, l, PROJ_Q, s->xb, n);
+    proj(s, s->k_new, l, PROJ_K, s->xb, n);
+    proj(s, s->v_new, l, PROJ_V, s->xb, n);
     if (L->bq.data) op->add_rows(be, s->q, &L->bq, hp->q_dim, n);
     if (L->bk.data) op->add_rows(be, s->k_new, &L->bk, kv_dim, n);
     if (L->bv.data) op->add_rows(be, s->v_new, &L->bv, kv_dim, n);
@@ -602,11 +638,11 @@ static void layer_ffn(struct anc_session *s, int32_t l, int32_t n)
     struct anc_backend *be = s->be;
     const struct anc_backend_ops *op = be->ops;
     int64_t ff = (int64_t)n * m->hp.n_ff;
-    op->matmul(be, s->hb, model_proj_weight(m, l, PROJ_GATE), s->xb, n);
-    op->matmul(be, s->hb2, model_proj_weight(m, l, PROJ_UP), s->xb, n);
+    proj(s, s->hb, l, PROJ_GATE, s->xb, n);
+    proj(s, s->hb2, l, PROJ_UP, s->xb, n);
     if (m->arch->act == ACT_GELU_TANH) op->geglu(be, s->hb, s->hb, s->hb2, ff);
     else op->swiglu(be, s->hb, s->hb, s->hb2, ff);
-    op->matmul(be, s->xb, model_proj_weight(m, l, PROJ_DOWN), s->hb, n);
+    proj(s, s->xb, l, PROJ_DOWN, s->hb, n);
 }
 
 /* One forward pass over n <= SESSION_BATCH new tokens whose cache entries
@@ -635,7 +671,7 @@ static bool forward(struct anc_session *s, const int32_t *tokens, int32_t n, flo
            the family's post-norm, residual */
         op->rmsnorm(be, s->xb, s->x, &L->attn_norm, dim, n, hp->norm_eps);
         layer_attention(s, l, n);
-        op->matmul(be, s->xb, model_proj_weight(m, l, PROJ_O), s->att, n);
+        proj(s, s->xb, l, PROJ_O, s->att, n);
         if (L->bo.data) op->add_rows(be, s->xb, &L->bo, dim, n);
         if (L->post_attn_norm.data)
             op->rmsnorm(be, s->xb, s->xb, &L->post_attn_norm, dim, n, hp->norm_eps);

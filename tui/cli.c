@@ -35,6 +35,8 @@ const struct option cli_common_longopts[] = {
     {"yarn-beta-slow", required_argument, NULL, OPT_YARN_BETA_SLOW},
     {"yarn-attn-factor", required_argument, NULL, OPT_YARN_ATTN_FACTOR},
     {"backend", required_argument, NULL, OPT_BACKEND},
+    {"lora", required_argument, NULL, OPT_LORA},
+    {"lora-scale", required_argument, NULL, OPT_LORA_SCALE},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -93,6 +95,11 @@ const char cli_context_help[] =
     "      --yarn-beta-fast X  YaRN beta_fast (default 32)\n"
     "      --yarn-beta-slow X  YaRN beta_slow (default 1)\n"
     "      --yarn-attn-factor X  YaRN attention factor (default: file, else 1)\n";
+
+const char cli_lora_help[] =
+    "Adapter:\n"
+    "      --lora FILE         apply a LoRA adapter (llama.cpp's LoRA GGUF layout)\n"
+    "      --lora-scale S      its strength (default 1; 0 = the base model)\n";
 
 bool cli_parse_double(const char *name, const char *s, double lo, double hi, double *out)
 {
@@ -227,6 +234,11 @@ int cli_common_option(int c, const char *arg, struct cli_opts *o)
     case OPT_VERBOSE:
         o->verbose = true;
         return 1;
+    case OPT_LORA:
+        o->lora_path = arg;
+        return 1;
+    case OPT_LORA_SCALE:
+        return cli_parse_float("--lora-scale", arg, -100, 100, &o->sess.lora_scale) ? 1 : -1;
     default:
         return 0;
     }
@@ -244,7 +256,7 @@ struct option *cli_merge_longopts(const struct option *own)
     return all;
 }
 
-struct anc_model *cli_model_load(const struct cli_opts *o, const char *path, char *err,
+struct anc_model *cli_model_load(struct cli_opts *o, const char *path, char *err,
                                  size_t errlen)
 {
     struct anc_model_params mp;
@@ -260,7 +272,23 @@ struct anc_model *cli_model_load(const struct cli_opts *o, const char *path, cha
     else if (o->backend == ANC_BACKEND_AUTO && mi.backend && strcmp(mi.backend, "cpu") != 0)
         fprintf(stderr, "ancora: running on the GPU (%s, %s); --backend cpu to use the processor\n",
                 mi.device, mi.backend);
+    if (o->lora_path) {
+        o->lora = anc_lora_load(m, o->lora_path, err, errlen);
+        if (!o->lora) {
+            anc_model_free(m);
+            return NULL;
+        }
+        o->sess.lora = o->lora;
+    }
     return m;
+}
+
+void cli_model_free(struct cli_opts *o, struct anc_model *m)
+{
+    anc_lora_free(o->lora);
+    o->lora = NULL;
+    o->sess.lora = NULL;
+    anc_model_free(m);
 }
 
 const char *cli_model_path(const struct cli_opts *o)

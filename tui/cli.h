@@ -19,7 +19,8 @@ enum cli_long_opt {
     OPT_SEED, OPT_CTX, OPT_KV_TYPE, OPT_CACHE, OPT_WINDOW, OPT_SINKS, OPT_ROPE_THETA,
     OPT_NO_BOS, OPT_HELP, OPT_BACKEND, OPT_VERBOSE, OPT_ROPE_SCALING, OPT_ROPE_FACTOR,
     OPT_ROPE_ORIG_CTX, OPT_YARN_BETA_FAST, OPT_YARN_BETA_SLOW, OPT_YARN_ATTN_FACTOR, OPT_LOGITS_OUT,
-    OPT_SAVE, OPT_SESSION_ID, OPT_TITLE, OPT_DB_PATH, OPT_IDS_OUT, OPT_PROMPT_IDS
+    OPT_SAVE, OPT_SESSION_ID, OPT_TITLE, OPT_DB_PATH, OPT_IDS_OUT, OPT_PROMPT_IDS, OPT_LORA,
+    OPT_LORA_SCALE
 };
 
 struct cli_opts {
@@ -32,6 +33,8 @@ struct cli_opts {
     bool seed_given;            /* --seed (or `seed =` in the config) was set */
     bool verbose;
     int backend;           /* enum anc_backend_kind */
+    const char *lora_path; /* --lora FILE */
+    struct anc_lora *lora; /* loaded by cli_model_load, freed by cli_model_free */
     struct anc_session_params sess;
 };
 
@@ -53,6 +56,8 @@ bool cli_parse_double(const char *name, const char *s, double lo, double hi, dou
 
 /* Help text for the cache and RoPE options, shared by run and ppl. */
 extern const char cli_context_help[];
+/* --lora and --lora-scale (run, ppl, bench) */
+extern const char cli_lora_help[];
 
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -66,8 +71,11 @@ bool cli_check_context(const struct cli_opts *o);
 /* Load a model with the options' threads and backend. When AUTO put it
  * on a GPU, or had to leave a GPU for the CPU, one line on stderr says so.
  * NULL + message on failure. */
-struct anc_model *cli_model_load(const struct cli_opts *o, const char *path, char *err,
+/* Also loads --lora's adapter into o->lora and o->sess.lora (a failure
+ * frees the model: NULL + message). Free both with cli_model_free. */
+struct anc_model *cli_model_load(struct cli_opts *o, const char *path, char *err,
                                  size_t errlen);
+void cli_model_free(struct cli_opts *o, struct anc_model *m);
 
 /* The model path from -m or $ANCORA_MODEL; prints a helpful error if none. */
 const char *cli_model_path(const struct cli_opts *o);

@@ -29,6 +29,7 @@ static void bench_usage(FILE *out)
           "      --latency      print per-token decode latency (median, p99, max)\n"
           "      --no-bandwidth skip the bandwidth measurement\n"
           "      --json         one JSON object on stdout instead of the table\n"
+          "      --lora FILE    apply a LoRA adapter; --lora-scale S its strength (default 1)\n"
           "  -h, --help         this help\n",
           out);
 }
@@ -300,6 +301,6 @@ out:
     free(pp);
     free(tg);
     free(lat);
-    anc_model_free(m);
+    cli_model_free(&o, m);
     return rc;
 }

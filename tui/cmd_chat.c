@@ -105,6 +105,12 @@ static int apply_option(struct chat_cli *cc, int code, const char *arg)
         if (!cli_parse_long("--max-tokens", arg, 0, 1 << 24, &v)) return -1;
         cc->co.max_reply_tokens = (int32_t)v;
         return 1;
+    case OPT_LORA:
+    case OPT_LORA_SCALE:
+        /* the adapter path through the chat (and /lora) is not built yet:
+           refuse rather than chat without it */
+        cli_error("--lora works with run, ppl and bench; the chat cannot apply an adapter yet");
+        return -1;
     default:
         return cli_common_option(code, arg, &cc->o);
     }

@@ -41,6 +41,7 @@ static void ppl_usage(FILE *out)
           "mode to sink.\n\n",
           out);
     fputs(cli_context_help, out);
+    fputs(cli_lora_help, out);
 }
 
 struct progress {
@@ -224,6 +225,6 @@ out:
     free(nll);
     free(toks);
     free(text);
-    anc_model_free(m);
+    cli_model_free(&o, m);
     return rc;
 }

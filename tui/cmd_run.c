@@ -96,6 +96,7 @@ static void run_usage(FILE *out)
         "\n",
         out);
     fputs(cli_context_help, out);
+    fputs(cli_lora_help, out);
 }
 
 static int read_prompt(const struct cli_opts *o, char **text, size_t *len)
@@ -441,6 +442,6 @@ out:
     free(toks);
     free(text);
     anc_session_free(s);
-    anc_model_free(m);
+    cli_model_free(&o, m);
     return rc;
 }

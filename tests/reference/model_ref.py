@@ -543,6 +543,43 @@ class Model:
 # Forward pass
 # --------------------------------------------------------------------------
 
+LORA_TARGETS = {"attn_q": "wq", "attn_k": "wk", "attn_v": "wv", "attn_output": "wo",
+                "ffn_gate": "w_gate", "ffn_up": "w_up", "ffn_down": "w_down"}
+
+
+def apply_lora(model, path, scale):
+    """Merge a LoRA adapter (llama.cpp's LoRA GGUF layout, TECHNIQUES.md §4)
+    into the model's float64 weights: W += scale * (alpha / r) * B @ A
+    (scale * B @ A without adapter.lora.alpha), A (r, in) and B (out, r) in
+    numpy order. Returns the number of adapted weights."""
+    reader = GGUFReader(path)
+    if field_value(reader, "general.type") != "adapter" or field_value(reader, "adapter.type") != "lora":
+        raise ModelError(f"{path}: not a LoRA adapter")
+    if field_value(reader, "general.architecture") != model.arch:
+        raise ModelError(f"{path}: adapter for another architecture")
+    alpha = field_value(reader, "adapter.lora.alpha", 0.0) or 0.0
+    by_name = {t.name: t for t in reader.tensors}
+    n = 0
+    for name, t in by_name.items():
+        if not name.endswith(".lora_a"):
+            continue
+        base = name[:-len(".lora_a")]
+        parts = base.split(".")
+        if len(parts) != 4 or parts[0] != "blk" or parts[2] not in LORA_TARGETS or parts[3] != "weight":
+            raise ModelError(f"{path}: {name} does not adapt a projection")
+        A = dequant(t).astype(np.float64)
+        B = dequant(by_name[base + ".lora_b"]).astype(np.float64)
+        r = A.shape[0]
+        L = model.layers[int(parts[1])]
+        key = LORA_TARGETS[parts[2]]
+        if B.shape[1] != r or A.shape[1] != L[key].shape[1] or B.shape[0] != L[key].shape[0]:
+            raise ModelError(f"{path}: {base} shapes do not match the base")
+        s = scale * (alpha / r if alpha else 1.0)
+        L[key] = L[key] + s * (B @ A)
+        n += 1
+    return n
+
+
 def rmsnorm(x, weight, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * weight
 
@@ -769,10 +806,15 @@ def main(argv=None):
     ap.add_argument("--no-self-check", action="store_true",
                     help="skip the full-sequence vs incremental logits check")
     ap.add_argument("--info", action="store_true", help="print the hyperparameters and exit")
+    ap.add_argument("--lora", default=None, metavar="FILE", help="merge a LoRA adapter first")
+    ap.add_argument("--lora-scale", type=float, default=1.0, metavar="S")
     args = ap.parse_args(argv)
 
     try:
         model = Model(args.model)
+        if args.lora:
+            n_adapted = apply_lora(model, args.lora, args.lora_scale)
+            print(f"adapter {args.lora}: {n_adapted} weights adapted", file=sys.stderr)
     except ModelError as e:
         print(f"model_ref: {args.model}: {e}", file=sys.stderr)
         return 1

@@ -1,0 +1,222 @@
+/* lora.c — LoRA adapters in llama.cpp's LoRA GGUF layout (TECHNIQUES.md §4):
+ * general.type = "adapter", adapter.type = "lora", adapter.lora.alpha, the
+ * base's general.architecture, and for each adapted weight W named NAME two
+ * tensors NAME.lora_a (ne = [in, r]) and NAME.lora_b (ne = [r, out]). The
+ * update is W x + scale·(alpha/r)·B(A x) (scale·B(A x) when alpha is 0).
+ * As stored, A is an r × in matrix and B an out × r one, so both are used
+ * in place, from the adapter's mapping, as ordinary backend weights.
+ * Adapted weights: the attention and FFN projections (model_proj_weight).
+ * Depends on gguf, the model's internals and the backend interface. */
+#include "lora.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf.h"
+#include "util.h"
+
+/* GGUF names of the projections, in enum model_proj order */
+static const char *const proj_names[LORA_N_PROJ] = {
+    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
+};
+
+static bool str_is(const struct gguf_file *f, const char *key, const char *want)
+{
+    struct gguf_str s;
+    return gguf_get_str(f, key, &s) && gguf_str_eq(s, want);
+}
+
+/* Which (layer, projection) a tensor name "blk.N.PROJ.weight.lora_x"
+ * adapts; false when it is not of that form. */
+static bool parse_name(const char *name, int32_t n_layer, int32_t *layer, int *proj, char *which)
+{
+    int l = -1, used = 0;
+    if (sscanf(name, "blk.%d.%n", &l, &used) != 1 || used == 0 || l < 0 || l >= n_layer)
+        return false;
+    const char *rest = name + used;
+    for (int p = 0; p < LORA_N_PROJ; p++) {
+        size_t n = strlen(proj_names[p]);
+        if (strncmp(rest, proj_names[p], n) != 0) continue;
+        if (strcmp(rest + n, ".weight.lora_a") == 0) *which = 'a';
+        else if (strcmp(rest + n, ".weight.lora_b") == 0) *which = 'b';
+        else continue;
+        *layer = l;
+        *proj = p;
+        return true;
+    }
+    return false;
+}
+
+static void weight_of(const struct gguf_tensor *t, struct anc_weight *w)
+{
+    w->data = t->data;
+    w->type = t->type;
+    w->rows = (int64_t)t->ne[1];
+    w->cols = (int64_t)t->ne[0];
+    w->dev = NULL;
+}
+
+/* Check one tensor of the adapter and put it in its pair. */
+static bool take_tensor(struct anc_lora *lo, const struct gguf_tensor *t, const char *name,
+                        char *err, size_t errlen)
+{
+    const struct anc_model *m = lo->model;
+    int32_t l;
+    int p;
+    char which;
+    if (!parse_name(name, m->hp.n_layer, &l, &p, &which)) {
+        anc_set_err(err, errlen, "%s: tensor %s is not a LoRA matrix of a projection this model has",
+                    lo->path, name);
+        return false;
+    }
+    const struct anc_weight *base = model_proj_weight(m, l, (enum model_proj)p);
+    if (!base || !base->data) {
+        anc_set_err(err, errlen, "%s: %s adapts a weight the base model does not have", lo->path, name);
+        return false;
+    }
+    if (t->n_dims != 2 || !anc_backend_cpu_supports(t->type)) {
+        anc_set_err(err, errlen, "%s: %s must be a 2-D F32, F16 or quantised matrix", lo->path, name);
+        return false;
+    }
+    struct lora_pair *pair = &lo->pairs[l * LORA_N_PROJ + p];
+    struct anc_weight *w = which == 'a' ? &pair->a : &pair->b;
+    if (w->data) {
+        anc_set_err(err, errlen, "%s: %s appears twice", lo->path, name);
+        return false;
+    }
+    weight_of(t, w);
+    /* A: r × in with in = the base's columns; B: out × r with out = its rows */
+    bool ok = which == 'a' ? w->cols == base->cols : w->rows == base->rows;
+    if (!ok) {
+        anc_set_err(err, errlen,
+                    "%s: %s has shape [%lld, %lld] but the base weight is %lld × %lld "
+                    "(an adapter for another model?)",
+                    lo->path, name, (long long)t->ne[0], (long long)t->ne[1],
+                    (long long)base->rows, (long long)base->cols);
+        return false;
+    }
+    return true;
+}
+
+/* Every pair complete and of one rank per pair; the scale per pair. */
+static bool check_pairs(struct anc_lora *lo, char *err, size_t errlen)
+{
+    const struct anc_model *m = lo->model;
+    for (int32_t i = 0; i < m->hp.n_layer * LORA_N_PROJ; i++) {
+        struct lora_pair *pr = &lo->pairs[i];
+        if (!pr->a.data && !pr->b.data) continue;
+        const char *what = proj_names[i % LORA_N_PROJ];
+        if (!pr->a.data || !pr->b.data) {
+            anc_set_err(err, errlen, "%s: blk.%d.%s.weight has only its lora_%c matrix", lo->path,
+                        (int)(i / LORA_N_PROJ), what, pr->a.data ? 'a' : 'b');
+            return false;
+        }
+        int64_t r = pr->a.rows;
+        if (pr->b.cols != r || r < 1 || r > 65536) {
+            anc_set_err(err, errlen, "%s: blk.%d.%s.weight: lora_a has rank %lld, lora_b %lld",
+                        lo->path, (int)(i / LORA_N_PROJ), what, (long long)r,
+                        (long long)pr->b.cols);
+            return false;
+        }
+        pr->alpha_scale = lo->alpha > 0 ? lo->alpha / (float)r : 1.0f;
+        if (r > lo->max_rank) lo->max_rank = r;
+        if (pr->b.rows > lo->max_out) lo->max_out = pr->b.rows;
+        lo->n_pairs++;
+    }
+    if (lo->n_pairs == 0) {
+        anc_set_err(err, errlen, "%s: the adapter has no LoRA matrices", lo->path);
+        return false;
+    }
+    return true;
+}
+
+static bool read_header(struct anc_lora *lo, char *err, size_t errlen)
+{
+    const struct gguf_file *f = lo->file;
+    if (!str_is(f, "general.type", "adapter") || !str_is(f, "adapter.type", "lora")) {
+        anc_set_err(err, errlen,
+                    "%s: not a LoRA adapter (general.type must be \"adapter\" and adapter.type \"lora\")",
+                    lo->path);
+        return false;
+    }
+    struct gguf_str arch;
+    if (!gguf_get_str(f, "general.architecture", &arch) || !gguf_str_eq(arch, lo->model->arch->name)) {
+        anc_set_err(err, errlen, "%s: an adapter for architecture \"%.*s\", the model is \"%s\"",
+                    lo->path, arch.ptr ? (int)(arch.len > 64 ? 64 : arch.len) : 1,
+                    arch.ptr ? arch.ptr : "?", lo->model->arch->name);
+        return false;
+    }
+    lo->alpha = 0.0f;
+    if (gguf_find_kv(f, "adapter.lora.alpha") && !gguf_get_f32(f, "adapter.lora.alpha", &lo->alpha)) {
+        anc_set_err(err, errlen, "%s: adapter.lora.alpha is not a float", lo->path);
+        return false;
+    }
+    if (!isfinite(lo->alpha) || lo->alpha < 0 || lo->alpha > 1e6f) {
+        anc_set_err(err, errlen, "%s: adapter.lora.alpha = %g is out of range", lo->path, lo->alpha);
+        return false;
+    }
+    return true;
+}
+
+struct anc_lora *anc_lora_load(struct anc_model *m, const char *path, char *err, size_t errlen)
+{
+    if (m->vocab_only) {
+        anc_set_err(err, errlen, "a vocabulary-only model takes no adapter");
+        return NULL;
+    }
+    struct anc_lora *lo = calloc(1, sizeof *lo);
+    if (!lo || !(lo->path = strdup(path)) ||
+        !(lo->pairs = calloc((size_t)m->hp.n_layer * LORA_N_PROJ, sizeof *lo->pairs))) {
+        anc_set_err(err, errlen, "out of memory");
+        anc_lora_free(lo);
+        return NULL;
+    }
+    lo->model = m;
+    lo->file = gguf_open(path, err, errlen);
+    if (!lo->file || !read_header(lo, err, errlen)) goto fail;
+    for (uint64_t i = 0; i < lo->file->n_tensors; i++) {
+        const struct gguf_tensor *t = &lo->file->tensors[i];
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)(t->name.len < 127 ? t->name.len : 127), t->name.ptr);
+        if (!take_tensor(lo, t, name, err, errlen)) goto fail;
+    }
+    if (!check_pairs(lo, err, errlen)) goto fail;
+    for (int32_t i = 0; i < m->hp.n_layer * LORA_N_PROJ; i++) {
+        struct lora_pair *pr = &lo->pairs[i];
+        if (!pr->a.data) continue;
+        if (!m->be->ops->prepare(m->be, &pr->a, err, errlen) ||
+            !m->be->ops->prepare(m->be, &pr->b, err, errlen))
+            goto fail;
+    }
+    return lo;
+fail:
+    anc_lora_free(lo);
+    return NULL;
+}
+
+void anc_lora_free(struct anc_lora *lo)
+{
+    if (!lo) return;
+    gguf_close(lo->file);
+    free(lo->pairs);
+    free(lo->path);
+    free(lo);
+}
+
+const struct lora_pair *lora_pair_of(const struct anc_lora *lo, int32_t layer, enum model_proj p)
+{
+    if (!lo) return NULL;
+    const struct lora_pair *pr = &lo->pairs[layer * LORA_N_PROJ + (int)p];
+    return pr->a.data ? pr : NULL;
+}
+
+void anc_lora_get_info(const struct anc_lora *lo, struct anc_lora_info *out)
+{
+    memset(out, 0, sizeof *out);
+    out->path = lo->path;
+    out->alpha = lo->alpha;
+    out->max_rank = (int32_t)lo->max_rank;
+    out->n_matrices = lo->n_pairs;
+}

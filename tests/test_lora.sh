@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# test_lora.sh — LoRA adapters (`--lora FILE --lora-scale S` on run, ppl and
+# bench) against the independent float64 NumPy reference: a tiny random
+# llama file (tests/reference/write_family.py) and random adapters in
+# llama.cpp's LoRA GGUF layout written by the PyPI gguf package
+# (tests/reference/write_lora.py); the reference merges W + s·(α/r)·B·A
+# into its weights (model_ref.py --lora), Ancora applies B(A x) at run time.
+# Greedy tokens must agree and the logits after the prompt be within TOL of
+# the reference's, while differing clearly from the base model's; scale 0
+# gives the base model. Bad adapters (another architecture, not an adapter,
+# wrong shape, mismatched rank, half a pair, a weight the model lacks, a
+# layer past the last, truncated, missing) get one "ancora: " line naming
+# the problem and exit status 1; the chat refuses --lora (exit 2).
+# Needs a python with numpy and gguf, else skips (77).
+set -u
+ANCORA=${ANCORA:-./ancora}
+SRC=${ANC_SRCDIR:-.}
+TOL=1e-4
+
+py=
+for cand in "${ANC_REF_PYTHON:-}" "${REF_PYTHON:-}" "$SRC/.venv-ref/bin/python" python3; do
+  [ -n "$cand" ] || continue
+  if "$cand" -c 'import gguf, numpy' >/dev/null 2>&1; then py=$cand; break; fi
+done
+[ -n "$py" ] || { echo "SKIP: no python with numpy and gguf (ANC_REF_PYTHON, REF_PYTHON, $SRC/.venv-ref)"; exit 77; }
+[ -x "$ANCORA" ] || { echo "FAIL: no program at $ANCORA"; exit 1; }
+[ -d "${ANC_MODELS_DIR:-$SRC/../shared/models}" ] || { echo "SKIP: the shared vocabularies are absent"; exit 77; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+ok() { echo "ok   $*"; }
+
+"$py" "$SRC/tests/reference/write_family.py" "$tmp" llama >"$tmp/write.log" 2>&1 \
+  || { cat "$tmp/write.log"; echo "FAIL: write_family.py failed"; exit 1; }
+base=$tmp/llama.gguf
+ids=$(cat "$tmp/prompt_ids.txt")
+N=16
+
+write_lora() { # OUT ARGS...
+  local out=$1; shift
+  "$py" "$SRC/tests/reference/write_lora.py" "$base" "$out" "$@" >"$tmp/wl.log" 2>&1 \
+    || { cat "$tmp/wl.log"; fail "write_lora.py $*"; return 1; }
+}
+
+# anc NAME ARGS...: ancora run greedy from the prompt, ids and logits to files
+anc() {
+  local name=$1; shift
+  "$ANCORA" run -m "$base" --prompt-ids "$ids" -n $N --temp 0 --kv-type f32 --backend cpu \
+    --ids-out "$tmp/$name.ids" --logits-out "$tmp/$name.logits" "$@" >/dev/null 2>"$tmp/$name.err"
+}
+
+# logit_diff A B: max|a - b| / max|b| over the first row of two logit files
+logit_diff() {
+  "$py" - "$1" "$2" <<'EOF'
+import sys
+import numpy as np
+a = np.loadtxt(sys.argv[1], ndmin=2)[0]
+b = np.loadtxt(sys.argv[2], ndmin=2)[0]
+print("inf" if a.shape != b.shape or not np.all(np.isfinite(a)) else np.abs(a - b).max() / np.abs(b).max())
+EOF
+}
+
+anc base || { fail "the base model does not run: $(cat "$tmp/base.err")"; exit 1; }
+
+# compare NAME ADAPTER SCALE: Ancora with the adapter against the reference
+compare() {
+  local name=$1 lora=$2 scale=$3
+  if ! "$py" "$SRC/tests/reference/model_ref.py" "$base" --lora "$lora" --lora-scale "$scale" \
+       --prompt-ids "$ids" --greedy $N --out-tokens "$tmp/$name.ref.tok" \
+       --out-logits "$tmp/$name.ref.logits" --logit-steps 1 >"$tmp/$name.ref.log" 2>&1; then
+    fail "$name: the reference failed: $(tail -n 2 "$tmp/$name.ref.log")"
+    return
+  fi
+  if ! anc "$name" --lora "$lora" --lora-scale "$scale"; then
+    fail "$name: ancora run failed: $(cat "$tmp/$name.err")"
+    return
+  fi
+  local want got d dbase
+  want=$(cat "$tmp/$name.ref.tok")
+  got=$(sed -n 2p "$tmp/$name.ids")
+  [ "$got" = "$want" ] || fail "$name: greedy tokens differ
+  reference: $want
+  ancora:    $got"
+  d=$(logit_diff "$tmp/$name.logits" "$tmp/$name.ref.logits")
+  dbase=$(logit_diff "$tmp/base.logits" "$tmp/$name.ref.logits")
+  if "$py" -c "import sys; sys.exit(0 if float('$d') <= $TOL and float('$dbase') > 100 * $TOL else 1)"; then
+    ok "$name: tokens equal, logits within $d of the reference (the base model is $dbase away)"
+  else
+    fail "$name: logits differ by $d from the reference (tolerance $TOL), the base by $dbase"
+  fi
+}
+
+write_lora "$tmp/all.gguf" --targets q,k,v,o,gate,up,down --rank 4 --alpha 8 &&
+  { compare all-scale1 "$tmp/all.gguf" 1; compare all-scale0.5 "$tmp/all.gguf" 0.5; }
+write_lora "$tmp/qv16.gguf" --targets q,v --layers 0 --rank 3 --no-alpha --type f16 --seed 5 --std 1.5 &&
+  compare qv-f16-noalpha "$tmp/qv16.gguf" 1
+
+# scale 0 is the base model, token for token and logit for logit
+if anc zero --lora "$tmp/all.gguf" --lora-scale 0 && cmp -s "$tmp/zero.logits" "$tmp/base.logits" &&
+   cmp -s "$tmp/zero.ids" "$tmp/base.ids"; then
+  ok "--lora-scale 0 gives the base model's logits exactly"
+else
+  fail "--lora-scale 0 differs from the base model"
+fi
+
+# ppl and bench take the adapter too
+text=$tmp/text.txt
+printf 'Once upon a time there was a little dog who liked to run in the park every day. ' >"$text"
+for _ in 1 2 3; do cat "$text" "$text" >"$tmp/t2" && mv "$tmp/t2" "$text"; done
+p0=$("$ANCORA" ppl -m "$base" -f "$text" --ctx 32 2>/dev/null | sed -n 's/^PPL = \([0-9.]*\).*/\1/p')
+p1=$("$ANCORA" ppl -m "$base" -f "$text" --ctx 32 --lora "$tmp/all.gguf" 2>/dev/null |
+     sed -n 's/^PPL = \([0-9.]*\).*/\1/p')
+if [ -n "$p0" ] && [ -n "$p1" ] && [ "$p0" != "$p1" ]; then
+  ok "ppl --lora: $p1 (base $p0)"
+else
+  fail "ppl --lora gave '$p1', the base '$p0'"
+fi
+if "$ANCORA" bench -m "$base" -p 16 -n 8 -r 1 --no-bandwidth --lora "$tmp/all.gguf" >/dev/null 2>"$tmp/bench.err"; then
+  ok "bench --lora runs"
+else
+  fail "bench --lora: $(cat "$tmp/bench.err")"
+fi
+
+# refusals: one "ancora: " line naming the problem, exit 1
+refuse() { # NAME PATTERN ADAPTER
+  local name=$1 pat=$2 lora=$3 rc
+  "$ANCORA" run -m "$base" -p hi -n 2 --lora "$lora" >"$tmp/r.out" 2>"$tmp/r.err"
+  rc=$?
+  if [ $rc -eq 1 ] && [ "$(wc -l <"$tmp/r.err")" -eq 1 ] && grep -q "^ancora: .*$pat" "$tmp/r.err" &&
+     [ ! -s "$tmp/r.out" ]; then
+    ok "refused: $name ($(cat "$tmp/r.err"))"
+  else
+    fail "$name: status $rc, stderr: $(cat "$tmp/r.err")"
+  fi
+}
+for kind in arch type shape rank only-a name layer; do
+  write_lora "$tmp/bad-$kind.gguf" --targets q,k --break "$kind" || continue
+done
+refuse "another architecture" 'architecture "gpt2"' "$tmp/bad-arch.gguf"
+refuse "not an adapter" "not a LoRA adapter" "$tmp/bad-type.gguf"
+refuse "wrong shape" "blk.0.attn_q.weight.lora_a has shape" "$tmp/bad-shape.gguf"
+refuse "mismatched rank" "rank 4, lora_b 5" "$tmp/bad-rank.gguf"
+refuse "half a pair" "only its lora_a" "$tmp/bad-only-a.gguf"
+refuse "a weight the model lacks" "attn_qkv.weight.lora_a is not a LoRA matrix" "$tmp/bad-name.gguf"
+refuse "a layer past the last" "is not a LoRA matrix" "$tmp/bad-layer.gguf"
+head -c 3000 "$tmp/all.gguf" >"$tmp/trunc.gguf"
+refuse "truncated" "trunc.gguf" "$tmp/trunc.gguf"
+refuse "missing" "nowhere.gguf" "$tmp/nowhere.gguf"
+
+# usage errors: exit 2
+"$ANCORA" run -m "$base" -p hi -n 2 --lora "$tmp/all.gguf" --lora-scale 1000 >/dev/null 2>"$tmp/u.err"
+[ $? -eq 2 ] && grep -q "lora-scale" "$tmp/u.err" && ok "--lora-scale 1000: usage error" ||
+  fail "--lora-scale 1000: $(cat "$tmp/u.err")"
+"$ANCORA" chat -m "$base" --no-history --lora "$tmp/all.gguf" </dev/null >/dev/null 2>"$tmp/c.err"
+[ $? -eq 2 ] && grep -q "^ancora: .*--lora" "$tmp/c.err" && ok "chat --lora: refused (not built yet)" ||
+  fail "chat --lora: $(cat "$tmp/c.err")"
+
+echo "$fails failure(s)"
+[ $fails -eq 0 ]
