@@ -33,7 +33,7 @@ static void replay_usage(FILE *out)
           "      --json            one JSON object instead\n"
           "      --ids-out FILE    write the replayed token ids (for ppl --ids)\n"
           "      --db PATH         the history database\n"
-          "  -t, --threads N       CPU threads (default: all cores)\n"
+          "  -t, --threads N       CPU threads (default: physical cores)\n"
           "      --backend B       auto (default), cpu or cuda\n"
           "  -q, --quiet           no progress line\n"
           "  -h, --help            this help\n"
@@ -41,6 +41,7 @@ static void replay_usage(FILE *out)
           "Without cache options the defaults of ppl --mode stream apply (policy sink).\n\n",
           out);
     fputs(cli_context_help, out);
+    fputs(cli_lora_help, out);
 }
 
 /* Does the loaded model's vocabulary match the one the session stored? */
@@ -303,7 +304,7 @@ int cmd_history_replay(int argc, char **argv, const char *db)
     rc = fflush(stdout) == 0 ? EXIT_OK : EXIT_RUNTIME;
 out:
     replay_seq_free(&sq);
-    anc_model_free(m);
+    cli_model_free(&a.o, m);
     hist_msg_list_free(ms, nm);
     hist_session_clear(&s);
     return rc;
