@@ -26,7 +26,7 @@ enum anc_backend_kind { ANC_BACKEND_AUTO, ANC_BACKEND_CPU, ANC_BACKEND_CUDA };
 
 struct anc_model_params {
     bool vocab_only;     /* load only the tokenizer (vocab-only GGUF files) */
-    int n_threads;       /* <= 0: number of cores */
+    int n_threads;       /* <= 0: the physical cores; at most the CPUs available */
     enum anc_backend_kind backend;
 };
 
@@ -66,6 +66,7 @@ struct anc_model_info {
     const char *device;      /* the GPU's name, or "" */
     const char *backend_note;/* why AUTO chose the CPU despite a GPU, or "" */
     double device_bandwidth_gbs; /* the GPU's memory bandwidth limit (0: CPU/unknown) */
+    int n_threads;           /* CPU threads the backend runs (after its cap) */
 };
 void anc_model_get_info(const struct anc_model *m, struct anc_model_info *out);
 

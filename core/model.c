@@ -778,6 +778,7 @@ void anc_model_get_info(const struct anc_model *m, struct anc_model_info *out)
 {
     memset(out, 0, sizeof *out);
     out->path = m->path;
+    out->n_threads = m->be ? m->be->n_threads : 0;
     out->arch = m->hp.arch[0] ? m->hp.arch : "(vocabulary only)";
     out->name = m->name;
     out->n_vocab = m->hp.n_vocab;

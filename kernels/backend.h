@@ -155,7 +155,9 @@ struct anc_backend {
     void *priv;            /* backend-private state (thread pool, streams) */
 };
 
-/* The CPU backend: the reference. n_threads <= 0 means anc_cpu_count(). */
+/* The CPU backend: the reference. n_threads <= 0 means anc_cpu_count();
+ * more than anc_cpu_available() threads are not started (be->n_threads
+ * says how many were). */
 struct anc_backend *anc_backend_cpu_new(int n_threads);
 void anc_backend_free(struct anc_backend *be);
 
@@ -168,6 +170,8 @@ const char *anc_backend_cpu_isa(void);
 /* Physical cores this process may run on (at least 1): the default thread
  * count (kernels/cpu/cpu_topology.c). */
 int anc_cpu_count(void);
+/* CPUs (hardware threads) this process may run on (at least 1). */
+int anc_cpu_available(void);
 
 /* The CUDA backend (kernels/cuda/), when this build has it: device 0 of
  * the CUDA runtime, in a module loaded on first use (cuda_loader.c).

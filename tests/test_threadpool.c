@@ -1,10 +1,12 @@
 /* test_threadpool.c — the CPU thread pool (kernels/cpu/threadpool.c) on its
  * own: every item of a job handled exactly once, for sizes that do not
  * divide into the chunks, jobs smaller than one chunk, more threads than
- * cores; a worker held back inside its first chunk (the job completes, the
- * others take over its share); and thousands of back-to-back jobs with
- * different functions and contexts (a descheduled worker must never run a
- * chunk of a later job with an earlier job's function).
+ * cores, chunks on the unit grid and as equal as whole units allow; a
+ * worker held back inside its first chunk of the pool's first job (the job
+ * completes, the caller takes over the rest of the worker's region); and
+ * thousands of back-to-back jobs with different functions and contexts (a
+ * descheduled worker must never run a chunk of a later job with an earlier
+ * job's function).
  * Built also with ThreadSanitizer by scripts/test-all when it is there.
  * Depends on kernels/cpu/threadpool.h only. */
 #include "threadpool.h"
@@ -18,66 +20,85 @@
 
 struct count_job {
     _Atomic int *hits;   /* [n] times each item was handled */
-    long n;
+    long n, align;
     int n_threads;
     _Atomic int bad_ith; /* calls with ith out of range */
-    _Atomic int bad_range;
+    _Atomic int bad_range; /* empty, outside [0, n), or not on a multiple of align */
+    _Atomic long n_calls, min_units, max_units; /* chunk sizes in units */
 };
 
 static void count_fn(void *ctx, long lo, long hi, int ith)
 {
     struct count_job *j = ctx;
     if (ith < 0 || ith >= j->n_threads) atomic_fetch_add(&j->bad_ith, 1);
-    if (lo < 0 || hi > j->n || lo >= hi) {
+    if (lo < 0 || hi > j->n || lo >= hi || lo % j->align || (hi % j->align && hi != j->n)) {
         atomic_fetch_add(&j->bad_range, 1);
         return;
     }
+    long units = (hi - lo + j->align - 1) / j->align;
+    atomic_fetch_add(&j->n_calls, 1);
+    for (long m = atomic_load(&j->min_units); units < m && !atomic_compare_exchange_weak(&j->min_units, &m, units);) {}
+    for (long m = atomic_load(&j->max_units); units > m && !atomic_compare_exchange_weak(&j->max_units, &m, units);) {}
     for (long i = lo; i < hi; i++) atomic_fetch_add_explicit(&j->hits[i], 1, memory_order_relaxed);
 }
 
-/* every item of [0, n) exactly once, with the given grain */
-static void check_cover(struct threadpool *tp, long n, long grain)
+/* Every item of [0, n) exactly once; chunk bounds on multiples of align;
+ * the expected number of chunks; whole chunks (the last unit aside) within
+ * one unit of each other. */
+static void check_cover(struct threadpool *tp, long n, long align, long min_units, int per_thread)
 {
-    struct count_job j = {.n = n, .n_threads = threadpool_size(tp)};
+    int nth = threadpool_size(tp);
+    struct count_job j = {.n = n, .align = align, .n_threads = nth};
+    atomic_init(&j.min_units, n + 1);
     j.hits = calloc((size_t)(n > 0 ? n : 1), sizeof *j.hits);
-    threadpool_for(tp, n, grain, count_fn, &j);
+    threadpool_for(tp, n, align, min_units, per_thread, count_fn, &j);
     long wrong = 0;
     for (long i = 0; i < n; i++) wrong += atomic_load(&j.hits[i]) != 1;
-    CHECK_MSG(wrong == 0, "threads=%d n=%ld grain=%ld: %ld items not handled exactly once",
-              threadpool_size(tp), n, grain, wrong);
-    CHECK_INT_EQ(atomic_load(&j.bad_ith), 0);
-    CHECK_INT_EQ(atomic_load(&j.bad_range), 0);
+    char what[96];
+    snprintf(what, sizeof what, "threads=%d n=%ld align=%ld min=%ld per=%d", nth, n, align, min_units,
+             per_thread);
+    CHECK_MSG(wrong == 0, "%s: %ld items not handled exactly once", what, wrong);
+    CHECK_MSG(atomic_load(&j.bad_ith) == 0, "%s: a thread index out of range", what);
+    CHECK_MSG(atomic_load(&j.bad_range) == 0, "%s: a chunk off the unit grid", what);
+    if (n <= 0) {
+        free(j.hits);
+        return;
+    }
+    long units = (n + align - 1) / align;
+    long want = (long)(per_thread > 0 ? per_thread : THREADPOOL_CHUNKS_PER_THREAD) * nth;
+    if (want > units / min_units) want = units / min_units;
+    if (want < 1 || nth == 1) want = 1;
+    CHECK_MSG(atomic_load(&j.n_calls) == want, "%s: %ld chunks, want %ld", what,
+              atomic_load(&j.n_calls), want);
+    CHECK_MSG(atomic_load(&j.max_units) - atomic_load(&j.min_units) <= 1 || want == 1,
+              "%s: chunks of %ld to %ld units", what, atomic_load(&j.min_units),
+              atomic_load(&j.max_units));
     free(j.hits);
 }
 
 static void test_cover(void)
 {
     const int threads[] = {1, 2, 3, 8};
-    const long sizes[] = {0, 1, 2, 7, 64, 100, 1000, 4099};
-    const long grains[] = {1, 3, 16, 5000};
+    const long sizes[] = {0, 1, 2, 7, 64, 100, 576, 1000, 4099};
+    const long aligns[] = {1, 3, 16};
+    const long mins[] = {1, 5, 5000};
     for (size_t t = 0; t < sizeof threads / sizeof *threads; t++) {
         struct threadpool *tp = threadpool_new(threads[t]);
         CHECK(tp != NULL);
         if (!tp) continue;
         CHECK_INT_EQ(threadpool_size(tp), threads[t]);
         for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
-            for (size_t g = 0; g < sizeof grains / sizeof *grains; g++)
-                check_cover(tp, sizes[s], grains[g]);
-        /* more chunks than the job word can count: the pool widens the grain */
-        check_cover(tp, 200003, 1);
+            for (size_t a = 0; a < sizeof aligns / sizeof *aligns; a++)
+                for (size_t m = 0; m < sizeof mins / sizeof *mins; m++) {
+                    check_cover(tp, sizes[s], aligns[a], mins[m], 0);
+                    check_cover(tp, sizes[s], aligns[a], mins[m], 16);
+                }
         threadpool_free(tp);
     }
-}
-
-static void test_grain(void)
-{
+    /* SmolLM2's 576-row matrices on 2 threads, in 16-row panels: 8 chunks
+     * of 4 or 5 panels, 18 panels per thread's region */
     struct threadpool *tp = threadpool_new(2);
-    long g = threadpool_grain(tp, 576, 16, 16);
-    CHECK(g % 16 == 0 && g >= 16);
-    CHECK((576 + g - 1) / g >= THREADPOOL_CHUNKS_PER_THREAD); /* several chunks per thread */
-    CHECK_INT_EQ(threadpool_grain(tp, 10, 16, 16), 16);       /* smaller than one chunk */
-    CHECK_INT_EQ(threadpool_grain(tp, 1000, 1, 1), 125);
-    CHECK_INT_EQ(threadpool_grain(tp, 0, 1, 1), 1);
+    check_cover(tp, 576, 16, 1, 0);
     threadpool_free(tp);
 }
 
@@ -116,25 +137,28 @@ static void held_fn(void *ctx, long lo, long hi, int ith)
 static void test_held_worker(void)
 {
     struct threadpool *tp = threadpool_new(2);
-    long n = 4000, grain = 10; /* 400 chunks */
+    long n = 4000; /* 8 chunks of 500, 4 per thread */
+    long chunk = n / (2 * THREADPOOL_CHUNKS_PER_THREAD);
     int held_runs = 0;
-    for (int attempt = 0; attempt < 3 && !held_runs; attempt++) {
+    /* one job, the pool's very first: a worker started after the job was
+     * published must still take part (the caller waits up to 5 s for it) */
+    for (int attempt = 0; attempt < 1; attempt++) {
         struct held_job j = {.n = n};
         j.hits = calloc((size_t)n, sizeof *j.hits);
-        threadpool_for(tp, n, grain, held_fn, &j);
+        threadpool_for(tp, n, 1, 1, 0, held_fn, &j);
         long wrong = 0;
         for (long i = 0; i < n; i++) wrong += atomic_load(&j.hits[i]) != 1;
         CHECK_MSG(wrong == 0, "held worker: %ld items not handled exactly once", wrong);
         if (atomic_load(&j.held)) {
             held_runs++;
             /* the worker slept 300 ms in one chunk; the caller took all the rest */
-            CHECK_MSG(atomic_load(&j.caller_items) == n - grain,
+            CHECK_MSG(atomic_load(&j.caller_items) == n - chunk,
                       "the caller ran %ld of %ld items while the worker was held",
                       atomic_load(&j.caller_items), n);
         }
         free(j.hits);
     }
-    CHECK_MSG(held_runs > 0, "the worker never took a chunk in 3 jobs");
+    CHECK_MSG(held_runs > 0, "the worker never took a chunk of the pool's first job");
     struct threadpool_stats st;
     threadpool_get_stats(tp, &st);
     CHECK(st.chunks_caller <= st.chunks);
@@ -172,7 +196,7 @@ static void test_many_jobs(int n_threads)
     int64_t expect = 0;
     for (int k = 0; k < JOBS; k++) {
         struct tag_job j = {k % 2 ? b : a, N, k + 1};
-        threadpool_for(tp, N, 1 + k % 7, k % 3 ? tag_add : tag_sub, &j);
+        threadpool_for(tp, N, 1 + k % 7, 1, k % 5, k % 3 ? tag_add : tag_sub, &j);
         if (k % 2 == 0) expect += k % 3 ? k + 1 : -2 * (k + 1);
     }
     int64_t expect_b = 0;
@@ -187,7 +211,6 @@ static void test_many_jobs(int n_threads)
 
 int main(void)
 {
-    test_grain();
     test_cover();
     test_held_worker();
     test_many_jobs(2);

@@ -272,6 +272,9 @@ struct anc_model *cli_model_load(struct cli_opts *o, const char *path, char *err
     else if (o->backend == ANC_BACKEND_AUTO && mi.backend && strcmp(mi.backend, "cpu") != 0)
         fprintf(stderr, "ancora: running on the GPU (%s, %s); --backend cpu to use the processor\n",
                 mi.device, mi.backend);
+    if (mi.backend && strcmp(mi.backend, "cpu") == 0 && o->threads > mi.n_threads)
+        fprintf(stderr, "ancora: -t %d: this process may run on %d CPUs; using %d threads\n",
+                o->threads, mi.n_threads, mi.n_threads);
     if (o->lora_path) {
         o->lora = anc_lora_load(m, o->lora_path, err, errlen);
         if (!o->lora) {

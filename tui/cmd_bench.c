@@ -187,7 +187,10 @@ int cmd_bench(int argc, char **argv)
     }
     struct anc_model_info mi;
     anc_model_get_info(m, &mi);
-    int threads = o.threads > 0 ? o.threads : anc_cpu_count_public();
+    /* the threads the CPU backend really runs (it caps -t at the CPUs) */
+    int threads = mi.n_threads > 0 && mi.backend && strcmp(mi.backend, "cpu") == 0 ? mi.n_threads
+                  : o.threads > 0                                                 ? o.threads
+                                                                                  : anc_cpu_count_public();
     /* token ids: a fixed pseudo-random sequence, as llama-bench uses */
     long n_toks = n_pp > depth + n_tg ? n_pp : depth + n_tg;
     int32_t *toks = malloc(sizeof *toks * (size_t)(n_toks + 1));

@@ -1,5 +1,7 @@
-/* cpu_topology.c — how many threads the CPU backend starts by default: the
- * physical cores this process may run on. Two hardware threads of one core
+/* cpu_topology.c — how many threads the CPU backend starts: by default the
+ * physical cores this process may run on, and never more than the CPUs it
+ * may run on (a compute thread past those can only wait for a turn, and
+ * the others wait for it). Two hardware threads of one core
  * share its vector units, so a second thread per core adds contention, not
  * speed, to these compute- and memory-bound kernels (llama.cpp defaults to
  * physical cores for the same reason).
@@ -23,6 +25,17 @@ static long topology_id(int cpu, const char *what)
     if (fscanf(f, "%ld", &v) != 1) v = -1;
     fclose(f);
     return v;
+}
+
+int anc_cpu_available(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
 }
 
 int anc_cpu_count(void)

@@ -1,18 +1,25 @@
 /* threadpool.c — see threadpool.h.
  *
- * The job word. One 64-bit atomic holds the job's generation (high 32
- * bits), its number of chunks (16 bits) and the next chunk to hand out (low
- * 16). A thread claims chunk c of generation g with a compare-and-swap
- * from (g, N, c) to (g, N, c + 1), c < N, so a worker that was descheduled
- * while it read generation g can never take a chunk of a later job with
- * g's function: its swap fails once the generation has moved on. The job's
- * other fields (function, context, sizes) are written only after every
- * chunk of the previous job is done, so a successful claim proves that the
- * fields its thread read before it belong to its job.
+ * Regions. A job's chunks are split into one contiguous region per thread,
+ * and each thread first takes the chunks of its own region in order (so on
+ * an idle machine every thread streams one contiguous stretch of the
+ * weights, which the hardware prefetcher likes, as with a static split);
+ * a thread whose region is empty then takes chunks from the others'
+ * regions, so the running threads absorb the share of one that is not.
+ *
+ * Region words. Each region's 64-bit atomic holds the job's generation
+ * (high 32 bits), the region's end (16 bits) and its next chunk (low 16).
+ * A thread claims chunk c of generation g with a compare-and-swap from
+ * (g, end, c) to (g, end, c + 1), c < end, so a worker that was
+ * descheduled while it read generation g can never take a chunk of a later
+ * job with g's function: its swap fails once the generation has moved on.
+ * The job's other fields (function, context, sizes) are written only after
+ * every chunk of the previous job is done, so a successful claim proves
+ * that the fields its thread read before it belong to its job.
  *
  * Waiting. A decode step issues hundreds of small jobs; a condition
  * variable wake-up costs tens of microseconds, so idle workers first spin
- * on the job word, then sleep. Each worker's spin budget adapts: when it
+ * on the job generation, then sleep. Each worker's spin budget adapts: when it
  * spun and still arrived after every chunk was taken (it was descheduled,
  * or the machine is busy), spinning bought nothing and cost a core other
  * programs (and our own caller) could use, so the budget halves; when it
@@ -44,9 +51,14 @@
 #define POLL_EVERY 64           /* pauses between clock reads */
 
 #define GEN_SHIFT 32
-#define N_SHIFT 16
+#define END_SHIFT 16
 #define CHUNK_MASK 0xffffULL
 #define MAX_CHUNKS ((long)CHUNK_MASK)
+
+/* one thread's region of the current job, on a cache line of its own */
+struct tp_region {
+    _Alignas(64) _Atomic uint64_t word; /* generation << 32 | end << 16 | next */
+};
 
 /* one cache line per thread: counters only its thread writes */
 struct tp_local {
@@ -58,13 +70,14 @@ struct threadpool {
     int n;
     pthread_t *threads;
     struct tp_local *local;           /* [n] */
+    struct tp_region *regions;        /* [n] */
 
-    /* the current job: written by the caller before `word` publishes it */
+    /* the current job: written by the caller before `gen` publishes it */
     _Atomic(threadpool_fn) fn;
     _Atomic(void *) ctx;
-    _Atomic long n_items, grain;
+    _Atomic long n_items, align, n_units, n_chunks;
 
-    _Alignas(64) _Atomic uint64_t word; /* generation << 32 | next chunk */
+    _Alignas(64) _Atomic uint32_t gen; /* the current job's generation */
     _Alignas(64) _Atomic long done;     /* chunks of this job finished */
     _Atomic bool caller_asleep;
     _Alignas(64) _Atomic int sleepers;  /* workers asleep on cv */
@@ -89,41 +102,56 @@ static long now_ns(void)
 }
 
 static uint32_t gen_of(uint64_t w) { return (uint32_t)(w >> GEN_SHIFT); }
-static long chunks_of(uint64_t w) { return (long)((w >> N_SHIFT) & CHUNK_MASK); }
+static long end_of(uint64_t w) { return (long)((w >> END_SHIFT) & CHUNK_MASK); }
 static long next_of(uint64_t w) { return (long)(w & CHUNK_MASK); }
+
+/* Claim the next chunk of region r for generation g: its index, or -1 when
+ * the region is empty or the job is another one. */
+static long claim(struct tp_region *r, uint32_t g)
+{
+    uint64_t w = atomic_load_explicit(&r->word, memory_order_acquire);
+    while (gen_of(w) == g && next_of(w) < end_of(w))
+        if (atomic_compare_exchange_weak_explicit(&r->word, &w, w + 1, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return next_of(w);
+    return -1;
+}
 
 static void count(_Atomic uint64_t *c, uint64_t k)
 {
     atomic_fetch_add_explicit(c, k, memory_order_relaxed);
 }
 
-/* Take and run chunks of generation g until none is left; the number run. */
+/* Take and run chunks of generation g, from the thread's own region and
+ * then the others', until none is left; the number run. */
 static long run_chunks(struct threadpool *tp, uint32_t g, int ith)
 {
     threadpool_fn fn = atomic_load_explicit(&tp->fn, memory_order_relaxed);
     void *ctx = atomic_load_explicit(&tp->ctx, memory_order_relaxed);
     long n = atomic_load_explicit(&tp->n_items, memory_order_relaxed);
-    long grain = atomic_load_explicit(&tp->grain, memory_order_relaxed);
+    long align = atomic_load_explicit(&tp->align, memory_order_relaxed);
+    long n_units = atomic_load_explicit(&tp->n_units, memory_order_relaxed);
+    long n_chunks = atomic_load_explicit(&tp->n_chunks, memory_order_relaxed);
     long ran = 0;
-    uint64_t w = atomic_load_explicit(&tp->word, memory_order_acquire);
-    for (;;) {
-        long n_chunks = chunks_of(w);
-        if (gen_of(w) != g || next_of(w) >= n_chunks) break;
-        if (!atomic_compare_exchange_weak_explicit(&tp->word, &w, w + 1, memory_order_acq_rel,
-                                                   memory_order_acquire))
-            continue; /* w now holds the current word */
-        long c = next_of(w);
-        long lo = c * grain, hi = lo + grain < n ? lo + grain : n;
-        fn(ctx, lo, hi, ith);
-        ran++;
-        /* seq_cst, paired with caller_wait's store of caller_asleep */
-        if (atomic_fetch_add(&tp->done, 1) + 1 == n_chunks &&
-            atomic_load(&tp->caller_asleep)) {
-            pthread_mutex_lock(&tp->done_mu);
-            pthread_cond_signal(&tp->done_cv);
-            pthread_mutex_unlock(&tp->done_mu);
+    for (int k = 0; k < tp->n; k++) {
+        struct tp_region *r = &tp->regions[(ith + k) % tp->n];
+        for (long c; (c = claim(r, g)) >= 0;) {
+            /* chunk c: units [c U / N, (c + 1) U / N) */
+            long lo = c * n_units / n_chunks * align, hi = (c + 1) * n_units / n_chunks * align;
+            if (hi > n) hi = n;
+            fn(ctx, lo, hi, ith);
+            ran++;
         }
-        w = atomic_load_explicit(&tp->word, memory_order_acquire);
+    }
+    /* One count per thread and job, not per chunk (both threads writing
+     * that line for every chunk cost a few per cent of a decode step).
+     * seq_cst, paired with caller_wait's store of caller_asleep; n_chunks
+     * is this job's when ran > 0: a claim succeeded. */
+    if (ran > 0 && atomic_fetch_add(&tp->done, ran) + ran == n_chunks &&
+        atomic_load(&tp->caller_asleep)) {
+        pthread_mutex_lock(&tp->done_mu);
+        pthread_cond_signal(&tp->done_cv);
+        pthread_mutex_unlock(&tp->done_mu);
     }
     return ran;
 }
@@ -135,9 +163,8 @@ static uint32_t wait_job(struct threadpool *tp, uint32_t seen, long budget, bool
     *slept = false;
     long t0 = now_ns();
     for (unsigned i = 1;; i++) {
-        uint64_t w = atomic_load_explicit(&tp->word, memory_order_acquire);
-        if (gen_of(w) != seen || atomic_load_explicit(&tp->stop, memory_order_relaxed))
-            return gen_of(w);
+        uint32_t g = atomic_load_explicit(&tp->gen, memory_order_acquire);
+        if (g != seen || atomic_load_explicit(&tp->stop, memory_order_relaxed)) return g;
         if (i % POLL_EVERY) {
             CPU_RELAX();
             continue;
@@ -149,11 +176,11 @@ static uint32_t wait_job(struct threadpool *tp, uint32_t seen, long budget, bool
     *slept = true;
     atomic_fetch_add(&tp->sleepers, 1);
     pthread_mutex_lock(&tp->mu);
-    while (gen_of(atomic_load(&tp->word)) == seen && !atomic_load(&tp->stop))
+    while (atomic_load(&tp->gen) == seen && !atomic_load(&tp->stop))
         pthread_cond_wait(&tp->cv, &tp->mu);
     pthread_mutex_unlock(&tp->mu);
     atomic_fetch_sub(&tp->sleepers, 1);
-    return gen_of(atomic_load_explicit(&tp->word, memory_order_acquire));
+    return atomic_load_explicit(&tp->gen, memory_order_acquire);
 }
 
 static void *worker_main(void *p)
@@ -163,14 +190,15 @@ static void *worker_main(void *p)
     int ith = wa->ith;
     free(wa);
     struct tp_local *me = &tp->local[ith];
-    uint32_t seen = gen_of(atomic_load(&tp->word));
+    uint32_t seen = 0; /* the pool's first generation, not what gen holds by now:
+                          a job may already be out before this thread runs */
     long budget = SPIN_START_NS;
     for (;;) {
         bool slept;
         uint32_t g = wait_job(tp, seen, budget, &slept);
         if (atomic_load(&tp->stop)) return NULL;
         seen = g;
-        long n_chunks = chunks_of(atomic_load(&tp->word));
+        long n_chunks = atomic_load_explicit(&tp->n_chunks, memory_order_relaxed); /* a hint */
         long ran = run_chunks(tp, g, ith);
         count(&me->chunks, (uint64_t)ran);
         if (slept) count(&me->sleeps, 1);
@@ -189,10 +217,14 @@ struct threadpool *threadpool_new(int n_threads)
     if (!tp) return NULL;
     tp->n = n_threads;
     tp->local = aligned_alloc(64, (size_t)n_threads * sizeof *tp->local);
-    if (!tp->local) {
+    tp->regions = aligned_alloc(64, (size_t)n_threads * sizeof *tp->regions);
+    if (!tp->local || !tp->regions) {
+        free(tp->local);
+        free(tp->regions);
         free(tp);
         return NULL;
     }
+    for (int i = 0; i < n_threads; i++) atomic_init(&tp->regions[i].word, 0);
     for (int i = 0; i < n_threads; i++) {
         atomic_init(&tp->local[i].chunks, 0);
         atomic_init(&tp->local[i].late, 0);
@@ -209,6 +241,7 @@ struct threadpool *threadpool_new(int n_threads)
         tp->threads = calloc((size_t)n_threads - 1, sizeof *tp->threads);
         if (!tp->threads) {
             free(tp->local);
+            free(tp->regions);
             free(tp);
             return NULL;
         }
@@ -239,20 +272,11 @@ void threadpool_free(struct threadpool *tp)
     pthread_cond_destroy(&tp->done_cv);
     free(tp->threads);
     free(tp->local);
+    free(tp->regions);
     free(tp);
 }
 
 int threadpool_size(const struct threadpool *tp) { return tp->n; }
-
-long threadpool_grain(const struct threadpool *tp, long n, long align, long min_items)
-{
-    if (align < 1) align = 1;
-    long want = THREADPOOL_CHUNKS_PER_THREAD * (long)tp->n;
-    long g = (n + want - 1) / want;
-    if (g < min_items) g = min_items;
-    g = (g + align - 1) / align * align;
-    return g > 0 ? g : 1;
-}
 
 /* Sleep until every chunk of the job is done. */
 static void caller_wait(struct threadpool *tp, long n_chunks)
@@ -276,27 +300,42 @@ static void caller_wait(struct threadpool *tp, long n_chunks)
     count(&tp->local[0].wait_ns, (uint64_t)(now_ns() - t0));
 }
 
-void threadpool_for(struct threadpool *tp, long n, long grain, threadpool_fn fn, void *ctx)
+/* How many chunks a job of n_units units gets. */
+static long chunk_count(const struct threadpool *tp, long n_units, long min_units, int per_thread)
+{
+    if (min_units < 1) min_units = 1;
+    if (per_thread < 1) per_thread = THREADPOOL_CHUNKS_PER_THREAD;
+    long want = (long)per_thread * tp->n, most = n_units / min_units;
+    long n = want < most ? want : most;
+    if (n > MAX_CHUNKS) n = MAX_CHUNKS; /* what a region word can count */
+    return n > 1 ? n : 1;
+}
+
+void threadpool_for(struct threadpool *tp, long n, long align, long min_units, int per_thread,
+                    threadpool_fn fn, void *ctx)
 {
     if (n <= 0) return;
-    if (grain < 1) grain = 1;
-    long n_chunks = (n + grain - 1) / grain;
-    if (tp->n == 1 || n_chunks == 1) {
+    if (align < 1) align = 1;
+    long n_units = (n + align - 1) / align;
+    long n_chunks = tp->n == 1 ? 1 : chunk_count(tp, n_units, min_units, per_thread);
+    if (n_chunks == 1) {
         fn(ctx, 0, n, 0);
         return;
-    }
-    if (n_chunks > MAX_CHUNKS) { /* what the job word can count */
-        grain = (n + MAX_CHUNKS - 1) / MAX_CHUNKS;
-        n_chunks = (n + grain - 1) / grain;
     }
     atomic_store_explicit(&tp->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&tp->ctx, ctx, memory_order_relaxed);
     atomic_store_explicit(&tp->n_items, n, memory_order_relaxed);
-    atomic_store_explicit(&tp->grain, grain, memory_order_relaxed);
+    atomic_store_explicit(&tp->align, align, memory_order_relaxed);
+    atomic_store_explicit(&tp->n_units, n_units, memory_order_relaxed);
+    atomic_store_explicit(&tp->n_chunks, n_chunks, memory_order_relaxed);
     atomic_store_explicit(&tp->done, 0, memory_order_relaxed);
-    uint32_t g = gen_of(atomic_load(&tp->word)) + 1;
-    /* publishes the fields above */
-    atomic_store(&tp->word, (uint64_t)g << GEN_SHIFT | (uint64_t)n_chunks << N_SHIFT);
+    uint32_t g = atomic_load_explicit(&tp->gen, memory_order_relaxed) + 1;
+    for (int i = 0; i < tp->n; i++) { /* region i: chunks [i n / nth, (i + 1) n / nth) */
+        uint64_t lo = (uint64_t)(n_chunks * i / tp->n), hi = (uint64_t)(n_chunks * (i + 1) / tp->n);
+        atomic_store_explicit(&tp->regions[i].word, (uint64_t)g << GEN_SHIFT | hi << END_SHIFT | lo,
+                              memory_order_relaxed);
+    }
+    atomic_store(&tp->gen, g); /* publishes everything above (seq_cst: see sleepers) */
     if (atomic_load(&tp->sleepers) > 0) {
         pthread_mutex_lock(&tp->mu);
         pthread_cond_broadcast(&tp->cv);

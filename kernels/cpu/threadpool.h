@@ -1,14 +1,14 @@
 /* threadpool.h — a fixed pool of worker threads for the CPU backend.
  *
- * One job at a time: threadpool_for(tp, n, grain, fn, ctx) cuts the items
- * [0, n) into chunks of `grain` items (the last one shorter) and calls
- * fn(ctx, lo, hi, ith) once per chunk. Threads take chunks from a shared
- * counter, the caller (thread 0) among them, and the call returns when
- * every chunk is done. Nothing is assigned to a thread in advance, so a
- * worker the operating system has descheduled holds up at most the one
- * chunk it is running: the threads that are running take over the rest.
- * `ith` (0 .. size-1) is stable for the whole call and names the thread's
- * private scratch; which chunks a thread gets is not fixed.
+ * One job at a time: threadpool_for cuts the items [0, n) into chunks and
+ * calls fn(ctx, lo, hi, ith) once per chunk. Each thread (the caller is
+ * thread 0) first takes the chunks of its own contiguous region, then
+ * those left in the others' regions, and the call returns when every
+ * chunk is done. So a worker the operating system has descheduled holds up
+ * at most the one chunk it is running: the threads that are running take
+ * over the rest of its region. `ith` (0 .. size-1) is stable for the whole
+ * call and names the thread's private scratch; which chunks a thread gets
+ * is not fixed.
  *
  * Depends on pthreads and C11 atomics only. */
 #ifndef ANC_THREADPOOL_H
@@ -26,16 +26,16 @@ struct threadpool *threadpool_new(int n_threads);
 void threadpool_free(struct threadpool *tp);
 int threadpool_size(const struct threadpool *tp);
 
-/* Run fn over [0, n) in chunks of grain items (grain >= 1). Jobs of one
- * chunk, and every job of a one-thread pool, run on the caller alone. */
-void threadpool_for(struct threadpool *tp, long n, long grain, threadpool_fn fn, void *ctx);
-
-/* A grain for n items: about THREADPOOL_CHUNKS_PER_THREAD chunks per
- * thread (so running threads can absorb an absent one's share, while each
- * chunk stays large enough to amortise taking it), a multiple of align
- * (rows of a block), and at least min_items. */
+/* Run fn over [0, n). The items form units of `align` (rows of a block;
+ * the last unit may be shorter) and the units chunks as equal as whole
+ * units allow: per_thread chunks per thread (0: THREADPOOL_CHUNKS_PER_THREAD,
+ * enough for running threads to absorb an absent one's share while each
+ * chunk amortises taking it), fewer when a chunk would be under min_units
+ * units. Chunk bounds are multiples of align (but hi may be n). Jobs of
+ * one chunk, and every job of a one-thread pool, run on the caller alone. */
 #define THREADPOOL_CHUNKS_PER_THREAD 4
-long threadpool_grain(const struct threadpool *tp, long n, long align, long min_items);
+void threadpool_for(struct threadpool *tp, long n, long align, long min_units, int per_thread,
+                    threadpool_fn fn, void *ctx);
 
 /* What the pool has done since it was made, for tests and tuning. */
 struct threadpool_stats {
