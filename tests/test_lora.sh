@@ -17,12 +17,7 @@ ANCORA=${ANCORA:-./ancora}
 SRC=${ANC_SRCDIR:-.}
 TOL=1e-4
 
-py=
-for cand in "${ANC_REF_PYTHON:-}" "${REF_PYTHON:-}" "$SRC/.venv-ref/bin/python" python3; do
-  [ -n "$cand" ] || continue
-  if "$cand" -c 'import gguf, numpy' >/dev/null 2>&1; then py=$cand; break; fi
-done
-[ -n "$py" ] || { echo "SKIP: no python with numpy and gguf (ANC_REF_PYTHON, REF_PYTHON, $SRC/.venv-ref)"; exit 77; }
+. "$SRC/tests/ref_python.sh"   # sets $py, or skips
 [ -x "$ANCORA" ] || { echo "FAIL: no program at $ANCORA"; exit 1; }
 [ -d "${ANC_MODELS_DIR:-$SRC/../shared/models}" ] || { echo "SKIP: the shared vocabularies are absent"; exit 77; }
 

@@ -85,12 +85,7 @@ GEMMA=$MODELS/gemma-3-270m-q4_k_m.gguf
 SMOL_IDS="1 9690 198 2683 359 253 5356 5646 11173 3365 3511 308 34519 28 7018 411 407 19712 8182 2 198 1 4093 198 26843 17 6244 359 346 47 2 198 1 520 9531 198"
 GEMMA_N_IDS=711
 
-py=
-for cand in "${ANC_REF_PYTHON:-}" "${REF_PYTHON:-}" "$SRC/.venv-ref/bin/python" python3; do
-  [ -n "$cand" ] || continue
-  if "$cand" -c 'import gguf, numpy' >/dev/null 2>&1; then py=$cand; break; fi
-done
-[ -n "$py" ] || { echo "SKIP: no python with numpy and gguf (ANC_REF_PYTHON, REF_PYTHON, $SRC/.venv-ref)"; exit 77; }
+. "$SRC/tests/ref_python.sh"   # sets $py, or skips
 for f in "$SMOL" "$GEMMA"; do
   [ -f "$f" ] || { echo "SKIP: $f is absent (ANC_REAL_MODELS=$MODELS)"; exit 77; }
 done

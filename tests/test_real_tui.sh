@@ -30,14 +30,11 @@ SMOL_NAME="Smollm2 135M 8k Lc100K Mix1 Ep2" # the file's general.name
 GEMMA_NAME="Gemma 3 270m"
 REPLY_WAIT=${ANC_REPLY_WAIT:-90} # seconds a reply may take on a slow machine
 
-command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux is not installed"; exit 77; }
-tmux_major=$(tmux -V | sed -n 's/^tmux \([0-9]*\).*/\1/p')
-[ "${tmux_major:-0}" -ge 3 ] 2>/dev/null || { echo "SKIP: tmux 3 or newer needed ($(tmux -V))"; exit 77; }
+. "$ANC_SRCDIR/tests/tui_lib.sh"   # check_geometry, tui_require
+tui_require
 for f in "$SMOL" "$GEMMA"; do
     [ -f "$f" ] || { echo "SKIP: no real model $f (scripts/fetch-models smollm2 gemma3)"; exit 77; }
 done
-export LC_ALL=C.UTF-8 LANG=C.UTF-8
-locale -a 2>/dev/null | grep -qi '^c\.utf-\?8$' || { echo "SKIP: no C.UTF-8 locale"; exit 77; }
 case $ANCORA in /*) ;; *) ANCORA=$PWD/$ANCORA ;; esac
 [ -x "$ANCORA" ] || { echo "FAIL: no program $ANCORA"; exit 1; }
 
@@ -160,8 +157,6 @@ wait_status() {
     cat "$tmp/status" 2>/dev/null
 }
 
-# check_geometry NAME W: tests/tui_lib.sh
-. "${ANC_SRCDIR:-.}/tests/tui_lib.sh"
 
 # ---- 1. an empty $HOME: the default model --------------------------------------
 

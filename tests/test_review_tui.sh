@@ -14,12 +14,10 @@ ANC_MODELS_DIR=${ANC_MODELS_DIR:-../shared/models}
 ANC_SRCDIR=${ANC_SRCDIR:-.}
 MODEL=$ANC_MODELS_DIR/stories260K.gguf
 
-command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux is not installed"; exit 77; }
-[ "$(tmux -V | sed -n 's/^tmux \([0-9]*\).*/\1/p')" -ge 3 ] 2>/dev/null || { echo "SKIP: tmux 3 needed"; exit 77; }
+. "$ANC_SRCDIR/tests/tui_lib.sh"   # check_geometry, tui_require
+tui_require
 [ -d "$ANC_MODELS_DIR" ] || { echo "SKIP: no models folder $ANC_MODELS_DIR"; exit 77; }
 [ -f "$MODEL" ] || { echo "FAIL: $MODEL is missing"; exit 1; }
-export LC_ALL=C.UTF-8 LANG=C.UTF-8
-locale -a 2>/dev/null | grep -qi '^c\.utf-\?8$' || { echo "SKIP: no C.UTF-8 locale"; exit 77; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ancora-review.XXXXXX") || exit 1
 T() { tmux -u -S "$tmp/sock" -f /dev/null "$@"; }
@@ -44,7 +42,6 @@ wait_for() {
 }
 check() { if wait_for "$2" "${3:-5}"; then pass "$1"; else fail "$1 (no '$2' on screen)"; show; fi; }
 check_not() { sleep 0.3; if cap | grep -qE -- "$2"; then fail "$1 ('$2' still on screen)"; show; else pass "$1"; fi; }
-. "$ANC_SRCDIR/tests/tui_lib.sh"
 
 # start W H: the chat in a fresh tmux server, history in $tmp/h.db
 start() {

@@ -15,16 +15,10 @@ ANC_MODELS_DIR=${ANC_MODELS_DIR:-../shared/models}
 ANC_SRCDIR=${ANC_SRCDIR:-.}
 MODEL=$ANC_MODELS_DIR/stories260K.gguf
 
-command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux is not installed"; exit 77; }
-# resize-window and the other commands used here need tmux 3
-tmux_major=$(tmux -V | sed -n 's/^tmux \([0-9]*\).*/\1/p')
-[ "${tmux_major:-0}" -ge 3 ] 2>/dev/null || { echo "SKIP: tmux 3 or newer needed ($(tmux -V))"; exit 77; }
+. "$ANC_SRCDIR/tests/tui_lib.sh"   # check_geometry, tui_require
+tui_require
 [ -d "$ANC_MODELS_DIR" ] || { echo "SKIP: no models folder $ANC_MODELS_DIR"; exit 77; }
 [ -f "$MODEL" ] || { echo "FAIL: $MODEL is missing"; exit 1; }
-
-# a UTF-8 locale for the program, tmux and wc -L (display widths)
-export LC_ALL=C.UTF-8 LANG=C.UTF-8
-locale -a 2>/dev/null | grep -qi '^c\.utf-\?8$' || { echo "SKIP: no C.UTF-8 locale"; exit 77; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ancora-tui.XXXXXX") || exit 1
 sock=$tmp/tmux.sock
@@ -119,8 +113,6 @@ wait_status() {
     cat "$tmp/status" 2>/dev/null
 }
 
-# check_geometry NAME W: tests/tui_lib.sh
-. "${ANC_SRCDIR:-.}/tests/tui_lib.sh"
 
 # ---- 1. the screen at 120x40 --------------------------------------------------
 

@@ -1,7 +1,20 @@
 # tui_lib.sh — shell helpers shared by the tmux-driven TUI tests
-# (tests/test_tui.sh, tests/test_real_tui.sh); sourced, not run. The caller
-# defines cap (print the pane), pass and fail, and may define show (print
-# the screen when a check fails).
+# (tests/test_tui.sh, tests/test_real_tui.sh, tests/test_review_tui.sh);
+# sourced, not run. For check_geometry the caller defines cap (print the
+# pane), pass and fail, and may define show (print the screen when a check
+# fails).
+
+# tui_require: skip the test (77) without tmux 3 (resize-window and the
+# other commands used) or a C.UTF-8 locale, which the program, tmux and
+# wc -L (display widths) run under; exports that locale.
+tui_require() {
+    command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux is not installed"; exit 77; }
+    local major
+    major=$(tmux -V | sed -n 's/^tmux \([0-9]*\).*/\1/p')
+    [ "${major:-0}" -ge 3 ] 2>/dev/null || { echo "SKIP: tmux 3 or newer needed ($(tmux -V))"; exit 77; }
+    export LC_ALL=C.UTF-8 LANG=C.UTF-8
+    locale -a 2>/dev/null | grep -qi '^c\.utf-\?8$' || { echo "SKIP: no C.UTF-8 locale"; exit 77; }
+}
 
 # Every line at most W display columns; the chat box's right border in the
 # same column on every row of the box (wide characters included).
