@@ -110,7 +110,7 @@ struct anc_model {
     const float *rope_short;     /* LongRoPE divisors within it, or NULL */
 
     struct anc_backend *be;      /* owned */
-    char backend_note[ANC_ERR_LEN + 64]; /* why AUTO chose the CPU, or "" */
+    char backend_note[ANC_ERR_LEN + 128]; /* why AUTO chose the CPU, or "" */
     char device[64];             /* the GPU's name, or "" */
     uint32_t weight_type;        /* most common matrix type */
     uint64_t n_params;

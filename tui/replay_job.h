@@ -27,7 +27,7 @@ struct replay_progress {
     int pass, n_passes;          /* 1-based pass being scored, of n_passes */
     int64_t done, total;         /* tokens of this pass */
     double ppl_now, ppl_made;    /* over every reply, when finished */
-    char msg[256];               /* what it is doing, or why it failed */
+    char msg[ANC_ERR_LEN];       /* what it is doing, or why it failed */
 };
 
 /* Start replaying MS (borrowed: must outlive the job) of a session whose

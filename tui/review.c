@@ -58,7 +58,7 @@ struct review {
     bool restore;                  /* bring item restore_item back on top */
     size_t restore_item;
     char now_desc[160];            /* the settings the replay compared with */
-    char note[400];                /* one-line answer in the bottom row */
+    char note[ANC_ERR_LEN + 32];   /* one-line answer in the bottom row */
 };
 
 struct review *review_new(struct chat *c, struct hist_db *db, int threads, int backend)
@@ -589,7 +589,7 @@ static void draw_bottom(struct review *r, int y, int x, int w, int *cy, int *cx)
         return;
     }
     if (r->job && (replay_job_progress(r->job, &pr), pr.running)) {
-        char buf[320];
+        char buf[ANC_ERR_LEN + 96];
         snprintf(buf, sizeof buf, "replay %d/%d: %s \u00b7 %lld/%lld tokens \u00b7 Esc cancels",
                  pr.pass ? pr.pass : 1, pr.n_passes ? pr.n_passes : 1, pr.msg,
                  (long long)pr.done, (long long)pr.total);
