@@ -285,6 +285,9 @@ struct anc_stats {
     int32_t rope_orig_ctx, rope_dims;
     double yarn_beta_fast, yarn_beta_slow;
     int rope_long;           /* LongRoPE divisors in use: 0 none, 1 short, 2 long */
+    int32_t lora_rank;       /* the adapter's largest rank; 0: no adapter */
+    int32_t lora_matrices;   /* weights it adapts */
+    float lora_scale;
     /* memory, bytes */
     uint64_t bytes_weights, bytes_kv, bytes_scratch, bytes_rss;
     uint64_t bytes_kv_local;  /* the part of bytes_kv the local layers hold */

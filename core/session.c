@@ -1112,6 +1112,9 @@ static void publish_stats(struct anc_session *s)
     st->yarn_beta_fast = g->rope.yarn_beta_fast;
     st->yarn_beta_slow = g->rope.yarn_beta_slow;
     st->rope_long = g->rope.long_rope;
+    st->lora_rank = s->p.lora ? (int32_t)s->p.lora->max_rank : 0;
+    st->lora_matrices = s->p.lora ? s->p.lora->n_pairs : 0;
+    st->lora_scale = s->p.lora ? s->p.lora_scale : 0.0f;
     struct anc_backend_mem bm;
     s->be->ops->mem(s->be, &bm);
     st->bytes_weights = bm.weights ? bm.weights : s->m->weight_bytes;

@@ -10,7 +10,8 @@
 # gives the base model. Bad adapters (another architecture, not an adapter,
 # wrong shape, mismatched rank, half a pair, a weight the model lacks, a
 # layer past the last, truncated, missing) get one "ancora: " line naming
-# the problem and exit status 1; the chat refuses --lora (exit 2).
+# the problem and exit status 1. The chat's REPL takes the adapter too and
+# the history records it with each reply.
 # Needs a python with numpy and gguf, else skips (77).
 set -u
 ANCORA=${ANCORA:-./ancora}
@@ -148,9 +149,21 @@ refuse "missing" "nowhere.gguf" "$tmp/nowhere.gguf"
 "$ANCORA" run -m "$base" -p hi -n 2 --lora "$tmp/all.gguf" --lora-scale 1000 >/dev/null 2>"$tmp/u.err"
 [ $? -eq 2 ] && grep -q "lora-scale" "$tmp/u.err" && ok "--lora-scale 1000: usage error" ||
   fail "--lora-scale 1000: $(cat "$tmp/u.err")"
-"$ANCORA" chat -m "$base" --no-history --lora "$tmp/all.gguf" </dev/null >/dev/null 2>"$tmp/c.err"
-[ $? -eq 2 ] && grep -q "^ancora: .*--lora" "$tmp/c.err" && ok "chat --lora: refused (not built yet)" ||
-  fail "chat --lora: $(cat "$tmp/c.err")"
+
+# the chat (here its REPL) takes the adapter and records it with each reply
+printf 'hello\n' | "$ANCORA" repl -m "$base" --lora "$tmp/all.gguf" --lora-scale 0.5 --db "$tmp/h.db" \
+  --seed 1 -n 4 >"$tmp/c.out" 2>"$tmp/c.err"
+rc=$?
+if [ $rc -eq 0 ] && "$ANCORA" history show 1 --db "$tmp/h.db" 2>&1 | grep -q "adapter all.gguf x0.5"; then
+  ok "repl --lora: replies made and stored with 'adapter all.gguf x0.5'"
+else
+  fail "repl --lora: status $rc, $(cat "$tmp/c.err"); history: $("$ANCORA" history show 1 --db "$tmp/h.db" 2>&1 | tail -2)"
+fi
+printf 'hello\n' | "$ANCORA" repl -m "$base" --lora "$tmp/bad-shape.gguf" --no-history >/dev/null 2>"$tmp/c.err"
+rc=$?
+[ $rc -eq 1 ] && [ "$(wc -l <"$tmp/c.err")" -eq 1 ] && grep -q "^ancora: .*lora_a has shape" "$tmp/c.err" &&
+  ok "repl --lora with an adapter for another model: refused in one line" ||
+  fail "repl --lora bad adapter: status $rc, $(cat "$tmp/c.err")"
 
 echo "$fails failure(s)"
 [ $fails -eq 0 ]

@@ -45,6 +45,8 @@ struct chat {
     struct chat_opts o;
     struct anc_model *m;
     struct anc_model_info mi;
+    struct anc_lora *lora;     /* o.lora_path's adapter, or NULL */
+    char lora_desc[160];       /* what the history records of it */
     struct anc_session *s;
     int tpl;
 
@@ -343,6 +345,7 @@ static void reply_info(const struct chat *c, struct hist_reply_info *ri, double 
     ri->rope_base = st.rope_theta;
     ri->rope_factor = st.rope_factor;
     ri->template_name = anc_template_name(c->tpl);
+    ri->adapter = c->lora ? c->lora_desc : NULL;
     ri->cache_used = st.n_cached;
     ri->cache_capacity = st.capacity;
     ri->sink_share = share;
@@ -559,6 +562,21 @@ static int32_t default_max_reply(int tpl)
     return tpl == ANC_TPL_PLAIN ? CHAT_MAX_REPLY_BASE : CHAT_MAX_REPLY_CHAT;
 }
 
+/* Load the chat's adapter; the session made next applies it. */
+static bool open_adapter(struct chat *c, const char *path, char *err, size_t errlen)
+{
+    c->lora = anc_lora_load(c->m, path, err, errlen);
+    if (!c->lora) return false;
+    c->o.sess.lora = c->lora;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (c->o.sess.lora_scale == 1.0f)
+        snprintf(c->lora_desc, sizeof c->lora_desc, "%s", base);
+    else
+        snprintf(c->lora_desc, sizeof c->lora_desc, "%s x%g", base, c->o.sess.lora_scale);
+    return true;
+}
+
 struct chat *chat_new(const struct chat_opts *o, char *err, size_t errlen)
 {
     struct chat *c = calloc(1, sizeof *c);
@@ -579,7 +597,8 @@ struct chat *chat_new(const struct chat_opts *o, char *err, size_t errlen)
     if (!c->m) goto fail;
     anc_model_get_info(c->m, &c->mi);
     anc_vocab_fingerprint(c->m, c->vocab, sizeof c->vocab);
-    c->s = anc_session_new(c->m, &o->sess, err, errlen);
+    if (o->lora_path && !open_adapter(c, o->lora_path, err, errlen)) goto fail;
+    c->s = anc_session_new(c->m, &c->o.sess, err, errlen);
     if (!c->s) goto fail;
     c->tpl = o->template_id >= 0 ? o->template_id : anc_template_detect(c->m);
     if (c->max_reply < 0) c->max_reply = default_max_reply(c->tpl);
@@ -621,6 +640,7 @@ void chat_free(struct chat *c)
     free(c->title);
     hist_close(c->db);
     anc_session_free(c->s);
+    anc_lora_free(c->lora);
     anc_model_free(c->m);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
@@ -628,6 +648,8 @@ void chat_free(struct chat *c)
 }
 
 /* ---- views ---------------------------------------------------------------- */
+
+const char *chat_lora_path(const struct chat *c) { return c->lora ? c->o.lora_path : NULL; }
 
 uint64_t chat_version(const struct chat *c)
 {

@@ -17,6 +17,8 @@ struct chat; /* opaque */
 
 struct chat_opts {
     const char *model_path;
+    const char *lora_path;      /* a LoRA adapter for the whole chat, or NULL
+                                   (its strength: sess.lora_scale) */
     int threads;
     int backend;           /* enum anc_backend_kind */
     struct anc_session_params sess;
@@ -82,6 +84,8 @@ void chat_view_release(struct chat_view *v);
 /* One line saying where the model runs when that is worth saying (a GPU,
  * or a GPU left for the CPU and why), else "". */
 const char *chat_backend_notice(const struct chat *c, char *buf, size_t cap);
+/* The adapter the chat was started with (--lora), or NULL. */
+const char *chat_lora_path(const struct chat *c);
 
 /* The text of a token (as it would appear after BOS), snprintf-style. */
 size_t chat_token_text(struct chat *c, int32_t id, char *buf, size_t cap);

@@ -56,7 +56,7 @@ bool cli_parse_double(const char *name, const char *s, double lo, double hi, dou
 
 /* Help text for the cache and RoPE options, shared by run and ppl. */
 extern const char cli_context_help[];
-/* --lora and --lora-scale (run, ppl, bench) */
+/* --lora and --lora-scale (run, ppl, bench, chat, history replay) */
 extern const char cli_lora_help[];
 
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

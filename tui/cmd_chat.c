@@ -72,6 +72,7 @@ static void chat_usage(FILE *out, const char *name)
             "\n",
             name);
     fputs(cli_context_help, out);
+    fputs(cli_lora_help, out);
     fputs("\nConfiguration: ~/.config/ancora/config ($XDG_CONFIG_HOME), lines of\n"
           "`key = value` with the long option names, e.g. `model = /models/x.gguf`.\n",
           out);
@@ -105,12 +106,6 @@ static int apply_option(struct chat_cli *cc, int code, const char *arg)
         if (!cli_parse_long("--max-tokens", arg, 0, 1 << 24, &v)) return -1;
         cc->co.max_reply_tokens = (int32_t)v;
         return 1;
-    case OPT_LORA:
-    case OPT_LORA_SCALE:
-        /* the adapter path through the chat (and /lora) is not built yet:
-           refuse rather than chat without it */
-        cli_error("--lora works with run, ppl and bench; the chat cannot apply an adapter yet");
-        return -1;
     default:
         return cli_common_option(code, arg, &cc->o);
     }
@@ -233,6 +228,7 @@ int cmd_chat(int argc, char **argv, bool force_repl)
     cc.co.threads = cc.o.threads;
     cc.co.backend = cc.o.backend;
     cc.co.sess = cc.o.sess;
+    cc.co.lora_path = cc.o.lora_path;
     if (use_repl) {
         cc.co.on_piece = repl_on_piece;
         cc.co.on_piece_ctx = NULL;

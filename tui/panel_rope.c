@@ -27,6 +27,8 @@ struct rope_state {
     int32_t n_local, local_window;
     int long_rope;            /* LongRoPE divisors: 0 none, 1 short, 2 long */
     double local_theta;
+    int32_t lora_rank, lora_matrices; /* the adapter in force (rank 0: none) */
+    float lora_scale;
 };
 
 /* A setting asked for (> 0, or >= 0 for the scaling type) wins over the
@@ -60,6 +62,9 @@ static void rope_update(void *state, const struct panel_input *in)
     s->long_rope = st->rope_long;
     s->local_window = st->local_window;
     s->local_theta = st->local_rope_theta;
+    s->lora_rank = st->lora_rank;
+    s->lora_matrices = st->lora_matrices;
+    s->lora_scale = st->lora_scale;
     s->pending = s->scaling != st->rope_scaling || s->theta != st->rope_theta ||
                  (s->factor != st->rope_factor && st->rope_factor > 0) ||
                  (s->orig_ctx != st->rope_orig_ctx && st->rope_orig_ctx > 0);
@@ -253,6 +258,13 @@ static void rope_draw(const void *state, struct rect r)
         fmt_num(base, sizeof base, s->local_theta);
         snprintf(line, sizeof line, "%d local layers: base %s, window %d, unscaled",
                  (int)s->n_local, base, (int)s->local_window);
+        ui_text(r.y + num_rows, r.x, r.w, ROLE_PANEL_DIM, line);
+        num_rows++;
+    }
+    if (s->lora_rank > 0 && r.h >= 5) { /* an adapter changes what the model does with them */
+        char line[96];
+        snprintf(line, sizeof line, "LoRA adapter: rank %d, \u00d7%g, %d weights", (int)s->lora_rank,
+                 s->lora_scale, (int)s->lora_matrices);
         ui_text(r.y + num_rows, r.x, r.w, ROLE_PANEL_DIM, line);
         num_rows++;
     }

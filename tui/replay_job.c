@@ -21,7 +21,8 @@ struct replay_job {
     uint64_t version;            /* under mu */
     bool cancel;                 /* under mu */
     /* inputs (read by the thread only) */
-    char *model_path, *vocab;
+    char *model_path, *vocab, *lora_path;
+    struct anc_lora *lora;       /* lora_path loaded for the job's model */
     int threads, backend;
     const struct hist_message *ms;
     size_t nm;
@@ -52,7 +53,21 @@ static bool same_settings(const struct anc_session_params *a, const struct anc_s
 {
     return a->cache == b->cache && a->window == b->window && a->n_sink == b->n_sink &&
            a->ctx == b->ctx && a->rope.scaling == b->rope.scaling &&
-           a->rope.theta == b->rope.theta && a->rope.factor == b->rope.factor;
+           a->rope.theta == b->rope.theta && a->rope.factor == b->rope.factor &&
+           a->lora == b->lora && (!a->lora || a->lora_scale == b->lora_scale);
+}
+
+/* The settings a reply was made with, the adapter included: a reply
+ * stored with one is taken to have used the chat's (false without it). */
+static bool made_params(const struct replay_job *j, const struct hist_message *msg,
+                        struct anc_session_params *p)
+{
+    if (!replay_params_of(&msg->info, p)) return false;
+    if (!msg->info.adapter) return true;
+    if (!j->lora) return false;
+    p->lora = j->lora;
+    p->lora_scale = j->now.lora_scale;
+    return true;
 }
 
 static void set_msg(struct replay_job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -107,7 +122,7 @@ static bool run_pass(struct replay_job *j, struct anc_model *m, struct replay_se
         }
         const struct hist_message *msg = message_by_id(j, sp->msg_id);
         struct anc_session_params own;
-        if (!msg || !replay_params_of(&msg->info, &own) || !same_settings(&own, p)) continue;
+        if (!msg || !made_params(j, msg, &own) || !same_settings(&own, p)) continue;
         j->res[r].ppl_made = ppl;
         *sum_out += sp->nll_sum, *total_out += sp->n_scored;
     }
@@ -120,7 +135,7 @@ static int made_groups(const struct replay_job *j, struct anc_session_params *g,
     int n = 0;
     for (size_t i = 0; i < j->nm; i++) {
         struct anc_session_params p;
-        if (j->ms[i].role != HIST_ROLE_ASSISTANT || !replay_params_of(&j->ms[i].info, &p)) continue;
+        if (j->ms[i].role != HIST_ROLE_ASSISTANT || !made_params(j, &j->ms[i], &p)) continue;
         int k = 0;
         while (k < n && !same_settings(&g[k], &p)) k++;
         if (k == n && n < cap) g[n++] = p;
@@ -161,6 +176,11 @@ static bool replay_all(struct replay_job *j, char *err, size_t errlen)
 {
     struct anc_model *m = load_model(j, err, errlen);
     if (!m) return false;
+    j->now.lora = NULL; /* the chat's adapter is its model's: load it for ours */
+    if (j->lora_path && !(j->now.lora = j->lora = anc_lora_load(m, j->lora_path, err, errlen))) {
+        anc_model_free(m);
+        return false;
+    }
     struct replay_seq sq = {0};
     struct anc_session_params g[MAX_GROUPS];
     int ng = made_groups(j, g, MAX_GROUPS);
@@ -190,6 +210,8 @@ static bool replay_all(struct replay_job *j, char *err, size_t errlen)
     j->pr.ppl_made = replay_ppl(sum_made, n_made);
     pthread_mutex_unlock(&j->mu);
     replay_seq_free(&sq);
+    anc_lora_free(j->lora);
+    j->lora = NULL;
     anc_model_free(m);
     return ok;
 }
@@ -211,13 +233,17 @@ static void *job_main(void *arg)
 
 struct replay_job *replay_job_start(const char *model_path, const char *vocab, int threads,
                                     int backend, const struct hist_message *ms, size_t nm,
-                                    const struct anc_session_params *now, char *err,
-                                    size_t errlen)
+                                    const struct anc_session_params *now, const char *lora_path,
+                                    char *err, size_t errlen)
 {
     struct replay_job *j = calloc(1, sizeof *j);
     if (!j || !(j->model_path = strdup(model_path ? model_path : "")) ||
-        !(j->vocab = strdup(vocab ? vocab : ""))) {
-        if (j) free(j->model_path);
+        !(j->vocab = strdup(vocab ? vocab : "")) ||
+        (lora_path && !(j->lora_path = strdup(lora_path)))) {
+        if (j) {
+            free(j->model_path);
+            free(j->vocab);
+        }
         free(j);
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -280,5 +306,6 @@ void replay_job_free(struct replay_job *j)
     free(j->res);
     free(j->model_path);
     free(j->vocab);
+    free(j->lora_path);
     free(j);
 }

@@ -34,10 +34,13 @@ struct replay_progress {
  * model file is MODEL_PATH and vocabulary fingerprint VOCAB (may be "").
  * NOW: the settings to compare with. Returns NULL (out of memory or no
  * thread) with a message. */
+/* lora_path: the chat's adapter (NOW's lora belongs to the chat's model),
+ * loaded again for the job's own model; NULL: none. Replies stored with an
+ * adapter are replayed "as made" with this one, or not at all without. */
 struct replay_job *replay_job_start(const char *model_path, const char *vocab, int threads,
                                     int backend, const struct hist_message *ms, size_t nm,
-                                    const struct anc_session_params *now, char *err,
-                                    size_t errlen);
+                                    const struct anc_session_params *now, const char *lora_path,
+                                    char *err, size_t errlen);
 void replay_job_cancel(struct replay_job *j);
 /* A consistent copy of the progress; returns a counter that changes
  * whenever the progress does. */

@@ -404,7 +404,7 @@ static void start_replay(struct review *r)
     describe_params(&now, r->now_desc, sizeof r->now_desc);
     char err[256];
     r->job = replay_job_start(r->s.model_path, r->s.vocab_hash, r->threads, r->backend, r->ms, r->nm,
-                              &now, err, sizeof err);
+                              &now, chat_lora_path(r->chat), err, sizeof err);
     r->job_version = 0;
     r->job_results_shown = false;
     if (!r->job) snprintf(r->note, sizeof r->note, "replay: %s", err);
