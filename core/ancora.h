@@ -198,6 +198,13 @@ struct anc_lora_info {
     int32_t n_matrices;    /* adapted weights (A/B pairs) */
 };
 void anc_lora_get_info(const struct anc_lora *lo, struct anc_lora_info *out);
+/* Write the adapter's base model with the adapter folded in, at strength
+ * scale: each adapted weight becomes W + scale·(alpha/r)·B·A, stored as
+ * F16; every other key and tensor is copied as it is. A plain model file
+ * any GGUF runtime loads. 0, or -1 with a message (nothing left at
+ * out_path then: the writer renames a finished temporary file). */
+int anc_lora_merge(const struct anc_lora *lo, float scale, const char *out_path, char *err,
+                   size_t errlen);
 
 struct anc_session_params {
     enum anc_cache_policy cache;

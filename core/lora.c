@@ -28,9 +28,10 @@ static bool str_is(const struct gguf_file *f, const char *key, const char *want)
     return gguf_get_str(f, key, &s) && gguf_str_eq(s, want);
 }
 
-/* Which (layer, projection) a tensor name "blk.N.PROJ.weight.lora_x"
- * adapts; false when it is not of that form. */
-static bool parse_name(const char *name, int32_t n_layer, int32_t *layer, int *proj, char *which)
+/* The (layer, projection) of a name "blk.N.PROJ<suffix>" for one of the
+ * suffixes (NULL-terminated); its index in *which. false otherwise. */
+static bool parse_proj(const char *name, int32_t n_layer, const char *const *suffixes,
+                       int32_t *layer, int *proj, int *which)
 {
     int l = -1, used = 0;
     if (sscanf(name, "blk.%d.%n", &l, &used) != 1 || used == 0 || l < 0 || l >= n_layer)
@@ -39,14 +40,26 @@ static bool parse_name(const char *name, int32_t n_layer, int32_t *layer, int *p
     for (int p = 0; p < LORA_N_PROJ; p++) {
         size_t n = strlen(proj_names[p]);
         if (strncmp(rest, proj_names[p], n) != 0) continue;
-        if (strcmp(rest + n, ".weight.lora_a") == 0) *which = 'a';
-        else if (strcmp(rest + n, ".weight.lora_b") == 0) *which = 'b';
-        else continue;
-        *layer = l;
-        *proj = p;
-        return true;
+        for (int k = 0; suffixes[k]; k++)
+            if (strcmp(rest + n, suffixes[k]) == 0) {
+                *layer = l;
+                *proj = p;
+                *which = k;
+                return true;
+            }
     }
     return false;
+}
+
+/* Which (layer, projection) a tensor name "blk.N.PROJ.weight.lora_x"
+ * adapts; false when it is not of that form. */
+static bool parse_name(const char *name, int32_t n_layer, int32_t *layer, int *proj, char *which)
+{
+    static const char *const sfx[] = {".weight.lora_a", ".weight.lora_b", NULL};
+    int k;
+    if (!parse_proj(name, n_layer, sfx, layer, proj, &k)) return false;
+    *which = k == 0 ? 'a' : 'b';
+    return true;
 }
 
 static void weight_of(const struct gguf_tensor *t, struct anc_weight *w)
@@ -219,4 +232,13 @@ void anc_lora_get_info(const struct anc_lora *lo, struct anc_lora_info *out)
     out->alpha = lo->alpha;
     out->max_rank = (int32_t)lo->max_rank;
     out->n_matrices = lo->n_pairs;
+}
+
+const struct lora_pair *lora_pair_for_tensor(const struct anc_lora *lo, const char *name)
+{
+    static const char *const sfx[] = {".weight", NULL};
+    int32_t l;
+    int p, k;
+    if (!parse_proj(name, lo->model->hp.n_layer, sfx, &l, &p, &k)) return NULL;
+    return lora_pair_of(lo, l, (enum model_proj)p);
 }

@@ -26,6 +26,10 @@ struct anc_lora {
     int32_t n_pairs;
 };
 
+/* The pair adapting the base tensor named name ("blk.N.attn_q.weight"),
+ * or NULL. */
+const struct lora_pair *lora_pair_for_tensor(const struct anc_lora *lo, const char *name);
+
 /* The pair adapting projection p of layer l, or NULL (also for lo NULL). */
 const struct lora_pair *lora_pair_of(const struct anc_lora *lo, int32_t layer, enum model_proj p);
 

@@ -119,6 +119,40 @@ else
   fail "bench --lora: $(cat "$tmp/bench.err")"
 fi
 
+# lora merge: a plain model file with the adapter folded in (adapted
+# weights as F16). Read by the reference (an independent reader) it gives
+# the reference's merged-in-float64 tokens; Ancora on it gives the same
+# tokens as --lora, logits within F16 rounding; perplexity within 0.5 %.
+merged=$tmp/merged.gguf
+if "$ANCORA" lora merge -m "$base" --lora "$tmp/all.gguf" --lora-scale 0.5 -o "$merged" 2>"$tmp/m.err"; then
+  "$ANCORA" run -m "$merged" --prompt-ids "$ids" -n $N --temp 0 --kv-type f32 --backend cpu \
+    --ids-out "$tmp/merged.ids" --logits-out "$tmp/merged.logits" >/dev/null 2>&1
+  d=$(logit_diff "$tmp/merged.logits" "$tmp/all-scale0.5.logits")
+  if [ "$(sed -n 2p "$tmp/merged.ids")" = "$(sed -n 2p "$tmp/all-scale0.5.ids")" ] &&
+     "$py" -c "import sys; sys.exit(0 if float('$d') <= 2e-3 else 1)"; then
+    ok "lora merge: the merged file gives --lora's tokens, logits within $d"
+  else
+    fail "lora merge: tokens or logits (off by $d) differ from --lora"
+  fi
+  if "$py" "$SRC/tests/reference/model_ref.py" "$merged" --prompt-ids "$ids" --greedy $N \
+       --out-tokens "$tmp/mref.tok" --out-logits "$tmp/mref.logits" --logit-steps 1 >/dev/null 2>&1 &&
+     [ "$(cat "$tmp/mref.tok")" = "$(cat "$tmp/all-scale0.5.ref.tok")" ]; then
+    ok "lora merge: the reference reads the merged file and gives its own merged tokens"
+  else
+    fail "lora merge: the reference on the merged file disagrees"
+  fi
+  pm=$("$ANCORA" ppl -m "$merged" -f "$text" --ctx 32 2>/dev/null | sed -n 's/^PPL = \([0-9.]*\).*/\1/p')
+  pl=$("$ANCORA" ppl -m "$base" -f "$text" --ctx 32 --lora "$tmp/all.gguf" --lora-scale 0.5 2>/dev/null |
+       sed -n 's/^PPL = \([0-9.]*\).*/\1/p')
+  if [ -n "$pm" ] && [ -n "$pl" ] && "$py" -c "import sys; sys.exit(0 if abs($pm / $pl - 1) <= 0.005 else 1)"; then
+    ok "lora merge: perplexity $pm, with --lora $pl"
+  else
+    fail "lora merge: perplexity '$pm' against --lora '$pl'"
+  fi
+else
+  fail "lora merge failed: $(cat "$tmp/m.err")"
+fi
+
 # refusals: one "ancora: " line naming the problem, exit 1
 refuse() { # NAME PATTERN ADAPTER
   local name=$1 pat=$2 lora=$3 rc
@@ -144,6 +178,13 @@ refuse "a layer past the last" "is not a LoRA matrix" "$tmp/bad-layer.gguf"
 head -c 3000 "$tmp/all.gguf" >"$tmp/trunc.gguf"
 refuse "truncated" "trunc.gguf" "$tmp/trunc.gguf"
 refuse "missing" "nowhere.gguf" "$tmp/nowhere.gguf"
+"$ANCORA" lora merge -m "$base" --lora "$tmp/bad-shape.gguf" -o "$tmp/bad-merged.gguf" 2>"$tmp/m.err"
+rc=$?
+[ $rc -eq 1 ] && [ ! -e "$tmp/bad-merged.gguf" ] && grep -q "^ancora: .*lora_a has shape" "$tmp/m.err" &&
+  ok "lora merge with an adapter for another model: refused, nothing written" ||
+  fail "lora merge bad adapter: status $rc, $(cat "$tmp/m.err")"
+"$ANCORA" lora merge -m "$base" --lora "$tmp/all.gguf" >/dev/null 2>"$tmp/m.err"
+[ $? -eq 2 ] && ok "lora merge without -o: usage error" || fail "lora merge without -o: $(cat "$tmp/m.err")"
 
 # usage errors: exit 2
 "$ANCORA" run -m "$base" -p hi -n 2 --lora "$tmp/all.gguf" --lora-scale 1000 >/dev/null 2>"$tmp/u.err"

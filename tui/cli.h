@@ -94,6 +94,7 @@ int cli_parse_ids(const char *what, const char *list, int32_t n_vocab, int32_t *
 int cmd_run(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_gguf(int argc, char **argv);
+int cmd_lora(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 /* `ancora`, `ancora chat` (TUI when on a terminal) and `ancora repl`. */

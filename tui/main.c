@@ -24,6 +24,7 @@ static const struct subcommand subcommands[] = {
     {"bench", cmd_bench, "measure prefill and decode speed (like llama-bench)"},
     {"gguf", cmd_gguf, "inspect GGUF files, write benchmark models (gguf info, gguf random)"},
     {"history", cmd_history, "list, show, search, export and delete saved conversations"},
+    {"lora", cmd_lora, "fold a LoRA adapter into a model file (lora merge)"},
 };
 
 static void usage(FILE *out)
