@@ -23,6 +23,7 @@
 
 #include "cli.h"
 #include "history.h"
+#include "ids.h"
 #include "userconf.h"
 
 /* How often a streaming reply is committed to the store (DESIGN.md:
@@ -142,17 +143,7 @@ static void msgs_clear(struct chat *c)
 
 static bool fed_push(struct chat *c, const int32_t *t, size_t n)
 {
-    if (c->n_fed + n > c->cap_fed) {
-        size_t cap = c->cap_fed ? c->cap_fed : 1024;
-        while (cap < c->n_fed + n) cap *= 2;
-        int32_t *nf = realloc(c->fed, cap * sizeof *nf);
-        if (!nf) return false;
-        c->fed = nf;
-        c->cap_fed = cap;
-    }
-    memcpy(c->fed + c->n_fed, t, n * sizeof *t);
-    c->n_fed += n;
-    return true;
+    return ids_append(&c->fed, &c->n_fed, &c->cap_fed, t, n);
 }
 
 /* ---- history ------------------------------------------------------------ */

@@ -10,19 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ids.h"
+
 static bool seq_add(struct replay_seq *s, const int32_t *t, size_t n)
 {
-    if (s->n + n > s->cap) {
-        size_t cap = s->cap ? s->cap : 1024;
-        while (cap < s->n + n) cap *= 2;
-        int32_t *p = realloc(s->ids, cap * sizeof *p);
-        if (!p) return false;
-        s->ids = p;
-        s->cap = cap;
-    }
-    memcpy(s->ids + s->n, t, n * sizeof *t);
-    s->n += n;
-    return true;
+    return ids_append(&s->ids, &s->n, &s->cap, t, n);
 }
 
 /* A reply saved without its tokens (before schema 3, or by ancora run):
