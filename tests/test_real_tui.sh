@@ -83,26 +83,48 @@ check() {
     if wait_for "$2" "${3:-5}"; then pass "$1"; else fail "$1 (no '$2' on screen)"; show; fi
 }
 
-# wait_reply N SECONDS: until message #N (the reply) is on screen and the
-# status bar says idle again; its header line is left in $tmp/header.
+# wait_reply N SECONDS: until message #N (the reply) has come and the status
+# bar says idle again. First the turn must start (the bar leaves idle, or the
+# header is already there), so an idle screen from before the Enter does not
+# count. A long reply of short lines pushes its own header off the top of the
+# chat, so the pane is paged up (PgUp) until the header shows. That screen is
+# kept in $tmp/reply_screen (reply_text reads it), the header line in
+# $tmp/header, and the pane goes back to the bottom (End).
 wait_reply() {
-    local n=$1 end=$((SECONDS + $2)) s
+    local n=$1 end=$((SECONDS + $2)) s hdr="▎ .*  #$1( ·|$)" pages
     while :; do
         s=$(cap)
-        if printf '%s\n' "$s" | head -1 | grep -q '● idle' &&
-            printf '%s\n' "$s" | grep -qE "▎ .*  #$n( ·|$)"; then
-            printf '%s\n' "$s" | grep -E "▎ .*  #$n( ·|$)" | head -1 >"$tmp/header"
-            return 0
-        fi
+        printf '%s\n' "$s" | head -1 | grep -q '● idle' || break
+        printf '%s\n' "$s" | grep -qE "$hdr" && break
+        [ $SECONDS -lt $end ] || return 1
+        sleep 0.1
+    done
+    while :; do
+        s=$(cap)
+        printf '%s\n' "$s" | head -1 | grep -q '● idle' && break
         [ $SECONDS -lt $end ] || return 1
         sleep 0.3
     done
+    for pages in 0 1 2 3 4 5 6 7 8 9 10 11 12; do
+        if printf '%s\n' "$s" | grep -qE "$hdr"; then
+            printf '%s\n' "$s" >"$tmp/reply_screen"
+            printf '%s\n' "$s" | grep -E "$hdr" | head -1 >"$tmp/header"
+            echo "$pages" >"$tmp/pages"
+            [ "$pages" -gt 0 ] && key End
+            return 0
+        fi
+        key PPage
+        sleep 0.3
+        s=$(cap)
+    done
+    return 1
 }
 
-# reply_text N: the body of message #N as on screen, joined into one line
-# (the lines after its header that carry the ▎ gutter, box borders removed).
+# reply_text N: the body of message #N as on screen when wait_reply saw it,
+# joined into one line (the lines after its header that carry the ▎ gutter,
+# box borders removed).
 reply_text() {
-    cap | awk -v n="$1" '
+    awk -v n="$1" '
         !on && $0 ~ ("▎ .*  #" n "( ·|$)") { on = 1; next }
         on {
             if ($0 !~ /^│ ▎/) exit
@@ -110,7 +132,7 @@ reply_text() {
             sub(/^│ ▎ ?/, "", s)
             sub(/ *[│┃].*$/, "", s)
             printf "%s ", s
-        }'
+        }' "$tmp/reply_screen"
 }
 
 # english TEXT: at least 4 words, and 80% of the non-blank characters ASCII
@@ -263,7 +285,7 @@ fi
 
 # ---- 2. Gemma 3: local and global layers ------------------------------------------
 
-start 200 50 -m "$GEMMA" --no-history
+start 200 50 -m "$GEMMA" --no-history --seed 7
 check "Gemma: the status bar names it" "^ ● idle  $GEMMA_NAME │"
 check "Gemma (base model): replies stop at 256 tokens by default" "temp 0\.8  max 256 "
 check "Gemma: KV cache panel splits the layers" "15 local · 512 each, 3 global · sink 4096"
@@ -276,11 +298,11 @@ check_geometry "Gemma 200x50" 200
 cmd "The capital of France is"
 s0=$SECONDS
 wait_reply 2 "$REPLY_WAIT" || die "Gemma: no finished reply within $REPLY_WAIT s"
-hdr=$(sed 's/^│ *▎ *//; s/ *│.*//' "$tmp/header")
-pass "Gemma replied in $((SECONDS - s0)) s: $hdr"
-if grep -q "#2 · 256 tok · max tokens reached" "$tmp/header"; then
+hdr=$(sed 's/^│ *▎ *//; s/ *[│┃].*//' "$tmp/header")
+pass "Gemma replied in $((SECONDS - s0)) s (header $(cat "$tmp/pages") page(s) up): $hdr"
+if printf '%s\n' "$hdr" | grep -q "#2 · 256 tok · max tokens reached"; then
     pass "Gemma: the reply stopped at the 256-token default"
-elif grep -qE "#2 · ([0-9]|[0-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-5]) tok *$" "$tmp/header"; then
+elif printf '%s\n' "$hdr" | grep -qE "#2 · ([0-9]|[0-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-5]) tok$"; then
     pass "Gemma: the reply ended at EOS before 256 tokens"
 else
     fail "Gemma: unexpected reply header: $hdr"
@@ -303,7 +325,7 @@ st=$(wait_status)
     fail "--no-history wrote a database" || pass "--no-history: the database untouched"
 
 # 80x24: the panels are folded, the chat works, nothing overflows
-start 80 24 -m "$GEMMA" --no-history -n 48
+start 80 24 -m "$GEMMA" --no-history -n 48 --seed 7
 wait_gone "─ KV cache ─" 5 && pass "80x24: panels folded" || fail "80x24: panels shown"
 check "80x24: the status bar names the model" "^ ● idle  $GEMMA_NAME"
 check_geometry "80x24 before the reply" 80
