@@ -69,6 +69,38 @@ struct anc_attn_args {
 /* Largest number of query heads sharing one key/value head. */
 #define ANC_MAX_GROUP 64
 
+/* Attention while training (kernels/cpu/cpu_train.c): n tokens at
+ * positions 0..n-1 attend to each other causally, with no cache. q, k, v
+ * come straight from the projections (rotated), f32. With group > 0 this is
+ * shifted sparse attention (S²-Attn, LongLoRA; TECHNIQUES.md §4): heads
+ * below n_head/2 see only their own group [gG, (g+1)G); the others see the
+ * groups shifted by G/2 — [0, G/2), [G/2, 3G/2), …, the last one ending at
+ * n — with no wrap-around. The forward keeps each (query, head)'s
+ * log-sum-exp of the scaled scores for the backward, which recomputes the
+ * probabilities from it. */
+struct anc_attn_train_args {
+    float *out;            /* [n][n_head * head_dim]   (forward output) */
+    float *lse;            /* [n][n_head]              (forward output, backward input) */
+    const float *q;        /* [n][n_head * head_dim] */
+    const float *k;        /* [n][n_kv_head * head_dim] */
+    const float *v;        /* [n][n_kv_head * head_dim] */
+    /* backward only: */
+    const float *dout;     /* [n][n_head * head_dim] */
+    float *dq;             /* like q, overwritten */
+    float *dk, *dv;        /* like k and v, overwritten */
+    int32_t n, n_head, n_kv_head, head_dim;
+    int32_t group;         /* 0: full causal; else the S²-Attn group size (even, divides n) */
+    float scale;           /* logit scale, usually 1/sqrt(head_dim) */
+};
+
+/* AdamW (Loshchilov & Hutter 2019) with bias correction, step t >= 1:
+ * m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g²;
+ * p -= lr (m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps) + wd p). */
+struct anc_adamw {
+    float lr, beta1, beta2, eps, weight_decay;
+    int64_t t;
+};
+
 struct anc_backend;
 
 /* Memory a backend holds, bytes (device memory for a GPU backend). */
@@ -147,6 +179,50 @@ struct anc_backend_ops {
     int32_t (*argmax)(struct anc_backend *be, const float *x, int32_t n);
     /* What this backend holds now. */
     void (*mem)(struct anc_backend *be, struct anc_backend_mem *out);
+
+    /* Training: the backward of each forward op, and what the optimiser
+     * needs (core/train.c). All NULL in a backend that cannot train; the
+     * CPU backend has them all. "accumulates" means += into the output. */
+    /* backend memory <- host */
+    void (*upload)(struct anc_backend *be, void *dst, const void *host, size_t bytes);
+    /* dx[t][c] (+)= sum_r W[r][c] dy[t][r]: matmul's gradient to its input,
+     * for any weight type matmul takes. dy: [n_tok][rows], dx: [n_tok][cols];
+     * accumulate: add to dx instead of overwriting it. */
+    void (*matmul_bwd_x)(struct anc_backend *be, float *dx, const struct anc_weight *w,
+                         const float *dy, int32_t n_tok, bool accumulate);
+    /* dw[r][c] += sum_t dy[t][r] x[t][c]: gradient to an f32 weight
+     * [rows][cols] (accumulates). */
+    void (*matmul_bwd_w)(struct anc_backend *be, float *dw, const float *dy, const float *x,
+                         int64_t rows, int64_t cols, int32_t n_tok);
+    /* rmsnorm's backward: dx += d(y)/d(x)^T dy for y = rmsnorm(x)·w, and
+     * dw += sum_t dy[t]·x[t]/rms(x[t]) when dw is not NULL (accumulates). */
+    void (*rmsnorm_bwd)(struct anc_backend *be, float *dx, float *dw, const float *dy,
+                        const float *x, const struct anc_weight *w, int32_t n, int32_t n_tok,
+                        float eps);
+    /* rope's backward: rotate dy in place by -angle (the rotation is
+     * orthogonal, so its transpose is its inverse). */
+    void (*rope_bwd)(struct anc_backend *be, float *dy, int32_t n_tok, int32_t n_heads,
+                     int32_t head_dim, const struct anc_rope_table *tab, const int32_t *pos);
+    /* training attention: forward (out, lse) and backward (dq, dk, dv). */
+    void (*attn_train)(struct anc_backend *be, const struct anc_attn_train_args *a);
+    void (*attn_train_bwd)(struct anc_backend *be, const struct anc_attn_train_args *a);
+    /* swiglu's backward: dgate = dy·up·silu'(gate), dup = dy·silu(gate). */
+    void (*swiglu_bwd)(struct anc_backend *be, float *dgate, float *dup, const float *dy,
+                       const float *gate, const float *up, int64_t n);
+    /* embed's backward: dtable[tokens[t]] += dx[t] (rows of dim; accumulates). */
+    void (*embed_bwd)(struct anc_backend *be, float *dtable, const float *dx,
+                      const int32_t *tokens, int32_t n_tok, int64_t dim);
+    /* Cross-entropy of logits [n_tok][n_vocab] against targets (host ids;
+     * a target < 0 is not scored): returns sum_t -log softmax(logits[t])[target],
+     * in double, and turns logits into their gradient scaled by grad_scale:
+     * (softmax - onehot)·grad_scale (rows of unscored targets become 0). */
+    double (*cross_entropy)(struct anc_backend *be, float *logits, const int32_t *targets,
+                            int32_t n_tok, int32_t n_vocab, float grad_scale);
+    /* sum of squares of x[0..n), in double (gradient norms, clipping) */
+    double (*sum_sq)(struct anc_backend *be, const float *x, int64_t n);
+    /* one AdamW step of p against gradient g with moments m, v (all [n]) */
+    void (*adamw)(struct anc_backend *be, float *p, const float *g, float *m, float *v,
+                  int64_t n, const struct anc_adamw *h);
 };
 
 struct anc_backend {

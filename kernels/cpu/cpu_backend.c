@@ -4,6 +4,7 @@
  * cache lines for the rest). Depends on kernels/ only. */
 #include "backend.h"
 #include "cpu_ops.h"
+#include "cpu_train.h"
 #include "quant.h"
 #include "threadpool.h"
 
@@ -39,6 +40,7 @@ bool anc_backend_cpu_supports(uint32_t type)
 }
 
 static struct cpu_priv *priv_of(struct anc_backend *be) { return be->priv; }
+struct threadpool *cpu_backend_pool(struct anc_backend *be) { return priv_of(be)->pool; }
 
 /* Buffers are zero-filled. Large ones (caches sized for the whole window)
  * come straight from mmap: the kernel's zero pages cost nothing until
@@ -588,6 +590,18 @@ static const struct anc_backend_ops cpu_ops = {
     .copy_rows = cpu_copy_rows,
     .argmax = cpu_argmax,
     .mem = cpu_mem,
+    .upload = cpu_train_upload,
+    .matmul_bwd_x = cpu_train_matmul_bwd_x,
+    .matmul_bwd_w = cpu_train_matmul_bwd_w,
+    .rmsnorm_bwd = cpu_train_rmsnorm_bwd,
+    .rope_bwd = cpu_train_rope_bwd,
+    .attn_train = cpu_train_attn,
+    .attn_train_bwd = cpu_train_attn_bwd,
+    .swiglu_bwd = cpu_train_swiglu_bwd,
+    .embed_bwd = cpu_train_embed_bwd,
+    .cross_entropy = cpu_train_cross_entropy,
+    .sum_sq = cpu_train_sum_sq,
+    .adamw = cpu_train_adamw,
 };
 
 struct anc_backend *anc_backend_cpu_new(int n_threads)
