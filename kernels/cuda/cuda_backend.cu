@@ -785,6 +785,20 @@ static const struct anc_backend_ops cuda_ops = {
     /* .copy_rows = */ cu_copy_rows,
     /* .argmax = */ cu_argmax,
     /* .mem = */ cu_mem,
+    /* training ops (backend.h "Training"): none on the GPU yet; `ancora
+       train` says so and trains on the CPU backend */
+    /* .upload = */ NULL,
+    /* .matmul_bwd_x = */ NULL,
+    /* .matmul_bwd_w = */ NULL,
+    /* .rmsnorm_bwd = */ NULL,
+    /* .rope_bwd = */ NULL,
+    /* .attn_train = */ NULL,
+    /* .attn_train_bwd = */ NULL,
+    /* .swiglu_bwd = */ NULL,
+    /* .embed_bwd = */ NULL,
+    /* .cross_entropy = */ NULL,
+    /* .sum_sq = */ NULL,
+    /* .adamw = */ NULL,
 };
 
 /* ---- creation --------------------------------------------------------------------- */
