@@ -196,6 +196,10 @@ struct anc_lora_info {
     float alpha;           /* adapter.lora.alpha (0: none given) */
     int32_t max_rank;
     int32_t n_matrices;    /* adapted weights (A/B pairs) */
+    int32_t n_plus;        /* LoRA+ tensors: a trained embedding and norms */
+    bool has_rope;         /* the RoPE it was trained for is in the file: */
+    struct anc_rope_settings rope; /* scaling, factor, theta, orig_ctx */
+    int32_t trained_ctx;   /* the window it was trained at (0: unknown) */
 };
 void anc_lora_get_info(const struct anc_lora *lo, struct anc_lora_info *out);
 /* Write the adapter's base model with the adapter folded in, at strength
@@ -205,6 +209,71 @@ void anc_lora_get_info(const struct anc_lora *lo, struct anc_lora_info *out);
  * out_path then: the writer renames a finished temporary file). */
 int anc_lora_merge(const struct anc_lora *lo, float scale, const char *out_path, char *err,
                    size_t errlen);
+
+/* ---- training (core/train.c): LoRA, LoRA+ and full fine-tuning -------- */
+/* What `ancora train` trains, and how (TECHNIQUES.md §4). */
+enum { ANC_TRAIN_Q = 1u << 0, ANC_TRAIN_K = 1u << 1, ANC_TRAIN_V = 1u << 2, ANC_TRAIN_O = 1u << 3,
+       ANC_TRAIN_GATE = 1u << 4, ANC_TRAIN_UP = 1u << 5, ANC_TRAIN_DOWN = 1u << 6 };
+struct anc_train_params {
+    int32_t ctx;             /* tokens per window: positions 0..ctx-1 */
+    struct anc_rope_settings rope; /* the RoPE trained for (stored in the adapter) */
+    int32_t lora_rank;       /* r (LongLoRA: 8) */
+    float lora_alpha;        /* alpha (LongLoRA: 16); the update is (alpha/r)·B·A */
+    uint32_t lora_targets;   /* ANC_TRAIN_* bits (LongLoRA: q, k, v, o) */
+    bool lora_plus;          /* also train the token embedding and every norm */
+    bool full;               /* train every weight instead of an adapter */
+    int32_t s2_group;        /* S²-Attn group size (0: full attention) */
+    bool checkpoint_layers;  /* keep only each layer's input, recompute in the backward */
+    int32_t batch;           /* windows per step */
+    float lr, weight_decay, clip; /* AdamW; clip: gradient norm limit (0: none) */
+    int32_t warmup;          /* steps of linear warm-up */
+    uint64_t seed;           /* A's initial values and the windows drawn */
+};
+void anc_train_params_default(struct anc_train_params *p);
+
+struct anc_trainer;
+/* A trainer for model m (llama-family forward only for now; f32 copies of
+ * what trains; frozen weights stay as the file has them). NULL + message
+ * when the family, the backend or the memory cannot do it (the message
+ * says how much it needs). */
+struct anc_trainer *anc_trainer_new(struct anc_model *m, const struct anc_train_params *p,
+                                    char *err, size_t errlen);
+void anc_trainer_free(struct anc_trainer *t);
+
+struct anc_train_info {
+    int64_t step;            /* optimiser steps taken */
+    uint64_t n_trainable;    /* parameters that train */
+    uint64_t act_bytes;      /* activation memory the backward keeps, bytes */
+    uint64_t grad_bytes;     /* gradient and optimiser-state memory, bytes */
+};
+void anc_trainer_get_info(const struct anc_trainer *t, struct anc_train_info *out);
+
+struct anc_train_step {
+    double loss;             /* mean over the step's predicted tokens */
+    double grad_norm;        /* before clipping */
+    float lr;                /* the rate this step used */
+    int64_t step;            /* steps done, this one included */
+};
+/* One optimiser step: `batch` windows of ctx+1 tokens drawn (seeded) from
+ * tokens[0..n), forward and backward each, the gradient clipped, AdamW.
+ * A non-finite loss or gradient changes nothing and returns -1. */
+int anc_trainer_step(struct anc_trainer *t, const int32_t *tokens, size_t n,
+                     struct anc_train_step *out, char *err, size_t errlen);
+/* Loss and gradients of one window of ctx+1 tokens, nothing updated; then
+ * anc_trainer_save(..., ANC_TRAIN_SAVE_GRADS) writes them (tests). */
+int anc_trainer_gradients(struct anc_trainer *t, const int32_t *window, double *loss, char *err,
+                          size_t errlen);
+enum anc_train_save {
+    ANC_TRAIN_SAVE_ADAPTER,  /* llama.cpp's LoRA GGUF layout, + LoRA+ extras; --full: a model file */
+    ANC_TRAIN_SAVE_CHECKPOINT, /* the adapter, AdamW moments, RNG state, step */
+    ANC_TRAIN_SAVE_GRADS     /* the last gradients, named as the parameters */
+};
+/* Written through a temporary file renamed into place: a crash leaves the
+ * previous file. 0, or -1 with a message. */
+int anc_trainer_save(struct anc_trainer *t, enum anc_train_save what, const char *path, char *err,
+                     size_t errlen);
+/* Continue from a checkpoint written with the same settings (checked). */
+int anc_trainer_resume(struct anc_trainer *t, const char *path, char *err, size_t errlen);
 
 struct anc_session_params {
     enum anc_cache_policy cache;

@@ -6,6 +6,11 @@
  * As stored, A is an r × in matrix and B an out × r one, so both are used
  * in place, from the adapter's mapping, as ordinary backend weights.
  * Adapted weights: the attention and FFN projections (model_proj_weight).
+ * Ancora's own additions, which other readers skip: LoRA+'s trained
+ * embedding and norms as `ancora.plus.NAME` (f32, replacing the base's
+ * NAME while the adapter is on), and the RoPE the adapter was trained for
+ * as `ancora.adapter.{context_length, rope.freq_base, rope.scaling.type,
+ * rope.scaling.factor, rope.scaling.original_context_length}`.
  * Depends on gguf, the model's internals and the backend interface. */
 #include "lora.h"
 
@@ -71,6 +76,59 @@ static void weight_of(const struct gguf_tensor *t, struct anc_weight *w)
     w->dev = NULL;
 }
 
+/* The slot an `ancora.plus.NAME` tensor fills, with the base's tensor
+ * (its shape is checked against it); NULL when NAME is not one LoRA+
+ * trains. */
+static struct anc_weight *plus_slot(struct anc_lora *lo, const char *name, const struct anc_weight **base)
+{
+    const struct anc_model *m = lo->model;
+    int l = -1, used = 0;
+    if (!strcmp(name, "token_embd.weight")) {
+        *base = &m->tok_embd;
+        return &lo->plus.embd;
+    }
+    if (!strcmp(name, "output_norm.weight")) {
+        *base = &m->output_norm;
+        return &lo->plus.output_norm;
+    }
+    if (sscanf(name, "blk.%d.%n", &l, &used) != 1 || used == 0 || l < 0 || l >= m->hp.n_layer) return NULL;
+    if (!strcmp(name + used, "attn_norm.weight")) {
+        *base = &m->layers[l].attn_norm;
+        return &lo->plus.attn_norm[l];
+    }
+    if (!strcmp(name + used, "ffn_norm.weight")) {
+        *base = &m->layers[l].ffn_norm;
+        return &lo->plus.ffn_norm[l];
+    }
+    return NULL;
+}
+
+static bool take_plus(struct anc_lora *lo, const struct gguf_tensor *t, const char *name, char *err,
+                      size_t errlen)
+{
+    const struct anc_weight *base = NULL;
+    struct anc_weight *w = plus_slot(lo, name + strlen("ancora.plus."), &base);
+    if (!w) {
+        anc_set_err(err, errlen, "%s: %s replaces a tensor LoRA+ does not train", lo->path, name);
+        return false;
+    }
+    uint64_t rows = t->n_dims > 1 ? t->ne[1] : 1;
+    if (t->type != ANC_DT_F32 || t->n_dims > 2 || t->ne[0] != (uint64_t)base->cols ||
+        rows != (uint64_t)base->rows) {
+        anc_set_err(err, errlen, "%s: %s must be f32 of the base's shape %lld × %lld (an adapter for another model?)",
+                    lo->path, name, (long long)base->rows, (long long)base->cols);
+        return false;
+    }
+    if (w->data) {
+        anc_set_err(err, errlen, "%s: %s appears twice", lo->path, name);
+        return false;
+    }
+    weight_of(t, w);
+    w->rows = (int64_t)rows;
+    lo->plus.n++;
+    return true;
+}
+
 /* Check one tensor of the adapter and put it in its pair. */
 static bool take_tensor(struct anc_lora *lo, const struct gguf_tensor *t, const char *name,
                         char *err, size_t errlen)
@@ -79,6 +137,7 @@ static bool take_tensor(struct anc_lora *lo, const struct gguf_tensor *t, const 
     int32_t l;
     int p;
     char which;
+    if (!strncmp(name, "ancora.plus.", strlen("ancora.plus."))) return take_plus(lo, t, name, err, errlen);
     if (!parse_name(name, m->hp.n_layer, &l, &p, &which)) {
         anc_set_err(err, errlen, "%s: tensor %s is not a LoRA matrix of a projection this model has",
                     lo->path, name);
@@ -138,10 +197,36 @@ static bool check_pairs(struct anc_lora *lo, char *err, size_t errlen)
         if (pr->b.rows > lo->max_out) lo->max_out = pr->b.rows;
         lo->n_pairs++;
     }
-    if (lo->n_pairs == 0) {
+    if (lo->n_pairs == 0 && lo->plus.n == 0) {
         anc_set_err(err, errlen, "%s: the adapter has no LoRA matrices", lo->path);
         return false;
     }
+    return true;
+}
+
+/* The RoPE the adapter was trained for (written by `ancora train`). */
+static bool read_rope(struct anc_lora *lo, char *err, size_t errlen)
+{
+    const struct gguf_file *f = lo->file;
+    struct gguf_str type;
+    float base = 0, factor = 0;
+    uint32_t orig = 0, ctx = 0;
+    if (!gguf_get_str(f, "ancora.adapter.rope.scaling.type", &type)) return true;
+    char name[32];
+    snprintf(name, sizeof name, "%.*s", (int)(type.len < 31 ? type.len : 31), type.ptr);
+    int scaling = anc_rope_scaling_from_name(name);
+    if (scaling < 0 || !gguf_get_f32(f, "ancora.adapter.rope.freq_base", &base) ||
+        !gguf_get_f32(f, "ancora.adapter.rope.scaling.factor", &factor) ||
+        !gguf_get_u32(f, "ancora.adapter.rope.scaling.original_context_length", &orig) ||
+        !gguf_get_u32(f, "ancora.adapter.context_length", &ctx) || !(base > 0 && base < 1e12f) ||
+        !(factor > 0 && factor < 1e6f) || orig < 1 || orig > (1u << 24) || ctx < 1 || ctx > (1u << 24)) {
+        anc_set_err(err, errlen, "%s: the ancora.adapter RoPE keys are incomplete or out of range", lo->path);
+        return false;
+    }
+    lo->has_rope = true;
+    lo->rope = (struct anc_rope_settings){.theta = base, .scaling = scaling, .factor = factor,
+                                          .orig_ctx = (int32_t)orig};
+    lo->trained_ctx = (int32_t)ctx;
     return true;
 }
 
@@ -170,7 +255,7 @@ static bool read_header(struct anc_lora *lo, char *err, size_t errlen)
         anc_set_err(err, errlen, "%s: adapter.lora.alpha = %g is out of range", lo->path, lo->alpha);
         return false;
     }
-    return true;
+    return read_rope(lo, err, errlen);
 }
 
 struct anc_lora *anc_lora_load(struct anc_model *m, const char *path, char *err, size_t errlen)
@@ -181,7 +266,9 @@ struct anc_lora *anc_lora_load(struct anc_model *m, const char *path, char *err,
     }
     struct anc_lora *lo = calloc(1, sizeof *lo);
     if (!lo || !(lo->path = strdup(path)) ||
-        !(lo->pairs = calloc((size_t)m->hp.n_layer * LORA_N_PROJ, sizeof *lo->pairs))) {
+        !(lo->pairs = calloc((size_t)m->hp.n_layer * LORA_N_PROJ, sizeof *lo->pairs)) ||
+        !(lo->plus.attn_norm = calloc((size_t)m->hp.n_layer, sizeof *lo->plus.attn_norm)) ||
+        !(lo->plus.ffn_norm = calloc((size_t)m->hp.n_layer, sizeof *lo->plus.ffn_norm))) {
         anc_set_err(err, errlen, "out of memory");
         anc_lora_free(lo);
         return NULL;
@@ -203,6 +290,13 @@ struct anc_lora *anc_lora_load(struct anc_model *m, const char *path, char *err,
             !m->be->ops->prepare(m->be, &pr->b, err, errlen))
             goto fail;
     }
+    struct anc_weight *plus[] = {&lo->plus.embd, &lo->plus.output_norm};
+    for (size_t i = 0; i < 2; i++)
+        if (plus[i]->data && !m->be->ops->prepare(m->be, plus[i], err, errlen)) goto fail;
+    for (int32_t l = 0; l < m->hp.n_layer; l++)
+        if ((lo->plus.attn_norm[l].data && !m->be->ops->prepare(m->be, &lo->plus.attn_norm[l], err, errlen)) ||
+            (lo->plus.ffn_norm[l].data && !m->be->ops->prepare(m->be, &lo->plus.ffn_norm[l], err, errlen)))
+            goto fail;
     return lo;
 fail:
     anc_lora_free(lo);
@@ -214,6 +308,8 @@ void anc_lora_free(struct anc_lora *lo)
     if (!lo) return;
     gguf_close(lo->file);
     free(lo->pairs);
+    free(lo->plus.attn_norm);
+    free(lo->plus.ffn_norm);
     free(lo->path);
     free(lo);
 }
@@ -232,6 +328,35 @@ void anc_lora_get_info(const struct anc_lora *lo, struct anc_lora_info *out)
     out->alpha = lo->alpha;
     out->max_rank = (int32_t)lo->max_rank;
     out->n_matrices = lo->n_pairs;
+    out->n_plus = lo->plus.n;
+    out->has_rope = lo->has_rope;
+    out->rope = lo->rope;
+    out->trained_ctx = lo->trained_ctx;
+}
+
+const struct anc_weight *lora_embd(const struct anc_lora *lo, const struct anc_model *m)
+{
+    return lo && lo->plus.embd.data ? &lo->plus.embd : &m->tok_embd;
+}
+
+const struct anc_weight *lora_output(const struct anc_lora *lo, const struct anc_model *m)
+{
+    bool tied = m->output.data == m->tok_embd.data;
+    return tied ? lora_embd(lo, m) : &m->output;
+}
+
+const struct anc_weight *lora_output_norm(const struct anc_lora *lo, const struct anc_model *m)
+{
+    return lo && lo->plus.output_norm.data ? &lo->plus.output_norm : &m->output_norm;
+}
+
+const struct anc_weight *lora_norm(const struct anc_lora *lo, const struct anc_model *m, int32_t layer,
+                                   char which)
+{
+    const struct anc_weight *w = NULL;
+    if (lo) w = which == 'a' ? &lo->plus.attn_norm[layer] : &lo->plus.ffn_norm[layer];
+    if (w && w->data) return w;
+    return which == 'a' ? &m->layers[layer].attn_norm : &m->layers[layer].ffn_norm;
 }
 
 const struct lora_pair *lora_pair_for_tensor(const struct anc_lora *lo, const char *name)

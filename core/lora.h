@@ -16,6 +16,17 @@ struct lora_pair {
     float alpha_scale;     /* alpha / r, or 1 without alpha */
 };
 
+/* What LoRA+ trained besides the pairs (`ancora.plus.NAME` tensors, f32,
+ * the base tensor NAME's shape), replacing the base's while the adapter is
+ * on; data NULL = the base's own. */
+struct lora_plus {
+    struct anc_weight embd;          /* token_embd.weight (also the output head when tied) */
+    struct anc_weight *attn_norm;    /* [n_layer] */
+    struct anc_weight *ffn_norm;     /* [n_layer] */
+    struct anc_weight output_norm;
+    int32_t n;                       /* how many tensors */
+};
+
 struct anc_lora {
     char *path;
     const struct anc_model *model;  /* the base it was checked against */
@@ -24,7 +35,20 @@ struct anc_lora {
     float alpha;
     int64_t max_rank, max_out;      /* for the session's scratch */
     int32_t n_pairs;
+    struct lora_plus plus;
+    bool has_rope;                  /* ancora.adapter.* RoPE keys: what it was trained for */
+    struct anc_rope_settings rope;
+    int32_t trained_ctx;
 };
+
+/* The weight the forward pass uses for the model's embedding / a norm /
+ * the output head, with adapter lo on (NULL: the base's). which: 'a' the
+ * layer's attention norm, 'f' its FFN norm. */
+const struct anc_weight *lora_embd(const struct anc_lora *lo, const struct anc_model *m);
+const struct anc_weight *lora_output(const struct anc_lora *lo, const struct anc_model *m);
+const struct anc_weight *lora_output_norm(const struct anc_lora *lo, const struct anc_model *m);
+const struct anc_weight *lora_norm(const struct anc_lora *lo, const struct anc_model *m, int32_t layer,
+                                   char which);
 
 /* The pair adapting the base tensor named name ("blk.N.attn_q.weight"),
  * or NULL. */

@@ -65,6 +65,14 @@ void rope_table_release(struct rope_table *tab);
 bool rope_table_fill_list(struct rope_table *tab, const struct rope_params *p,
                           const int64_t *positions, int32_t n, int64_t cur_len);
 
+/* The RoPE parameters of model m's global layers under settings r (zero
+ * fields: the file's values); reach: the largest position used (LongRoPE
+ * picks its divisors by it). In session.c; train.c uses it too. */
+struct anc_model;
+struct anc_rope_settings;
+void session_rope_resolve(const struct anc_model *m, const struct anc_rope_settings *r, int32_t reach,
+                          struct rope_params *out);
+
 const char *rope_scaling_name(enum rope_scaling s);
 int rope_scaling_from_name(const char *name); /* -1 if unknown */
 

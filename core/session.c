@@ -279,8 +279,8 @@ static bool params_resolve(const struct anc_model *m, struct anc_session_params 
  * context under the full policy): LongRoPE files take their long divisors
  * beyond the original context, as llama.cpp chooses them by its context
  * size. */
-static void rope_resolve(const struct anc_model *m, const struct anc_rope_settings *r,
-                         int32_t reach, struct rope_params *out)
+void session_rope_resolve(const struct anc_model *m, const struct anc_rope_settings *r,
+                          int32_t reach, struct rope_params *out)
 {
     const struct model_hparams *hp = &m->hp;
     rope_params_default(out, hp->rope_dims, r->theta > 0 ? r->theta : hp->rope_theta,
@@ -399,7 +399,7 @@ static bool groups_new(struct anc_session *s)
         g->kv = kv_cache_new(s->be, g->n_layer, hp->kv_dim, s->p.kv_type, group_rows(s, g));
         if (!g->kv || !key_scratch_ensure(s, g, group_rows(s, g))) return false;
         if (g->local) rope_resolve_local(m, &g->rope);
-        else rope_resolve(m, &s->p.rope, span_of(&s->p), &g->rope);
+        else session_rope_resolve(m, &s->p.rope, span_of(&s->p), &g->rope);
         g->rope_dirty = true;
     }
     s->kv = s->groups[GROUP_GLOBAL].kv;
@@ -662,14 +662,16 @@ static bool forward(struct anc_session *s, const int32_t *tokens, int32_t n, flo
         if (!group_plan_rotation(s, &s->groups[gi], n)) return false;
 
     /* 1. token embeddings (scaled by sqrt(dim) in Gemma) */
-    op->embed(be, s->x, &m->tok_embd, tokens, n);
+    /* the weights LoRA+ may have trained (the base's without an adapter) */
+    const struct anc_lora *lo = s->p.lora_scale != 0.0f ? s->p.lora : NULL;
+    op->embed(be, s->x, lora_embd(lo, m), tokens, n);
     if (hp->embed_scale != 1.0f) op->scale(be, s->x, hp->embed_scale, (int64_t)n * dim);
 
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const struct model_layer *L = &m->layers[l];
         /* 2. attention block: pre-norm, attention, output projection,
            the family's post-norm, residual */
-        op->rmsnorm(be, s->xb, s->x, &L->attn_norm, dim, n, hp->norm_eps);
+        op->rmsnorm(be, s->xb, s->x, lora_norm(lo, m, l, 'a'), dim, n, hp->norm_eps);
         layer_attention(s, l, n);
         proj(s, s->xb, l, PROJ_O, s->att, n);
         if (L->bo.data) op->add_rows(be, s->xb, &L->bo, dim, n);
@@ -677,7 +679,7 @@ static bool forward(struct anc_session *s, const int32_t *tokens, int32_t n, flo
             op->rmsnorm(be, s->xb, s->xb, &L->post_attn_norm, dim, n, hp->norm_eps);
         op->add(be, s->x, s->xb, (int64_t)n * dim);
         /* 3. feed-forward block, the same way */
-        op->rmsnorm(be, s->xb, s->x, &L->ffn_norm, dim, n, hp->norm_eps);
+        op->rmsnorm(be, s->xb, s->x, lora_norm(lo, m, l, 'f'), dim, n, hp->norm_eps);
         layer_ffn(s, l, n);
         if (L->post_ffn_norm.data)
             op->rmsnorm(be, s->xb, s->xb, &L->post_ffn_norm, dim, n, hp->norm_eps);
@@ -689,8 +691,8 @@ static bool forward(struct anc_session *s, const int32_t *tokens, int32_t n, flo
        the last token's logits are fetched when they are asked for */
     size_t vocab_bytes = (size_t)hp->n_vocab * sizeof(float);
     if (logits_all) {
-        op->rmsnorm(be, s->xb, s->x, &m->output_norm, dim, n, hp->norm_eps);
-        op->matmul(be, s->logits_dev, &m->output, s->xb, n);
+        op->rmsnorm(be, s->xb, s->x, lora_output_norm(lo, m), dim, n, hp->norm_eps);
+        op->matmul(be, s->logits_dev, lora_output(lo, m), s->xb, n);
         if (hp->final_softcap > 0)
             op->softcap(be, s->logits_dev, hp->final_softcap, (int64_t)n * hp->n_vocab);
         op->download(be, logits_all, s->logits_dev, (size_t)n * vocab_bytes);
@@ -698,8 +700,8 @@ static bool forward(struct anc_session *s, const int32_t *tokens, int32_t n, flo
         s->logits_stale = false;
     } else {
         const float *last = s->x + (size_t)(n - 1) * dim;
-        op->rmsnorm(be, s->xb, last, &m->output_norm, dim, 1, hp->norm_eps);
-        op->matmul(be, s->logits_dev, &m->output, s->xb, 1);
+        op->rmsnorm(be, s->xb, last, lora_output_norm(lo, m), dim, 1, hp->norm_eps);
+        op->matmul(be, s->logits_dev, lora_output(lo, m), s->xb, 1);
         if (hp->final_softcap > 0) op->softcap(be, s->logits_dev, hp->final_softcap, hp->n_vocab);
         s->logits_stale = true;
     }
@@ -864,7 +866,7 @@ static bool apply_next(struct anc_session *s, char *err, size_t errlen)
         }
     }
     struct rope_params rp;
-    rope_resolve(s->m, &np.rope, span_of(&np), &rp);
+    session_rope_resolve(s->m, &np.rope, span_of(&np), &rp);
     if (memcmp(&rp, &g->rope, sizeof rp) != 0) { /* settings, or LongRoPE's choice */
         g->rope = rp;
         g->rope_dirty = true;

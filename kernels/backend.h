@@ -185,6 +185,8 @@ struct anc_backend_ops {
      * CPU backend has them all. "accumulates" means += into the output. */
     /* backend memory <- host */
     void (*upload)(struct anc_backend *be, void *dst, const void *host, size_t bytes);
+    /* bytes of backend memory at p <- 0 */
+    void (*zero)(struct anc_backend *be, void *p, size_t bytes);
     /* dx[t][c] (+)= sum_r W[r][c] dy[t][r]: matmul's gradient to its input,
      * for any weight type matmul takes. dy: [n_tok][rows], dx: [n_tok][cols];
      * accumulate: add to dx instead of overwriting it. */

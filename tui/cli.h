@@ -95,6 +95,7 @@ int cmd_run(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_gguf(int argc, char **argv);
 int cmd_lora(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 /* `ancora`, `ancora chat` (TUI when on a terminal) and `ancora repl`. */

@@ -25,6 +25,7 @@ static const struct subcommand subcommands[] = {
     {"gguf", cmd_gguf, "inspect GGUF files, write benchmark models (gguf info, gguf random)"},
     {"history", cmd_history, "list, show, search, export and delete saved conversations"},
     {"lora", cmd_lora, "fold a LoRA adapter into a model file (lora merge)"},
+    {"train", cmd_train, "fine-tune: a LoRA adapter (LongLoRA) or every weight"},
 };
 
 static void usage(FILE *out)

@@ -591,6 +591,7 @@ static const struct anc_backend_ops cpu_ops = {
     .argmax = cpu_argmax,
     .mem = cpu_mem,
     .upload = cpu_train_upload,
+    .zero = cpu_train_zero,
     .matmul_bwd_x = cpu_train_matmul_bwd_x,
     .matmul_bwd_w = cpu_train_matmul_bwd_w,
     .rmsnorm_bwd = cpu_train_rmsnorm_bwd,

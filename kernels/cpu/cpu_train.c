@@ -514,3 +514,9 @@ void cpu_train_upload(struct anc_backend *be, void *dst, const void *host, size_
     (void)be;
     if (bytes) memcpy(dst, host, bytes);
 }
+
+void cpu_train_zero(struct anc_backend *be, void *p, size_t bytes)
+{
+    (void)be;
+    if (bytes) memset(p, 0, bytes);
+}

@@ -10,6 +10,7 @@ struct threadpool;
 /* The CPU backend's thread pool (cpu_backend.c). */
 struct threadpool *cpu_backend_pool(struct anc_backend *be);
 
+void cpu_train_zero(struct anc_backend *be, void *p, size_t bytes);
 void cpu_train_upload(struct anc_backend *be, void *dst, const void *host, size_t bytes);
 void cpu_train_matmul_bwd_x(struct anc_backend *be, float *dx, const struct anc_weight *w,
                             const float *dy, int32_t n_tok, bool accumulate);

@@ -788,6 +788,7 @@ static const struct anc_backend_ops cuda_ops = {
     /* training ops (backend.h "Training"): none on the GPU yet; `ancora
        train` says so and trains on the CPU backend */
     /* .upload = */ NULL,
+    /* .zero = */ NULL,
     /* .matmul_bwd_x = */ NULL,
     /* .matmul_bwd_w = */ NULL,
     /* .rmsnorm_bwd = */ NULL,
