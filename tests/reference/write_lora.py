@@ -5,7 +5,7 @@ writer that is not Ancora's), and bad variants for the refusal tests.
 
 usage: write_lora.py BASE.gguf OUT.gguf [--rank R] [--alpha A] [--no-alpha]
                      [--targets q,k,v,o,gate,up,down] [--layers all|0,2]
-                     [--std S] [--seed N] [--type f32|f16]
+                     [--std S] [--seed N] [--type f32|f16] [--zero-b]
                      [--break KIND ...]
 
 Layout: general.type = "adapter", adapter.type = "lora",
@@ -15,7 +15,10 @@ attn_output, ffn_gate, ffn_up, ffn_down) the tensors X.weight.lora_a with
 GGUF ne = [in, r] and X.weight.lora_b with ne = [r, out]. Unlike a freshly
 initialised adapter, B is not zero: the test needs the update to show.
 A and B are seeded normals of standard deviation --std (default 0.3 /
-sqrt(fan_in) of each).
+sqrt(fan_in) of each). --zero-b writes B = 0 as a freshly initialised
+adapter has it (LoRA's init, TECHNIQUES.md section 4: the update is then 0
+and, in training, A's gradient is exactly 0 while B's is not); A is drawn
+as without it, so the same seed gives the same A either way.
 
 --break KIND (writes a bad adapter instead):
     arch        general.architecture = "gpt2"
@@ -55,6 +58,7 @@ def main(argv=None):
     ap.add_argument("--std", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--type", choices=("f32", "f16"), default="f32")
+    ap.add_argument("--zero-b", action="store_true", help="B = 0 (fresh initialisation)")
     ap.add_argument("--break", dest="brk", default=None,
                     choices=("arch", "type", "shape", "rank", "only-a", "name", "layer"))
     a = ap.parse_args(argv)
@@ -80,6 +84,8 @@ def main(argv=None):
         r_b = r + 1 if (first and a.brk == "rank") else r
         A = rng.normal(0, a.std / np.sqrt(n_in), (r, in_a)).astype(dtype)
         B = rng.normal(0, a.std / np.sqrt(r), (n_out, r_b)).astype(dtype)
+        if a.zero_b:
+            B = np.zeros_like(B)
         w.add_tensor(name + ".lora_a", A)
         if not (first and a.brk == "only-a"):
             w.add_tensor(name + ".lora_b", B)
