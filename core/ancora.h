@@ -243,7 +243,9 @@ void anc_trainer_free(struct anc_trainer *t);
 struct anc_train_info {
     int64_t step;            /* optimiser steps taken */
     uint64_t n_trainable;    /* parameters that train */
-    uint64_t act_bytes;      /* activation memory the backward keeps, bytes */
+    uint64_t act_bytes;      /* activations the backward keeps (with checkpointing:
+                                each layer's input + one layer's worth), bytes */
+    uint64_t scratch_bytes;  /* one layer's gradients and a chunk of logits, bytes */
     uint64_t grad_bytes;     /* gradient and optimiser-state memory, bytes */
 };
 void anc_trainer_get_info(const struct anc_trainer *t, struct anc_train_info *out);

@@ -91,7 +91,9 @@ struct anc_trainer {
     int32_t *targets;                   /* [T] host */
     int32_t *pos;                       /* [T] 0..T-1 */
     struct rope_table rtab;
-    uint64_t act_bytes, grad_bytes;
+    uint64_t act_bytes;                 /* activations kept for the backward */
+    uint64_t scratch_bytes;             /* one layer's gradients, logits */
+    uint64_t grad_bytes;
     uint64_t rng;                       /* splitmix64 state: windows drawn */
     int64_t step;
     bool failed_alloc;
@@ -333,6 +335,7 @@ static bool scratch_alloc(struct anc_trainer *t)
         acts_alloc(t, &t->work, false, true);
         t->xout = tbuf(t, T * hp->dim, c);
     }
+    c = &t->scratch_bytes;
     t->dx = tbuf(t, T * hp->dim, c);
     t->dh = tbuf(t, T * wide, c);
     t->dq = tbuf(t, T * hp->q_dim, c);
@@ -422,6 +425,7 @@ void anc_trainer_get_info(const struct anc_trainer *t, struct anc_train_info *ou
     out->step = t->step;
     for (int i = 0; i < t->n_params; i++) out->n_trainable += (uint64_t)(t->params[i].rows * t->params[i].cols);
     out->act_bytes = t->act_bytes;
+    out->scratch_bytes = t->scratch_bytes;
     out->grad_bytes = t->grad_bytes;
 }
 

@@ -568,6 +568,24 @@ static void test_attention_helpers(const struct cpu_kernels *k, const char *isa)
                         (long long)i, y[i], want);
         }
     }
+    /* exp(a·x − b) over the range training attention uses, against libm in
+       double: within 3e-7 relative (the polynomial's bound) plus what
+       forming a·x − b in float costs (|arg|·2^-23), every lane */
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        int64_t n = lens[li];
+        float x[128], x0[128], a = 0.35f, b = 1.5f;
+        for (int64_t i = 0; i < n; i++) x[i] = x0[i] = (float)(i % 2 ? -200.0 : 30.0) * fabsf(rnd_value());
+        x[0] = x0[0] = 0.0f;
+        k->exp_affine(x, n, a, b);
+        for (int64_t i = 0; i < n; i++) {
+            double arg = (double)(a * x0[i]) - b;
+            arg = arg < -87 ? -87 : arg > 88 ? 88 : arg; /* the clamps */
+            double want = exp(arg);
+            if (!(fabs(x[i] - want) <= (3e-7 + fabs(arg) * 0x1p-23) * want) && bad++ < 3)
+                fprintf(stderr, "  MISMATCH %s exp_affine n=%lld [%lld] x=%g: %g vs %g\n", isa, (long long)n,
+                        (long long)i, x0[i], x[i], want);
+        }
+    }
     printf("%-14s %-22s %d mismatches%s\n", isa, "attention helpers", bad, bad ? "  FAIL" : "");
     if (bad) test_failures++;
     free(h);

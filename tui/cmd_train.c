@@ -436,11 +436,12 @@ int cmd_train(int argc, char **argv)
         struct anc_train_info info;
         anc_trainer_get_info(tr, &info);
         fprintf(stderr,
-                "ancora: training %s%s on %zu tokens: %llu parameters, windows of %d, activations %.1f MiB (%s), gradients+AdamW %.1f MiB%s\n",
+                "ancora: training %s%s on %zu tokens: %llu parameters, windows of %d%s\n"
+                "ancora: memory: activations kept %.1f MiB (%s), backward scratch %.1f MiB, parameters' gradients + AdamW %.1f MiB\n",
                 tc.tp.full ? "every weight" : "a LoRA adapter", tc.tp.lora_plus ? " + embedding and norms" : "",
-                n, (unsigned long long)info.n_trainable, tc.tp.ctx, info.act_bytes / 1048576.0,
-                tc.tp.checkpoint_layers ? "checkpointing per layer" : "all kept", info.grad_bytes / 1048576.0,
-                tc.tp.s2_group ? ", S2-Attn" : "");
+                n, (unsigned long long)info.n_trainable, tc.tp.ctx, tc.tp.s2_group ? ", S2-Attn" : "",
+                info.act_bytes / 1048576.0, tc.tp.checkpoint_layers ? "checkpointing per layer" : "all layers",
+                info.scratch_bytes / 1048576.0, info.grad_bytes / 1048576.0);
         if (tc.resume) fprintf(stderr, "ancora: resuming from %s at step %lld\n", ckpt, (long long)info.step);
         struct sigaction sa = {.sa_handler = on_sigint};
         sigaction(SIGINT, &sa, NULL);

@@ -335,6 +335,11 @@ static void ref_axpy(float *y, float a, const float *x, int64_t n)
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+static void ref_exp_affine(float *x, int64_t n, float a, float b)
+{
+    for (int64_t i = 0; i < n; i++) x[i] = cpu_exp_fast(a * x[i] - b);
+}
+
 static void ref_f16_to_f32(float *dst, const uint16_t *src, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) dst[i] = f16_lut(src[i]);
@@ -358,6 +363,7 @@ void cpu_kernels_generic(struct cpu_kernels *k)
     k->quant_x[ANC_DT_Q8_1] = ref_quant_Q8_1;
     k->quant_x[ANC_DT_Q8_K] = ref_quant_Q8_K;
     k->axpy = ref_axpy;
+    k->exp_affine = ref_exp_affine;
     k->f16_to_f32 = ref_f16_to_f32;
 }
 

@@ -50,9 +50,29 @@ struct cpu_kernels {
     cpu_mm_q8_fn mm_q8[ANC_DT_COUNT_];     /* quantised weights */
     /* attention's inner loops: y[i] += a * x[i]; dst[i] = src[i] (half) */
     void (*axpy)(float *y, float a, const float *x, int64_t n);
+    /* training attention's: x[i] = exp(a·x[i] − b), by cpu_exp_fast's method */
+    void (*exp_affine)(float *x, int64_t n, float a, float b);
     void (*f16_to_f32)(float *dst, const uint16_t *src, int64_t n);
 };
 const struct cpu_kernels *cpu_kernels_get(void);
+
+/* e^x for x <= 88, clamped below at -87 (so never 0 or subnormal; used
+ * where arguments are scores minus their row's maximum or log-sum-exp).
+ * Range reduction x = n·ln2 + r, |r| <= ln2/2 (n by the 1.5·2^23 rounding
+ * trick, ln2 split in two for an exact n·ln2_hi), then the degree-6 Taylor
+ * polynomial of e^r: relative error below 3e-7 (tests/test_simd.c). */
+static inline float cpu_exp_fast(float x)
+{
+    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    float n = (x * 1.442695041f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693145751953125f - n * 1.428606820309417e-6f;
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
+    union {
+        int32_t i;
+        float f;
+    } b = {.i = ((int32_t)n + 127) << 23};
+    return p * b.f;
+}
 /* The portable table (quant.c's reference; no mm kernels), whatever the
  * processor: the baseline the SIMD tables are tested against. */
 void cpu_kernels_generic(struct cpu_kernels *k);

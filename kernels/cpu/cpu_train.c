@@ -214,95 +214,159 @@ static int32_t group_hi(const struct anc_attn_train_args *a, int32_t h, int32_t 
     return end < a->n ? end : a->n;
 }
 
-static inline float dotf(const float *a, const float *b, int32_t n)
+/* Heads laid out for the inner loops: x [n][heads][hd] -> xt [heads][hd][n],
+ * so a loop over tokens reads contiguous memory. */
+static void transpose_heads(float *xt, const float *x, int32_t n, int32_t heads, int32_t hd)
 {
-    float s = 0.0f;
-    for (int32_t d = 0; d < n; d++) s += a[d] * b[d];
-    return s;
+    for (int32_t t = 0; t < n; t++)
+        for (int32_t h = 0; h < heads; h++)
+            for (int32_t d = 0; d < hd; d++)
+                xt[((size_t)h * hd + d) * n + t] = x[((size_t)t * heads + h) * hd + d];
+}
+
+/* lse/dsum [n][heads] -> [heads][n] */
+static void transpose_rows(float *xt, const float *x, int32_t n, int32_t heads)
+{
+    for (int32_t t = 0; t < n; t++)
+        for (int32_t h = 0; h < heads; h++) xt[(size_t)h * n + t] = x[(size_t)t * heads + h];
 }
 
 struct attn_tr_job {
     const struct anc_attn_train_args *a;
-    float *dsum;          /* [n][n_head]: dout·out, for the backward */
+    float *kt, *vt;        /* [n_kv_head][hd][n] */
+    float *qt, *ot;        /* backward: q and dout as [n_head][hd][n] */
+    float *lset, *dsumt;   /* backward: [n_head][n] */
+    float *dsum;           /* [n][n_head]: dout·out */
+    float *work;           /* [threads][3 n] per-thread rows */
     const struct cpu_kernels *k;
 };
 
 #define ATTN_TR_BLOCK 16  /* queries (or keys) per work item */
 
+/* s[j] = sum_d x[d]·yt[d][lo + j], j < len (yt rows of stride n), with
+ * the SIMD axpy */
+static void scores_row(const struct cpu_kernels *k, float *s, const float *x, const float *yt, int32_t n,
+                       int32_t hd, int32_t lo, int32_t len)
+{
+    memset(s, 0, (size_t)len * sizeof(float));
+    for (int32_t d = 0; d < hd; d++) k->axpy(s, x[d], yt + (size_t)d * n + lo, len);
+}
+
+/* out[d] = sum_j w[j]·yt[d][lo + j], with the SIMD f32 dot product */
+static void weighted_rows(const struct cpu_kernels *k, float *out, const float *w, const float *yt, int32_t n,
+                          int32_t hd, int32_t lo, int32_t len)
+{
+    for (int32_t d = 0; d < hd; d++) out[d] = k->dot_f[ANC_DT_F32](yt + (size_t)d * n + lo, w, len);
+}
+
 /* items: (head, block of queries) */
 static void attn_fwd_worker(void *ctx, long lo, long hi, int ith)
 {
-    (void)ith;
     struct attn_tr_job *j = ctx;
     const struct anc_attn_train_args *a = j->a;
-    int32_t hd = a->head_dim, q_dim = a->n_head * hd, kv_dim = a->n_kv_head * hd;
+    int32_t n = a->n, hd = a->head_dim, q_dim = a->n_head * hd;
     int32_t grp = a->n_head / a->n_kv_head;
-    long blocks = (a->n + ATTN_TR_BLOCK - 1) / ATTN_TR_BLOCK;
+    float *s = j->work + (size_t)ith * 3 * n;
+    long blocks = (n + ATTN_TR_BLOCK - 1) / ATTN_TR_BLOCK;
     for (long it = lo; it < hi; it++) {
         int32_t h = (int32_t)(it / blocks), kvh = h / grp;
+        const float *kt = j->kt + (size_t)kvh * hd * n, *vt = j->vt + (size_t)kvh * hd * n;
         int32_t i0 = (int32_t)(it % blocks) * ATTN_TR_BLOCK;
-        int32_t i1 = i0 + ATTN_TR_BLOCK < a->n ? i0 + ATTN_TR_BLOCK : a->n;
+        int32_t i1 = i0 + ATTN_TR_BLOCK < n ? i0 + ATTN_TR_BLOCK : n;
         for (int32_t i = i0; i < i1; i++) {
-            const float *q = a->q + (size_t)i * q_dim + (size_t)h * hd;
-            float *o = a->out + (size_t)i * q_dim + (size_t)h * hd;
-            float m = -INFINITY, l = 0.0f;
-            memset(o, 0, (size_t)hd * sizeof(float));
-            for (int32_t p = group_lo(a, h, i); p <= i; p++) {
-                const float *kp = a->k + (size_t)p * kv_dim + (size_t)kvh * hd;
-                const float *vp = a->v + (size_t)p * kv_dim + (size_t)kvh * hd;
-                float s = a->scale * dotf(q, kp, hd);
-                if (s > m) { /* rescale what is summed so far */
-                    float c = expf(m - s);
-                    for (int32_t d = 0; d < hd; d++) o[d] *= c;
-                    l *= c;
-                    m = s;
-                }
-                float e = expf(s - m);
-                l += e;
-                j->k->axpy(o, e, vp, hd);
-            }
-            for (int32_t d = 0; d < hd; d++) o[d] /= l;
-            a->lse[(size_t)i * a->n_head + h] = m + logf(l);
+            size_t qo = (size_t)i * q_dim + (size_t)h * hd;
+            int32_t p0 = group_lo(a, h, i), len = i + 1 - p0;
+            scores_row(j->k, s, a->q + qo, kt, n, hd, p0, len);
+            float m = -INFINITY; /* the largest raw score (scale > 0) */
+            for (int32_t k = 0; k < len; k++) m = s[k] > m ? s[k] : m;
+            m *= a->scale;
+            j->k->exp_affine(s, len, a->scale, m);
+            float sum = 0.0f;
+            for (int32_t k = 0; k < len; k++) sum += s[k];
+            float *o = a->out + qo;
+            weighted_rows(j->k, o, s, vt, n, hd, p0, len);
+            for (int32_t d = 0; d < hd; d++) o[d] /= sum;
+            a->lse[(size_t)i * a->n_head + h] = m + logf(sum);
         }
     }
 }
 
+/* Per-call layouts and per-thread rows; false when out of memory. */
+static bool attn_job_init(struct attn_tr_job *j, struct anc_backend *be, const struct anc_attn_train_args *a,
+                          bool backward)
+{
+    int32_t n = a->n, hd = a->head_dim;
+    size_t nk = (size_t)n * a->n_kv_head * hd, nq = (size_t)n * a->n_head * hd, nl = (size_t)n * a->n_head;
+    int nth = threadpool_size(cpu_backend_pool(be));
+    j->kt = malloc(nk * sizeof(float));
+    j->vt = malloc(nk * sizeof(float));
+    j->work = malloc((size_t)nth * 3 * n * sizeof(float));
+    if (backward) {
+        j->qt = malloc(nq * sizeof(float));
+        j->ot = malloc(nq * sizeof(float));
+        j->lset = malloc(nl * sizeof(float));
+        j->dsumt = malloc(nl * sizeof(float));
+        j->dsum = malloc(nl * sizeof(float));
+    }
+    if (!j->kt || !j->vt || !j->work || (backward && (!j->qt || !j->ot || !j->lset || !j->dsumt || !j->dsum)))
+        return false;
+    transpose_heads(j->kt, a->k, n, a->n_kv_head, hd);
+    transpose_heads(j->vt, a->v, n, a->n_kv_head, hd);
+    if (backward) {
+        transpose_heads(j->qt, a->q, n, a->n_head, hd);
+        transpose_heads(j->ot, a->dout, n, a->n_head, hd);
+        transpose_rows(j->lset, a->lse, n, a->n_head);
+    }
+    return true;
+}
+
+static void attn_job_free(struct attn_tr_job *j)
+{
+    free(j->kt), free(j->vt), free(j->work), free(j->qt), free(j->ot), free(j->lset), free(j->dsumt);
+    free(j->dsum);
+}
+
 void cpu_train_attn(struct anc_backend *be, const struct anc_attn_train_args *a)
 {
-    struct attn_tr_job j = {a, NULL, cpu_kernels_get()};
+    struct attn_tr_job j = {.a = a, .k = cpu_kernels_get()};
+    if (!attn_job_init(&j, be, a, false)) {
+        poison(a->out, (int64_t)a->n * a->n_head * a->head_dim);
+        attn_job_free(&j);
+        return;
+    }
     long blocks = (a->n + ATTN_TR_BLOCK - 1) / ATTN_TR_BLOCK;
     threadpool_for(cpu_backend_pool(be), blocks * a->n_head, 1, 1, 16, attn_fwd_worker, &j);
+    attn_job_free(&j);
 }
 
 /* Backward, pass 1 — items (head, block of queries): D = dout·out and
  * dq_i = scale·Σ_p dS_ip k_p, dS_ip = P_ip (dout_i·v_p − D_i). */
 static void attn_dq_worker(void *ctx, long lo, long hi, int ith)
 {
-    (void)ith;
     struct attn_tr_job *j = ctx;
     const struct anc_attn_train_args *a = j->a;
-    int32_t hd = a->head_dim, q_dim = a->n_head * hd, kv_dim = a->n_kv_head * hd;
+    int32_t n = a->n, hd = a->head_dim, q_dim = a->n_head * hd;
     int32_t grp = a->n_head / a->n_kv_head;
-    long blocks = (a->n + ATTN_TR_BLOCK - 1) / ATTN_TR_BLOCK;
+    float *P = j->work + (size_t)ith * 3 * n, *dP = P + n;
+    long blocks = (n + ATTN_TR_BLOCK - 1) / ATTN_TR_BLOCK;
     for (long it = lo; it < hi; it++) {
         int32_t h = (int32_t)(it / blocks), kvh = h / grp;
+        const float *kt = j->kt + (size_t)kvh * hd * n, *vt = j->vt + (size_t)kvh * hd * n;
         int32_t i0 = (int32_t)(it % blocks) * ATTN_TR_BLOCK;
-        int32_t i1 = i0 + ATTN_TR_BLOCK < a->n ? i0 + ATTN_TR_BLOCK : a->n;
+        int32_t i1 = i0 + ATTN_TR_BLOCK < n ? i0 + ATTN_TR_BLOCK : n;
         for (int32_t i = i0; i < i1; i++) {
             size_t qo = (size_t)i * q_dim + (size_t)h * hd;
-            const float *q = a->q + qo, *go = a->dout + qo;
-            float *dq = a->dq + qo;
-            float D = dotf(go, a->out + qo, hd);
+            const float *go = a->dout + qo, *out = a->out + qo;
+            float D = 0.0f;
+            for (int32_t d = 0; d < hd; d++) D += go[d] * out[d];
             float lse = a->lse[(size_t)i * a->n_head + h];
             j->dsum[(size_t)i * a->n_head + h] = D;
-            memset(dq, 0, (size_t)hd * sizeof(float));
-            for (int32_t p = group_lo(a, h, i); p <= i; p++) {
-                const float *kp = a->k + (size_t)p * kv_dim + (size_t)kvh * hd;
-                const float *vp = a->v + (size_t)p * kv_dim + (size_t)kvh * hd;
-                float P = expf(a->scale * dotf(q, kp, hd) - lse);
-                float dS = P * (dotf(go, vp, hd) - D);
-                j->k->axpy(dq, a->scale * dS, kp, hd);
-            }
+            int32_t p0 = group_lo(a, h, i), len = i + 1 - p0;
+            scores_row(j->k, P, a->q + qo, kt, n, hd, p0, len);
+            scores_row(j->k, dP, go, vt, n, hd, p0, len);
+            j->k->exp_affine(P, len, a->scale, lse);
+            for (int32_t k = 0; k < len; k++) P[k] = a->scale * P[k] * (dP[k] - D); /* scale·dS */
+            weighted_rows(j->k, a->dq + qo, P, kt, n, hd, p0, len);
         }
     }
 }
@@ -312,34 +376,36 @@ static void attn_dq_worker(void *ctx, long lo, long hi, int ith)
  * dk_p = scale·Σ dS_ip q_i, dv_p = Σ P_ip dout_i. */
 static void attn_dkv_worker(void *ctx, long lo, long hi, int ith)
 {
-    (void)ith;
     struct attn_tr_job *j = ctx;
     const struct anc_attn_train_args *a = j->a;
-    int32_t hd = a->head_dim, q_dim = a->n_head * hd, kv_dim = a->n_kv_head * hd;
+    int32_t n = a->n, hd = a->head_dim, kv_dim = a->n_kv_head * hd;
     int32_t grp = a->n_head / a->n_kv_head;
-    long blocks = (a->n + ATTN_TR_BLOCK - 1) / ATTN_TR_BLOCK;
+    float *P = j->work + (size_t)ith * 3 * n, *dS = P + n;
+    float acc_k[ANC_MAX_HEAD_DIM], acc_v[ANC_MAX_HEAD_DIM], tmp[ANC_MAX_HEAD_DIM];
+    long blocks = (n + ATTN_TR_BLOCK - 1) / ATTN_TR_BLOCK;
     for (long it = lo; it < hi; it++) {
         int32_t kvh = (int32_t)(it / blocks);
         int32_t p0 = (int32_t)(it % blocks) * ATTN_TR_BLOCK;
-        int32_t p1 = p0 + ATTN_TR_BLOCK < a->n ? p0 + ATTN_TR_BLOCK : a->n;
+        int32_t p1 = p0 + ATTN_TR_BLOCK < n ? p0 + ATTN_TR_BLOCK : n;
         for (int32_t p = p0; p < p1; p++) {
             size_t ko = (size_t)p * kv_dim + (size_t)kvh * hd;
-            const float *kp = a->k + ko, *vp = a->v + ko;
-            float *dk = a->dk + ko, *dv = a->dv + ko;
-            memset(dk, 0, (size_t)hd * sizeof(float));
-            memset(dv, 0, (size_t)hd * sizeof(float));
+            for (int32_t d = 0; d < hd; d++) acc_k[d] = acc_v[d] = 0.0f;
             for (int32_t h = kvh * grp; h < (kvh + 1) * grp; h++) {
-                int32_t end = group_hi(a, h, p);
-                for (int32_t i = p; i < end; i++) {
-                    size_t qo = (size_t)i * q_dim + (size_t)h * hd;
-                    const float *q = a->q + qo, *go = a->dout + qo;
-                    size_t so = (size_t)i * a->n_head + h;
-                    float P = expf(a->scale * dotf(q, kp, hd) - a->lse[so]);
-                    float dS = P * (dotf(go, vp, hd) - j->dsum[so]);
-                    j->k->axpy(dk, a->scale * dS, q, hd);
-                    j->k->axpy(dv, P, go, hd);
-                }
+                const float *qt = j->qt + (size_t)h * hd * n, *ot = j->ot + (size_t)h * hd * n;
+                const float *lse = j->lset + (size_t)h * n, *ds = j->dsumt + (size_t)h * n;
+                int32_t len = group_hi(a, h, p) - p;
+                scores_row(j->k, P, a->k + ko, qt, n, hd, p, len);
+                scores_row(j->k, dS, a->v + ko, ot, n, hd, p, len);
+                for (int32_t k = 0; k < len; k++) P[k] = a->scale * P[k] - lse[p + k];
+                j->k->exp_affine(P, len, 1.0f, 0.0f);
+                for (int32_t k = 0; k < len; k++) dS[k] = a->scale * P[k] * (dS[k] - ds[p + k]);
+                weighted_rows(j->k, tmp, dS, qt, n, hd, p, len);
+                for (int32_t d = 0; d < hd; d++) acc_k[d] += tmp[d];
+                weighted_rows(j->k, tmp, P, ot, n, hd, p, len);
+                for (int32_t d = 0; d < hd; d++) acc_v[d] += tmp[d];
             }
+            memcpy(a->dk + ko, acc_k, (size_t)hd * sizeof(float));
+            memcpy(a->dv + ko, acc_v, (size_t)hd * sizeof(float));
         }
     }
 }
@@ -347,16 +413,17 @@ static void attn_dkv_worker(void *ctx, long lo, long hi, int ith)
 void cpu_train_attn_bwd(struct anc_backend *be, const struct anc_attn_train_args *a)
 {
     struct threadpool *tp = cpu_backend_pool(be);
-    struct attn_tr_job j = {a, NULL, cpu_kernels_get()};
-    j.dsum = malloc((size_t)a->n * a->n_head * sizeof(float));
-    if (!j.dsum) {
+    struct attn_tr_job j = {.a = a, .k = cpu_kernels_get()};
+    if (!attn_job_init(&j, be, a, true)) {
         poison(a->dq, (int64_t)a->n * a->n_head * a->head_dim);
+        attn_job_free(&j);
         return;
     }
     long blocks = (a->n + ATTN_TR_BLOCK - 1) / ATTN_TR_BLOCK;
     threadpool_for(tp, blocks * a->n_head, 1, 1, 16, attn_dq_worker, &j);
+    transpose_rows(j.dsumt, j.dsum, a->n, a->n_head);
     threadpool_for(tp, blocks * a->n_kv_head, 1, 1, 16, attn_dkv_worker, &j);
-    free(j.dsum);
+    attn_job_free(&j);
 }
 
 /* ---- element-wise ops --------------------------------------------------- */

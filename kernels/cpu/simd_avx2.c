@@ -1720,6 +1720,33 @@ static AVX2 void axpy_f32(float *y, float a, const float *x, int64_t n)
     for (; i < n; i++) y[i] += a * x[i];
 }
 
+/* x[i] = exp(a·x[i] − b): cpu_exp_fast's steps eight lanes at a time */
+static AVX2 void exp_affine_f32(float *x, int64_t n, float a, float b)
+{
+    const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
+    const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
+    const __m256 log2e = _mm256_set1_ps(1.442695041f), magic = _mm256_set1_ps(12582912.0f);
+    const __m256 ln2_hi = _mm256_set1_ps(0.693145751953125f), ln2_lo = _mm256_set1_ps(1.428606820309417e-6f);
+    const __m256 c6 = _mm256_set1_ps(1.0f / 720), c5 = _mm256_set1_ps(1.0f / 120), c4 = _mm256_set1_ps(1.0f / 24);
+    const __m256 c3 = _mm256_set1_ps(1.0f / 6), c2 = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_fmsub_ps(va, _mm256_loadu_ps(x + i), vb);
+        v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+        __m256 k = _mm256_sub_ps(_mm256_fmadd_ps(v, log2e, magic), magic);
+        __m256 r = _mm256_fnmadd_ps(k, ln2_lo, _mm256_fnmadd_ps(k, ln2_hi, v));
+        __m256 p = _mm256_fmadd_ps(r, c6, c5);
+        p = _mm256_fmadd_ps(r, p, c4);
+        p = _mm256_fmadd_ps(r, p, c3);
+        p = _mm256_fmadd_ps(r, p, c2);
+        p = _mm256_fmadd_ps(r, p, one);
+        p = _mm256_fmadd_ps(r, p, one);
+        __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+    }
+    for (; i < n; i++) x[i] = cpu_exp_fast(a * x[i] - b);
+}
+
 static AVX2 void f16_to_f32_row(float *dst, const uint16_t *src, int64_t n)
 {
     int64_t i = 0;
@@ -1731,6 +1758,7 @@ static AVX2 void f16_to_f32_row(float *dst, const uint16_t *src, int64_t n)
 void cpu_kernels_add_avx2(struct cpu_kernels *k)
 {
     k->axpy = axpy_f32;
+    k->exp_affine = exp_affine_f32;
     k->f16_to_f32 = f16_to_f32_row;
     k->quant_x[ANC_DT_Q8_0] = quant_x_q8_0;
     k->quant_x[ANC_DT_Q8_1] = quant_x_q8_1;
