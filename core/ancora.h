@@ -274,6 +274,10 @@ enum anc_train_save {
  * previous file. 0, or -1 with a message. */
 int anc_trainer_save(struct anc_trainer *t, enum anc_train_save what, const char *path, char *err,
                      size_t errlen);
+/* Start from an adapter's matrices instead of fresh ones (same rank,
+ * targets and alpha; f32 or f16); LoRA+ tensors it lacks start from the
+ * base's values. */
+int anc_trainer_init_from(struct anc_trainer *t, const char *path, char *err, size_t errlen);
 /* Continue from a checkpoint written with the same settings (checked). */
 int anc_trainer_resume(struct anc_trainer *t, const char *path, char *err, size_t errlen);
 

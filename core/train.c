@@ -95,6 +95,7 @@ struct anc_trainer {
     uint64_t scratch_bytes;             /* one layer's gradients, logits */
     uint64_t grad_bytes;
     uint64_t rng;                       /* splitmix64 state: windows drawn */
+    double last_loss;                   /* of anc_trainer_gradients, for its file */
     int64_t step;
     bool failed_alloc;
 };
@@ -606,7 +607,7 @@ int anc_trainer_gradients(struct anc_trainer *t, const int32_t *window, double *
             return -1;
         }
     grads_zero(t);
-    *loss = window_pass(t, window, 1.0f / (float)t->T) / t->T;
+    *loss = t->last_loss = window_pass(t, window, 1.0f / (float)t->T) / t->T;
     return 0;
 }
 
@@ -802,6 +803,11 @@ static bool declare_adapter(struct gguf_writer *w, struct save_ctx *sc, const st
               gguf_writer_f32(w, "adapter.lora.alpha", t->p.lora_alpha) &&
               gguf_writer_u32(w, "ancora.adapter.lora_plus", t->p.lora_plus) &&
               save_rope(w, t, "ancora.adapter") && save_settings(w, t);
+    if (ok && what == ANC_TRAIN_SAVE_GRADS) {
+        char loss[40];
+        snprintf(loss, sizeof loss, "%.17g", t->last_loss);
+        ok = gguf_writer_str(w, "ancora.train.loss", loss);
+    }
     for (int i = 0; ok && i < t->n_params; i++) {
         const struct tparam *q = &t->params[i];
         bool plain = strstr(q->name, ".lora_") != NULL;
@@ -864,18 +870,64 @@ static bool resume_u64(const struct gguf_file *f, const char *key, uint64_t *out
     return *end == 0;
 }
 
+/* Upload tensor `name` of f into dst (a parameter's buffer of q's shape),
+ * f32 or f16 in the file. Absent: false with a message, unless optional. */
+static bool load_tensor(struct anc_trainer *t, const struct gguf_file *f, const char *name, float *dst,
+                        const struct tparam *q, bool optional, char *err, size_t errlen)
+{
+    const struct gguf_tensor *ft = gguf_find_tensor(f, name);
+    if (!ft && optional) return true;
+    size_t n = (size_t)(q->rows * q->cols);
+    if (!ft || (ft->type != ANC_DT_F32 && ft->type != ANC_DT_F16) || ft->ne[0] != (uint64_t)q->cols ||
+        (ft->n_dims > 1 ? ft->ne[1] : 1) != (uint64_t)q->rows) {
+        anc_set_err(err, errlen, "%s: tensor %s is %s (this run needs f32 or f16 [%lld, %lld])", f->path, name,
+                    ft ? "of another shape or type" : "missing", (long long)q->cols, (long long)q->rows);
+        return false;
+    }
+    if (ft->type == ANC_DT_F32) {
+        t->be->ops->upload(t->be, dst, ft->data, n * sizeof(float));
+        return true;
+    }
+    float *h = malloc(n * sizeof(float));
+    if (!h) {
+        anc_set_err(err, errlen, "out of memory");
+        return false;
+    }
+    const uint16_t *src = ft->data;
+    for (size_t i = 0; i < n; i++) h[i] = anc_f16_to_f32(src[i]);
+    t->be->ops->upload(t->be, dst, h, n * sizeof(float));
+    free(h);
+    return true;
+}
+
 static bool resume_tensor(struct anc_trainer *t, const struct gguf_file *f, const char *name, float *dst,
                           const struct tparam *q, char *err, size_t errlen)
 {
-    const struct gguf_tensor *ft = gguf_find_tensor(f, name);
-    if (!ft || ft->type != ANC_DT_F32 || ft->ne[0] != (uint64_t)q->cols ||
-        (ft->n_dims > 1 ? ft->ne[1] : 1) != (uint64_t)q->rows) {
-        anc_set_err(err, errlen, "%s: tensor %s is %s in the checkpoint", f->path, name,
-                    ft ? "of another shape or type" : "missing");
-        return false;
+    return load_tensor(t, f, name, dst, q, false, err, errlen);
+}
+
+int anc_trainer_init_from(struct anc_trainer *t, const char *path, char *err, size_t errlen)
+{
+    struct gguf_file *f = gguf_open(path, err, errlen);
+    if (!f) return -1;
+    struct gguf_str arch;
+    bool ok = gguf_get_str(f, "general.architecture", &arch) && gguf_str_eq(arch, t->m->hp.arch);
+    if (!ok) anc_set_err(err, errlen, "%s: not an adapter for a %s model", path, t->m->hp.arch);
+    float alpha;
+    if (ok && gguf_get_f32(f, "adapter.lora.alpha", &alpha) && alpha != t->p.lora_alpha) {
+        anc_set_err(err, errlen, "%s: the adapter's alpha is %g; pass --lora-alpha %g", path, alpha, alpha);
+        ok = false;
     }
-    t->be->ops->upload(t->be, dst, ft->data, (size_t)(q->rows * q->cols) * sizeof(float));
-    return true;
+    char name[160];
+    for (int i = 0; ok && i < t->n_params; i++) {
+        const struct tparam *q = &t->params[i];
+        bool plain = strstr(q->name, ".lora_") != NULL;
+        /* LoRA+'s embedding and norms start from the base's unless given */
+        snprintf(name, sizeof name, "%s%s", plain ? "" : "ancora.plus.", q->name);
+        ok = load_tensor(t, f, name, q->p, q, !plain, err, errlen);
+    }
+    gguf_close(f);
+    return ok ? 0 : -1;
 }
 
 int anc_trainer_resume(struct anc_trainer *t, const char *path, char *err, size_t errlen)

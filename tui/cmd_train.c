@@ -51,6 +51,8 @@ static void train_usage(FILE *out)
           "      --seed S            A's initial values and the windows drawn (default 1)\n"
           "      --save-every N      write a checkpoint every N steps (default 25) to\n"
           "                          OUTPUT.ckpt (adapter, AdamW state, RNG state, step)\n"
+          "      --init ADAPTER      start from this adapter's matrices (same rank, targets\n"
+          "                          and alpha) instead of fresh ones\n"
           "      --resume            continue from OUTPUT.ckpt (same settings); the result\n"
           "                          is the same as an uninterrupted run's\n"
           "      --plot              draw the loss curve at the end\n"
@@ -69,7 +71,7 @@ static void train_usage(FILE *out)
 enum {
     OPT_FILE_T = 3000, OPT_LORA_RANK, OPT_LORA_ALPHA, OPT_LORA_TARGETS, OPT_LORA_PLUS, OPT_FULL,
     OPT_S2, OPT_S2_GROUP, OPT_CKPTING, OPT_STEPS, OPT_BATCH, OPT_LR, OPT_WARMUP, OPT_WD, OPT_CLIP,
-    OPT_SAVE_EVERY, OPT_RESUME, OPT_PLOT_T, OPT_GRADS_OUT, OPT_IDS_T
+    OPT_SAVE_EVERY, OPT_RESUME, OPT_PLOT_T, OPT_GRADS_OUT, OPT_IDS_T, OPT_INIT
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -102,7 +104,7 @@ struct train_cli {
     struct anc_train_params tp;
     const char *files[64];
     int n_files;
-    const char *out, *grads_out, *ids;
+    const char *out, *grads_out, *ids, *init;
     long steps, save_every;
     bool resume, plot, quiet, s2;
 };
@@ -131,6 +133,7 @@ static int parse_train(int argc, char **argv, struct cli_opts *o, struct train_c
         {"plot", no_argument, NULL, OPT_PLOT_T},
         {"grads-out", required_argument, NULL, OPT_GRADS_OUT},
         {"ids", required_argument, NULL, OPT_IDS_T},
+        {"init", required_argument, NULL, OPT_INIT},
         {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
@@ -207,6 +210,7 @@ static int parse_train(int argc, char **argv, struct cli_opts *o, struct train_c
         case OPT_PLOT_T: tc->plot = true; break;
         case OPT_GRADS_OUT: tc->grads_out = optarg; break;
         case OPT_IDS_T: tc->ids = optarg; break;
+        case OPT_INIT: tc->init = optarg; break;
         case 'q': tc->quiet = true; break;
         case 'h':
         case OPT_HELP:
@@ -236,7 +240,23 @@ static int parse_train(int argc, char **argv, struct cli_opts *o, struct train_c
         cli_error("train needs --ctx N, the window it trains at");
         rc = EXIT_USAGE;
     }
+    if (rc == EXIT_OK && tc->tp.s2_group > 0 && (tc->tp.s2_group % 2 || o->sess.ctx % tc->tp.s2_group)) {
+        cli_error("the S2-Attn group (%d) must be even and divide --ctx (%d)", tc->tp.s2_group, o->sess.ctx);
+        rc = EXIT_USAGE;
+    }
     return rc;
+}
+
+/* Can files be created next to path (its directory exists and is writable)? */
+static bool dir_writable(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) return access(".", W_OK) == 0;
+    if (slash == dir) slash[1] = 0;
+    else *slash = 0;
+    return access(dir, W_OK) == 0;
 }
 
 /* Every -f file, tokenised with BOS, one after the other. */
@@ -397,13 +417,22 @@ int cmd_train(int argc, char **argv)
     tc.tp.ctx = o.sess.ctx;
     tc.tp.rope = o.sess.rope;
     if (o.seed_given) tc.tp.seed = o.sess.sampling.seed;
-    if (tc.s2 && tc.tp.s2_group == 0) tc.tp.s2_group = tc.tp.ctx / 4;
+    if (tc.s2 && tc.tp.s2_group == 0) tc.tp.s2_group = tc.tp.ctx / 4 + (tc.tp.ctx / 4) % 2;
+    if (tc.tp.s2_group > 0 && (tc.tp.s2_group % 2 || tc.tp.ctx % tc.tp.s2_group)) {
+        cli_error("--s2-attn: groups of ctx/4 = %d do not divide --ctx %d evenly; give --s2-group", tc.tp.ctx / 4,
+                  tc.tp.ctx);
+        return EXIT_USAGE;
+    }
     const char *path = cli_model_path(&o);
     if (!path) return EXIT_USAGE;
     char ckpt[4096];
     if (tc.out && snprintf(ckpt, sizeof ckpt, "%s.ckpt", tc.out) >= (int)sizeof ckpt) {
         cli_error("output path too long");
         return EXIT_USAGE;
+    }
+    if (tc.out && !dir_writable(tc.out)) {
+        cli_error("cannot write %s: its directory does not exist or is not writable", tc.out);
+        return EXIT_RUNTIME;
     }
     struct stat sb;
     if (tc.resume && stat(ckpt, &sb) != 0) {
@@ -420,6 +449,9 @@ int cmd_train(int argc, char **argv)
     size_t n = 0;
     struct anc_trainer *tr = anc_trainer_new(m, &tc.tp, err, sizeof err);
     if (!tr) {
+        cli_error("%s", err);
+        rc = EXIT_RUNTIME;
+    } else if (tc.init && !tc.resume && anc_trainer_init_from(tr, tc.init, err, sizeof err) != 0) {
         cli_error("%s", err);
         rc = EXIT_RUNTIME;
     } else if (tc.grads_out) {
