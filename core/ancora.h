@@ -381,6 +381,30 @@ struct anc_stats {
     double prefill_tok_s, decode_tok_s; /* latest measurements */
     float latency_ms[ANC_STATS_LATENCY]; /* per-token decode latency, oldest first */
     int32_t n_latency;
+    /* a remote engine (anc_conv_open_remote): what its server publishes,
+       as last polled. Local sessions leave remote false; for a remote one
+       the fields above are zero except n_cached/capacity (the slot's tokens
+       and context when the server says), prefill/decode speeds and the
+       sampling-independent counts it reports. */
+    bool remote;
+    char engine[24];         /* "llama-server", "vllm", "ollama", "server" */
+    char server[128];        /* the base URL (never the API key) */
+    char model[128];         /* the server's model id in use */
+    char poll_note[160];     /* why figures are missing ("" when polled fine) */
+    double poll_age;         /* seconds since the last poll answered; -1: none */
+    bool have_slot;          /* llama-server /slots answered */
+    int32_t n_slots, slot_id, slot_ctx, n_keep;
+    int64_t slot_tokens;     /* tokens the slot holds: prompt + generated */
+    bool slot_busy;
+    bool have_kv_usage;      /* vLLM kv_cache_usage_perc (or gpu_cache_usage_perc) */
+    double kv_usage;         /* 0..1 of the server's whole KV cache */
+    bool have_requests;      /* running / waiting (deferred) request gauges */
+    double req_running, req_waiting;
+    int64_t server_ctx;      /* context the server serves the model with (0: unknown) */
+    int64_t server_prompt_total, server_gen_total; /* tokens, all clients, -1 unknown */
+    int64_t server_kv_tokens;   /* vLLM: the KV cache's size in tokens (0: unknown) */
+    uint64_t server_model_bytes;/* the model's size as the server reports it (0: unknown) */
+    uint64_t server_vram_bytes; /* ollama: of it, in GPU memory (0: unknown) */
 };
 
 /* Copy a consistent snapshot (cheap; safe from another thread). When
@@ -388,6 +412,133 @@ struct anc_stats {
  * up to cap entries; returns the number written. */
 int32_t anc_session_stats(const struct anc_session *s, struct anc_stats *out, int64_t *orig,
                           int32_t cap);
+
+/* ---- conversations (core/conversation.c, core/remote.c) --------------- */
+/* A conversation engine: messages in, reply text out. The local one owns a
+ * model, a session and a chat template and feeds each turn's tokens; the
+ * remote one sends the conversation to an OpenAI-compatible server
+ * (llama-server, vLLM, ollama) and streams its reply. Front-ends drive
+ * either through these calls alone and tell them apart only through
+ * anc_conv_get_info and the stats snapshot (stats.remote).
+ * Threads: anc_conv_reply runs on the caller's (engine) thread; cancel,
+ * stats, get_params and the setters are safe from another thread. */
+struct anc_conv;
+
+struct anc_conv_local_params {
+    const char *model_path;
+    const char *lora_path;   /* an adapter for the whole conversation, or NULL
+                                (its strength: sess.lora_scale) */
+    int n_threads;
+    enum anc_backend_kind backend;
+    struct anc_session_params sess;
+    int template_id;         /* ANC_TPL_AUTO: from the model */
+};
+
+struct anc_remote_params {
+    const char *url;         /* http(s)://host[:port][/prefix]; a trailing /v1 is taken off */
+    const char *api_key;     /* sent as "Authorization: Bearer"; NULL: none.
+                                Never written anywhere: not in errors, stats or info */
+    const char *model;       /* the server's model id; NULL: its first */
+    double connect_timeout;  /* seconds; <= 0: 10 */
+    double timeout;          /* seconds without a byte from the server; <= 0: 120 */
+    struct anc_sampling sampling;
+};
+
+struct anc_conv *anc_conv_open_local(const struct anc_conv_local_params *p, char *err,
+                                     size_t errlen);
+/* Checks the server at once (GET /v1/models): a refused connection, an
+ * unknown host, TLS, a rejected key (401/403) or a missing model fail here
+ * with one line. */
+struct anc_conv *anc_conv_open_remote(const struct anc_remote_params *p, char *err,
+                                      size_t errlen);
+void anc_conv_free(struct anc_conv *c);
+
+struct anc_conv_info {
+    bool remote;
+    const char *model_name;  /* general.name, or the server's model id */
+    const char *model_path;  /* the file; remote: the server's base URL */
+    const char *engine;      /* "local", "llama-server", "vllm", "ollama", "server" */
+    const char *template_name; /* the chat template; remote: "server" (the server's own) */
+    const char *adapter;     /* "NAME" or "NAME xS" of the LoRA adapter, or NULL */
+    const char *vocab;       /* anc_vocab_fingerprint ("" remote) */
+    struct anc_model_info model; /* local; remote: zeros but name and path */
+};
+/* Pointers stay valid while the conversation lives. */
+void anc_conv_get_info(const struct anc_conv *c, struct anc_conv_info *out);
+
+enum anc_finish { ANC_FINISH_STOP, ANC_FINISH_LENGTH, ANC_FINISH_CANCELLED, ANC_FINISH_ERROR };
+
+/* What a reply reports as it goes (either callback may be NULL). */
+struct anc_reply_events {
+    /* the turn's prompt is being read: its tokens are [tok_first,
+       tok_first + n_tok) of the conversation's token stream (local;
+       remote: -1 and the server's prompt count once known, or -1) */
+    void (*on_prompt)(void *ctx, int64_t tok_first, int64_t n_tok);
+    /* the reply starts at tok_first (-1 remote) */
+    void (*on_start)(void *ctx, int64_t tok_first);
+    /* a piece of reply text (a reply's leading blanks dropped), as soon
+       as it is known */
+    void (*on_piece)(void *ctx, const char *text, size_t len);
+    /* the reply's tokens now in the conversation (local: after each token
+       is fed, the end-of-turn token included) */
+    void (*on_fed)(void *ctx, int64_t n_tok);
+    void *ctx;
+};
+
+struct anc_reply {
+    enum anc_finish finish;
+    int64_t n_prompt;        /* prompt tokens processed (-1 unknown) */
+    int64_t n_gen;           /* tokens generated, the end-of-turn token not counted */
+    double prompt_ms, gen_ms;/* < 0 unknown */
+    double sink_share;       /* mean share of attention on sinks; -1 none */
+    int32_t *ids;            /* the reply's tokens as fed, end of turn included
+                                (malloc'ed, the caller frees; NULL remote) */
+    size_t n_ids;
+    char err[ANC_ERR_LEN];   /* ERROR: why (one line); LENGTH: a full cache's
+                                message, if that was the cause; else "" */
+};
+
+/* Answer the conversation msgs[0..n) (its last user message is the new
+ * turn; what precedes it is what earlier calls saw, plus system messages
+ * added since). Blocks until the reply ends: end of turn, max_tokens
+ * (<= 0: no limit), cancel, or an error; out says which. Returns 0, or -1
+ * when nothing could be started (out->err says why). */
+int anc_conv_reply(struct anc_conv *c, const struct anc_chat_msg *msgs, size_t n,
+                   int32_t max_tokens, const struct anc_reply_events *ev, struct anc_reply *out);
+/* Stop the reply in progress at the next token (remote: closes the stream). */
+void anc_conv_cancel(struct anc_conv *c);
+/* Forget the conversation (a new one starts); settings stay. */
+void anc_conv_reset(struct anc_conv *c);
+/* Start over with a stored conversation: the local engine feeds its text
+ * under the current policy and gives each message's token range (first[i],
+ * count[i]); the remote one has nothing to do (every request carries the
+ * conversation) and gives -1 / 0. */
+int anc_conv_replay(struct anc_conv *c, const struct anc_chat_msg *msgs, size_t n,
+                    int64_t *first, int64_t *count, size_t *n_tokens, char *err, size_t errlen);
+
+/* Statistics (see anc_session_stats; remote: stats.remote and its fields). */
+int32_t anc_conv_stats(const struct anc_conv *c, struct anc_stats *out, int64_t *orig,
+                       int32_t cap);
+/* The settings in force (remote: sampling, the slot's context as ctx and
+ * window, n_keep as sinks). */
+void anc_conv_get_params(const struct anc_conv *c, struct anc_session_params *out);
+/* Live changes, as anc_session_set_*: false + a one-line reason when the
+ * engine cannot take the setting (remote: the cache policy, the window and
+ * RoPE; sinks except on llama-server). On success msg is "" or a note on
+ * how the engine applies it. */
+bool anc_conv_set_window(struct anc_conv *c, int32_t window, char *msg, size_t msglen);
+bool anc_conv_set_sinks(struct anc_conv *c, int32_t n_sink, char *msg, size_t msglen);
+bool anc_conv_set_policy(struct anc_conv *c, enum anc_cache_policy p, char *msg, size_t msglen);
+bool anc_conv_set_rope(struct anc_conv *c, const struct anc_rope_settings *r, char *msg,
+                       size_t msglen);
+bool anc_conv_set_sampling(struct anc_conv *c, const struct anc_sampling *s, char *msg,
+                           size_t msglen);
+/* A token's text as it reads mid-text (control tokens by their name);
+ * 0 remote. */
+size_t anc_conv_token_text(const struct anc_conv *c, int32_t id, char *buf, size_t cap);
+/* The models the engine can answer with: the local file's name, or the
+ * server's GET /v1/models. *names is malloc'ed (free each, then it). */
+int anc_conv_models(struct anc_conv *c, char ***names, size_t *n, char *err, size_t errlen);
 
 /* ---- perplexity ------------------------------------------------------- */
 

@@ -1,13 +1,14 @@
-/* chat.c — the conversation controller (see chat.h): model, session,
- * template and history store; an engine thread that prefills each new
- * turn and streams the reply; slash commands; snapshots for the UI.
+/* chat.c — the conversation controller (see chat.h): a conversation
+ * engine (anc_conv: local, or a remote server) and the history store; an
+ * engine thread that asks for each reply and streams it into the
+ * conversation; slash commands; snapshots for the UI.
  * Front-end code: the engine through ancora.h, the store through
  * history.h; no curses.
  *
  * Threads: the UI thread calls chat_submit / chat_cancel / chat_view_get;
  * the engine thread runs one reply at a time. Everything shared is under
- * `mu`; the engine calls into the session without the lock (the session's
- * own setters are thread-safe and apply between tokens). */
+ * `mu`; the engine is called without the lock (its setters, stats and
+ * cancel are thread-safe and apply between tokens). */
 #include "chat.h"
 
 #include <errno.h>
@@ -23,14 +24,11 @@
 
 #include "cli.h"
 #include "history.h"
-#include "ids.h"
 #include "userconf.h"
 
 /* How often a streaming reply is committed to the store (DESIGN.md:
  * "at least every second"). */
 #define CHAT_SAVE_INTERVAL 0.5
-/* Tokens per feed call while reading a prompt, so Ctrl-C is prompt. */
-#define CHAT_PREFILL_CHUNK 64
 
 struct msg {
     enum chat_role role;
@@ -44,12 +42,9 @@ struct msg {
 
 struct chat {
     struct chat_opts o;
-    struct anc_model *m;
-    struct anc_model_info mi;
-    struct anc_lora *lora;     /* o.lora_path's adapter, or NULL */
-    char lora_desc[160];       /* what the history records of it */
-    struct anc_session *s;
-    int tpl;
+    struct anc_conv *conv;     /* the engine: local or remote */
+    struct anc_conv_info ci;   /* its description (pointers owned by conv) */
+    struct anc_model_info mi;  /* ci.model */
 
     struct hist_db *db;
     bool db_writable;
@@ -68,12 +63,15 @@ struct chat {
 
     struct msg *msgs;
     size_t n_msgs, cap_msgs;
-    int32_t *fed;           /* every token fed to the session, in order */
-    size_t n_fed, cap_fed;
+    int64_t n_fed;          /* tokens the engine was given (local), or 1 once a
+                               remote conversation has started */
     char *title;
-    char vocab[64];         /* anc_vocab_fingerprint, stored with the session */
     char theme[64];
     int32_t max_reply;
+    /* the reply being streamed (engine thread; msgs[r_mi] under mu) */
+    long r_mi;
+    int64_t r_hid;
+    double r_saved;
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -141,11 +139,6 @@ static void msgs_clear(struct chat *c)
     bump(c);
 }
 
-static bool fed_push(struct chat *c, const int32_t *t, size_t n)
-{
-    return ids_append(&c->fed, &c->n_fed, &c->cap_fed, t, n);
-}
-
 /* ---- history ------------------------------------------------------------ */
 
 /* A store failure is reported once; the conversation goes on in memory. */
@@ -157,13 +150,23 @@ static void store_failed(struct chat *c, int status)
            hist_errmsg(c->db)[0] ? hist_errmsg(c->db) : "write failed", hist_strerror(status));
 }
 
-/* The engine parameters as JSON (for the session row). */
+/* The engine parameters as JSON (for the session row). A remote
+ * conversation records the server, its engine and the model. */
 static void params_json(const struct chat *c, char *buf, size_t cap)
 {
     struct anc_session_params p;
-    anc_session_get_params(c->s, &p);
+    anc_conv_get_params(c->conv, &p);
+    if (c->ci.remote) {
+        snprintf(buf, cap,
+                 "{\"remote\": \"%s\", \"engine\": \"%s\", \"model\": \"%s\", \"temp\": %g, "
+                 "\"top_k\": %d, \"top_p\": %g, \"min_p\": %g, \"repeat_penalty\": %g, \"seed\": %"
+                 PRIu64 "}",
+                 c->ci.model_path, c->ci.engine, c->ci.model_name, p.sampling.temp, p.sampling.top_k,
+                 p.sampling.top_p, p.sampling.min_p, p.sampling.repeat_penalty, p.sampling.seed);
+        return;
+    }
     struct anc_stats st;
-    anc_session_stats(c->s, &st, NULL, 0);
+    anc_conv_stats(c->conv, &st, NULL, 0);
     p.rope.theta = st.rope_theta; /* the values in force, not "from the file" */
     p.rope.scaling = st.rope_scaling;
     p.rope.factor = st.rope_factor;
@@ -175,7 +178,7 @@ static void params_json(const struct chat *c, char *buf, size_t cap)
              anc_cache_policy_name(p.cache), p.window, p.n_sink, p.ctx, p.rope.theta,
              anc_rope_scaling_name(p.rope.scaling), p.rope.factor, p.sampling.temp,
              p.sampling.top_k, p.sampling.top_p, p.sampling.min_p, p.sampling.repeat_penalty,
-             p.sampling.seed, anc_template_name(c->tpl));
+             p.sampling.seed, c->ci.template_name);
 }
 
 /* Save the system messages not stored yet (the --system prompt, /system),
@@ -212,8 +215,9 @@ static bool store_session(struct chat *c)
     }
     char pj[1024];
     params_json(c, pj, sizeof pj);
-    int st = hist_session_create(c->db, c->title, c->mi.path, c->mi.name, pj, &c->session_id);
-    if (st == HIST_OK) st = hist_session_set_vocab(c->db, c->session_id, c->vocab);
+    int st = hist_session_create(c->db, c->title, c->ci.model_path, c->ci.model_name, pj,
+                                 &c->session_id);
+    if (st == HIST_OK && c->ci.vocab[0]) st = hist_session_set_vocab(c->db, c->session_id, c->ci.vocab);
     if (st != HIST_OK) {
         store_failed(c, st);
         c->session_id = 0;
@@ -267,11 +271,18 @@ static bool auto_title(struct chat *c, const char *line)
 /* ---- the engine thread ------------------------------------------------- */
 
 /* The conversation as template messages (notices left out); caller holds
- * mu and frees *out. upto = number of c->msgs to include. */
-static size_t conv_msgs(const struct chat *c, size_t upto, struct anc_chat_msg **out)
+ * mu and frees *out. upto = number of c->msgs to include; idx (optional)
+ * gets each one's index in c->msgs. */
+static size_t conv_msgs(const struct chat *c, size_t upto, struct anc_chat_msg **out, size_t **idx)
 {
     *out = calloc(upto + 1, sizeof **out);
-    if (!*out) return 0;
+    if (idx) *idx = calloc(upto + 1, sizeof **idx);
+    if (!*out || (idx && !*idx)) {
+        free(*out);
+        *out = NULL;
+        if (idx) free(*idx), *idx = NULL;
+        return 0;
+    }
     size_t n = 0;
     for (size_t i = 0; i < upto; i++) {
         const struct msg *m = &c->msgs[i];
@@ -279,84 +290,37 @@ static size_t conv_msgs(const struct chat *c, size_t upto, struct anc_chat_msg *
         (*out)[n].role = m->role == CHAT_SYSTEM ? "system" : m->role == CHAT_USER ? "user" : "assistant";
         (*out)[n].content = m->text;
         (*out)[n].len = m->len;
+        if (idx) (*idx)[n] = i;
         n++;
     }
     return n;
 }
 
-/* Tokens to feed for the newest user turn: the rendering of the whole
- * conversation with the assistant prompt, minus the rendering of what
- * came before it (both rendered the same way, so earlier replies'
- * tokenisation does not matter). With nothing fed yet: all of it. */
-static int turn_tokens(struct chat *c, int32_t **out, size_t *n_out, char *err, size_t errlen)
-{
-    pthread_mutex_lock(&c->mu);
-    struct anc_chat_msg *all = NULL;
-    size_t n_all = conv_msgs(c, c->n_msgs, &all);
-    size_t last_user = c->n_msgs;
-    while (last_user > 0 && c->msgs[last_user - 1].role != CHAT_USER) last_user--;
-    struct anc_chat_msg *before = NULL;
-    size_t n_before = conv_msgs(c, last_user ? last_user - 1 : 0, &before);
-    bool fresh = c->n_fed == 0;
-    pthread_mutex_unlock(&c->mu);
-    free(before);
-    int rc = anc_chat_turn_tokens(c->m, c->tpl, all, n_all, fresh ? 0 : n_before, out, n_out,
-                                  err, errlen);
-    free(all);
-    return rc;
-}
-
-/* Mean share of attention on the sink tokens, over the global layers,
- * for the token just fed; -1 when the cache holds no sinks. */
-static double sink_share_now(const struct anc_session *s)
-{
-    struct anc_stats st;
-    anc_session_stats(s, &st, NULL, 0);
-    if (st.n_sink_now <= 0) return -1;
-    double sum = 0;
-    int n = 0;
-    for (int32_t l = 0; l < st.n_layer; l++)
-        if (!st.layer_local[l]) sum += st.sink_mass[l], n++;
-    return n ? sum / n : -1;
-}
-
 /* The engine figures for a finished reply (hist_reply_info): the settings
- * in force at its end, and what the caller measured. ids: the reply's
- * tokens as fed. */
-static void reply_info(const struct chat *c, struct hist_reply_info *ri, double share,
-                       const int32_t *ids, size_t n_ids)
+ * in force at its end, and what the engine measured. */
+static void reply_info(const struct chat *c, struct hist_reply_info *ri, const struct anc_reply *r)
 {
     struct anc_stats st;
-    anc_session_stats(c->s, &st, NULL, 0);
+    anc_conv_stats(c->conv, &st, NULL, 0);
     hist_reply_info_init(ri);
+    ri->template_name = c->ci.template_name;
+    if (st.remote) {
+        if (st.slot_ctx > 0) ri->cache_capacity = st.slot_ctx;
+        if (st.have_slot) ri->cache_used = st.slot_tokens;
+        return;
+    }
     ri->cache_policy = anc_cache_policy_name(st.policy);
     ri->window = st.window;
     ri->sinks = st.n_sink;
     ri->rope_type = anc_rope_scaling_name(st.rope_scaling);
     ri->rope_base = st.rope_theta;
     ri->rope_factor = st.rope_factor;
-    ri->template_name = anc_template_name(c->tpl);
-    ri->adapter = c->lora ? c->lora_desc : NULL;
+    ri->adapter = c->ci.adapter;
     ri->cache_used = st.n_cached;
     ri->cache_capacity = st.capacity;
-    ri->sink_share = share;
-    ri->token_ids = ids;
-    ri->n_token_ids = n_ids;
-}
-
-static bool feed_tokens(struct chat *c, const int32_t *t, size_t n, char *err, size_t errlen)
-{
-    for (size_t done = 0; done < n;) {
-        if (c->cancel) return false;
-        size_t b = n - done < CHAT_PREFILL_CHUNK ? n - done : CHAT_PREFILL_CHUNK;
-        if (anc_session_feed(c->s, t + done, b, err, errlen) != 0) return false;
-        pthread_mutex_lock(&c->mu);
-        fed_push(c, t + done, b);
-        bump(c);
-        pthread_mutex_unlock(&c->mu);
-        done += b;
-    }
-    return true;
+    ri->sink_share = r->sink_share;
+    ri->token_ids = r->ids;
+    ri->n_token_ids = r->ids ? r->n_ids : 0;
 }
 
 static void set_state(struct chat *c, enum chat_state st)
@@ -367,127 +331,149 @@ static void set_state(struct chat *c, enum chat_state st)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* Prefill the new turn and stream the reply into a new assistant message. */
-static void reply(struct chat *c)
+/* ---- the engine's events, on the engine thread ---- */
+
+/* The turn's prompt: the user message's token range. */
+static void ev_prompt(void *ctx, int64_t tok_first, int64_t n_tok)
 {
-    char err[ANC_ERR_LEN] = "";
-    int32_t *turn = NULL;
-    size_t n_turn = 0;
-    set_state(c, CHAT_PREFILL);
-    double t0 = anc_now();
-    if (turn_tokens(c, &turn, &n_turn, err, sizeof err) != 0) {
-        notice(c, CHAT_ERROR, "cannot format the conversation: %s", err);
-        set_state(c, CHAT_IDLE);
-        return;
-    }
+    struct chat *c = ctx;
     pthread_mutex_lock(&c->mu);
-    for (size_t i = c->n_msgs; i-- > 0;) /* the user message's token range */
+    for (size_t i = c->n_msgs; i-- > 0;)
         if (c->msgs[i].role == CHAT_USER) {
-            c->msgs[i].tok_first = (int64_t)c->n_fed;
-            c->msgs[i].tok_count = (int64_t)n_turn;
+            c->msgs[i].tok_first = tok_first;
+            c->msgs[i].tok_count = n_tok > 0 ? n_tok : 0;
             break;
         }
+    c->n_fed = tok_first >= 0 && n_tok >= 0 ? tok_first + n_tok : 1;
+    bool cancel = c->cancel; /* Ctrl-C before the engine started */
+    bump(c);
     pthread_mutex_unlock(&c->mu);
-    bool ok = feed_tokens(c, turn, n_turn, err, sizeof err);
-    double t_prompt = anc_now() - t0;
-    free(turn);
-    /* the assistant message, streamed */
+    if (cancel) anc_conv_cancel(c->conv);
+}
+
+/* The reply starts: its message, stored as it streams. */
+static void ev_start(void *ctx, int64_t tok_first)
+{
+    struct chat *c = ctx;
+    if (c->r_mi >= 0) return;
     pthread_mutex_lock(&c->mu);
     long mi = msg_add(c, CHAT_ASSISTANT, "", 0);
     if (mi >= 0) {
         c->msgs[mi].streaming = true;
-        c->msgs[mi].tok_first = (int64_t)c->n_fed;
+        c->msgs[mi].tok_first = tok_first;
     }
     pthread_mutex_unlock(&c->mu);
-    if (mi < 0) {
+    c->r_mi = mi;
+    c->r_hid = 0;
+    c->r_saved = anc_now();
+    if (mi >= 0 && store_session(c)) {
+        int st = hist_msg_begin(c->db, c->session_id, &c->r_hid);
+        if (st != HIST_OK) store_failed(c, st), c->r_hid = 0;
+    }
+    set_state(c, CHAT_GENERATING);
+}
+
+static void ev_piece(void *ctx, const char *text, size_t len)
+{
+    struct chat *c = ctx;
+    if (c->r_mi < 0) ev_start(c, -1);
+    if (c->r_mi < 0) return;
+    pthread_mutex_lock(&c->mu);
+    msg_append(&c->msgs[c->r_mi], text, len);
+    bump(c);
+    pthread_mutex_unlock(&c->mu);
+    if (c->o.on_piece) c->o.on_piece(c->o.on_piece_ctx, text, len);
+    if (c->r_hid > 0 && anc_now() - c->r_saved >= CHAT_SAVE_INTERVAL) {
+        pthread_mutex_lock(&c->mu);
+        char *snap = strdup(c->msgs[c->r_mi].text);
+        pthread_mutex_unlock(&c->mu);
+        if (snap) {
+            int st = hist_msg_update_text(c->db, c->r_hid, snap);
+            if (st != HIST_OK) store_failed(c, st);
+            free(snap);
+        }
+        c->r_saved = anc_now();
+    }
+}
+
+static void ev_fed(void *ctx, int64_t n_tok)
+{
+    struct chat *c = ctx;
+    if (c->r_mi < 0) return;
+    pthread_mutex_lock(&c->mu);
+    c->msgs[c->r_mi].tok_count = n_tok;
+    if (c->msgs[c->r_mi].tok_first >= 0) c->n_fed = c->msgs[c->r_mi].tok_first + n_tok;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static enum hist_finish finish_of(enum anc_finish f)
+{
+    switch (f) {
+    case ANC_FINISH_STOP: return HIST_FINISH_STOP;
+    case ANC_FINISH_LENGTH: return HIST_FINISH_LENGTH;
+    case ANC_FINISH_CANCELLED: return HIST_FINISH_CANCELLED;
+    default: return HIST_FINISH_ERROR;
+    }
+}
+
+/* Ask the engine for the reply to the newest user turn and stream it into
+ * a new assistant message. */
+static void reply(struct chat *c)
+{
+    set_state(c, CHAT_PREFILL);
+    pthread_mutex_lock(&c->mu);
+    struct anc_chat_msg *conv = NULL;
+    size_t n_conv = conv_msgs(c, c->n_msgs, &conv, NULL);
+    /* the engine reads the texts while it runs: copies, as commands on
+       the UI thread may change messages meanwhile */
+    char **own = calloc(n_conv + 1, sizeof *own);
+    for (size_t i = 0; i < n_conv; i++) {
+        char *t = own ? malloc(conv[i].len + 1) : NULL;
+        if (t) memcpy(t, conv[i].content, conv[i].len + 1);
+        if (own) own[i] = t;
+        conv[i].content = t ? t : "";
+        if (!t) conv[i].len = 0;
+    }
+    int32_t max_reply = c->max_reply;
+    pthread_mutex_unlock(&c->mu);
+    c->r_mi = -1;
+    c->r_hid = 0;
+    struct anc_reply_events ev = {ev_prompt, ev_start, ev_piece, ev_fed, c};
+    struct anc_reply r;
+    int rc = anc_conv_reply(c->conv, conv, n_conv, max_reply, &ev, &r);
+    for (size_t i = 0; own && i < n_conv; i++) free(own[i]);
+    free(own);
+    free(conv);
+    if (rc != 0 && c->r_mi < 0) { /* nothing started */
+        if (r.err[0]) notice(c, CHAT_ERROR, "%s", r.err);
+        free(r.ids);
         set_state(c, CHAT_IDLE);
         return;
     }
-    int64_t hid = 0;
-    if (store_session(c)) {
-        int st = hist_msg_begin(c->db, c->session_id, &hid);
-        if (st != HIST_OK) store_failed(c, st), hid = 0;
+    if (c->r_mi < 0) ev_start(c, -1); /* an empty reply still gets its message */
+    long mi = c->r_mi;
+    if (r.err[0]) notice(c, CHAT_ERROR, "%s", r.err);
+    if (mi < 0) {
+        free(r.ids);
+        set_state(c, CHAT_IDLE);
+        return;
     }
-    enum hist_finish finish = HIST_FINISH_STOP;
-    if (!ok) finish = c->cancel ? HIST_FINISH_CANCELLED : HIST_FINISH_ERROR;
-    set_state(c, CHAT_GENERATING);
-    int32_t prev = c->n_fed ? c->fed[c->n_fed - 1] : -1;
-    int64_t n_gen = 0, n_share = 0;
-    double share_sum = 0;
-    double t_gen0 = anc_now(), t_saved = t_gen0;
-    while (ok) {
-        if (c->cancel) {
-            finish = HIST_FINISH_CANCELLED;
-            break;
-        }
-        if (c->max_reply > 0 && n_gen >= c->max_reply) {
-            finish = HIST_FINISH_LENGTH;
-            break;
-        }
-        int32_t tok = anc_session_sample(c->s);
-        bool stop = anc_template_is_stop(c->m, c->tpl, tok);
-        if (!stop) {
-            char small[256];
-            size_t k = anc_token_piece(c->m, prev, tok, small, sizeof small);
-            if (k >= sizeof small) k = sizeof small - 1;
-            const char *p = small;
-            pthread_mutex_lock(&c->mu);
-            if (c->msgs[mi].len == 0) /* a reply starts at its first visible character */
-                while (k > 0 && (*p == ' ' || *p == '\n')) p++, k--;
-            memmove(small, p, k);
-            msg_append(&c->msgs[mi], small, k);
-            bump(c);
-            pthread_mutex_unlock(&c->mu);
-            if (c->o.on_piece) c->o.on_piece(c->o.on_piece_ctx, small, k);
-        }
-        /* the stop token is fed too, so the cache holds the end of the turn */
-        if (anc_session_feed(c->s, &tok, 1, err, sizeof err) != 0) {
-            notice(c, CHAT_ERROR, "%s", err);
-            finish = HIST_FINISH_LENGTH;
-            break;
-        }
-        pthread_mutex_lock(&c->mu);
-        fed_push(c, &tok, 1);
-        c->msgs[mi].tok_count++;
-        pthread_mutex_unlock(&c->mu);
-        double share = sink_share_now(c->s);
-        if (share >= 0) share_sum += share, n_share++;
-        prev = tok;
-        if (stop) break;
-        n_gen++;
-        if (hid > 0 && anc_now() - t_saved >= CHAT_SAVE_INTERVAL) {
-            pthread_mutex_lock(&c->mu);
-            char *snap = strdup(c->msgs[mi].text);
-            pthread_mutex_unlock(&c->mu);
-            if (snap) {
-                int st = hist_msg_update_text(c->db, hid, snap);
-                if (st != HIST_OK) store_failed(c, st);
-                free(snap);
-            }
-            t_saved = anc_now();
-        }
-    }
-    if (!ok && err[0] && finish == HIST_FINISH_ERROR) notice(c, CHAT_ERROR, "%s", err);
-    double t_gen = anc_now() - t_gen0;
+    enum hist_finish finish = finish_of(r.finish);
     pthread_mutex_lock(&c->mu);
     c->msgs[mi].streaming = false;
     c->msgs[mi].finish = hist_finish_name(finish);
-    c->msgs[mi].hist_id = hid;
+    c->msgs[mi].hist_id = c->r_hid;
     char *final = strdup(c->msgs[mi].text);
-    /* the reply's tokens as fed (the stop token included) */
-    size_t n_ids = c->msgs[mi].tok_first >= 0 ? (size_t)c->msgs[mi].tok_count : 0;
-    int32_t *ids = n_ids ? malloc(n_ids * sizeof *ids) : NULL;
-    if (ids) memcpy(ids, c->fed + c->msgs[mi].tok_first, n_ids * sizeof *ids);
     bump(c);
     pthread_mutex_unlock(&c->mu);
-    if (hid > 0) {
-        struct hist_msg_stats hs = {(int64_t)n_turn, n_gen, t_prompt * 1e3, t_gen * 1e3};
+    if (c->r_hid > 0) {
+        struct hist_msg_stats hs = {r.n_prompt, r.n_gen, r.prompt_ms, r.gen_ms};
         struct hist_reply_info ri;
-        reply_info(c, &ri, n_share ? share_sum / (double)n_share : -1, ids, ids ? n_ids : 0);
-        int st = hist_msg_finish_info(c->db, hid, final, finish, &hs, &ri);
+        reply_info(c, &ri, &r);
+        int st = hist_msg_finish_info(c->db, c->r_hid, final, finish, &hs, &ri);
         if (st != HIST_OK) store_failed(c, st);
     }
-    free(ids);
+    free(r.ids);
     free(final);
     set_state(c, CHAT_IDLE);
 }
@@ -548,24 +534,17 @@ static int load_session(struct chat *c, int64_t id, char *reply, size_t cap);
  * reply runs forever. /set max-tokens (0 = no limit) changes it. */
 #define CHAT_MAX_REPLY_BASE 256
 #define CHAT_MAX_REPLY_CHAT 4096
-static int32_t default_max_reply(int tpl)
+static int32_t default_max_reply(const struct anc_conv_info *ci)
 {
-    return tpl == ANC_TPL_PLAIN ? CHAT_MAX_REPLY_BASE : CHAT_MAX_REPLY_CHAT;
+    return !ci->remote && strcmp(ci->template_name, anc_template_name(ANC_TPL_PLAIN)) == 0
+               ? CHAT_MAX_REPLY_BASE : CHAT_MAX_REPLY_CHAT;
 }
 
-/* Load the chat's adapter; the session made next applies it. */
-static bool open_adapter(struct chat *c, const char *path, char *err, size_t errlen)
+static struct anc_conv *open_engine(const struct chat_opts *o, char *err, size_t errlen)
 {
-    c->lora = anc_lora_load(c->m, path, err, errlen);
-    if (!c->lora) return false;
-    c->o.sess.lora = c->lora;
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    if (c->o.sess.lora_scale == 1.0f)
-        snprintf(c->lora_desc, sizeof c->lora_desc, "%s", base);
-    else
-        snprintf(c->lora_desc, sizeof c->lora_desc, "%s x%g", base, c->o.sess.lora_scale);
-    return true;
+    struct anc_conv_local_params lp = {o->model_path, o->lora_path, o->threads,
+                                       (enum anc_backend_kind)o->backend, o->sess, o->template_id};
+    return anc_conv_open_local(&lp, err, errlen);
 }
 
 struct chat *chat_new(const struct chat_opts *o, char *err, size_t errlen)
@@ -580,19 +559,11 @@ struct chat *chat_new(const struct chat_opts *o, char *err, size_t errlen)
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     c->title = strdup("");
-    struct anc_model_params mp;
-    anc_model_params_default(&mp);
-    mp.n_threads = o->threads;
-    mp.backend = (enum anc_backend_kind)o->backend;
-    c->m = anc_model_load(o->model_path, &mp, err, errlen);
-    if (!c->m) goto fail;
-    anc_model_get_info(c->m, &c->mi);
-    anc_vocab_fingerprint(c->m, c->vocab, sizeof c->vocab);
-    if (o->lora_path && !open_adapter(c, o->lora_path, err, errlen)) goto fail;
-    c->s = anc_session_new(c->m, &c->o.sess, err, errlen);
-    if (!c->s) goto fail;
-    c->tpl = o->template_id >= 0 ? o->template_id : anc_template_detect(c->m);
-    if (c->max_reply < 0) c->max_reply = default_max_reply(c->tpl);
+    c->conv = open_engine(o, err, errlen);
+    if (!c->conv) goto fail;
+    anc_conv_get_info(c->conv, &c->ci);
+    c->mi = c->ci.model;
+    if (c->max_reply < 0) c->max_reply = default_max_reply(&c->ci);
     open_history(c);
     if (o->system_prompt && *o->system_prompt)
         msg_add(c, CHAT_SYSTEM, o->system_prompt, strlen(o->system_prompt));
@@ -621,18 +592,16 @@ void chat_free(struct chat *c)
         pthread_mutex_lock(&c->mu);
         c->cancel = true;
         c->stop = true;
+        if (c->job) anc_conv_cancel(c->conv);
         pthread_cond_broadcast(&c->cv);
         pthread_mutex_unlock(&c->mu);
         pthread_join(c->engine, NULL);
     }
     for (size_t i = 0; i < c->n_msgs; i++) free(c->msgs[i].text);
     free(c->msgs);
-    free(c->fed);
     free(c->title);
     hist_close(c->db);
-    anc_session_free(c->s);
-    anc_lora_free(c->lora);
-    anc_model_free(c->m);
+    anc_conv_free(c->conv);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c);
@@ -640,7 +609,7 @@ void chat_free(struct chat *c)
 
 /* ---- views ---------------------------------------------------------------- */
 
-const char *chat_lora_path(const struct chat *c) { return c->lora ? c->o.lora_path : NULL; }
+const char *chat_lora_path(const struct chat *c) { return c->ci.adapter ? c->o.lora_path : NULL; }
 
 uint64_t chat_version(const struct chat *c)
 {
@@ -674,14 +643,15 @@ void chat_view_get(struct chat *c, struct chat_view *out)
     }
     out->title = strdup(c->title);
     out->session_id = c->session_id;
-    out->model_name = strdup(c->mi.name ? c->mi.name : "");
-    out->template_name = strdup(anc_template_name(c->tpl));
+    out->model_name = strdup(c->ci.model_name);
+    out->template_name = strdup(c->ci.template_name);
     out->max_reply = c->max_reply;
     out->theme_name = strdup(c->theme);
     out->history_ok = c->db && c->db_writable && !c->db_warned;
     out->model = c->mi;
+    out->remote = c->ci.remote;
     pthread_mutex_unlock(&c->mu);
-    anc_session_get_params(c->s, &out->params);
+    anc_conv_get_params(c->conv, &out->params);
 }
 
 const char *chat_backend_notice(const struct chat *c, char *buf, size_t cap)
@@ -708,21 +678,14 @@ void chat_view_release(struct chat_view *v)
 
 int32_t chat_stats(struct chat *c, struct anc_stats *out, int64_t *orig, int32_t cap)
 {
-    return anc_session_stats(c->s, out, orig, cap);
+    return anc_conv_stats(c->conv, out, orig, cap);
 }
 
 /* A token as it reads in the middle of a text (its leading space kept);
  * control tokens such as BOS show their vocabulary name. */
 size_t chat_token_text(struct chat *c, int32_t id, char *buf, size_t cap)
 {
-    /* any previous token but BOS keeps the leading space: the token itself will do */
-    int32_t prev = id == anc_token_bos(c->m) ? -1 : id;
-    size_t n = anc_token_piece(c->m, prev, id, buf, cap);
-    if (n == 0) {
-        const char *raw = anc_token_text(c->m, id);
-        n = (size_t)snprintf(buf, cap, "%s", raw ? raw : "");
-    }
-    return n;
+    return anc_conv_token_text(c->conv, id, buf, cap);
 }
 
 bool chat_busy(const struct chat *c)
@@ -738,7 +701,7 @@ bool chat_cancel(struct chat *c)
 {
     pthread_mutex_lock(&c->mu);
     bool running = c->job;
-    if (running) c->cancel = true;
+    if (running) c->cancel = true, anc_conv_cancel(c->conv);
     pthread_mutex_unlock(&c->mu);
     return running;
 }
@@ -807,35 +770,6 @@ void chat_session_rows_free(struct chat_session_row *rows, size_t n)
     free(rows);
 }
 
-/* Token ranges of replayed messages: the rendering of each prefix of the
- * conversation gives where each message ends (the renderings are
- * append-only, so this matches the tokens fed). Caller holds no lock. */
-static void mark_boundaries(struct chat *c, const struct anc_chat_msg *conv, size_t n_conv,
-                            size_t n_total)
-{
-    size_t prev_end = 0, k = 0;
-    for (size_t i = 0; i < n_conv; i++) {
-        int32_t *t = NULL;
-        size_t nt = 0;
-        char err[ANC_ERR_LEN];
-        bool last = i + 1 == n_conv;
-        size_t end = n_total;
-        if (!last && anc_chat_render(c->m, c->tpl, conv, i + 1, false, &t, &nt, err, sizeof err) == 0)
-            end = nt < n_total ? nt : n_total;
-        free(t);
-        pthread_mutex_lock(&c->mu);
-        while (k < c->n_msgs && (c->msgs[k].role == CHAT_NOTICE || c->msgs[k].role == CHAT_ERROR)) k++;
-        if (k < c->n_msgs) {
-            c->msgs[k].tok_first = (int64_t)prev_end;
-            c->msgs[k].tok_count = end > prev_end ? (int64_t)(end - prev_end) : 0;
-            k++;
-        }
-        bump(c);
-        pthread_mutex_unlock(&c->mu);
-        if (end > prev_end) prev_end = end;
-    }
-}
-
 /* Replace the conversation by a stored one and replay its text into the
  * cache under the current policy. */
 static int load_session(struct chat *c, int64_t id, char *reply, size_t cap)
@@ -858,7 +792,7 @@ static int load_session(struct chat *c, int64_t id, char *reply, size_t cap)
         snprintf(reply, cap, "session %" PRId64 ": %s", id, hist_strerror(st));
         return -1;
     }
-    anc_session_reset(c->s);
+    anc_conv_reset(c->conv);
     pthread_mutex_lock(&c->mu);
     msgs_clear(c);
     for (size_t i = 0; i < nm; i++) {
@@ -874,25 +808,41 @@ static int load_session(struct chat *c, int64_t id, char *reply, size_t cap)
     c->title = strdup(hs.title);
     c->session_id = id;
     struct anc_chat_msg *conv = NULL;
-    size_t n_conv = conv_msgs(c, c->n_msgs, &conv);
+    size_t *idx = NULL;
+    size_t n_conv = conv_msgs(c, c->n_msgs, &conv, &idx);
     pthread_mutex_unlock(&c->mu);
-    /* replay: the whole conversation as the template renders it */
+    /* replay: the engine takes in the whole conversation (the local one
+       feeds it under the current policy) and says where each message is */
     char err[ANC_ERR_LEN] = "";
-    int32_t *toks = NULL;
+    int64_t *first = calloc(n_conv + 1, sizeof *first), *count = calloc(n_conv + 1, sizeof *count);
     size_t nt = 0;
     int rc = 0;
-    if (n_conv > 0 && anc_chat_render(c->m, c->tpl, conv, n_conv, false, &toks, &nt, err, sizeof err) != 0) {
-        snprintf(reply, cap, "cannot format session %" PRId64 ": %s", id, err);
+    if (!first || !count || (n_conv && !conv)) {
+        snprintf(reply, cap, "out of memory");
         rc = -1;
-    } else if (nt > 0 && (mark_boundaries(c, conv, n_conv, nt), !feed_tokens(c, toks, nt, err, sizeof err))) {
+    } else if (anc_conv_replay(c->conv, conv, n_conv, first, count, &nt, err, sizeof err) != 0) {
         snprintf(reply, cap, "cannot replay session %" PRId64 ": %s", id, err);
         rc = -1;
+    } else if (c->ci.remote) {
+        snprintf(reply, cap, "loaded session %" PRId64 " (%s): %zu messages (sent to the server "
+                 "with the next message)", id, hs.title[0] ? hs.title : "untitled", nm);
     } else {
         snprintf(reply, cap, "loaded session %" PRId64 " (%s): %zu messages, %zu tokens replayed",
                  id, hs.title[0] ? hs.title : "untitled", nm, nt);
     }
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; first && count && i < n_conv; i++) {
+        if (idx[i] >= c->n_msgs) continue;
+        c->msgs[idx[i]].tok_first = first[i];
+        c->msgs[idx[i]].tok_count = count[i];
+    }
+    c->n_fed = c->ci.remote ? (n_conv > 0) : (int64_t)nt;
+    bump(c);
+    pthread_mutex_unlock(&c->mu);
+    free(first);
+    free(count);
+    free(idx);
     free(conv);
-    free(toks);
     hist_msg_list_free(ms, nm);
     hist_session_clear(&hs);
     return rc;
@@ -948,7 +898,7 @@ static bool num_double(const char *s, double lo, double hi, double *out)
 static void local_layers_note(struct chat *c, char *buf, size_t cap)
 {
     struct anc_stats st;
-    anc_session_stats(c->s, &st, NULL, 0);
+    anc_conv_stats(c->conv, &st, NULL, 0);
     buf[0] = '\0';
     if (st.n_layer_local > 0)
         snprintf(buf, cap, "; on the %d global layers (the %d local layers keep the model's own "
@@ -965,7 +915,7 @@ static int cmd_set(struct cmd_ctx *x)
     const char *what = x->argv[1], *val = x->argv[2];
     char err[ANC_ERR_LEN] = "", old_v[64], new_v[64];
     struct anc_session_params p;
-    anc_session_get_params(c->s, &p);
+    anc_conv_get_params(c->conv, &p);
     struct anc_sampling smp = p.sampling;
     long l;
     double d;
@@ -973,11 +923,11 @@ static int cmd_set(struct cmd_ctx *x)
     if (strcmp(what, "window") == 0) {
         if (!num_long(val, 2, 1 << 22, &l)) return say(x, ERRF, "window must be a whole number from 2 to %d", 1 << 22);
         snprintf(old_v, sizeof old_v, "%d", p.window);
-        ok = anc_session_set_window(c->s, (int32_t)l, err, sizeof err);
+        ok = anc_conv_set_window(c->conv, (int32_t)l, err, sizeof err);
     } else if (strcmp(what, "sinks") == 0) {
         if (!num_long(val, 0, 1 << 22, &l)) return say(x, ERRF, "sinks must be a whole number (0 or more)");
         snprintf(old_v, sizeof old_v, "%d", p.n_sink);
-        ok = anc_session_set_sinks(c->s, (int32_t)l, err, sizeof err);
+        ok = anc_conv_set_sinks(c->conv, (int32_t)l, err, sizeof err);
     } else if (strcmp(what, "max-tokens") == 0) {
         if (!num_long(val, 0, 1 << 24, &l)) return say(x, ERRF, "max-tokens must be a whole number (0 = no limit)");
         snprintf(old_v, sizeof old_v, "%d", c->max_reply);
@@ -997,11 +947,13 @@ static int cmd_set(struct cmd_ctx *x)
         else
             return say(x, ERRF, "unknown setting '%s' (window, sinks, temp, top-k, top-p, min-p, "
                        "repeat-penalty, seed, max-tokens)", what);
-        ok = anc_session_set_sampling(c->s, &smp, err, sizeof err);
+        ok = anc_conv_set_sampling(c->conv, &smp, err, sizeof err);
     }
     if (!ok) return say(x, ERRF, "%s", err);
     snprintf(new_v, sizeof new_v, "%s", val);
     store_param_event(c, what, old_v, new_v);
+    if (err[0]) /* how the engine takes it (a remote server) */
+        return say(x, CHAT_HANDLED | CHAT_REDRAW, "%s %s -> %s: %s", what, old_v, new_v, err);
     char scope[160] = "";
     if (strcmp(what, "window") == 0 || strcmp(what, "sinks") == 0) local_layers_note(c, scope, sizeof scope);
     return say(x, CHAT_HANDLED | CHAT_REDRAW, "%s %s -> %s (from the next token)%s", what, old_v,
@@ -1012,11 +964,11 @@ static int cmd_rope(struct cmd_ctx *x)
 {
     struct chat *c = x->c;
     struct anc_session_params p;
-    anc_session_get_params(c->s, &p);
+    anc_conv_get_params(c->conv, &p);
     struct anc_rope_settings r = p.rope;
     char err[ANC_ERR_LEN], old_v[128], new_v[128];
     struct anc_stats st;
-    anc_session_stats(c->s, &st, NULL, 0);
+    anc_conv_stats(c->conv, &st, NULL, 0);
     snprintf(old_v, sizeof old_v, "theta %g, %s x%g, orig %d", st.rope_theta,
              anc_rope_scaling_name(st.rope_scaling), st.rope_factor, st.rope_orig_ctx);
     double d;
@@ -1043,7 +995,7 @@ static int cmd_rope(struct cmd_ctx *x)
     } else {
         return say(x, ERRF, "usage: /rope theta X | /rope scale TYPE FACTOR [ORIG_CTX] | /rope reset");
     }
-    if (!anc_session_set_rope(c->s, &r, err, sizeof err)) return say(x, ERRF, "%s", err);
+    if (!anc_conv_set_rope(c->conv, &r, err, sizeof err)) return say(x, ERRF, "%s", err);
     snprintf(new_v, sizeof new_v, "theta %g, %s x%g, orig %d", r.theta > 0 ? r.theta : st.rope_theta,
              anc_rope_scaling_name(r.scaling), r.factor > 0 ? r.factor : 1.0,
              r.orig_ctx > 0 ? r.orig_ctx : st.rope_orig_ctx);
@@ -1057,9 +1009,9 @@ static int cmd_cache(struct cmd_ctx *x)
     int pol = anc_cache_policy_from_name(x->argv[1]);
     if (pol < 0) return say(x, ERRF, "policy must be sink, window, recompute or full");
     struct anc_session_params p;
-    anc_session_get_params(x->c->s, &p);
+    anc_conv_get_params(x->c->conv, &p);
     char err[ANC_ERR_LEN];
-    if (!anc_session_set_policy(x->c->s, (enum anc_cache_policy)pol, err, sizeof err))
+    if (!anc_conv_set_policy(x->c->conv, (enum anc_cache_policy)pol, err, sizeof err))
         return say(x, ERRF, "%s", err);
     store_param_event(x->c, "cache", anc_cache_policy_name(p.cache), x->argv[1]);
     char scope[160];
@@ -1118,7 +1070,7 @@ static int cmd_system(struct cmd_ctx *x, const char *rest)
 static int cmd_stats(struct cmd_ctx *x)
 {
     struct anc_stats st;
-    anc_session_stats(x->c->s, &st, NULL, 0);
+    anc_conv_stats(x->c->conv, &st, NULL, 0);
     double mass = 0;
     for (int32_t l = 0; l < st.n_layer; l++) mass += st.sink_mass[l];
     if (st.n_layer) mass /= st.n_layer;
@@ -1177,7 +1129,7 @@ static int cmd_new(struct cmd_ctx *x)
 {
     struct chat *c = x->c;
     if (chat_busy(c)) return say(x, ERRF, "a reply is in progress: press Ctrl-C first");
-    anc_session_reset(c->s);
+    anc_conv_reset(c->conv);
     pthread_mutex_lock(&c->mu);
     char *sys = NULL;
     if (c->n_msgs > 0 && c->msgs[0].role == CHAT_SYSTEM) sys = strdup(c->msgs[0].text);

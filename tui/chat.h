@@ -1,7 +1,8 @@
 /* chat.h — the conversation controller shared by the full-screen TUI and
- * the REPL: it owns the model, the engine session, the chat template and
- * the history store; runs generation on its own engine thread; parses and
- * applies slash commands; and hands the UI consistent snapshots to draw.
+ * the REPL: it owns the conversation engine (ancora.h's anc_conv: a local
+ * model or a remote server) and the history store; runs each reply on its
+ * own engine thread; parses and applies slash commands; and hands the UI
+ * consistent snapshots to draw.
  * Front-end code: reaches the engine only through ancora.h and the store
  * only through history.h; no curses here. */
 #ifndef ANC_CHAT_H
@@ -71,7 +72,9 @@ struct chat_view {
     char *template_name;
     char *theme_name;           /* the theme the user chose ("" = default) */
     bool history_ok;            /* the store is open and writable */
-    struct anc_model_info model;/* (path/name/arch pointers stay valid while the chat lives) */
+    struct anc_model_info model;/* (path/name/arch pointers stay valid while the chat lives;
+                                   zeros but name and path for a remote engine) */
+    bool remote;                /* the engine is a remote server */
     struct anc_session_params params; /* in force, including pending changes */
     int32_t max_reply;          /* tokens per reply (0 = no limit) */
 };
