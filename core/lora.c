@@ -359,6 +359,13 @@ const struct anc_weight *lora_norm(const struct anc_lora *lo, const struct anc_m
     return which == 'a' ? &m->layers[layer].attn_norm : &m->layers[layer].ffn_norm;
 }
 
+const struct anc_weight *lora_plus_for_tensor(const struct anc_lora *lo, const char *name)
+{
+    const struct anc_weight *base;
+    const struct anc_weight *w = plus_slot((struct anc_lora *)lo, name, &base);
+    return w && w->data ? w : NULL;
+}
+
 const struct lora_pair *lora_pair_for_tensor(const struct anc_lora *lo, const char *name)
 {
     static const char *const sfx[] = {".weight", NULL};

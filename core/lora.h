@@ -50,6 +50,19 @@ const struct anc_weight *lora_output_norm(const struct anc_lora *lo, const struc
 const struct anc_weight *lora_norm(const struct anc_lora *lo, const struct anc_model *m, int32_t layer,
                                    char which);
 
+/* LoRA+'s replacement for the base tensor named name, or NULL. */
+const struct anc_weight *lora_plus_for_tensor(const struct anc_lora *lo, const char *name);
+
+/* RoPE metadata of a model file written with an adapter folded in (merge)
+ * or trained whole: is kv one of {arch}.context_length / rope.freq_base /
+ * rope.scaling.* (which such a file writes anew)? And write them, under
+ * `prefix` ("llama", or "ancora.adapter" in an adapter). */
+struct gguf_kv;
+struct gguf_writer;
+bool lora_is_rope_key(const struct gguf_kv *kv, const char *arch);
+bool lora_write_rope(struct gguf_writer *w, const char *prefix, int32_t ctx, double base, const char *scaling,
+                     double factor, int32_t orig_ctx);
+
 /* The pair adapting the base tensor named name ("blk.N.attn_q.weight"),
  * or NULL. */
 const struct lora_pair *lora_pair_for_tensor(const struct anc_lora *lo, const char *name);

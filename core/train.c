@@ -26,6 +26,7 @@
 #include "ancora.h"
 #include "gguf.h"
 #include "gguf_write.h"
+#include "lora.h"
 #include "model.h"
 #include "rope.h"
 #include "util.h"
@@ -738,33 +739,7 @@ static bool save_rope(struct gguf_writer *w, const struct anc_trainer *t, const 
 {
     struct rope_params rp;
     session_rope_resolve(t->m, &t->p.rope, t->p.ctx, &rp);
-    char k[128];
-    bool ok = true;
-    snprintf(k, sizeof k, "%s.context_length", prefix);
-    ok = ok && gguf_writer_u32(w, k, (uint32_t)t->p.ctx);
-    snprintf(k, sizeof k, "%s.rope.freq_base", prefix);
-    ok = ok && gguf_writer_f32(w, k, (float)rp.base);
-    snprintf(k, sizeof k, "%s.rope.scaling.type", prefix);
-    ok = ok && gguf_writer_str(w, k, rope_scaling_name(rp.scaling));
-    snprintf(k, sizeof k, "%s.rope.scaling.factor", prefix);
-    ok = ok && gguf_writer_f32(w, k, (float)rp.factor);
-    snprintf(k, sizeof k, "%s.rope.scaling.original_context_length", prefix);
-    ok = ok && gguf_writer_u32(w, k, (uint32_t)rp.orig_ctx);
-    return ok;
-}
-
-/* Is this base key one the full fine-tune's model file writes anew? */
-static bool key_rewritten(const struct gguf_kv *kv, const char *arch)
-{
-    char k[160];
-    const char *suffixes[] = {".context_length", ".rope.freq_base", ".rope.scaling.type",
-                              ".rope.scaling.factor", ".rope.scaling.original_context_length",
-                              ".rope.scale_linear"};
-    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
-        snprintf(k, sizeof k, "%s%s", arch, suffixes[i]);
-        if (gguf_str_eq(kv->key, k)) return true;
-    }
-    return false;
+    return lora_write_rope(w, prefix, t->p.ctx, rp.base, rope_scaling_name(rp.scaling), rp.factor, rp.orig_ctx);
 }
 
 static const struct tparam *param_named(const struct anc_trainer *t, const struct gguf_str name)
@@ -780,7 +755,7 @@ static bool declare_model(struct gguf_writer *w, struct save_ctx *sc, const stru
 {
     const struct gguf_file *f = t->m->file;
     for (uint64_t i = 0; i < f->n_kv; i++)
-        if (!key_rewritten(&f->kv[i], t->m->hp.arch) && !gguf_writer_copy_kv(w, &f->kv[i])) return false;
+        if (!lora_is_rope_key(&f->kv[i], t->m->hp.arch) && !gguf_writer_copy_kv(w, &f->kv[i])) return false;
     if (!save_rope(w, t, t->m->hp.arch)) return false;
     for (uint64_t i = 0; i < f->n_tensors; i++) {
         const struct gguf_tensor *bt = &f->tensors[i];

@@ -45,6 +45,20 @@ if "$ANCORA" train "${T[@]}" --steps 30 -o "$tmp/a.gguf" 2>"$tmp/a.err"; then
   "$ANCORA" ppl -m "$M" -f "$tmp/text.txt" --ctx 256 --lora "$tmp/a.gguf" 2>&1 >/dev/null |
     grep -q "trained at 256 tokens with RoPE linear x2" && ok "the adapter brings its RoPE (linear x2)" ||
     fail "the adapter's RoPE was not applied"
+  # merged: a plain model file with the trained embedding/norms and the RoPE in its metadata
+  if "$ANCORA" lora merge -m "$M" --lora "$tmp/a.gguf" -o "$tmp/merged.gguf" 2>/dev/null; then
+    merged=$("$ANCORA" ppl -m "$tmp/merged.gguf" -f "$tmp/text.txt" --ctx 256 2>/dev/null | awk '/^PPL =/ {print $3}')
+    info=$("$ANCORA" gguf info "$tmp/merged.gguf" 2>&1)
+    if awk "BEGIN { d = $merged / $tuned - 1; exit !(d < 0.005 && d > -0.005) }" &&
+       echo "$info" | grep -q 'rope.scaling.type *string *"linear"' &&
+       echo "$info" | grep -q 'llama.context_length *uint32 *256'; then
+      ok "lora merge: PPL $merged (adapter $tuned), RoPE linear and context 256 in the metadata"
+    else
+      fail "lora merge: PPL $merged vs $tuned; $(echo "$info" | grep -E 'context_length|rope')"
+    fi
+  else
+    fail "lora merge of a LoRA+ adapter failed"
+  fi
   out=$("$ANCORA" run -m "$M" --lora "$tmp/a.gguf" -n 20 --seed 1 2>/dev/null)
   [ -n "$out" ] && ok "run --lora generates: ${out:0:40}..." || fail "run --lora gave nothing"
 else

@@ -334,6 +334,7 @@ static int train_loop(struct anc_trainer *tr, const struct train_cli *tc, const 
     double t0 = anc_now();
     int rc = EXIT_OK;
     char err[ANC_ERR_LEN], eta[32];
+    double t_prev = t0;
     for (long s = first; s < tc->steps && !stop_requested; s++) {
         struct anc_train_step st;
         if (anc_trainer_step(tr, toks, n, &st, err, sizeof err) != 0) {
@@ -344,12 +345,13 @@ static int train_loop(struct anc_trainer *tr, const struct train_cli *tc, const 
             return EXIT_RUNTIME;
         }
         losses[s] = st.loss;
-        double el = anc_now() - t0, per = el / (double)(s + 1 - first);
+        double now = anc_now(), el = now - t0, per = el / (double)(s + 1 - first), this_step = now - t_prev;
+        t_prev = now;
         double tok_s = (double)(s + 1 - first) * tc->tp.ctx * tc->tp.batch / (el > 0 ? el : 1e-9);
         fmt_secs(eta, sizeof eta, per * (double)(tc->steps - s - 1));
         if (tty || (!tc->quiet && ((s + 1) % every == 0 || s + 1 == tc->steps)))
-            fprintf(stderr, "%sstep %ld/%ld  loss %.4f  |g| %.3f  lr %.2e  %.0f tok/s  ETA %s  RSS %.0f MiB%s",
-                    tty ? "\r" : "", s + 1, tc->steps, st.loss, st.grad_norm, st.lr, tok_s, eta,
+            fprintf(stderr, "%sstep %ld/%ld  loss %.4f  |g| %.3f  lr %.2e  %.0f tok/s (%.2f s/step)  ETA %s  RSS %.0f MiB%s",
+                    tty ? "\r" : "", s + 1, tc->steps, st.loss, st.grad_norm, st.lr, tok_s, this_step, eta,
                     peak_rss_mib(), tty ? "   " : "\n");
         if ((s + 1) % tc->save_every == 0 && s + 1 < tc->steps &&
             (rc = save_both(tr, tc->out, ckpt, true)) != EXIT_OK)
