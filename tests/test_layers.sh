@@ -14,8 +14,11 @@ out=$(inc core/*.[ch] kernels/*.[ch] kernels/cpu/*.[ch] | grep -E 'curses|readli
 [ -z "$out" ] || bad "engine includes a UI or database header: $out"
 out=$(inc history/*.[ch] | grep -E 'curses|readline|"(model|session|gguf|tokenizer|kv_cache|backend|rope|sampler)\.h"')
 [ -z "$out" ] || bad "history/ includes curses/readline or engine internals: $out"
-out=$(inc tui/*.[ch] | grep -E '"(model|gguf|tokenizer|kv_cache|backend|rope|sampler|util|threadpool|cpu_ops|quant|store)\.h"')
+out=$(inc tui/*.[ch] | grep -E '"(model|gguf|tokenizer|kv_cache|backend|rope|sampler|util|threadpool|cpu_ops|quant|store|conversation|remote)\.h"')
 [ -z "$out" ] || bad "tui/ includes an internal header: $out"
+# the remote engine's HTTP and JSON are core/'s (remote.c), never the front-ends'
+out=$(inc tui/*.[ch] history/*.[ch] | grep -E 'curl|jansson|cJSON')
+[ -z "$out" ] || bad "a front-end or the store includes libcurl or a JSON library: $out"
 out=$(inc kernels/*.[ch] kernels/cpu/*.[ch] | grep -E '"(ancora|model|gguf|tokenizer|session|kv_cache|rope|sampler|history)\.h"')
 [ -z "$out" ] || bad "kernels/ depends on core/ or history/: $out"
 [ $fails -eq 0 ] && echo "layer rules hold"

@@ -154,6 +154,7 @@ start() {
     local w=$1 h=$2
     shift 2
     T kill-server >/dev/null 2>&1
+    tui_wait_gone "$sock"
     rm -f "$tmp/status" "$tmp/stderr"
     {
         echo '#!/bin/bash'

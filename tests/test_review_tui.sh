@@ -46,6 +46,7 @@ check_not() { sleep 0.3; if cap | grep -qE -- "$2"; then fail "$1 ('$2' still on
 # start W H: the chat in a fresh tmux server, history in $tmp/h.db
 start() {
     T kill-server >/dev/null 2>&1
+    tui_wait_gone "$tmp/sock"
     cat >"$tmp/run.sh" <<RUN
 #!/bin/bash
 export HOME='$tmp/home' XDG_CONFIG_HOME='$tmp/config' XDG_STATE_HOME='$tmp/state'

@@ -71,6 +71,7 @@ start() {
     local w=$1 h=$2
     shift 2
     T kill-server >/dev/null 2>&1
+    tui_wait_gone "$sock"
     rm -f "$tmp/status" "$tmp/stty.before" "$tmp/stty.after"
     cat >"$tmp/run.sh" <<EOF
 #!/bin/bash
@@ -107,9 +108,12 @@ check_redraws() {
 # The program's pid (the child of the pane's shell).
 program_pid() { ps -o pid= --ppid "$(T display-message -p -t tui '#{pane_pid}')" | head -1 | tr -d ' '; }
 
-wait_status() {
+wait_status() { # (and the terminal settings run.sh writes just after it)
     local i=0
-    while [ ! -s "$tmp/status" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    while { [ ! -s "$tmp/status" ] || [ ! -s "$tmp/stty.after" ]; } && [ $i -lt 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
     cat "$tmp/status" 2>/dev/null
 }
 

@@ -16,6 +16,15 @@ tui_require() {
     locale -a 2>/dev/null | grep -qi '^c\.utf-\?8$' || { echo "SKIP: no C.UTF-8 locale"; exit 77; }
 }
 
+# tui_wait_gone SOCKET: after `kill-server`, until that tmux server has
+# gone (its socket removed; at most 5 s). A new server started on the
+# socket while the old one is still exiting fails with "server exited
+# unexpectedly", which a loaded machine makes likely.
+tui_wait_gone() {
+    local n=0
+    while [ -S "$1" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+}
+
 # Every line at most W display columns; the chat box's right border in the
 # same column on every row of the box (wide characters included).
 # Returns 0 when the screen is well formed.

@@ -157,11 +157,13 @@ static void params_json(const struct chat *c, char *buf, size_t cap)
     struct anc_session_params p;
     anc_conv_get_params(c->conv, &p);
     if (c->ci.remote) {
+        char url[300], model[300];
         snprintf(buf, cap,
                  "{\"remote\": \"%s\", \"engine\": \"%s\", \"model\": \"%s\", \"temp\": %g, "
                  "\"top_k\": %d, \"top_p\": %g, \"min_p\": %g, \"repeat_penalty\": %g, \"seed\": %"
                  PRIu64 "}",
-                 c->ci.model_path, c->ci.engine, c->ci.model_name, p.sampling.temp, p.sampling.top_k,
+                 cli_json_escape(c->ci.model_path, url, sizeof url), c->ci.engine,
+                 cli_json_escape(c->ci.model_name, model, sizeof model), p.sampling.temp, p.sampling.top_k,
                  p.sampling.top_p, p.sampling.min_p, p.sampling.repeat_penalty, p.sampling.seed);
         return;
     }
@@ -542,6 +544,11 @@ static int32_t default_max_reply(const struct anc_conv_info *ci)
 
 static struct anc_conv *open_engine(const struct chat_opts *o, char *err, size_t errlen)
 {
+    if (o->remote_url) {
+        struct anc_remote_params rp = {o->remote_url, o->api_key, o->remote_model,
+                                       o->connect_timeout, o->timeout, o->sess.sampling};
+        return anc_conv_open_remote(&rp, err, errlen);
+    }
     struct anc_conv_local_params lp = {o->model_path, o->lora_path, o->threads,
                                        (enum anc_backend_kind)o->backend, o->sess, o->template_id};
     return anc_conv_open_local(&lp, err, errlen);
@@ -658,7 +665,10 @@ const char *chat_backend_notice(const struct chat *c, char *buf, size_t cap)
 {
     const struct anc_model_info *mi = &c->mi; /* fixed after loading */
     buf[0] = '\0';
-    if (mi->backend_note && *mi->backend_note)
+    if (c->ci.remote)
+        snprintf(buf, cap, "remote engine: %s at %s, model %s", c->ci.engine, c->ci.model_path,
+                 c->ci.model_name);
+    else if (mi->backend_note && *mi->backend_note)
         snprintf(buf, cap, "%s", mi->backend_note);
     else if (mi->backend && strcmp(mi->backend, "cpu") != 0)
         snprintf(buf, cap, "running on the GPU (%s, %s)", mi->device, mi->backend);
@@ -1067,10 +1077,58 @@ static int cmd_system(struct cmd_ctx *x, const char *rest)
                "system message added (it applies from the next turn)");
 }
 
+/* What the server publishes, in one line. */
+static int remote_stats_line(struct cmd_ctx *x, const struct anc_stats *st)
+{
+    char slot[160] = "", kv[96] = "", req[96] = "", poll[200] = "";
+    if (st->have_slot)
+        snprintf(slot, sizeof slot, "; slot %d of %d: %" PRId64 "/%d tokens%s", st->slot_id,
+                 st->n_slots, st->slot_tokens, st->slot_ctx, st->slot_busy ? ", busy" : "");
+    else if (st->server_ctx > 0)
+        snprintf(slot, sizeof slot, "; context %" PRId64 " tokens", st->server_ctx);
+    if (st->have_kv_usage) {
+        if (st->server_kv_tokens > 0)
+            snprintf(kv, sizeof kv, "; KV cache %.1f%% of %" PRId64 " tokens", 100 * st->kv_usage,
+                     st->server_kv_tokens);
+        else
+            snprintf(kv, sizeof kv, "; KV cache %.1f%%", 100 * st->kv_usage);
+    }
+    if (st->have_requests)
+        snprintf(req, sizeof req, "; requests: %g running, %g waiting", st->req_running, st->req_waiting);
+    if (st->poll_note[0]) snprintf(poll, sizeof poll, "; %s", st->poll_note);
+    else if (st->poll_age < 0) snprintf(poll, sizeof poll, "; nothing polled yet");
+    return say(x, CHAT_HANDLED, "%s at %s, model %s%s%s%s; prompt %.1f tok/s, decode %.1f tok/s%s",
+               st->engine, st->server, st->model, slot, kv, req, st->prefill_tok_s,
+               st->decode_tok_s, poll);
+}
+
+static int cmd_models(struct cmd_ctx *x)
+{
+    char **names = NULL;
+    size_t n = 0;
+    char err[ANC_ERR_LEN];
+    if (anc_conv_models(x->c->conv, &names, &n, err, sizeof err) != 0) return say(x, ERRF, "%s", err);
+    size_t used = 0;
+    x->reply[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (used < x->cap) {
+            bool cur = strcmp(names[i], x->c->ci.model_name) == 0;
+            int k = snprintf(x->reply + used, x->cap - used, "%s%s %s", i ? "\n" : "", cur ? "*" : " ",
+                             names[i]);
+            if (k > 0) used += (size_t)k;
+        }
+        free(names[i]);
+    }
+    free(names);
+    if (n == 0) snprintf(x->reply, x->cap, "the engine lists no models");
+    return CHAT_HANDLED;
+}
+
 static int cmd_stats(struct cmd_ctx *x)
 {
     struct anc_stats st;
     anc_conv_stats(x->c->conv, &st, NULL, 0);
+    if (st.remote) return remote_stats_line(x, &st);
     double mass = 0;
     for (int32_t l = 0; l < st.n_layer; l++) mass += st.sink_mass[l];
     if (st.n_layer) mass /= st.n_layer;
@@ -1102,6 +1160,7 @@ static const struct chat_command_help help_rows[] = {
     {"/theme NAME", "switch colours (default, light, high-contrast, colorblind, mono)"},
     {"/system TEXT", "set the system prompt (or add a system message)"},
     {"/stats", "cache, RoPE, memory and speed in one line"},
+    {"/models", "the models the engine offers (a remote server's list; * in use)"},
     {"/help", "this list"},
     {"/quit", "leave (Ctrl-D too)"},
 };
@@ -1219,6 +1278,7 @@ static int run_command(struct chat *c, const char *line, char *reply, size_t cap
     else if (strcmp(name, "title") == 0) r = cmd_title(&x, rest);
     else if (strcmp(name, "system") == 0) r = cmd_system(&x, rest);
     else if (strcmp(name, "stats") == 0) r = cmd_stats(&x);
+    else if (strcmp(name, "models") == 0) r = cmd_models(&x);
     else if (strcmp(name, "help") == 0 || strcmp(name, "?") == 0) r = cmd_help(&x);
     else if (strcmp(name, "new") == 0) r = cmd_new(&x);
     else if (strcmp(name, "load") == 0) r = cmd_load(&x);
@@ -1294,7 +1354,7 @@ int chat_submit(struct chat *c, const char *line, char *reply, size_t reply_len)
 
 static const char *const top_words[] = {"/set", "/rope", "/cache", "/sessions", "/load", "/new",
                                         "/title", "/export", "/theme", "/system", "/stats",
-                                        "/help", "/quit", NULL};
+                                        "/models", "/help", "/quit", NULL};
 static const char *const set_words[] = {"window", "sinks", "temp", "top-k", "top-p", "min-p",
                                         "repeat-penalty", "seed", "max-tokens", NULL};
 static const char *const rope_words[] = {"theta", "scale", "reset", NULL};

@@ -30,6 +30,11 @@ struct chat_opts {
     int64_t resume_id;          /* > 0: load this saved session and continue it */
     int32_t max_reply_tokens;   /* per reply; 0: until end of turn or a full context;
                                    < 0: a default by the template (256 without one) */
+    /* a remote engine instead of model_path (an OpenAI-compatible server) */
+    const char *remote_url;     /* NULL: the local model */
+    const char *api_key;        /* bearer token, or NULL (never stored anywhere) */
+    const char *remote_model;   /* the server's model id; NULL: its first */
+    double timeout, connect_timeout; /* seconds; 0: the engine's defaults */
     /* Called on the engine thread with each piece of reply text as it is
      * generated (the REPL prints it); may be NULL. */
     void (*on_piece)(void *ctx, const char *piece, size_t len);

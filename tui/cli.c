@@ -96,6 +96,57 @@ const char cli_context_help[] =
     "      --yarn-beta-slow X  YaRN beta_slow (default 1)\n"
     "      --yarn-attn-factor X  YaRN attention factor (default: file, else 1)\n";
 
+const char cli_remote_help[] =
+    "Remote engine (an OpenAI-compatible server: llama-server, vLLM, ollama):\n"
+    "      --remote URL        chat with the server at URL (e.g. http://127.0.0.1:8080);\n"
+    "                          also `remote = URL` in the config file or $ANCORA_REMOTE;\n"
+    "                          `--remote off` for the local engine. -m/--model then\n"
+    "                          names one of the server's models (/models lists them)\n"
+    "      --api-key KEY       sent as a bearer token (better: $ANCORA_API_KEY, which\n"
+    "                          other users cannot see in the process list)\n"
+    "      --timeout S         give up when the server sends nothing for S seconds\n"
+    "                          (default 120)\n"
+    "      --connect-timeout S give up connecting after S seconds (default 10)\n";
+
+int cli_remote_option(int c, const char *arg, struct cli_opts *o)
+{
+    switch (c) {
+    case OPT_REMOTE:
+        o->remote = arg;
+        return 1;
+    case OPT_API_KEY:
+        o->api_key = arg;
+        return 1;
+    case OPT_TIMEOUT:
+        return cli_parse_double("--timeout", arg, 0.1, 86400, &o->timeout) ? 1 : -1;
+    case OPT_CONNECT_TIMEOUT:
+        return cli_parse_double("--connect-timeout", arg, 0.1, 3600, &o->connect_timeout) ? 1 : -1;
+    default:
+        return 0;
+    }
+}
+
+void cli_remote_resolve(struct cli_opts *o)
+{
+    if (!o->remote || !*o->remote) o->remote = getenv("ANCORA_REMOTE");
+    if (o->remote && (!*o->remote || strcmp(o->remote, "off") == 0)) o->remote = NULL;
+    if (!o->api_key || !*o->api_key) o->api_key = getenv("ANCORA_API_KEY");
+    if (o->api_key && !*o->api_key) o->api_key = NULL;
+}
+
+char *cli_json_escape(const char *s, char *buf, size_t cap)
+{
+    size_t k = 0;
+    for (; s && *s && k + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') buf[k++] = '\\', buf[k++] = (char)c;
+        else if (c < 0x20) k += (size_t)snprintf(buf + k, cap - k, "\\u%04x", c);
+        else buf[k++] = (char)c;
+    }
+    if (cap) buf[k < cap ? k : cap - 1] = '\0';
+    return buf;
+}
+
 const char cli_lora_help[] =
     "Adapter:\n"
     "      --lora FILE         apply a LoRA adapter (llama.cpp's LoRA GGUF layout)\n"

@@ -20,7 +20,7 @@ enum cli_long_opt {
     OPT_NO_BOS, OPT_HELP, OPT_BACKEND, OPT_VERBOSE, OPT_ROPE_SCALING, OPT_ROPE_FACTOR,
     OPT_ROPE_ORIG_CTX, OPT_YARN_BETA_FAST, OPT_YARN_BETA_SLOW, OPT_YARN_ATTN_FACTOR, OPT_LOGITS_OUT,
     OPT_SAVE, OPT_SESSION_ID, OPT_TITLE, OPT_DB_PATH, OPT_IDS_OUT, OPT_PROMPT_IDS, OPT_LORA,
-    OPT_LORA_SCALE
+    OPT_LORA_SCALE, OPT_REMOTE, OPT_API_KEY, OPT_TIMEOUT, OPT_CONNECT_TIMEOUT
 };
 
 struct cli_opts {
@@ -36,9 +36,31 @@ struct cli_opts {
     const char *lora_path; /* --lora FILE */
     struct anc_lora *lora; /* loaded by cli_model_load, freed by cli_model_free */
     struct anc_session_params sess;
+    /* a remote engine (chat, repl, run): --remote URL; then -m/--model
+       names the server's model instead of a file */
+    const char *remote;
+    const char *api_key;        /* --api-key (else $ANCORA_API_KEY) */
+    double timeout, connect_timeout; /* seconds; 0: the engine's defaults */
 };
 
 void cli_opts_default(struct cli_opts *o);
+
+/* The remote engine's options, for the getopt tables of chat and run
+ * (spliced into their own option lists), their handler (1 handled, 0 not
+ * one of them, -1 usage error printed) and their help. */
+#define CLI_REMOTE_LONGOPTS                                            \
+    {"remote", required_argument, NULL, OPT_REMOTE},                  \
+    {"api-key", required_argument, NULL, OPT_API_KEY},                \
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},                \
+    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT}
+int cli_remote_option(int c, const char *arg, struct cli_opts *o);
+extern const char cli_remote_help[];
+/* --remote (or "off"), else $ANCORA_REMOTE; the key from --api-key, else
+ * $ANCORA_API_KEY. Sets o->remote to NULL for a local engine. */
+void cli_remote_resolve(struct cli_opts *o);
+/* s as the inside of a JSON string (quotes, backslashes and control
+ * characters escaped), cut to fit cap; returns buf. */
+char *cli_json_escape(const char *s, char *buf, size_t cap);
 
 /* Handle an option shared by several subcommands; returns 1 if handled,
  * 0 if not one of them, -1 after printing a usage error. */

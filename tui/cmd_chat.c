@@ -26,6 +26,7 @@ static const struct option chat_own[] = {
     {"theme", required_argument, NULL, OPT_THEME},
     {"no-color", no_argument, NULL, OPT_NO_COLOR},
     {"max-tokens", required_argument, NULL, 'n'},
+    CLI_REMOTE_LONGOPTS,
     {NULL, 0, NULL, 0},
 };
 
@@ -43,10 +44,13 @@ static void chat_usage(FILE *out, const char *name)
 {
     fprintf(out,
             "Usage: ancora %s -m MODEL [options]\n"
+            "       ancora %s --remote URL [-m SERVER_MODEL] [options]\n"
             "\n"
             "Chat with a model. In a terminal: a full-screen interface with live panels\n"
             "(KV cache, sink tokens, RoPE, memory); otherwise (pipes, `ancora repl`) a\n"
-            "line-by-line REPL. Type /help inside for the commands.\n"
+            "line-by-line REPL. Type /help inside for the commands. With --remote, an\n"
+            "OpenAI-compatible server (llama-server, vLLM, ollama) answers instead, and\n"
+            "the panels show what it publishes (docs/remote.md).\n"
             "\n"
             "  -m, --model FILE      GGUF model (default: `model = ...` in the config file,\n"
             "                        $ANCORA_MODEL, else SmolLM2-135M-Instruct when\n"
@@ -70,7 +74,9 @@ static void chat_usage(FILE *out, const char *name)
             "                        new seed each session)\n"
             "  -h, --help            this help\n"
             "\n",
-            name);
+            name, name);
+    fputs(cli_remote_help, out);
+    fputs("\n", out);
     fputs(cli_context_help, out);
     fputs(cli_lora_help, out);
     fputs("\nConfiguration: ~/.config/ancora/config ($XDG_CONFIG_HOME), lines of\n"
@@ -106,8 +112,10 @@ static int apply_option(struct chat_cli *cc, int code, const char *arg)
         if (!cli_parse_long("--max-tokens", arg, 0, 1 << 24, &v)) return -1;
         cc->co.max_reply_tokens = (int32_t)v;
         return 1;
-    default:
-        return cli_common_option(code, arg, &cc->o);
+    default: {
+        int r = cli_remote_option(code, arg, &cc->o);
+        return r != 0 ? r : cli_common_option(code, arg, &cc->o);
+    }
     }
 }
 
@@ -176,7 +184,12 @@ int cmd_chat(int argc, char **argv, bool force_repl)
         rc = EXIT_USAGE;
         goto out;
     }
-    /* 2. the command line */
+    /* 2. the command line; the remote engine's settings go flag, then
+       environment, then config file (and -m names the server's model only
+       when given on the command line: the config's `model =` is a file) */
+    const char *conf_remote = cc.o.remote, *conf_key = cc.o.api_key, *conf_model = cc.o.model;
+    cc.o.remote = cc.o.api_key = NULL;
+    cc.o.model = NULL;
     int c;
     opterr = 0;
     optind = 1;
@@ -203,9 +216,31 @@ int cmd_chat(int argc, char **argv, bool force_repl)
         rc = EXIT_USAGE;
         goto out;
     }
+    const char *flag_model = cc.o.model;
+    if (!cc.o.model) cc.o.model = conf_model;
+    const char *env_remote = getenv("ANCORA_REMOTE");
+    bool said_off = (cc.o.remote && strcmp(cc.o.remote, "off") == 0) ||
+                    (!cc.o.remote && env_remote && strcmp(env_remote, "off") == 0);
+    cli_remote_resolve(&cc.o);
+    if (!cc.o.remote && !said_off && conf_remote && *conf_remote && strcmp(conf_remote, "off") != 0)
+        cc.o.remote = conf_remote;
+    if (!cc.o.api_key && conf_key && *conf_key) cc.o.api_key = conf_key;
+    if (cc.o.remote) {
+        if (cc.o.lora_path) {
+            cli_error("--lora applies to a local model, not to a remote server");
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        cc.co.remote_url = cc.o.remote;
+        cc.co.api_key = cc.o.api_key;
+        cc.co.remote_model = flag_model && *flag_model ? flag_model : NULL;
+        cc.co.timeout = cc.o.timeout;
+        cc.co.connect_timeout = cc.o.connect_timeout;
+    }
     /* 3. environment for what the flags left open */
     const char *model = cc.o.model && *cc.o.model ? cc.o.model : getenv("ANCORA_MODEL");
-    if (!model || !*model) {
+    if (cc.o.remote) model = cc.co.remote_model ? cc.co.remote_model : "";
+    if (!cc.o.remote && (!model || !*model)) {
         char *def = userconf_default_model();
         if (!def) {
             first_run_help();
@@ -233,7 +268,8 @@ int cmd_chat(int argc, char **argv, bool force_repl)
         cc.co.on_piece = repl_on_piece;
         cc.co.on_piece_ctx = NULL;
     }
-    if (tty) fprintf(stderr, "ancora: loading %s...\n", model);
+    if (tty && cc.o.remote) fprintf(stderr, "ancora: connecting to %s...\n", cc.co.remote_url);
+    else if (tty) fprintf(stderr, "ancora: loading %s...\n", model);
     struct chat *ch = chat_new(&cc.co, err, sizeof err);
     if (!ch) {
         cli_error("%s", err);

@@ -14,10 +14,12 @@
 /* Ctrl-C stops generation cleanly (the text so far is kept and, with
  * --save, stored as cancelled). */
 static volatile sig_atomic_t run_interrupted;
+static struct anc_conv *run_conv; /* --remote: the stream Ctrl-C closes */
 static void on_sigint(int sig)
 {
     (void)sig;
     run_interrupted = 1;
+    if (run_conv) anc_conv_cancel(run_conv); /* an atomic store: safe here */
 }
 
 /* --save: the exchange recorded in the history store as it streams. */
@@ -60,9 +62,12 @@ static void run_usage(FILE *out)
 {
     fputs(
         "Usage: ancora run -m MODEL [-p TEXT | -f FILE] [-n N] [options]\n"
+        "       ancora run --remote URL [-m SERVER_MODEL] (-p TEXT | -f FILE) [options]\n"
         "\n"
         "Generate text from a prompt (or from BOS alone when no prompt is given).\n"
-        "stdout is exactly the generated text; timings go to stderr.\n"
+        "stdout is exactly the generated text; timings go to stderr. With --remote,\n"
+        "the prompt is one user message to the server's chat endpoint and stdout is\n"
+        "its reply (the server applies the model's chat template).\n"
         "\n"
         "  -m, --model FILE        GGUF model (default: $ANCORA_MODEL)\n"
         "  -p, --prompt TEXT       prompt text\n"
@@ -97,6 +102,7 @@ static void run_usage(FILE *out)
         out);
     fputs(cli_context_help, out);
     fputs(cli_lora_help, out);
+    fputs(cli_remote_help, out);
 }
 
 static int read_prompt(const struct cli_opts *o, char **text, size_t *len)
@@ -180,6 +186,104 @@ static int write_logits(const char *path, const struct anc_model *m, const float
     return 0;
 }
 
+/* ---- --remote: one user message to a server ---- */
+
+struct remote_run {
+    struct run_save *sv;
+};
+
+static void remote_piece(void *ctx, const char *text, size_t len)
+{
+    struct remote_run *rr = ctx;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    save_piece(rr->sv, text, len);
+}
+
+static enum hist_finish hist_finish_of(enum anc_finish f)
+{
+    return f == ANC_FINISH_STOP ? HIST_FINISH_STOP : f == ANC_FINISH_LENGTH ? HIST_FINISH_LENGTH
+           : f == ANC_FINISH_CANCELLED ? HIST_FINISH_CANCELLED : HIST_FINISH_ERROR;
+}
+
+static int run_remote(struct cli_opts *o, const char *text, size_t len, struct run_save *sv,
+                      int64_t session_id, const char *title)
+{
+    char err[ANC_ERR_LEN];
+    struct anc_remote_params rp = {o->remote, o->api_key, o->model, o->connect_timeout,
+                                   o->timeout, o->sess.sampling};
+    struct anc_conv *conv = anc_conv_open_remote(&rp, err, sizeof err);
+    if (!conv) {
+        cli_error("%s", err);
+        return EXIT_RUNTIME;
+    }
+    struct anc_conv_info ci;
+    anc_conv_get_info(conv, &ci);
+    if (o->verbose) fprintf(stderr, "ancora: %s at %s, model %s\n", ci.engine, ci.model_path, ci.model_name);
+    int rc = EXIT_OK;
+    if (sv->h) {
+        char params[1024], url[300], model[300];
+        struct anc_sampling *smp = &o->sess.sampling;
+        snprintf(params, sizeof params,
+                 "{\"remote\": \"%s\", \"engine\": \"%s\", \"model\": \"%s\", \"temp\": %g, "
+                 "\"top_p\": %g, \"seed\": %llu, \"source\": \"ancora run\"}",
+                 cli_json_escape(ci.model_path, url, sizeof url), ci.engine,
+                 cli_json_escape(ci.model_name, model, sizeof model), smp->temp, smp->top_p,
+                 (unsigned long long)smp->seed);
+        int st;
+        if (session_id) {
+            sv->sid = session_id;
+            st = title ? hist_session_set_title(sv->h, sv->sid, title) : HIST_OK;
+        } else {
+            char *auto_title = !title ? hist_title_from_text(text, 48) : NULL;
+            st = hist_session_create(sv->h, title ? title : auto_title, ci.model_path, ci.model_name,
+                                     params, &sv->sid);
+            free(auto_title);
+        }
+        if (st == HIST_OK) st = hist_msg_append(sv->h, sv->sid, HIST_ROLE_USER, text, NULL);
+        if (st == HIST_OK) st = hist_msg_begin(sv->h, sv->sid, &sv->mid);
+        if (st != HIST_OK) {
+            cli_error("history: %s", hist_errmsg(sv->h));
+            anc_conv_free(conv);
+            return EXIT_RUNTIME;
+        }
+        sv->t_saved = anc_now();
+    }
+    struct anc_chat_msg msg = {"user", text, len};
+    struct remote_run rr = {sv->h ? sv : NULL};
+    struct anc_reply_events ev = {NULL, NULL, remote_piece, NULL, &rr};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    run_conv = conv;
+    sigaction(SIGINT, &sa, NULL);
+    struct anc_reply r;
+    anc_conv_reply(conv, &msg, 1, o->n_predict > 0 ? (int32_t)o->n_predict : 0, &ev, &r);
+    run_conv = NULL;
+    if (r.err[0]) cli_error("\n%s", r.err);
+    if (r.finish == ANC_FINISH_ERROR) rc = EXIT_RUNTIME;
+    if (sv->h && !sv->failed) {
+        struct hist_msg_stats hs = {r.n_prompt, r.n_gen, r.prompt_ms, r.gen_ms};
+        if (hist_msg_finish(sv->h, sv->mid, sv->buf ? sv->buf : "", hist_finish_of(r.finish), &hs) != HIST_OK)
+            save_fail(sv);
+        else
+            fprintf(stderr, "\nancora: saved as session %lld", (long long)sv->sid);
+    }
+    if (run_interrupted || r.finish == ANC_FINISH_CANCELLED) {
+        cli_error("\ninterrupted");
+        rc = EXIT_RUNTIME;
+    }
+    if (sv->failed && rc == EXIT_OK) rc = EXIT_RUNTIME;
+    double tp = r.prompt_ms > 0 ? r.prompt_ms / 1e3 : 0, tg = r.gen_ms > 0 ? r.gen_ms / 1e3 : 0;
+    fprintf(stderr, "\nancora: %s: prompt %lld tokens in %.3f s (%.1f tok/s), generated %lld tokens "
+            "in %.3f s (%.1f tok/s)\n", ci.engine, (long long)r.n_prompt, tp,
+            tp > 0 && r.n_prompt > 0 ? r.n_prompt / tp : 0.0, (long long)r.n_gen, tg,
+            tg > 0 && r.n_gen > 0 ? r.n_gen / tg : 0.0);
+    free(r.ids);
+    anc_conv_free(conv);
+    return rc;
+}
+
 /* Generate up to n_predict tokens, writing each piece to stdout as it comes. */
 static int generate(struct anc_model *m, struct anc_session *s, long n_predict, int32_t prev,
                     long *n_out, double *secs, struct run_save *sv, enum hist_finish *finish,
@@ -245,6 +349,7 @@ int cmd_run(int argc, char **argv)
         {"session", required_argument, NULL, OPT_SESSION_ID},
         {"title", required_argument, NULL, OPT_TITLE},
         {"db", required_argument, NULL, OPT_DB_PATH},
+        CLI_REMOTE_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     const char *logits_out = NULL, *title = NULL, *db_path = NULL, *ids_out = NULL;
@@ -292,9 +397,12 @@ int cmd_run(int argc, char **argv)
         case '?':
             rc = cli_option_error(c, argv, "run");
             break;
-        default:
-            if (cli_common_option(c, optarg, &o) != 1) rc = EXIT_USAGE;
+        default: {
+            int r = cli_remote_option(c, optarg, &o);
+            if (r == 0) r = cli_common_option(c, optarg, &o);
+            if (r != 1) rc = EXIT_USAGE;
             break;
+        }
         }
         if (rc != EXIT_OK) break;
     }
@@ -305,7 +413,20 @@ int cmd_run(int argc, char **argv)
     }
     if (rc != EXIT_OK) return rc;
     if (!cli_check_context(&o)) return EXIT_USAGE;
-    const char *path = cli_model_path(&o);
+    cli_remote_resolve(&o);
+    if (o.remote) {
+        const char *bad = prompt_ids ? "--prompt-ids" : logits_out ? "--logits-out" : ids_out ? "--ids-out"
+                          : o.no_bos ? "--no-bos" : o.lora_path ? "--lora" : NULL;
+        if (bad) {
+            cli_error("%s does not go with --remote (the server has the tokens)", bad);
+            return EXIT_USAGE;
+        }
+        if (!o.prompt && !o.prompt_file) {
+            cli_error("--remote needs a prompt: -p TEXT or -f FILE");
+            return EXIT_USAGE;
+        }
+    }
+    const char *path = o.remote ? "" : cli_model_path(&o);
     if (!path) return EXIT_USAGE;
     char *text;
     size_t len;
@@ -344,6 +465,13 @@ int cmd_run(int argc, char **argv)
             }
             hist_session_clear(&hs);
         }
+    }
+    if (o.remote) {
+        rc = run_remote(&o, text ? text : "", len, &sv, session_id, title);
+        free(sv.buf);
+        hist_close(sv.h);
+        free(text);
+        return rc;
     }
     double t_load = anc_now();
     struct anc_model *m = cli_model_load(&o, path, err, sizeof err);

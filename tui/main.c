@@ -31,10 +31,12 @@ static const struct subcommand subcommands[] = {
 static void usage(FILE *out)
 {
     fputs("Usage: ancora [chat] [-m MODEL] [options]\n"
+          "       ancora [chat|repl|run] --remote URL [-m SERVER_MODEL] [options]\n"
           "       ancora COMMAND [options]\n"
           "\n"
           "Chat with local Llama-family models (GGUF files) and see how they handle\n"
-          "long context.\n"
+          "long context; or be the terminal of an OpenAI-compatible server (llama-server,\n"
+          "vLLM, ollama) with --remote.\n"
           "\n"
           "Commands:\n",
           out);
@@ -46,6 +48,7 @@ static void usage(FILE *out)
           "  -V, --version   version and compiled-in backends\n"
           "\n"
           "Environment: ANCORA_MODEL (default model file), ANCORA_DB (history database),\n"
+          "ANCORA_REMOTE and ANCORA_API_KEY (a remote engine and its key),\n"
           "NO_COLOR (no colours), XDG_CONFIG_HOME / XDG_DATA_HOME (config and data folders).\n",
           out);
 }

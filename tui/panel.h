@@ -67,6 +67,12 @@ void panel_free(struct panel *p);
 /* The box with its title and tag, then the panel inside it. */
 void panel_draw_boxed(const struct panel *p, struct rect box);
 
+/* ---- a remote engine (stats.remote): what the panels draw instead ------- */
+/* (panel_remote.c; the Memory panel draws its own remote rows) */
+void panel_remote_kv(const struct anc_stats *st, struct rect r);
+void panel_remote_sinks(const struct anc_stats *st, struct rect r);
+void panel_remote_rope(const struct anc_stats *st, int32_t n_ctx_train, struct rect r);
+
 /* ---- shared by the KV panel and the chat pane ---------------------------- */
 
 /* Messages that occupy tokens get numbers (#1, #2, ...) in the chat pane

@@ -22,6 +22,8 @@ struct kv_msg {
 
 struct kv_state {
     bool have;
+    bool remote;              /* a remote server's figures (rs) instead */
+    struct anc_stats rs;
     enum anc_cache_policy policy;
     int64_t seen, evicted;
     int32_t used, capacity, window, n_sink, n_sink_now;
@@ -118,6 +120,11 @@ static void kv_update(void *state, const struct panel_input *in)
     struct kv_state *s = state;
     const struct anc_stats *st = in->st;
     s->have = true;
+    s->remote = st->remote;
+    if (st->remote) {
+        s->rs = *st;
+        return;
+    }
     s->policy = st->policy;
     s->seen = st->n_seen;
     s->evicted = st->n_evicted;
@@ -159,7 +166,8 @@ static void kv_tag(const void *state, char *buf, size_t cap)
 {
     const struct kv_state *s = state;
     if (!s->have) return;
-    snprintf(buf, cap, "%s", anc_cache_policy_name(s->policy));
+    if (s->remote) snprintf(buf, cap, "%s", s->rs.engine);
+    else snprintf(buf, cap, "%s", anc_cache_policy_name(s->policy));
 }
 
 /* ---- drawing ------------------------------------------------------------ */
@@ -378,6 +386,10 @@ static void kv_draw(const void *state, struct rect r)
     const struct kv_state *s = state;
     if (!s->have) {
         ui_text(r.y, r.x, r.w, ROLE_PANEL_DIM, "waiting for the engine...");
+        return;
+    }
+    if (s->remote) {
+        panel_remote_kv(&s->rs, r);
         return;
     }
     int y = r.y, left = r.h;

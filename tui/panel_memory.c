@@ -11,6 +11,10 @@
 
 struct memory_state {
     bool have;
+    bool remote;                            /* a remote server: what it publishes */
+    char engine[24];
+    unsigned long long srv_model, srv_vram; /* bytes (0: not published) */
+    long long srv_kv_tokens;                /* vLLM's KV cache in tokens (0: not published) */
     unsigned long long weights, kv, scratch, rss;
     unsigned long long kv_local;            /* part of kv: sliding-window layers */
     bool gpu;                               /* the engine runs on a GPU */
@@ -33,6 +37,11 @@ static void memory_update(void *state, const struct panel_input *in)
     struct memory_state *s = state;
     const struct anc_stats *st = in->st;
     s->have = true;
+    s->remote = st->remote;
+    snprintf(s->engine, sizeof s->engine, "%s", st->engine);
+    s->srv_model = st->server_model_bytes;
+    s->srv_vram = st->server_vram_bytes;
+    s->srv_kv_tokens = st->server_kv_tokens;
     s->weights = st->bytes_weights;
     s->kv = st->bytes_kv;
     s->kv_local = st->bytes_kv_local;
@@ -61,6 +70,10 @@ static void memory_update(void *state, const struct panel_input *in)
 static void memory_tag(const void *state, char *buf, size_t cap)
 {
     const struct memory_state *s = state;
+    if (s->have && s->remote) {
+        snprintf(buf, cap, "%s", s->engine);
+        return;
+    }
     if (s->have && s->gpu && s->device[0]) { /* where the model runs */
         const char *name = strncmp(s->device, "NVIDIA ", 7) == 0 ? s->device + 7 : s->device;
         snprintf(buf, cap, "%s", name);
@@ -190,6 +203,32 @@ static void memory_draw(const void *state, struct rect r)
     const struct memory_state *s = state;
     if (!s->have) {
         ui_text(r.y, r.x, r.w, ROLE_PANEL_DIM, "waiting for the engine...");
+        return;
+    }
+    if (s->remote) { /* the server's figures, where it publishes them; then speed */
+        int y = r.y, end = r.y + r.h;
+        char b[96], v[32];
+        bool any = false;
+        if (s->srv_model) {
+            ui_fmt_bytes(v, sizeof v, s->srv_model);
+            snprintf(b, sizeof b, "model %s", v);
+            if (s->srv_vram) {
+                size_t k = strlen(b);
+                ui_fmt_bytes(v, sizeof v, s->srv_vram);
+                snprintf(b + k, sizeof b - k, ", %s of it on the GPU", v);
+            }
+            if (y < end) ui_text(y++, r.x, r.w, ROLE_PANEL_LABEL, b);
+            any = true;
+        }
+        if (s->srv_kv_tokens > 0) {
+            snprintf(b, sizeof b, "KV cache %lld tokens", s->srv_kv_tokens);
+            if (y < end) ui_text(y++, r.x, r.w, ROLE_PANEL_LABEL, b);
+            any = true;
+        }
+        if (!any && y < end)
+            ui_text(y++, r.x, r.w, ROLE_PANEL_DIM, "the server publishes no memory figures");
+        if (y < end) draw_speed(s, y++, r.x, r.w);
+        if (y < end) draw_latency(s, (struct rect){y, r.x, end - y > 8 ? 8 : end - y, r.w});
         return;
     }
     struct mem_item items[6];

@@ -16,6 +16,9 @@
 
 struct rope_state {
     bool have;
+    bool remote;              /* a remote server: rs and its training context */
+    struct anc_stats rs;
+    int32_t n_ctx_train;
     bool pending;             /* asked for, applied at the next token */
     int scaling;
     double theta, theta_file, factor, base_eff, mscale, beta_fast, beta_slow;
@@ -48,6 +51,12 @@ static void rope_update(void *state, const struct panel_input *in)
     const struct anc_stats *st = in->st;
     const struct anc_rope_settings *r = in->params ? &in->params->rope : NULL;
     s->have = true;
+    s->remote = st->remote;
+    if (st->remote) {
+        s->rs = *st;
+        s->n_ctx_train = in->view ? in->view->model.n_ctx_train : 0;
+        return;
+    }
     s->scaling = r && r->scaling >= 0 ? r->scaling : st->rope_scaling;
     s->theta = pick(r ? r->theta : 0, st->rope_theta > 0 ? st->rope_theta : 10000);
     s->theta_file = in->view && in->view->model.rope_theta > 0 ? in->view->model.rope_theta : s->theta;
@@ -93,6 +102,10 @@ static void rope_tag(const void *state, char *buf, size_t cap)
 {
     const struct rope_state *s = state;
     if (!s->have) return;
+    if (s->remote) {
+        snprintf(buf, cap, "server");
+        return;
+    }
     const char *next = s->pending ? " \u00b7 next token" : "";
     if (s->long_rope) snprintf(buf, cap, "LongRoPE %s%s", s->long_rope == 2 ? "long" : "short", next);
     else if (s->scaling == ANC_ROPE_NONE) snprintf(buf, cap, "no scaling%s", next);
@@ -249,6 +262,10 @@ static void rope_draw(const void *state, struct rect r)
     const struct rope_state *s = state;
     if (!s->have) {
         ui_text(r.y, r.x, r.w, ROLE_PANEL_DIM, "waiting for the engine...");
+        return;
+    }
+    if (s->remote) {
+        panel_remote_rope(&s->rs, s->n_ctx_train, r);
         return;
     }
     int num_rows = r.h >= 7 ? 3 : r.h >= 5 ? 2 : r.h >= 2 ? 2 : 1;

@@ -15,6 +15,8 @@
 
 struct sinks_state {
     bool have;
+    bool remote;              /* a remote server's figures (rs) instead */
+    struct anc_stats rs;
     enum anc_cache_policy policy;
     int32_t n_sink, n_sink_now, n_layer;
     int32_t want_sinks;       /* asked for; the next token applies it */
@@ -93,6 +95,11 @@ static void sinks_update(void *state, const struct panel_input *in)
     if (!s->have)
         for (int i = 0; i < ANC_STATS_MAX_SINKS; i++) s->text_id[i] = -1;
     s->have = true;
+    s->remote = st->remote;
+    if (st->remote) {
+        s->rs = *st;
+        return;
+    }
     s->policy = st->policy;
     s->n_sink = st->n_sink;
     s->want_sinks = in->params && in->params->cache == ANC_CACHE_SINK ? in->params->n_sink
@@ -130,6 +137,10 @@ static void sinks_tag(const void *state, char *buf, size_t cap)
 {
     const struct sinks_state *s = state;
     if (!s->have) return;
+    if (s->remote) {
+        snprintf(buf, cap, "%s", s->rs.n_sink >= 0 && s->rs.n_sink != 0 ? "n_keep" : "n/a");
+        return;
+    }
     if (s->want_sinks != s->n_sink)
         snprintf(buf, cap, "%d of %d \u2192 %d next token", (int)s->n_sink_now, (int)s->n_sink,
                  (int)s->want_sinks);
@@ -261,6 +272,10 @@ static void sinks_draw(const void *state, struct rect r)
     const struct sinks_state *s = state;
     if (!s->have) {
         ui_text(r.y, r.x, r.w, ROLE_PANEL_DIM, "waiting for the engine...");
+        return;
+    }
+    if (s->remote) {
+        panel_remote_sinks(&s->rs, r);
         return;
     }
     if (s->n_sink == 0 || s->policy != ANC_CACHE_SINK) {

@@ -86,6 +86,33 @@ static void wait_reply(struct chat *c)
     }
 }
 
+static size_t n_messages(struct chat *c)
+{
+    struct chat_view v;
+    chat_view_get(c, &v);
+    size_t n = v.n_msgs;
+    chat_view_release(&v);
+    return n;
+}
+
+/* What went wrong during the reply (a server that went away, a full
+ * cache), one line each on stderr. True when the reply itself failed. */
+static bool report_errors(struct chat *c, size_t from)
+{
+    struct chat_view v;
+    chat_view_get(c, &v);
+    bool failed = false, replied = false, error = false;
+    for (size_t i = from; i < v.n_msgs; i++) {
+        if (v.msgs[i].role == CHAT_ERROR) fprintf(stderr, "ancora: %s\n", v.msgs[i].text), error = true;
+        if (v.msgs[i].role != CHAT_ASSISTANT) continue;
+        replied = true;
+        if (v.msgs[i].finish && strcmp(v.msgs[i].finish, "error") == 0) failed = true;
+    }
+    if (error && !replied) failed = true; /* the reply could not start at all */
+    chat_view_release(&v);
+    return failed;
+}
+
 static char *read_line(bool interactive)
 {
     if (interactive) return readline("you> ");
@@ -130,6 +157,7 @@ int repl_run(struct chat *c, bool interactive)
             continue;
         }
         if (interactive) add_history(line);
+        size_t before = n_messages(c);
         int r = chat_submit(c, line, reply, sizeof reply);
         bool message = line[0] != '/';
         free(line);
@@ -140,6 +168,8 @@ int repl_run(struct chat *c, bool interactive)
             wait_reply(c);
             fputc('\n', stdout);
             fflush(stdout);
+            /* a piped REPL exits 1 when a reply failed (scripts see it) */
+            if (report_errors(c, before) && !interactive) rc = EXIT_RUNTIME;
         }
     }
     if (interactive && hist) {

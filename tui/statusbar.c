@@ -73,7 +73,9 @@ void statusbar_draw(struct rect r, const struct status_info *si)
                      left_w / 4 > 16 ? left_w / 4 : 16, uni);
         used = segment(r.y, r.x, left_w, used, ROLE_STATUS_BAR, buf);
         const struct anc_session_params *p = &v->params;
-        if (p->cache == ANC_CACHE_SINK)
+        if (si->st && si->st->remote)
+            snprintf(buf, sizeof buf, "%sremote %s  ctx %d", sep, si->st->engine, (int)p->ctx);
+        else if (p->cache == ANC_CACHE_SINK)
             snprintf(buf, sizeof buf, "%ssink policy  window %d  sinks %d", sep, (int)p->window, (int)p->n_sink);
         else if (p->cache == ANC_CACHE_FULL)
             snprintf(buf, sizeof buf, "%sfull policy  ctx %d", sep, (int)(si->st ? si->st->capacity : p->ctx));
