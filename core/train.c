@@ -95,6 +95,8 @@ struct anc_trainer {
     uint64_t act_bytes;                 /* activations kept for the backward */
     uint64_t scratch_bytes;             /* one layer's gradients, logits */
     uint64_t grad_bytes;
+    uint64_t total_bytes;               /* every buffer above and the parameters */
+    bool dry;                           /* counting only (anc_trainer_new's estimate) */
     uint64_t rng;                       /* splitmix64 state: windows drawn */
     double last_loss;                   /* of anc_trainer_gradients, for its file */
     int64_t step;
@@ -111,17 +113,21 @@ static uint64_t splitmix(uint64_t *s)
     return z ^ (z >> 31);
 }
 
+/* A backend buffer of n_floats, counted in *count (and the total). A dry
+ * trainer (memory estimate) allocates nothing and hands out a marker. */
+static float dry_marker[1];
 static float *tbuf(struct anc_trainer *t, size_t n_floats, uint64_t *count)
 {
-    float *b = t->be->ops->alloc(t->be, n_floats * sizeof(float));
+    float *b = t->dry ? dry_marker : t->be->ops->alloc(t->be, n_floats * sizeof(float));
     if (!b) t->failed_alloc = true;
     if (count) *count += n_floats * sizeof(float);
+    t->total_bytes += n_floats * sizeof(float);
     return b;
 }
 
 static void tfree(struct anc_trainer *t, void *b)
 {
-    if (b) t->be->ops->free(t->be, b);
+    if (b && !t->dry) t->be->ops->free(t->be, b);
 }
 
 static const char *const proj_tensor[N_PROJ] = {"attn_q", "attn_k", "attn_v", "attn_output",
@@ -144,7 +150,7 @@ static struct tparam *param_new(struct anc_trainer *t, const char *name, int64_t
     q->m = tbuf(t, n, &t->grad_bytes);
     q->v = tbuf(t, n, &t->grad_bytes);
     q->w = (struct anc_weight){.data = q->p, .type = ANC_DT_F32, .rows = rows, .cols = cols};
-    if (src && q->p) { /* rows of the source, dequantised through the embed op */
+    if (src && q->p && !t->dry) { /* rows of the source, dequantised through the embed op */
         int32_t *idx = malloc((size_t)rows * sizeof(int32_t));
         if (!idx) {
             t->failed_alloc = true;
@@ -267,7 +273,7 @@ static bool params_make(struct anc_trainer *t)
             } else if (t->p.lora_targets & (1u << pi)) {
                 snprintf(name, sizeof name, "blk.%d.%s.weight.lora_a", l, proj_tensor[pi]);
                 t->lora_a[l][pi] = param_new(t, name, r, W->cols, NULL);
-                if (t->lora_a[l][pi]->p) lora_init_a(t, t->lora_a[l][pi], &rng);
+                if (t->lora_a[l][pi]->p && !t->dry) lora_init_a(t, t->lora_a[l][pi], &rng);
                 snprintf(name, sizeof name, "blk.%d.%s.weight.lora_b", l, proj_tensor[pi]);
                 t->lora_b[l][pi] = param_new(t, name, W->rows, r, NULL);
             }
@@ -362,6 +368,26 @@ static bool scratch_alloc(struct anc_trainer *t)
 
 /* ---- creation ----------------------------------------------------------------- */
 
+/* Everything a trainer holds, or with dry only counted; NULL when out of
+ * memory for its bookkeeping (failed_alloc: for a buffer). */
+static struct anc_trainer *trainer_build(struct anc_model *m, const struct anc_train_params *p, bool dry)
+{
+    struct anc_trainer *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->m = m;
+    t->be = m->be;
+    t->p = *p;
+    t->dry = dry;
+    t->T = p->ctx;
+    t->lora_s = p->full ? 0.0f : p->lora_alpha / (float)p->lora_rank;
+    t->rng = p->seed;
+    struct rope_params rp;
+    session_rope_resolve(m, &p->rope, p->ctx, &rp);
+    bool ok = params_make(t) && scratch_alloc(t) && (dry || rope_table_fill(&t->rtab, &rp, t->T, t->T));
+    if (!ok) t->failed_alloc = true;
+    return t;
+}
+
 struct anc_trainer *anc_trainer_new(struct anc_model *m, const struct anc_train_params *p,
                                     char *err, size_t errlen)
 {
@@ -372,26 +398,27 @@ struct anc_trainer *anc_trainer_new(struct anc_model *m, const struct anc_train_
                     op->name);
         return NULL;
     }
-    struct anc_trainer *t = calloc(1, sizeof *t);
-    if (!t) {
+    /* what it will take, counted before anything is allocated: malloc on
+       Linux promises more than there is, and the shortfall would come as
+       the OOM killer halfway through the first step */
+    struct anc_trainer *dry = trainer_build(m, p, true);
+    if (!dry) {
         anc_set_err(err, errlen, "out of memory");
         return NULL;
     }
-    t->m = m;
-    t->be = m->be;
-    t->p = *p;
-    t->T = p->ctx;
-    t->lora_s = p->full ? 0.0f : p->lora_alpha / (float)p->lora_rank;
-    t->rng = p->seed;
-    struct rope_params rp;
-    session_rope_resolve(m, &p->rope, p->ctx, &rp);
-    bool ok = params_make(t) && scratch_alloc(t) && rope_table_fill(&t->rtab, &rp, t->T, t->T);
-    if (!ok) {
-        struct anc_train_info in;
-        anc_trainer_get_info(t, &in);
-        anc_set_err(err, errlen, "not enough memory to train at --ctx %d: it needs about %.0f MiB of activations and %.0f MiB of gradients and optimiser state%s",
-                    p->ctx, in.act_bytes / 1048576.0, in.grad_bytes / 1048576.0,
-                    p->checkpoint_layers ? "" : " (--checkpointing layer keeps less)");
+    uint64_t need = dry->total_bytes, act = dry->act_bytes + dry->scratch_bytes;
+    anc_trainer_free(dry);
+    uint64_t avail = anc_mem_available_bytes();
+    if (avail > 0 && need > avail) {
+        anc_set_err(err, errlen, "training at --ctx %d needs about %.0f MiB (%.0f MiB of it activations), more than the %.0f MiB of memory available%s",
+                    p->ctx, need / 1048576.0, act / 1048576.0, avail / 1048576.0,
+                    p->checkpoint_layers ? "; try a smaller --ctx or --lora-rank" : "; --checkpointing layer keeps less");
+        return NULL;
+    }
+    struct anc_trainer *t = trainer_build(m, p, false);
+    if (!t || t->failed_alloc) {
+        anc_set_err(err, errlen, "not enough memory to train at --ctx %d: it needs about %.0f MiB%s", p->ctx,
+                    need / 1048576.0, p->checkpoint_layers ? "" : " (--checkpointing layer keeps less)");
         anc_trainer_free(t);
         return NULL;
     }

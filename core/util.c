@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 void anc_set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -75,6 +76,37 @@ void *anc_alloc_aligned(size_t bytes)
 }
 
 void anc_free_aligned(void *p) { free(p); }
+
+uint64_t anc_mem_available_bytes(void)
+{
+    uint64_t avail = 0;
+    FILE *fp = fopen("/proc/meminfo", "r");
+    if (fp) {
+        char line[128];
+        unsigned long long kb;
+        while (fgets(line, sizeof line, fp))
+            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+                avail = (uint64_t)kb * 1024;
+                break;
+            }
+        fclose(fp);
+    }
+    /* an address-space limit (ulimit -v) bounds it too */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        unsigned long long size = 0;
+        long page = sysconf(_SC_PAGESIZE);
+        fp = fopen("/proc/self/statm", "r");
+        if (fp) {
+            if (fscanf(fp, "%llu", &size) != 1) size = 0;
+            fclose(fp);
+        }
+        uint64_t used = (uint64_t)size * (uint64_t)(page > 0 ? page : 4096);
+        uint64_t left = rl.rlim_cur > used ? rl.rlim_cur - used : 1;
+        if (avail == 0 || left < avail) avail = left;
+    }
+    return avail;
+}
 
 uint64_t anc_rss_bytes(void)
 {

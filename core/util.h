@@ -41,5 +41,8 @@ void anc_free_aligned(void *p);
 
 /* Resident set size of this process in bytes (0 if unknown). */
 uint64_t anc_rss_bytes(void);
+/* Memory the system can give without swapping (MemAvailable), bytes; 0
+ * when unknown. */
+uint64_t anc_mem_available_bytes(void);
 
 #endif

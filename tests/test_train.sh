@@ -10,7 +10,9 @@
 #  - --plot draws the loss curve;
 #  - bad input gets one "ancora: " line and nothing written: a text shorter
 #    than one window, an S²-Attn group that does not divide --ctx, --resume
-#    without a checkpoint or with other settings, an output directory that
+#    without a checkpoint or with other settings, a context that cannot fit
+#    in memory (under ulimit -v: the estimate comes before any allocation),
+#    an output directory that
 #    does not exist, a family without a backward pass (Gemma 3, when the
 #    reference python is there to write one).
 # About 20 s on 2 cores (more under sanitizers).
@@ -126,6 +128,16 @@ bad "an S2 group that does not divide --ctx" 2 "must be even and divide" -m "$M"
 bad "--resume without a checkpoint" 1 "no checkpoint" -m "$M" -f "$tmp/text.txt" --ctx 256 --resume -o "$tmp/none.gguf"
 bad "--resume with another rank" 1 "lora_rank = 8, this run has 4" "${K[@]}" --lora-rank 4 --resume -o "$tmp/whole.gguf"
 bad "an output directory that does not exist" 1 "cannot write" -m "$M" -f "$tmp/text.txt" --ctx 256 -o "$tmp/no/such/dir/a.gguf"
+if (ulimit -v 1500000 && "$ANCORA" --version) >/dev/null 2>&1; then # not under ASan's shadow memory
+  ( fails=0
+    ulimit -v 1500000
+    bad "a context that cannot fit in memory (ulimit -v)" 1 "needs about [0-9]* MiB .*more than the [0-9]* MiB" \
+      -m "$M" -f "$tmp/text.txt" --ctx 131072 -o "$tmp/big.gguf"
+    exit $fails ) || fails=$((fails + 1))
+else
+  echo "skip a context that cannot fit (the program does not start under ulimit -v: a sanitizer build)"
+fi
+[ -e "$tmp/big.gguf" ] && fail "a file was written for the context that does not fit"
 bad "no --ctx" 2 "needs --ctx" -m "$M" -f "$tmp/text.txt" -o "$tmp/s.gguf"
 if [ -f "$SRC/tests/ref_python.sh" ] && (. "$SRC/tests/ref_python.sh" >/dev/null 2>&1; exit 0) &&
    py=$(. "$SRC/tests/ref_python.sh" >/dev/null 2>&1; echo "$py") && [ -n "$py" ] &&
