@@ -92,7 +92,7 @@ static int local_reply(struct anc_conv *cv, const struct anc_chat_msg *msgs, siz
     if (anc_chat_turn_tokens(c->m, c->tpl, msgs, n, c->n_fed == 0 ? 0 : n_before, &turn, &n_turn,
                              err, sizeof err) != 0) {
         out->finish = ANC_FINISH_ERROR;
-        snprintf(out->err, sizeof out->err, "cannot format the conversation: %s", err);
+        snprintf(out->err, sizeof out->err, "cannot format the conversation: %.400s", err);
         return -1;
     }
     if (ev && ev->on_prompt) ev->on_prompt(ev->ctx, (int64_t)c->n_fed, (int64_t)n_turn);
@@ -201,7 +201,7 @@ static int local_replay(struct anc_conv *cv, const struct anc_chat_msg *msgs, si
     size_t nt = 0;
     char e[ANC_ERR_LEN] = "";
     if (anc_chat_render(c->m, c->tpl, msgs, n, false, &toks, &nt, e, sizeof e) != 0) {
-        snprintf(err, errlen, "cannot format it: %s", e);
+        snprintf(err, errlen, "cannot format it: %.400s", e);
         return -1;
     }
     int rc = 0;

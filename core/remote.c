@@ -597,7 +597,7 @@ static long http_get(const struct conv_remote *r, const char *path, double timeo
         snprintf(err, errlen, "%s%s: the answer is larger than %u MiB", r->shown, path,
                  REMOTE_BODY_MAX >> 20);
     } else {
-        curl_failure(r, rc, errbuf, timeout, err, errlen);
+        curl_failure(r, rc, errbuf, timeout < r->timeout ? timeout : r->timeout, err, errlen);
     }
     free(url);
     curl_slist_free_all(hdrs);

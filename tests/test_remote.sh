@@ -13,6 +13,8 @@
 #     slot's prompt + decoded tokens, and grows with the conversation),
 #     Ctrl-C cancels (the reply is kept, marked cancelled, and the server's
 #     slot stops: the stream was closed);
+#  3b. timeouts: llama-server stopped (SIGSTOP) mid-reply, and a listener
+#     that never answers: `run --timeout S` gives up in one line, exit 1;
 #  4. the server killed (kill -9) mid-reply: the TUI stays up, says so in one
 #     line, keeps the partial reply marked "error" in the history; the next
 #     message gets "cannot connect" (refused) and the TUI is still up;
@@ -232,6 +234,47 @@ for _ in $(seq 30); do
     sleep 0.3
 done
 [ $ok -eq 1 ] && pass "TUI: KV panel follows the slot as it grows ($before -> $got)" || { fail "KV panel did not follow: '$got' vs '$want'"; show; }
+
+# ---- 3b. timeouts: a server that stops answering -----------------------------------------
+# mid-reply: the server stopped (SIGSTOP) while `run` streams; --timeout 3
+"$ANCORA" run --remote "$URL" -p "Write a long story about a lighthouse keeper." -n 400 --temp 0 \
+    --timeout 3 >"$tmp/stall.out" 2>"$tmp/stall.err" &
+run_pid=$!
+for _ in $(seq 300); do [ -s "$tmp/stall.out" ] && break; kill -0 $run_pid 2>/dev/null || break; sleep 0.1; done
+kill -STOP "$srv_pid"
+for _ in $(seq 200); do kill -0 $run_pid 2>/dev/null || break; sleep 0.1; done
+kill -0 $run_pid 2>/dev/null && { fail "run did not give up on a stopped server"; kill $run_pid; }
+wait $run_pid
+rc=$?
+kill -CONT "$srv_pid"
+if [ $rc -eq 1 ] && [ -s "$tmp/stall.out" ] && grep -q "did not answer within 3 s" "$tmp/stall.err"; then
+    pass "run: a server that stops mid-reply, --timeout 3: exit 1, the text so far on stdout"
+else fail "stalled server: rc $rc"; cat "$tmp/stall.err"; fi
+# connecting: a listener that accepts and never answers
+silent=$(free_port)
+python3 - "$silent" <<'PY' &
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(4)
+s.settimeout(1)
+held, end = [], time.time() + 20
+while time.time() < end:
+    try:
+        held.append(s.accept()[0])
+    except socket.timeout:
+        pass
+PY
+silent_pid=$!
+sleep 0.5
+t0=$SECONDS
+"$ANCORA" run --remote "http://127.0.0.1:$silent" --timeout 2 --connect-timeout 1 -p hi >/dev/null 2>"$tmp/err"
+rc=$?
+kill $silent_pid 2>/dev/null; wait $silent_pid 2>/dev/null
+if [ $rc -eq 1 ] && grep -q "did not answer within 2 s" "$tmp/err" && [ $((SECONDS - t0)) -le 10 ]; then
+    pass "a server that never answers: one line after the timeout, exit 1"
+else fail "silent server: rc $rc after $((SECONDS - t0)) s"; cat "$tmp/err"; fi
 
 # ---- 4. the server killed mid-reply -------------------------------------------------------
 send "Write a very long poem about the wind."
