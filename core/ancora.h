@@ -202,6 +202,10 @@ struct anc_lora_info {
     int32_t trained_ctx;   /* the window it was trained at (0: unknown) */
 };
 void anc_lora_get_info(const struct anc_lora *lo, struct anc_lora_info *out);
+/* The RoPE an adapter was trained for, into *r — unless it recorded none
+ * or (!force) r already holds settings of the user's (anything but the
+ * file's defaults). true when r changed to a scaling other than none. */
+bool anc_lora_apply_rope(const struct anc_lora *lo, struct anc_rope_settings *r, bool force);
 /* Write the adapter's base model with the adapter folded in, at strength
  * scale: each adapted weight becomes W + scale·(alpha/r)·B·A, stored as
  * F16; every other key and tensor is copied as it is. A plain model file
@@ -370,6 +374,9 @@ struct anc_stats {
     int32_t lora_rank;       /* the adapter's largest rank; 0: no adapter */
     int32_t lora_matrices;   /* weights it adapts */
     float lora_scale;
+    int32_t lora_trained_ctx; /* the window it was trained at (0: not recorded) */
+    int lora_rope_scaling;   /* the RoPE it was trained for (enum anc_rope_scaling) */
+    float lora_rope_factor;
     /* memory, bytes */
     uint64_t bytes_weights, bytes_kv, bytes_scratch, bytes_rss;
     uint64_t bytes_kv_local;  /* the part of bytes_kv the local layers hold */
@@ -533,6 +540,13 @@ bool anc_conv_set_rope(struct anc_conv *c, const struct anc_rope_settings *r, ch
                        size_t msglen);
 bool anc_conv_set_sampling(struct anc_conv *c, const struct anc_sampling *s, char *msg,
                            size_t msglen);
+/* Put a LoRA adapter on (path, at strength scale) or take it off (path
+ * NULL) mid-conversation. Every cached key and value was computed under
+ * the old weights, so the conversation so far is read again under the new
+ * ones (a cost like a prompt of its length); an adapter trained for other
+ * RoPE settings brings them. On failure nothing changes. msg: what was
+ * done, or why not. Remote engines refuse. */
+bool anc_conv_set_lora(struct anc_conv *c, const char *path, float scale, char *msg, size_t msglen);
 /* A token's text as it reads mid-text (control tokens by their name);
  * 0 remote. */
 size_t anc_conv_token_text(const struct anc_conv *c, int32_t id, char *buf, size_t cap);

@@ -315,6 +315,67 @@ static void local_destroy(struct anc_conv *cv)
     free(c);
 }
 
+/* "NAME" or "NAME xS", what the history records */
+static void lora_describe(char *out, size_t cap, const char *path, float scale)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (scale == 1.0f) snprintf(out, cap, "%s", base);
+    else snprintf(out, cap, "%s x%g", base, scale);
+}
+
+/* A new session under the new adapter, fed every token the old one was:
+ * the cache is rebuilt under the new weights; then the two are swapped. */
+static bool local_set_lora(struct anc_conv *cv, const char *path, float scale, char *msg, size_t msglen)
+{
+    struct conv_local *c = (struct conv_local *)cv;
+    struct anc_lora *lo = NULL;
+    if (path && !(lo = anc_lora_load(c->m, path, msg, msglen))) return false;
+    struct anc_session_params sp;
+    anc_session_get_params(c->s, &sp);
+    sp.lora = lo;
+    sp.lora_scale = scale;
+    char rope_note[200] = "";
+    struct anc_lora_info li = {0};
+    if (lo) {
+        anc_lora_get_info(lo, &li);
+        if (anc_lora_apply_rope(lo, &sp.rope, true)) {
+            snprintf(rope_note, sizeof rope_note, "; RoPE %s x%g as it was trained for (%d tokens)",
+                     anc_rope_scaling_name(li.rope.scaling), li.rope.factor, li.trained_ctx);
+        }
+    }
+    struct anc_session *ns = anc_session_new(c->m, &sp, msg, msglen);
+    if (!ns) {
+        anc_lora_free(lo);
+        return false;
+    }
+    for (size_t done = 0; done < c->n_fed;) {
+        size_t b = c->n_fed - done < CONV_PREFILL_CHUNK ? c->n_fed - done : CONV_PREFILL_CHUNK;
+        if (anc_session_feed(ns, c->fed + done, b, msg, msglen) != 0) {
+            anc_session_free(ns);
+            anc_lora_free(lo);
+            return false;
+        }
+        done += b;
+    }
+    anc_session_free(c->s);
+    c->s = ns;
+    anc_lora_free(c->lora);
+    c->lora = lo;
+    if (lo) lora_describe(c->lora_desc, sizeof c->lora_desc, path, scale);
+    else c->lora_desc[0] = '\0';
+    if (lo)
+        snprintf(msg, msglen, "adapter %s on (rank %d, %d weights%s); the conversation's %zu tokens read again under it%s",
+                 c->lora_desc, li.max_rank, li.n_matrices, li.n_plus ? " + trained embedding/norms" : "", c->n_fed,
+                 rope_note);
+    else if (sp.rope.scaling != ANC_ROPE_FROM_FILE && sp.rope.scaling != ANC_ROPE_NONE)
+        snprintf(msg, msglen, "adapter off; the conversation's %zu tokens read again under the base weights; RoPE stays %s x%g (/rope reset for the file's)",
+                 c->n_fed, anc_rope_scaling_name(sp.rope.scaling), sp.rope.factor);
+    else
+        snprintf(msg, msglen, "adapter off; the conversation's %zu tokens read again under the base weights", c->n_fed);
+    return true;
+}
+
 static const struct anc_conv_class local_class = {
     .name = "local",
     .destroy = local_destroy,
@@ -331,6 +392,7 @@ static const struct anc_conv_class local_class = {
     .set_sampling = local_set_sampling,
     .token_text = local_token_text,
     .models = local_models,
+    .set_lora = local_set_lora,
 };
 
 struct anc_conv *anc_conv_open_local(const struct anc_conv_local_params *p, char *err,
@@ -356,12 +418,8 @@ struct anc_conv *anc_conv_open_local(const struct anc_conv_local_params *p, char
         c->lora = anc_lora_load(c->m, p->lora_path, err, errlen);
         if (!c->lora) goto fail;
         sp.lora = c->lora;
-        const char *base = strrchr(p->lora_path, '/');
-        base = base ? base + 1 : p->lora_path;
-        if (sp.lora_scale == 1.0f)
-            snprintf(c->lora_desc, sizeof c->lora_desc, "%s", base);
-        else
-            snprintf(c->lora_desc, sizeof c->lora_desc, "%s x%g", base, sp.lora_scale);
+        anc_lora_apply_rope(c->lora, &sp.rope, false); /* what it was trained for, unless chosen */
+        lora_describe(c->lora_desc, sizeof c->lora_desc, p->lora_path, sp.lora_scale);
     }
     c->s = anc_session_new(c->m, &sp, err, errlen);
     if (!c->s) goto fail;
@@ -447,6 +505,15 @@ size_t anc_conv_token_text(const struct anc_conv *c, int32_t id, char *buf, size
 {
     if (cap) buf[0] = '\0';
     return c->cls->token_text ? c->cls->token_text(c, id, buf, cap) : 0;
+}
+
+bool anc_conv_set_lora(struct anc_conv *c, const char *path, float scale, char *msg, size_t msglen)
+{
+    if (!c->cls->set_lora) {
+        snprintf(msg, msglen, "a %s engine takes no adapter here; serve the model with it instead", c->cls->name);
+        return false;
+    }
+    return c->cls->set_lora(c, path, scale, msg, msglen);
 }
 
 int anc_conv_models(struct anc_conv *c, char ***names, size_t *n, char *err, size_t errlen)

@@ -27,6 +27,8 @@ struct anc_conv_class {
     bool (*set_sampling)(struct anc_conv *c, const struct anc_sampling *s, char *msg, size_t msglen);
     size_t (*token_text)(const struct anc_conv *c, int32_t id, char *buf, size_t cap);
     int (*models)(struct anc_conv *c, char ***names, size_t *n, char *err, size_t errlen);
+    /* NULL: the kind takes no adapter */
+    bool (*set_lora)(struct anc_conv *c, const char *path, float scale, char *msg, size_t msglen);
 };
 
 /* The first member of each kind's struct. */

@@ -334,6 +334,17 @@ void anc_lora_get_info(const struct anc_lora *lo, struct anc_lora_info *out)
     out->trained_ctx = lo->trained_ctx;
 }
 
+bool anc_lora_apply_rope(const struct anc_lora *lo, struct anc_rope_settings *r, bool force)
+{
+    bool user_set = r->scaling != ANC_ROPE_FROM_FILE || r->factor > 0 || r->theta > 0 || r->orig_ctx > 0;
+    if (!lo || !lo->has_rope || (user_set && !force)) return false;
+    r->scaling = lo->rope.scaling;
+    r->factor = lo->rope.factor;
+    r->theta = lo->rope.theta;
+    r->orig_ctx = lo->rope.orig_ctx;
+    return lo->rope.scaling != ANC_ROPE_NONE;
+}
+
 const struct anc_weight *lora_embd(const struct anc_lora *lo, const struct anc_model *m)
 {
     return lo && lo->plus.embd.data ? &lo->plus.embd : &m->tok_embd;

@@ -1116,6 +1116,9 @@ static void publish_stats(struct anc_session *s)
     st->rope_long = g->rope.long_rope;
     st->lora_rank = s->p.lora ? (int32_t)s->p.lora->max_rank : 0;
     st->lora_matrices = s->p.lora ? s->p.lora->n_pairs : 0;
+    st->lora_trained_ctx = s->p.lora && s->p.lora->has_rope ? s->p.lora->trained_ctx : 0;
+    st->lora_rope_scaling = s->p.lora && s->p.lora->has_rope ? s->p.lora->rope.scaling : ANC_ROPE_NONE;
+    st->lora_rope_factor = s->p.lora && s->p.lora->has_rope ? (float)s->p.lora->rope.factor : 1.0f;
     st->lora_scale = s->p.lora ? s->p.lora_scale : 0.0f;
     struct anc_backend_mem bm;
     s->be->ops->mem(s->be, &bm);

@@ -6,6 +6,7 @@
 #  - crash safety: a run killed with SIGKILL after a checkpoint, then
 #    --resume'd, writes the same adapter and checkpoint, bit for bit, as an
 #    uninterrupted run (the killed one at 2 threads, the other at 1);
+#  - /lora FILE and /lora off in a chat (the REPL) re-read the conversation;
 #  - Ctrl-C (SIGINT) stops after the step, writes both files, exits 130;
 #  - --plot draws the loss curve;
 #  - bad input gets one "ancora: " line and nothing written: a text shorter
@@ -60,6 +61,16 @@ if "$ANCORA" train "${T[@]}" --steps 30 -o "$tmp/a.gguf" 2>"$tmp/a.err"; then
     fi
   else
     fail "lora merge of a LoRA+ adapter failed"
+  fi
+  # mid-chat: /lora FILE and /lora off re-read the conversation
+  printf 'Once upon a time\n/lora %s\nThe dog\n/lora off\n/lora %s/nosuch.gguf\n/quit\n' "$tmp/a.gguf" "$tmp" |
+    "$ANCORA" repl -m "$M" --no-history -n 16 --seed 1 >"$tmp/repl.out" 2>&1
+  if grep -q "adapter a.gguf on (rank 8, .*trained embedding/norms); the conversation's [1-9][0-9]* tokens read again under it; RoPE linear x2" "$tmp/repl.out" &&
+     grep -q "adapter off; the conversation's [1-9][0-9]* tokens read again under the base weights; RoPE stays linear x2" "$tmp/repl.out" &&
+     grep -q "nosuch.gguf: cannot open" "$tmp/repl.out"; then
+    ok "/lora FILE and /lora off mid-chat re-read the conversation; a bad file is one line"
+  else
+    cat "$tmp/repl.out"; fail "/lora in the REPL"
   fi
   out=$("$ANCORA" run -m "$M" --lora "$tmp/a.gguf" -n 20 --seed 1 2>/dev/null)
   [ -n "$out" ] && ok "run --lora generates: ${out:0:40}..." || fail "run --lora gave nothing"

@@ -68,6 +68,8 @@ struct chat {
     char *title;
     char theme[64];
     int32_t max_reply;
+    char *lora_now;         /* the adapter /lora put on (NULL: off) */
+    bool lora_changed;      /* /lora was used: lora_now, not o.lora_path */
     /* the reply being streamed (engine thread; msgs[r_mi] under mu) */
     long r_mi;
     int64_t r_hid;
@@ -133,6 +135,7 @@ static void notice(struct chat *c, enum chat_role role, const char *fmt, ...)
 
 static void msgs_clear(struct chat *c)
 {
+    free(c->lora_now);
     for (size_t i = 0; i < c->n_msgs; i++) free(c->msgs[i].text);
     c->n_msgs = 0;
     c->n_fed = 0;
@@ -616,7 +619,11 @@ void chat_free(struct chat *c)
 
 /* ---- views ---------------------------------------------------------------- */
 
-const char *chat_lora_path(const struct chat *c) { return c->ci.adapter ? c->o.lora_path : NULL; }
+const char *chat_lora_path(const struct chat *c)
+{
+    if (!c->ci.adapter) return NULL;
+    return c->lora_changed ? c->lora_now : c->o.lora_path;
+}
 
 uint64_t chat_version(const struct chat *c)
 {
@@ -1013,6 +1020,35 @@ static int cmd_rope(struct cmd_ctx *x)
     return say(x, CHAT_HANDLED | CHAT_REDRAW, "RoPE: %s (the whole cache, from the next token)", new_v);
 }
 
+/* /lora FILE [SCALE] | /lora off: the engine reads the conversation again
+ * under the new weights (its cached keys and values were the old ones'). */
+static int cmd_lora_chat(struct cmd_ctx *x)
+{
+    struct chat *c = x->c;
+    double scale = 1.0;
+    bool off = x->argc == 2 && strcmp(x->argv[1], "off") == 0;
+    if (x->argc < 2 || x->argc > 3 || (off && x->argc != 2))
+        return say(x, ERRF, "usage: /lora ADAPTER.gguf [SCALE] | /lora off");
+    if (x->argc == 3 && !num_double(x->argv[2], 0, 100, &scale))
+        return say(x, ERRF, "SCALE must be a number from 0 to 100");
+    if (chat_busy(c)) return say(x, ERRF, "a reply is in progress: press Ctrl-C first");
+    char old_v[200], msg[ANC_ERR_LEN + 256];
+    snprintf(old_v, sizeof old_v, "%s", c->ci.adapter ? c->ci.adapter : "none");
+    if (off && !c->ci.adapter) return say(x, ERRF, "no adapter is on");
+    char *path = off ? NULL : strdup(x->argv[1]);
+    if (!off && !path) return say(x, ERRF, "out of memory");
+    if (!anc_conv_set_lora(c->conv, path, (float)scale, msg, sizeof msg)) {
+        free(path);
+        return say(x, ERRF, "%s", msg);
+    }
+    anc_conv_get_info(c->conv, &c->ci);
+    free(c->lora_now);
+    c->lora_now = path;
+    c->lora_changed = true;
+    store_param_event(c, "adapter", old_v, c->ci.adapter ? c->ci.adapter : "none");
+    return say(x, CHAT_HANDLED | CHAT_REDRAW, "%s", msg);
+}
+
 static int cmd_cache(struct cmd_ctx *x)
 {
     if (x->argc != 2) return say(x, ERRF, "usage: /cache sink|window|recompute|full");
@@ -1152,6 +1188,7 @@ static const struct chat_command_help help_rows[] = {
     {"/rope scale TYPE FACTOR [ORIG_CTX]", "none, linear, dynamic, yarn or llama3 scaling"},
     {"/rope reset", "RoPE settings from the model file"},
     {"/cache POLICY", "sink, window, recompute or full"},
+    {"/lora FILE [SCALE] | /lora off", "put a LoRA adapter on or take it off (re-reads the conversation)"},
     {"/sessions", "browse saved sessions (resume one)"},
     {"/load ID", "resume a saved session (its text is replayed into the cache)"},
     {"/new", "start a new conversation"},
@@ -1275,6 +1312,7 @@ static int run_command(struct chat *c, const char *line, char *reply, size_t cap
     if (strcmp(name, "set") == 0) r = cmd_set(&x);
     else if (strcmp(name, "rope") == 0) r = cmd_rope(&x);
     else if (strcmp(name, "cache") == 0) r = cmd_cache(&x);
+    else if (strcmp(name, "lora") == 0) r = cmd_lora_chat(&x);
     else if (strcmp(name, "title") == 0) r = cmd_title(&x, rest);
     else if (strcmp(name, "system") == 0) r = cmd_system(&x, rest);
     else if (strcmp(name, "stats") == 0) r = cmd_stats(&x);
@@ -1352,7 +1390,7 @@ int chat_submit(struct chat *c, const char *line, char *reply, size_t reply_len)
 
 /* ---- completion ------------------------------------------------------------ */
 
-static const char *const top_words[] = {"/set", "/rope", "/cache", "/sessions", "/load", "/new",
+static const char *const top_words[] = {"/set", "/rope", "/cache", "/lora", "/sessions", "/load", "/new",
                                         "/title", "/export", "/theme", "/system", "/stats",
                                         "/models", "/help", "/quit", NULL};
 static const char *const set_words[] = {"window", "sinks", "temp", "top-k", "top-p", "min-p",

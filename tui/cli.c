@@ -311,18 +311,11 @@ struct option *cli_merge_longopts(const struct option *own)
  * brings them along, unless the command line chose RoPE settings itself. */
 static void adapter_rope(struct cli_opts *o)
 {
+    if (!anc_lora_apply_rope(o->lora, &o->sess.rope, false)) return;
     struct anc_lora_info li;
     anc_lora_get_info(o->lora, &li);
-    const struct anc_rope_settings *r = &o->sess.rope;
-    bool user_set = r->scaling != ANC_ROPE_FROM_FILE || r->factor > 0 || r->theta > 0 || r->orig_ctx > 0;
-    if (!li.has_rope || user_set) return;
-    o->sess.rope.scaling = li.rope.scaling;
-    o->sess.rope.factor = li.rope.factor;
-    o->sess.rope.theta = li.rope.theta;
-    o->sess.rope.orig_ctx = li.rope.orig_ctx;
-    if (li.rope.scaling != ANC_ROPE_NONE)
-        fprintf(stderr, "ancora: the adapter was trained at %d tokens with RoPE %s x%g (base %g); using that (--rope-scaling overrides)\n",
-                li.trained_ctx, anc_rope_scaling_name(li.rope.scaling), li.rope.factor, li.rope.theta);
+    fprintf(stderr, "ancora: the adapter was trained at %d tokens with RoPE %s x%g (base %g); using that (--rope-scaling overrides)\n",
+            li.trained_ctx, anc_rope_scaling_name(li.rope.scaling), li.rope.factor, li.rope.theta);
 }
 
 struct anc_model *cli_model_load(struct cli_opts *o, const char *path, char *err,

@@ -32,6 +32,9 @@ struct rope_state {
     double local_theta;
     int32_t lora_rank, lora_matrices; /* the adapter in force (rank 0: none) */
     float lora_scale;
+    int32_t lora_trained_ctx;       /* what the adapter was trained for (0: unknown) */
+    int lora_rope_scaling;
+    float lora_rope_factor;
 };
 
 /* A setting asked for (> 0, or >= 0 for the scaling type) wins over the
@@ -74,6 +77,9 @@ static void rope_update(void *state, const struct panel_input *in)
     s->lora_rank = st->lora_rank;
     s->lora_matrices = st->lora_matrices;
     s->lora_scale = st->lora_scale;
+    s->lora_trained_ctx = st->lora_trained_ctx;
+    s->lora_rope_scaling = st->lora_rope_scaling;
+    s->lora_rope_factor = st->lora_rope_factor;
     s->pending = s->scaling != st->rope_scaling || s->theta != st->rope_theta ||
                  (s->factor != st->rope_factor && st->rope_factor > 0) ||
                  (s->orig_ctx != st->rope_orig_ctx && st->rope_orig_ctx > 0);
@@ -284,6 +290,15 @@ static void rope_draw(const void *state, struct rect r)
                  s->lora_scale, (int)s->lora_matrices);
         ui_text(r.y + num_rows, r.x, r.w, ROLE_PANEL_DIM, line);
         num_rows++;
+        if (s->lora_trained_ctx > 0 && r.h >= 6) { /* what it was fine-tuned for */
+            if (s->lora_rope_scaling != ANC_ROPE_NONE)
+                snprintf(line, sizeof line, "  trained at %d tokens, %s \u00d7%g", (int)s->lora_trained_ctx,
+                         anc_rope_scaling_name(s->lora_rope_scaling), s->lora_rope_factor);
+            else
+                snprintf(line, sizeof line, "  trained at %d tokens, unscaled", (int)s->lora_trained_ctx);
+            ui_text(r.y + num_rows, r.x, r.w, ROLE_PANEL_DIM, line);
+            num_rows++;
+        }
     }
     int left = r.h - num_rows;
     if (left < 2) return;
