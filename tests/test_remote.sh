@@ -124,6 +124,9 @@ grep -q "(http://127.0.0.1:$port)" "$tmp/show1" && grep -q '"engine": "llama-ser
     || { fail "run --save: server not recorded"; cat "$tmp/show1"; }
 grep -qE "assistant #2 .* [1-9][0-9]* tokens" "$tmp/show1" && pass "run --save: the reply with its token count" \
     || { fail "run --save: no reply row with tokens"; cat "$tmp/show1"; }
+"$ANCORA" history replay 1 --db "$db1" >/dev/null 2>"$tmp/err"
+[ $? -eq 1 ] && grep -q "answered by a remote server.*pass -m MODEL" "$tmp/err" \
+    && pass "history replay of a remote session: needs a local file, one line" || { fail "replay of a remote session"; cat "$tmp/err"; }
 "$ANCORA" run --remote "$URL" -m no-such-model -p hi >/dev/null 2>"$tmp/err"
 rc=$?
 [ $rc -eq 1 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "has no model 'no-such-model'" "$tmp/err" \
@@ -277,11 +280,23 @@ if [ $rc -eq 1 ] && grep -q "did not answer within 2 s" "$tmp/err" && [ $((SECON
 else fail "silent server: rc $rc after $((SECONDS - t0)) s"; cat "$tmp/err"; fi
 
 # ---- 4. the server killed mid-reply -------------------------------------------------------
-send "Write a very long poem about the wind."
-key Enter
-wait_for "▎ .*#8" "$WAIT" && wait_for '▶ generating' 10 || { fail "TUI: the fourth reply did not start"; show; }
-sleep 1
-kill -9 "$srv_pid"; wait "$srv_pid" 2>/dev/null; srv_pid=
+# kill it while a reply streams (a reply that ends first: ask again, at most 3 times)
+n=7 killed=0
+for prompt in "Write a very long poem about the wind." "Count from 1 to 300, one number per line." \
+              "List one hundred animals, one per line."; do
+    send "$prompt"
+    key Enter
+    wait_for "▎ .*#$((n + 1))" "$WAIT" || { fail "TUI: reply #$((n + 1)) did not start"; show; break; }
+    if cap | head -1 | grep -q '▶ generating'; then
+        kill -9 "$srv_pid"; wait "$srv_pid" 2>/dev/null; srv_pid=
+        killed=1
+        break
+    fi
+    wait_idle "$WAIT"
+    n=$((n + 2))
+done
+[ $killed -eq 1 ] || fail "TUI: no reply was still streaming to kill the server under"
+cut_row=$(( (n + 1) / 2 - 1 )) # the cut-off reply's place among the replies
 if wait_for "the reply was cut off \(the text so far is kept\)|closed the stream before the reply ended" 30; then
     pass "TUI: the lost server in one line"
 else fail "TUI: no line about the lost server"; show; fi
@@ -297,7 +312,7 @@ wait_for "EXITED 0" 10 && pass "TUI: Ctrl-D leaves, exit 0" || { fail "TUI exit"
 if [ $have_sqlite -eq 1 ]; then
     row=$(q "$db3" "select finish_reason, length(content) > 0 from messages where role='assistant' order by id limit 1 offset 1")
     [ "$row" = "cancelled|1" ] && pass "history: the cancelled reply kept, marked cancelled" || fail "cancelled row: '$row'"
-    row=$(q "$db3" "select finish_reason, length(content) > 0 from messages where role='assistant' order by id limit 1 offset 3")
+    row=$(q "$db3" "select finish_reason, length(content) > 0 from messages where role='assistant' order by id limit 1 offset $cut_row")
     [ "$row" = "error|1" ] && pass "history: the cut-off reply kept, marked error" || fail "cut-off row: '$row'"
 fi
 "$ANCORA" run --remote "$URL" -p hi >/dev/null 2>"$tmp/err"

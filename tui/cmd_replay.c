@@ -267,6 +267,11 @@ int cmd_history_replay(int argc, char **argv, const char *db)
         cli_error("session %lld names no model file: pass -m MODEL", (long long)s.id);
         goto out;
     }
+    if (!a.o.model && (strncmp(path, "http://", 7) == 0 || strncmp(path, "https://", 8) == 0)) {
+        cli_error("session %lld was answered by a remote server (%s); replaying it needs the model "
+                  "as a local file: pass -m MODEL", (long long)s.id, path);
+        goto out;
+    }
     if (stat(path, &st) != 0) {
         cli_error("model file %s %s: %s", path, a.o.model ? "cannot be read" : "of the session is gone",
                   a.o.model ? strerror(errno) : "pass -m MODEL with the same vocabulary");

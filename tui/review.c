@@ -402,6 +402,11 @@ static void start_replay(struct review *r)
     struct anc_session_params now = v.params;
     chat_view_release(&v);
     describe_params(&now, r->now_desc, sizeof r->now_desc);
+    if (strncmp(r->s.model_path, "http://", 7) == 0 || strncmp(r->s.model_path, "https://", 8) == 0) {
+        snprintf(r->note, sizeof r->note, "replay: a remote server answered this session; replaying "
+                 "needs the model as a file (ancora history replay %lld -m FILE)", (long long)r->s.id);
+        return;
+    }
     char err[256];
     r->job = replay_job_start(r->s.model_path, r->s.vocab_hash, r->threads, r->backend, r->ms, r->nm,
                               &now, chat_lora_path(r->chat), err, sizeof err);
