@@ -15,6 +15,7 @@
 #     slot stops: the stream was closed);
 #  3b. timeouts: llama-server stopped (SIGSTOP) mid-reply, and a listener
 #     that never answers: `run --timeout S` gives up in one line, exit 1;
+#     an https listener with a self-signed certificate: a TLS error, one line;
 #  4. the server killed (kill -9) mid-reply: the TUI stays up, says so in one
 #     line, keeps the partial reply marked "error" in the history; the next
 #     message gets "cannot connect" (refused) and the TUI is still up;
@@ -278,6 +279,42 @@ kill $silent_pid 2>/dev/null; wait $silent_pid 2>/dev/null
 if [ $rc -eq 1 ] && grep -q "did not answer within 2 s" "$tmp/err" && [ $((SECONDS - t0)) -le 10 ]; then
     pass "a server that never answers: one line after the timeout, exit 1"
 else fail "silent server: rc $rc after $((SECONDS - t0)) s"; cat "$tmp/err"; fi
+
+# TLS: an https listener on 127.0.0.1 with a self-signed certificate is refused
+if command -v openssl >/dev/null 2>&1 &&
+   openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/tls.key" -out "$tmp/tls.crt" -days 1 \
+       -subj /CN=127.0.0.1 >/dev/null 2>&1; then
+    tls=$(free_port)
+    python3 - "$tls" "$tmp/tls.crt" "$tmp/tls.key" <<'PY' &
+import socket, ssl, sys, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(4)
+s.settimeout(1)
+end = time.time() + 20
+while time.time() < end:
+    try:
+        c = s.accept()[0]
+    except socket.timeout:
+        continue
+    try:
+        ctx.wrap_socket(c, server_side=True).close()
+    except (ssl.SSLError, OSError):
+        pass
+PY
+    tls_pid=$!
+    sleep 0.5
+    "$ANCORA" run --remote "https://127.0.0.1:$tls" --connect-timeout 5 -p hi >/dev/null 2>"$tmp/err"
+    rc=$?
+    kill $tls_pid 2>/dev/null; wait $tls_pid 2>/dev/null
+    [ $rc -eq 1 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "TLS failed with https://127.0.0.1:$tls" "$tmp/err" \
+        && pass "TLS: a self-signed certificate refused in one line, exit 1" || { fail "TLS: rc $rc"; cat "$tmp/err"; }
+else
+    echo "skip TLS check: no openssl"
+fi
 
 # ---- 4. the server killed mid-reply -------------------------------------------------------
 # kill it while a reply streams (a reply that ends first: ask again, at most 3 times)
