@@ -398,7 +398,7 @@ struct anc_stats {
     char server[128];        /* the base URL (never the API key) */
     char model[128];         /* the server's model id in use */
     char poll_note[160];     /* why figures are missing ("" when polled fine) */
-    double poll_age;         /* seconds since the last poll answered; -1: none */
+    double poll_age;         /* whole seconds since the last poll answered; -1: none */
     bool have_slot;          /* llama-server /slots answered */
     int32_t n_slots, slot_id, slot_ctx, n_keep;
     int64_t slot_tokens;     /* tokens the slot holds: prompt + generated */

@@ -1105,7 +1105,9 @@ static int32_t remote_stats(const struct anc_conv *cv, struct anc_stats *out, in
     struct conv_remote *r = (struct conv_remote *)cv;
     pthread_mutex_lock(&r->mu);
     *out = r->st;
-    out->poll_age = r->polled_at > 0 ? anc_now() - r->polled_at : -1;
+    /* whole seconds: a snapshot that changes only when something does
+       (the UI redraws on change) */
+    out->poll_age = r->polled_at > 0 ? floor(anc_now() - r->polled_at) : -1;
     out->n_seen = r->conv_tokens;
     if (out->have_slot) {
         out->n_cached = (int32_t)(out->slot_tokens < INT32_MAX ? out->slot_tokens : INT32_MAX);

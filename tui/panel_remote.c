@@ -18,7 +18,8 @@ static void draw_poll(const struct anc_stats *st, int y, int x, int w)
         return;
     }
     if (st->poll_age < 0) snprintf(buf, sizeof buf, "nothing polled yet");
-    else snprintf(buf, sizeof buf, "polled %.1f s ago", st->poll_age);
+    else if (st->poll_age < 1) snprintf(buf, sizeof buf, "polled just now");
+    else snprintf(buf, sizeof buf, "polled %.0f s ago", st->poll_age);
     ui_text(y, x, w, ROLE_PANEL_DIM, buf);
 }
 
