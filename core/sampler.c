@@ -50,17 +50,9 @@ bool anc_sampling_validate(const struct anc_sampling *s, char *err, size_t errle
     return true;
 }
 
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 double sampler_uniform(uint64_t *state)
 {
-    return (double)(splitmix64(state) >> 11) * (1.0 / 9007199254740992.0);
+    return (double)(anc_splitmix64(state) >> 11) * (1.0 / 9007199254740992.0);
 }
 
 struct sampler *sampler_new(const struct anc_sampling *s, int32_t n_vocab)

@@ -105,14 +105,6 @@ struct anc_trainer {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* A backend buffer of n_floats, counted in *count (and the total). A dry
  * trainer (memory estimate) allocates nothing and hands out a marker. */
 static float dry_marker[1];
@@ -175,7 +167,7 @@ static void lora_init_a(struct anc_trainer *t, struct tparam *a, uint64_t *rng)
     }
     double bound = 1.0 / sqrt((double)a->cols);
     for (size_t i = 0; i < n; i++)
-        h[i] = (float)(((double)(splitmix(rng) >> 11) * 0x1.0p-53 * 2.0 - 1.0) * bound);
+        h[i] = (float)(((double)(anc_splitmix64(rng) >> 11) * 0x1.0p-53 * 2.0 - 1.0) * bound);
     t->be->ops->upload(t->be, a->p, h, n * sizeof(float));
     free(h);
 }
@@ -663,7 +655,7 @@ int anc_trainer_step(struct anc_trainer *t, const int32_t *tokens, size_t n,
     float grad_scale = 1.0f / ((float)T * (float)t->p.batch);
     double loss = 0.0;
     for (int32_t b = 0; b < t->p.batch; b++) {
-        size_t start = (size_t)(splitmix(&t->rng) % (uint64_t)(n - (size_t)T));
+        size_t start = (size_t)(anc_splitmix64(&t->rng) % (uint64_t)(n - (size_t)T));
         loss += window_pass(t, tokens + start, grad_scale);
     }
     loss /= (double)T * t->p.batch;

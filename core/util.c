@@ -119,3 +119,11 @@ uint64_t anc_rss_bytes(void)
     long page = sysconf(_SC_PAGESIZE);
     return (uint64_t)resident * (uint64_t)(page > 0 ? page : 4096);
 }
+
+uint64_t anc_splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}

@@ -41,6 +41,9 @@ void anc_free_aligned(void *p);
 
 /* Resident set size of this process in bytes (0 if unknown). */
 uint64_t anc_rss_bytes(void);
+/* The next value of a splitmix64 generator (Steele, Lea & Flood 2014), the
+ * engine's seeded source of randomness (sampling, training). */
+uint64_t anc_splitmix64(uint64_t *state);
 /* Memory the system can give without swapping (MemAvailable), bytes; 0
  * when unknown. */
 uint64_t anc_mem_available_bytes(void);

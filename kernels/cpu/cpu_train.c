@@ -259,6 +259,16 @@ static void weighted_rows(const struct cpu_kernels *k, float *out, const float *
     for (int32_t d = 0; d < hd; d++) out[d] = k->dot_f[ANC_DT_F32](yt + (size_t)d * n + lo, w, len);
 }
 
+/* Work item it of (head, block of ATTN_TR_BLOCK tokens) pairs: the head
+ * and the tokens [*t0, *t1). */
+static void item_span(int32_t n, long it, int32_t *head, int32_t *t0, int32_t *t1)
+{
+    long blocks = (n + ATTN_TR_BLOCK - 1) / ATTN_TR_BLOCK;
+    *head = (int32_t)(it / blocks);
+    *t0 = (int32_t)(it % blocks) * ATTN_TR_BLOCK;
+    *t1 = *t0 + ATTN_TR_BLOCK < n ? *t0 + ATTN_TR_BLOCK : n;
+}
+
 /* items: (head, block of queries) */
 static void attn_fwd_worker(void *ctx, long lo, long hi, int ith)
 {
@@ -267,12 +277,11 @@ static void attn_fwd_worker(void *ctx, long lo, long hi, int ith)
     int32_t n = a->n, hd = a->head_dim, q_dim = a->n_head * hd;
     int32_t grp = a->n_head / a->n_kv_head;
     float *s = j->work + (size_t)ith * 3 * n;
-    long blocks = (n + ATTN_TR_BLOCK - 1) / ATTN_TR_BLOCK;
     for (long it = lo; it < hi; it++) {
-        int32_t h = (int32_t)(it / blocks), kvh = h / grp;
+        int32_t h, i0, i1;
+        item_span(n, it, &h, &i0, &i1);
+        int32_t kvh = h / grp;
         const float *kt = j->kt + (size_t)kvh * hd * n, *vt = j->vt + (size_t)kvh * hd * n;
-        int32_t i0 = (int32_t)(it % blocks) * ATTN_TR_BLOCK;
-        int32_t i1 = i0 + ATTN_TR_BLOCK < n ? i0 + ATTN_TR_BLOCK : n;
         for (int32_t i = i0; i < i1; i++) {
             size_t qo = (size_t)i * q_dim + (size_t)h * hd;
             int32_t p0 = group_lo(a, h, i), len = i + 1 - p0;
@@ -348,12 +357,11 @@ static void attn_dq_worker(void *ctx, long lo, long hi, int ith)
     int32_t n = a->n, hd = a->head_dim, q_dim = a->n_head * hd;
     int32_t grp = a->n_head / a->n_kv_head;
     float *P = j->work + (size_t)ith * 3 * n, *dP = P + n;
-    long blocks = (n + ATTN_TR_BLOCK - 1) / ATTN_TR_BLOCK;
     for (long it = lo; it < hi; it++) {
-        int32_t h = (int32_t)(it / blocks), kvh = h / grp;
+        int32_t h, i0, i1;
+        item_span(n, it, &h, &i0, &i1);
+        int32_t kvh = h / grp;
         const float *kt = j->kt + (size_t)kvh * hd * n, *vt = j->vt + (size_t)kvh * hd * n;
-        int32_t i0 = (int32_t)(it % blocks) * ATTN_TR_BLOCK;
-        int32_t i1 = i0 + ATTN_TR_BLOCK < n ? i0 + ATTN_TR_BLOCK : n;
         for (int32_t i = i0; i < i1; i++) {
             size_t qo = (size_t)i * q_dim + (size_t)h * hd;
             const float *go = a->dout + qo, *out = a->out + qo;
@@ -382,11 +390,9 @@ static void attn_dkv_worker(void *ctx, long lo, long hi, int ith)
     int32_t grp = a->n_head / a->n_kv_head;
     float *P = j->work + (size_t)ith * 3 * n, *dS = P + n;
     float acc_k[ANC_MAX_HEAD_DIM], acc_v[ANC_MAX_HEAD_DIM], tmp[ANC_MAX_HEAD_DIM];
-    long blocks = (n + ATTN_TR_BLOCK - 1) / ATTN_TR_BLOCK;
     for (long it = lo; it < hi; it++) {
-        int32_t kvh = (int32_t)(it / blocks);
-        int32_t p0 = (int32_t)(it % blocks) * ATTN_TR_BLOCK;
-        int32_t p1 = p0 + ATTN_TR_BLOCK < n ? p0 + ATTN_TR_BLOCK : n;
+        int32_t kvh, p0, p1;
+        item_span(n, it, &kvh, &p0, &p1);
         for (int32_t p = p0; p < p1; p++) {
             size_t ko = (size_t)p * kv_dim + (size_t)kvh * hd;
             for (int32_t d = 0; d < hd; d++) acc_k[d] = acc_v[d] = 0.0f;
