@@ -4,8 +4,9 @@
 # tests/cuda_mock/): `run --backend cuda` prints exactly the golden text,
 # `--backend auto` says in one line that it runs on the GPU, no GPU means a
 # clear error (exit 1) for `cuda` and a silent CPU run for `auto`, `bench`
-# names the device and its bandwidth limit, `ppl` matches the CPU, the
-# TUI's Memory panel shows the GPU's memory and name, and tiny files of the
+# names the device and its bandwidth limit, `ppl` matches the CPU, `train
+# --backend cuda` trains (one window's loss as the CPU's), the TUI's Memory
+# panel shows the GPU's memory and name, and tiny files of the
 # other families (qwen2, qwen3, phi3, gemma2, gemma3) give the CPU's tokens
 # and logits (needs a python with numpy and gguf, else that part skips).
 # Needs ../shared/models/stories260K.gguf; the TUI part needs tmux 3.
@@ -64,6 +65,24 @@ g=$("$A" ppl -m "$M" --backend cuda -f "$tmp/text" --ctx 128 2>/dev/null | sed -
 c=$("$A" ppl -m "$M" --backend cpu -f "$tmp/text" --ctx 128 2>/dev/null | sed -n 's/^PPL = \([0-9.]*\).*/\1/p')
 awk -v g="$g" -v c="$c" 'BEGIN { exit !(g > 0 && c > 0 && (g - c) / c < 0.001 && (c - g) / c < 0.001) }' \
   && ok "ppl: gpu $g, cpu $c" || fail "ppl: gpu '$g' vs cpu '$c'"
+
+# training on the GPU when --backend cuda asks for it (the default stays
+# the CPU, which needs no GPU): one window's loss as on the CPU (LoRA+ with
+# S2-Attn), and a short run writes its adapter
+"$A" tokenize -m "$M" -f "$tmp/text" | cut -d' ' -f1-65 >"$tmp/ids"
+tr_loss() { "$A" train -m "$M" --ctx 64 --ids "$tmp/ids" --lora-plus --s2-group 16 --grads-out "$@" 2>"$tmp/err" \
+  | sed -n 's/^loss = //p'; }
+lg=$(tr_loss "$tmp/g_gpu.gguf" --backend cuda)
+lc=$(ANCORA_MOCK_NO_GPU=1 tr_loss "$tmp/g_cpu.gguf")
+awk -v g="$lg" -v c="$lc" 'BEGIN { d = g - c; if (d < 0) d = -d; exit !(g > 0 && c > 0 && d <= 1e-5 * c) }' \
+  && ok "train --backend cuda: one window's loss $lg, cpu $lc" || fail "train: gpu loss '$lg' vs cpu '$lc': $(cat "$tmp/err")"
+if "$A" train -m "$M" --backend cuda -f "$tmp/text" -o "$tmp/adapter.gguf" --ctx 32 --steps 3 -q >"$tmp/out" 2>"$tmp/err" \
+  && [ -s "$tmp/adapter.gguf" ]; then ok "train --backend cuda: 3 steps, adapter written"
+else fail "train --backend cuda -o: $(cat "$tmp/err")"; fi
+ANCORA_MOCK_NO_GPU=1 "$A" train -m "$M" --backend cuda -f "$tmp/text" -o "$tmp/a2.gguf" --ctx 32 --steps 1 -q >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[ $rc -eq 1 ] && grep -q "^ancora: no usable NVIDIA GPU" "$tmp/err" && ok "no GPU: train --backend cuda exits 1 with a message" \
+  || fail "no GPU, train --backend cuda: exit $rc, $(cat "$tmp/err")"
 
 # the TUI's Memory panel on the GPU
 if command -v tmux >/dev/null 2>&1 && [ "$(tmux -V | sed -n 's/^tmux \([0-9]*\).*/\1/p')" -ge 3 ] 2>/dev/null; then

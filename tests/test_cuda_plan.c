@@ -46,6 +46,27 @@ static void test_gemm_plan(void)
     CHECK_INT_EQ(cuda_plan_gemm_rows(100, 4096, 10, 2), 1);          /* at least one row */
     CHECK_INT_EQ(cuda_plan_gemm_rows(1000, 100, 100 * 2 * 70, 2), 64); /* multiple of 64 */
     CHECK_INT_EQ(cuda_plan_gemm_rows(1000, 100, 100 * 2 * 63, 2), 63);
+    /* sum_sq's parts: fixed by n, each at least CUDA_SUM_MIN_PART, capped */
+    CHECK_INT_EQ(cuda_plan_sum_parts(0), 1);
+    CHECK_INT_EQ(cuda_plan_sum_parts(CUDA_SUM_MIN_PART), 1);
+    CHECK_INT_EQ(cuda_plan_sum_parts(3 * CUDA_SUM_MIN_PART + 5), 3);
+    CHECK_INT_EQ(cuda_plan_sum_parts((int64_t)1 << 40), CUDA_SUM_MAX_PARTS);
+    /* the backward products (cuBLAS) are never graphed */
+    struct cuda_step st;
+    cuda_step_init(&st);
+    struct cuda_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = CUDA_OP_ADAMW;
+    CHECK(cuda_step_push(&st, &op));
+    CHECK(!st.no_graph);
+    op.kind = CUDA_OP_MM_BWD_X;
+    CHECK(cuda_step_push(&st, &op));
+    CHECK(st.no_graph);
+    cuda_step_clear(&st);
+    op.kind = CUDA_OP_MM_BWD_W;
+    CHECK(cuda_step_push(&st, &op));
+    CHECK(st.no_graph);
+    cuda_step_release(&st);
 }
 
 static void test_ptr_table(void)

@@ -59,6 +59,8 @@ static void train_usage(FILE *out)
           "      --grads-out FILE    developers: write one window's loss and gradients\n"
           "                          (the window: --ids FILE, ctx+1 ids) and stop\n"
           "  -t, --threads N         CPU threads (default: physical cores)\n"
+          "      --backend B         cpu (default) or cuda: train on the GPU (auto: the GPU\n"
+          "                          when there is one)\n"
           "  -q, --quiet             no progress line\n"
           "  -h, --help              this help\n"
           "\n"
@@ -411,7 +413,7 @@ int cmd_train(int argc, char **argv)
 {
     struct cli_opts o;
     cli_opts_default(&o);
-    o.backend = ANC_BACKEND_CPU; /* the CPU backend has the backward pass */
+    o.backend = ANC_BACKEND_CPU; /* the default; an explicit --backend (cuda, auto) overrides it */
     struct train_cli tc = {.steps = 100, .save_every = 25};
     anc_train_params_default(&tc.tp);
     int rc = parse_train(argc, argv, &o, &tc);

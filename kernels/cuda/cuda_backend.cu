@@ -23,6 +23,14 @@
  *     cuBLAS (float accumulation).
  *   - Cache updates are row scatters on the device; evictions only change
  *     the slot map (host), which each step stages afresh.
+ *   - Training (backend.h "Training"; `ancora train --backend cuda`): the
+ *     backward products are cuBLAS SGEMMs in f32 (weights that are not f32
+ *     dequantised to f32 in row chunks), the rest kernels_train.cu's
+ *     kernels; index arrays and targets are staged like the forward's.
+ *     Cross-entropy and sum_sq return per-row / per-part sums that the host
+ *     adds in order, so every training op gives the same bits run after
+ *     run. A trainer's parameters are alloc'd buffers that it also uses as
+ *     weights: weight_dev recognises them.
  * A CUDA error is not something the engine can repair: it is reported in
  * one line and the program exits with status 1.
  * Built as the module ancora-cuda.so (loaded on demand by cuda_loader.c):
@@ -76,6 +84,10 @@ struct cu_priv {
     size_t attn_part_bytes;
     int32_t *argmax_d;
     int32_t *argmax_h;              /* pinned */
+    float *train_work;              /* training ops' work areas (rmsnorm_bwd, attention's backward) */
+    size_t train_work_bytes;
+    double *train_sums;             /* cross-entropy's row losses, sum_sq's parts */
+    size_t train_sums_bytes;
 };
 
 static struct cu_priv *priv_of(struct anc_backend *be) { return (struct cu_priv *)be->priv; }
@@ -208,6 +220,48 @@ static void run_gemm(struct cu_priv *p, const struct cuda_op *op)
     }
 }
 
+/* Training: dx [n][cols] (+)= dy [n][rows] W. Column-major, W's rows are
+ * the columns of W^T [cols x rows], so dx^T = W^T dy^T. f32 weights go
+ * straight to cublasSgemm; the others are dequantised to f32 rows in
+ * chunks (gradients keep f32's range and precision: no half products),
+ * each chunk adding its rows' share. */
+static void run_mm_bwd_x(struct cu_priv *p, const struct cuda_op *op)
+{
+    const float one = 1.0f, zero = 0.0f;
+    uint32_t type = op->u.mmb.type;
+    int64_t rows = op->u.mmb.rows, cols = op->u.mmb.cols;
+    int n = op->u.mmb.n_tok;
+    const float *beta0 = op->u.mmb.accumulate ? &one : &zero;
+    if (type == ANC_DT_F32) {
+        blas_check(cublasSgemm(p->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)cols, n, (int)rows, &one,
+                               (const float *)op->u.mmb.w, (int)cols, op->u.mmb.dy, (int)rows, beta0,
+                               op->u.mmb.dx, (int)cols),
+                   "cublasSgemm (gradient to a product's input)");
+        return;
+    }
+    int64_t chunk = cuda_plan_gemm_rows(rows, cols, CU_GEMM_SCRATCH, sizeof(float));
+    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+        int64_t nr = rows - r0 < chunk ? rows - r0 : chunk;
+        launch_check(anc_cu_dequant_rows(p->stream, p->gemm_w, false, op->u.mmb.w, type, cols, r0, nr),
+                     "dequantise");
+        blas_check(cublasSgemm(p->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)cols, n, (int)nr, &one,
+                               (const float *)p->gemm_w, (int)cols, op->u.mmb.dy + r0, (int)rows,
+                               r0 == 0 ? beta0 : &one, op->u.mmb.dx, (int)cols),
+                   "cublasSgemm (gradient to a product's input)");
+    }
+}
+
+/* Training: dw [rows][cols] += dy^T x, i.e. column-major dw^T [cols x rows]
+ * += x^T [cols x n] · dy [n x rows]. */
+static void run_mm_bwd_w(struct cu_priv *p, const struct cuda_op *op)
+{
+    const float one = 1.0f;
+    int64_t rows = op->u.mmb.rows, cols = op->u.mmb.cols;
+    blas_check(cublasSgemm(p->blas, CUBLAS_OP_N, CUBLAS_OP_T, (int)cols, (int)rows, op->u.mmb.n_tok, &one,
+                           op->u.mmb.x, (int)cols, op->u.mmb.dy, (int)rows, &one, op->u.mmb.dx, (int)cols),
+               "cublasSgemm (gradient to a weight)");
+}
+
 static void run_op(struct cu_priv *p, const struct cuda_op *op)
 {
     void *st = p->stream;
@@ -285,6 +339,54 @@ static void run_op(struct cu_priv *p, const struct cuda_op *op)
                                      cudaMemcpyDeviceToDevice, p->stream), "a row copy");
         break;
     }
+    case CUDA_OP_ZERO:
+        cu_check(cudaMemsetAsync(op->u.copy.dst, 0, op->u.copy.bytes, p->stream), "clearing a buffer");
+        break;
+    case CUDA_OP_MM_BWD_X:
+        run_mm_bwd_x(p, op);
+        break;
+    case CUDA_OP_MM_BWD_W:
+        run_mm_bwd_w(p, op);
+        break;
+    case CUDA_OP_RMSNORM_BWD:
+        launch_check(anc_cu_rmsnorm_bwd(st, op->u.normb.dx, op->u.normb.dw, op->u.normb.dy, op->u.normb.x,
+                                        op->u.normb.w, op->u.normb.n, op->u.normb.n_tok, op->u.normb.eps,
+                                        op->u.normb.work), "rmsnorm backward");
+        break;
+    case CUDA_OP_ROPE_BWD:
+        launch_check(anc_cu_rope_bwd(st, op->u.rope.x, op->u.rope.n_tok, op->u.rope.n_heads,
+                                     op->u.rope.head_dim, op->u.rope.n_pairs, op->u.rope.neox,
+                                     staged_f32(p, op->u.rope.cos_off), staged_f32(p, op->u.rope.sin_off),
+                                     staged_i32(p, op->u.rope.pos_off)), "rope backward");
+        break;
+    case CUDA_OP_ATTN_TRAIN:
+        launch_check(anc_cu_attn_train(st, &op->u.atr), "training attention");
+        break;
+    case CUDA_OP_ATTN_TRAIN_BWD:
+        launch_check(anc_cu_attn_train_bwd(st, &op->u.atr), "training attention backward");
+        break;
+    case CUDA_OP_SWIGLU_BWD:
+        launch_check(anc_cu_swiglu_bwd(st, op->u.swb.dgate, op->u.swb.dup, op->u.swb.dy, op->u.swb.gate,
+                                       op->u.swb.up, op->u.swb.n), "swiglu backward");
+        break;
+    case CUDA_OP_EMBED_BWD:
+        launch_check(anc_cu_embed_bwd(st, op->u.embb.dtable, op->u.embb.dx, staged_i32(p, op->u.embb.idx_off),
+                                      op->u.embb.n_uniq, op->u.embb.n_tok, op->u.embb.dim),
+                     "embedding backward");
+        break;
+    case CUDA_OP_CROSS_ENTROPY:
+        launch_check(anc_cu_cross_entropy(st, op->u.ce.logits, op->u.ce.loss, staged_i32(p, op->u.ce.tgt_off),
+                                          op->u.ce.n_tok, op->u.ce.n_vocab, op->u.ce.grad_scale),
+                     "cross-entropy");
+        break;
+    case CUDA_OP_SUM_SQ:
+        launch_check(anc_cu_sum_sq(st, op->u.ssq.part, op->u.ssq.x, op->u.ssq.n, op->u.ssq.n_parts),
+                     "sum of squares");
+        break;
+    case CUDA_OP_ADAMW:
+        launch_check(anc_cu_adamw(st, op->u.adam.p, op->u.adam.g, op->u.adam.m, op->u.adam.v, op->u.adam.n,
+                                  &op->u.adam.h), "AdamW");
+        break;
     default:
         cu_die("unknown recorded operation %d", op->kind);
     }
@@ -475,10 +577,16 @@ static void cu_download(struct anc_backend *be, void *host, const void *src, siz
     flush(p, true);
 }
 
-static const void *weight_dev(const struct anc_weight *w)
+/* The device copy of a weight: the one prepare made, or the weight's data
+ * itself when that is a buffer from alloc (a trainer's parameters are
+ * backend buffers used as weights: LoRA matrices, trained norms and
+ * embeddings). */
+static const void *weight_dev(const struct cu_priv *p, const struct anc_weight *w)
 {
-    if (!w->dev) cu_die("a weight was used before it was prepared (an engine bug)");
-    return w->dev;
+    if (w->dev) return w->dev;
+    const struct cuda_ptr_entry *e = cuda_ptr_table_get(&p->ptrs, w->data);
+    if (e && e->kind == CUDA_MEM_BUFFERS) return e->value;
+    cu_die("a weight was used before it was prepared (an engine bug)");
 }
 
 static void cu_matmul(struct anc_backend *be, float *y, const struct anc_weight *w, const float *x,
@@ -490,7 +598,7 @@ static void cu_matmul(struct anc_backend *be, float *y, const struct anc_weight 
     bool gemm = cuda_plan_use_gemm(n_tok);
     op.kind = gemm ? CUDA_OP_GEMM : CUDA_OP_MATVEC;
     op.u.mm.y = y;
-    op.u.mm.w = weight_dev(w);
+    op.u.mm.w = weight_dev(p, w);
     op.u.mm.type = w->type;
     op.u.mm.rows = w->rows;
     op.u.mm.cols = w->cols;
@@ -511,14 +619,15 @@ static void cu_rmsnorm(struct anc_backend *be, float *y, const float *x, const s
     op.kind = CUDA_OP_RMSNORM;
     op.u.norm.y = y;
     op.u.norm.x = x;
-    op.u.norm.w = (const float *)weight_dev(w);
+    op.u.norm.w = (const float *)weight_dev(priv_of(be), w);
     op.u.norm.n = n;
     op.u.norm.n_tok = n_tok;
     op.u.norm.eps = eps;
     push(priv_of(be), &op);
 }
 
-static void cu_rope(struct anc_backend *be, float *x, int32_t n_tok, int32_t n_heads,
+/* rope and its backward (kind): the table staged once per step. */
+static void rope_op(struct anc_backend *be, int kind, float *x, int32_t n_tok, int32_t n_heads,
                     int32_t head_dim, const struct anc_rope_table *tab, const int32_t *pos)
 {
     struct cu_priv *p = priv_of(be);
@@ -532,7 +641,7 @@ static void cu_rope(struct anc_backend *be, float *x, int32_t n_tok, int32_t n_h
     }
     struct cuda_op op;
     memset(&op, 0, sizeof op);
-    op.kind = CUDA_OP_ROPE;
+    op.kind = kind;
     op.u.rope.x = x;
     op.u.rope.n_tok = n_tok;
     op.u.rope.n_heads = n_heads;
@@ -543,6 +652,12 @@ static void cu_rope(struct anc_backend *be, float *x, int32_t n_tok, int32_t n_h
     op.u.rope.sin_off = s->rope_sin_off;
     op.u.rope.pos_off = stage(p, pos, (size_t)n_tok * sizeof *pos);
     push(p, &op);
+}
+
+static void cu_rope(struct anc_backend *be, float *x, int32_t n_tok, int32_t n_heads,
+                    int32_t head_dim, const struct anc_rope_table *tab, const int32_t *pos)
+{
+    rope_op(be, CUDA_OP_ROPE, x, n_tok, n_heads, head_dim, tab, pos);
 }
 
 static void cu_attention(struct anc_backend *be, const struct anc_attn_args *a)
@@ -639,7 +754,7 @@ static void cu_add_rows(struct anc_backend *be, float *y, const struct anc_weigh
     if (b->type != ANC_DT_F32 || b->cols < n)
         cu_die("a bias of %lld elements of type %u for rows of %lld (an engine bug)",
                (long long)b->cols, (unsigned)b->type, (long long)n);
-    inplace(be, CUDA_OP_ADD_ROWS, y, (const float *)weight_dev(b), n, n_tok, 0.0f);
+    inplace(be, CUDA_OP_ADD_ROWS, y, (const float *)weight_dev(priv_of(be), b), n, n_tok, 0.0f);
 }
 
 static void cu_scale(struct anc_backend *be, float *x, float s, int64_t n)
@@ -660,7 +775,7 @@ static void cu_embed(struct anc_backend *be, float *out, const struct anc_weight
     memset(&op, 0, sizeof op);
     op.kind = CUDA_OP_EMBED;
     op.u.embed.out = out;
-    op.u.embed.table = weight_dev(table);
+    op.u.embed.table = weight_dev(p, table);
     op.u.embed.type = table->type;
     op.u.embed.cols = table->cols;
     op.u.embed.tok_off = stage(p, tokens, (size_t)n_tok * sizeof *tokens);
@@ -743,6 +858,307 @@ static void cu_mem(struct anc_backend *be, struct anc_backend_mem *out)
     out->peak_bandwidth_gbs = p->peak_gbs;
 }
 
+/* ---- training (backend.h "Training"; kernels in kernels_train.cu) ------------------ */
+
+/* backend memory <- host, in order with the recorded work; the host data
+ * may be freed once this returns (a copy from pageable memory may still be
+ * in flight when cudaMemcpyAsync returns: waited for). */
+static void cu_upload(struct anc_backend *be, void *dst, const void *host, size_t bytes)
+{
+    struct cu_priv *p = priv_of(be);
+    if (!bytes) return;
+    flush(p, false);
+    cu_check(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, p->stream), "an upload");
+    p->inflight = true;
+    flush(p, true);
+}
+
+static void cu_zero(struct anc_backend *be, void *ptr, size_t bytes)
+{
+    if (!bytes) return;
+    struct cuda_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = CUDA_OP_ZERO;
+    op.u.copy.dst = ptr;
+    op.u.copy.bytes = bytes;
+    push(priv_of(be), &op);
+}
+
+/* The shared float work area of the training kernels, at least n floats
+ * (each op uses it only while it runs, so one area serves them all). */
+static float *train_work(struct cu_priv *p, size_t n)
+{
+    scratch_grow(p, (void **)&p->train_work, &p->train_work_bytes, (n ? n : 1) * sizeof(float),
+                 "training work areas");
+    return p->train_work;
+}
+
+/* Per-row and per-part sums the host reads back, at least n doubles. */
+static double *train_sums(struct cu_priv *p, size_t n)
+{
+    scratch_grow(p, (void **)&p->train_sums, &p->train_sums_bytes, (n ? n : 1) * sizeof(double),
+                 "training sums");
+    return p->train_sums;
+}
+
+/* cuBLAS takes int sizes. */
+static void gemm_dims_check(int64_t rows, int64_t cols, int32_t n_tok, const char *what)
+{
+    if (rows < 1 || cols < 1 || rows > INT32_MAX || cols > INT32_MAX || n_tok < 0)
+        cu_die("%s of a %lld x %lld weight over %d tokens: sizes out of range (an engine bug)", what,
+               (long long)rows, (long long)cols, (int)n_tok);
+}
+
+static void cu_matmul_bwd_x(struct anc_backend *be, float *dx, const struct anc_weight *w,
+                            const float *dy, int32_t n_tok, bool accumulate)
+{
+    struct cu_priv *p = priv_of(be);
+    if (n_tok <= 0) return;
+    gemm_dims_check(w->rows, w->cols, n_tok, "the gradient to a product's input");
+    struct cuda_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = CUDA_OP_MM_BWD_X;
+    op.u.mmb.dx = dx;
+    op.u.mmb.w = weight_dev(p, w);
+    op.u.mmb.type = w->type;
+    op.u.mmb.rows = w->rows;
+    op.u.mmb.cols = w->cols;
+    op.u.mmb.dy = dy;
+    op.u.mmb.n_tok = n_tok;
+    op.u.mmb.accumulate = accumulate;
+    push(p, &op);
+}
+
+static void cu_matmul_bwd_w(struct anc_backend *be, float *dw, const float *dy, const float *x,
+                            int64_t rows, int64_t cols, int32_t n_tok)
+{
+    if (n_tok <= 0) return;
+    gemm_dims_check(rows, cols, n_tok, "the gradient to a weight");
+    struct cuda_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = CUDA_OP_MM_BWD_W;
+    op.u.mmb.dx = dw;
+    op.u.mmb.type = ANC_DT_F32;
+    op.u.mmb.rows = rows;
+    op.u.mmb.cols = cols;
+    op.u.mmb.dy = dy;
+    op.u.mmb.x = x;
+    op.u.mmb.n_tok = n_tok;
+    push(priv_of(be), &op);
+}
+
+static void cu_rmsnorm_bwd(struct anc_backend *be, float *dx, float *dw, const float *dy,
+                           const float *x, const struct anc_weight *w, int32_t n, int32_t n_tok,
+                           float eps)
+{
+    struct cu_priv *p = priv_of(be);
+    if (n_tok <= 0) return;
+    if (w->type != ANC_DT_F32 || w->cols < n)
+        cu_die("a norm weight of %lld elements of type %u for rows of %d (an engine bug)",
+               (long long)w->cols, (unsigned)w->type, (int)n);
+    struct cuda_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = CUDA_OP_RMSNORM_BWD;
+    op.u.normb.work = train_work(p, (size_t)n_tok); /* before the record: it may run the step */
+    op.u.normb.dx = dx;
+    op.u.normb.dw = dw;
+    op.u.normb.dy = dy;
+    op.u.normb.x = x;
+    op.u.normb.w = (const float *)weight_dev(p, w);
+    op.u.normb.n = n;
+    op.u.normb.n_tok = n_tok;
+    op.u.normb.eps = eps;
+    push(p, &op);
+}
+
+static void cu_rope_bwd(struct anc_backend *be, float *dy, int32_t n_tok, int32_t n_heads,
+                        int32_t head_dim, const struct anc_rope_table *tab, const int32_t *pos)
+{
+    rope_op(be, CUDA_OP_ROPE_BWD, dy, n_tok, n_heads, head_dim, tab, pos);
+}
+
+static void attn_train_op(struct anc_backend *be, const struct anc_attn_train_args *a, bool backward)
+{
+    struct cu_priv *p = priv_of(be);
+    if (a->n <= 0) return;
+    struct cuda_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = backward ? CUDA_OP_ATTN_TRAIN_BWD : CUDA_OP_ATTN_TRAIN;
+    struct anc_cu_attn_train *c = &op.u.atr;
+    if (backward) c->work = train_work(p, (size_t)a->n * (size_t)a->n_head);
+    c->out = a->out;
+    c->lse = a->lse;
+    c->q = a->q;
+    c->k = a->k;
+    c->v = a->v;
+    if (backward) {
+        c->dout = a->dout;
+        c->dq = a->dq;
+        c->dk = a->dk;
+        c->dv = a->dv;
+    }
+    c->n = a->n;
+    c->n_head = a->n_head;
+    c->n_kv_head = a->n_kv_head;
+    c->head_dim = a->head_dim;
+    c->group = a->group;
+    c->scale = a->scale;
+    push(p, &op);
+}
+
+static void cu_attn_train(struct anc_backend *be, const struct anc_attn_train_args *a)
+{
+    attn_train_op(be, a, false);
+}
+
+static void cu_attn_train_bwd(struct anc_backend *be, const struct anc_attn_train_args *a)
+{
+    attn_train_op(be, a, true);
+}
+
+static void cu_swiglu_bwd(struct anc_backend *be, float *dgate, float *dup, const float *dy,
+                          const float *gate, const float *up, int64_t n)
+{
+    if (n <= 0) return;
+    struct cuda_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = CUDA_OP_SWIGLU_BWD;
+    op.u.swb.dgate = dgate;
+    op.u.swb.dup = dup;
+    op.u.swb.dy = dy;
+    op.u.swb.gate = gate;
+    op.u.swb.up = up;
+    op.u.swb.n = n;
+    push(priv_of(be), &op);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The token list grouped on the host (anc_cu_embed_bwd's idx: distinct
+ * tokens, where each one's positions start, the positions in order), so
+ * repeated rows are summed by one thread each in token order: deterministic,
+ * and the CPU backend's bits. */
+static void cu_embed_bwd(struct anc_backend *be, float *dtable, const float *dx,
+                         const int32_t *tokens, int32_t n_tok, int64_t dim)
+{
+    struct cu_priv *p = priv_of(be);
+    if (n_tok <= 0 || dim <= 0) return;
+    uint64_t *key = (uint64_t *)malloc((size_t)n_tok * sizeof *key);
+    int32_t *idx = (int32_t *)malloc(((size_t)n_tok * 3 + 1) * sizeof *idx);
+    if (!key || !idx) cu_die("out of host memory for the embedding's backward");
+    for (int32_t t = 0; t < n_tok; t++) {
+        if (tokens[t] < 0) cu_die("token %d at %d in the embedding's backward (an engine bug)", tokens[t], t);
+        key[t] = (uint64_t)(uint32_t)tokens[t] << 32 | (uint32_t)t;
+    }
+    qsort(key, (size_t)n_tok, sizeof *key, cmp_u64);
+    /* pass 1: distinct tokens (at idx), where each starts; pass 2 lays out
+       idx = uniq | start | pos */
+    int32_t *pos = idx + 2 * (size_t)n_tok + 1, n_uniq = 0;
+    int32_t *start_tmp = idx + n_tok; /* n_uniq + 1 <= n_tok + 1 entries */
+    for (int32_t j = 0; j < n_tok; j++) {
+        int32_t tok = (int32_t)(key[j] >> 32);
+        if (j == 0 || tok != idx[n_uniq - 1]) {
+            idx[n_uniq] = tok;
+            start_tmp[n_uniq] = j;
+            n_uniq++;
+        }
+        pos[j] = (int32_t)(key[j] & 0xffffffffu);
+    }
+    start_tmp[n_uniq] = n_tok;
+    /* compact: start right after uniq, pos right after start */
+    memmove(idx + n_uniq, start_tmp, ((size_t)n_uniq + 1) * sizeof *idx);
+    memmove(idx + 2 * (size_t)n_uniq + 1, pos, (size_t)n_tok * sizeof *idx);
+    struct cuda_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = CUDA_OP_EMBED_BWD;
+    op.u.embb.dtable = dtable;
+    op.u.embb.dx = dx;
+    op.u.embb.idx_off = stage(p, idx, ((size_t)n_uniq * 2 + 1 + (size_t)n_tok) * sizeof *idx);
+    op.u.embb.n_uniq = n_uniq;
+    op.u.embb.n_tok = n_tok;
+    op.u.embb.dim = dim;
+    free(key);
+    free(idx);
+    push(p, &op);
+}
+
+/* Per-row losses on the device, added here in row order (deterministic). */
+static double cu_cross_entropy(struct anc_backend *be, float *logits, const int32_t *targets,
+                               int32_t n_tok, int32_t n_vocab, float grad_scale)
+{
+    struct cu_priv *p = priv_of(be);
+    if (n_tok <= 0) return 0.0;
+    for (int32_t t = 0; t < n_tok; t++)
+        if (targets[t] >= n_vocab)
+            cu_die("target %d at %d outside a vocabulary of %d (an engine bug)", targets[t], t, n_vocab);
+    double *loss = train_sums(p, (size_t)n_tok);
+    struct cuda_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = CUDA_OP_CROSS_ENTROPY;
+    op.u.ce.logits = logits;
+    op.u.ce.loss = loss;
+    op.u.ce.tgt_off = stage(p, targets, (size_t)n_tok * sizeof *targets);
+    op.u.ce.n_tok = n_tok;
+    op.u.ce.n_vocab = n_vocab;
+    op.u.ce.grad_scale = grad_scale;
+    push(p, &op);
+    double *h = (double *)malloc((size_t)n_tok * sizeof *h);
+    if (!h) cu_die("out of host memory for %d losses", (int)n_tok);
+    cu_download(be, h, loss, (size_t)n_tok * sizeof *h);
+    double s = 0.0;
+    for (int32_t t = 0; t < n_tok; t++) s += h[t];
+    free(h);
+    return s;
+}
+
+/* Parts summed on the device (cuda_plan_sum_parts: fixed by n), added here
+ * in order: the same bits every run. */
+static double cu_sum_sq(struct anc_backend *be, const float *x, int64_t n)
+{
+    struct cu_priv *p = priv_of(be);
+    if (n <= 0) return 0.0;
+    int32_t parts = cuda_plan_sum_parts(n);
+    double *part = train_sums(p, (size_t)parts);
+    struct cuda_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = CUDA_OP_SUM_SQ;
+    op.u.ssq.x = x;
+    op.u.ssq.part = part;
+    op.u.ssq.n = n;
+    op.u.ssq.n_parts = parts;
+    push(p, &op);
+    double h[CUDA_SUM_MAX_PARTS];
+    cu_download(be, h, part, (size_t)parts * sizeof *h);
+    double s = 0.0;
+    for (int32_t b = 0; b < parts; b++) s += h[b];
+    return s;
+}
+
+static void cu_adamw(struct anc_backend *be, float *pw, const float *g, float *m, float *v, int64_t n,
+                     const struct anc_adamw *h)
+{
+    if (n <= 0) return;
+    struct cuda_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = CUDA_OP_ADAMW;
+    op.u.adam.p = pw;
+    op.u.adam.g = g;
+    op.u.adam.m = m;
+    op.u.adam.v = v;
+    op.u.adam.n = n;
+    op.u.adam.h.lr = h->lr;
+    op.u.adam.h.beta1 = h->beta1;
+    op.u.adam.h.beta2 = h->beta2;
+    op.u.adam.h.eps = h->eps;
+    op.u.adam.h.weight_decay = h->weight_decay;
+    op.u.adam.h.t = h->t;
+    push(priv_of(be), &op);
+}
+
 static void cu_destroy(struct anc_backend *be)
 {
     struct cu_priv *p = priv_of(be);
@@ -785,21 +1201,20 @@ static const struct anc_backend_ops cuda_ops = {
     /* .copy_rows = */ cu_copy_rows,
     /* .argmax = */ cu_argmax,
     /* .mem = */ cu_mem,
-    /* training ops (backend.h "Training"): none on the GPU yet; `ancora
-       train` says so and trains on the CPU backend */
-    /* .upload = */ NULL,
-    /* .zero = */ NULL,
-    /* .matmul_bwd_x = */ NULL,
-    /* .matmul_bwd_w = */ NULL,
-    /* .rmsnorm_bwd = */ NULL,
-    /* .rope_bwd = */ NULL,
-    /* .attn_train = */ NULL,
-    /* .attn_train_bwd = */ NULL,
-    /* .swiglu_bwd = */ NULL,
-    /* .embed_bwd = */ NULL,
-    /* .cross_entropy = */ NULL,
-    /* .sum_sq = */ NULL,
-    /* .adamw = */ NULL,
+    /* training ops (backend.h "Training") */
+    /* .upload = */ cu_upload,
+    /* .zero = */ cu_zero,
+    /* .matmul_bwd_x = */ cu_matmul_bwd_x,
+    /* .matmul_bwd_w = */ cu_matmul_bwd_w,
+    /* .rmsnorm_bwd = */ cu_rmsnorm_bwd,
+    /* .rope_bwd = */ cu_rope_bwd,
+    /* .attn_train = */ cu_attn_train,
+    /* .attn_train_bwd = */ cu_attn_train_bwd,
+    /* .swiglu_bwd = */ cu_swiglu_bwd,
+    /* .embed_bwd = */ cu_embed_bwd,
+    /* .cross_entropy = */ cu_cross_entropy,
+    /* .sum_sq = */ cu_sum_sq,
+    /* .adamw = */ cu_adamw,
 };
 
 /* ---- creation --------------------------------------------------------------------- */

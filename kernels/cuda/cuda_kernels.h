@@ -129,6 +129,80 @@ size_t anc_cu_attention_work_bytes(int32_t n_q, int32_t n_head, int32_t head_dim
                                    int32_t n_split);
 int anc_cu_attention(void *stream, const struct anc_cu_attn *a);
 
+/* ---- training (kernels_train.cu) ------------------------------------------
+ * The backward ops of backend.h's "Training" section, with the contracts
+ * of the CPU reference (kernels/cpu/cpu_train.c). The matrix products of
+ * the backward (gradient to a matmul's input and weight) are cuBLAS calls
+ * made by the backend itself, over anc_cu_dequant_rows for weights that
+ * are not f32. Every kernel here is deterministic: each output element is
+ * summed by one thread, or one block, in a fixed order. */
+
+/* rmsnorm's backward for y = x / rms(x) * w, n_tok rows of n:
+ * dx += d(y)/d(x)^T dy, and dw += sum_t dy[t]·x[t]/rms(x[t]) when dw is
+ * not NULL (both accumulate). work: [n_tok] floats (each row's 1/rms). */
+int anc_cu_rmsnorm_bwd(void *stream, float *dx, float *dw, const float *dy, const float *x,
+                       const float *w, int32_t n, int32_t n_tok, float eps, float *work);
+
+/* anc_cu_rope's transpose: rotate x by -angle (same arguments). */
+int anc_cu_rope_bwd(void *stream, float *x, int32_t n_tok, int32_t n_heads, int32_t head_dim,
+                    int32_t n_pairs, bool neox, const float *cos_tab, const float *sin_tab,
+                    const int32_t *pos);
+
+/* Training attention (struct anc_attn_train_args of backend.h, every
+ * array in device memory): n tokens, causal, with S²-Attn groups when
+ * group > 0 (heads below n_head/2 see their own group [gG, (g+1)G), the
+ * others the groups shifted by G/2: [0, G/2), [G/2, 3G/2), ..., the last
+ * ending at n; no wrap-around). Forward: out and lse (each (query, head)'s
+ * log-sum-exp of the scaled scores). Backward: dq, dk, dv (overwritten)
+ * from dout, out, lse, q, k, v; work: [n][n_head] floats (dout·out). */
+struct anc_cu_attn_train {
+    float *out;              /* [n][n_head*head_dim] */
+    float *lse;              /* [n][n_head] */
+    const float *q;          /* [n][n_head*head_dim] */
+    const float *k, *v;      /* [n][n_kv_head*head_dim] */
+    const float *dout;       /* backward: like out */
+    float *dq, *dk, *dv;     /* backward: like q, k, v */
+    float *work;             /* backward: [n][n_head] */
+    int32_t n, n_head, n_kv_head, head_dim;
+    int32_t group;           /* 0: full causal; else even, divides n */
+    float scale;
+};
+int anc_cu_attn_train(void *stream, const struct anc_cu_attn_train *a);
+int anc_cu_attn_train_bwd(void *stream, const struct anc_cu_attn_train *a);
+
+/* swiglu's backward: dgate = dy·up·silu'(gate), dup = dy·silu(gate). */
+int anc_cu_swiglu_bwd(void *stream, float *dgate, float *dup, const float *dy, const float *gate,
+                      const float *up, int64_t n);
+
+/* embed's backward, rows of dim: dtable[uniq[u]] += dx[pos[j]] for j in
+ * [start[u], start[u+1]), in that order, for each u < n_uniq. idx (device
+ * int32) holds uniq [n_uniq], start [n_uniq + 1], then pos [n_tok]: the
+ * positions of each distinct token in increasing order (built on the host
+ * from the token list), so every table row is summed by one thread per
+ * element in the token order — the CPU's sums, bit for bit. */
+int anc_cu_embed_bwd(void *stream, float *dtable, const float *dx, const int32_t *idx,
+                     int32_t n_uniq, int32_t n_tok, int64_t dim);
+
+/* Cross-entropy of logits [n_tok][n_vocab] against targets (device int32,
+ * < n_vocab; < 0: not scored): loss[t] = -log softmax(logits[t])[target]
+ * (0 when not scored), in double; logits become (softmax - onehot) *
+ * grad_scale (rows not scored: 0). */
+int anc_cu_cross_entropy(void *stream, float *logits, double *loss, const int32_t *targets,
+                         int32_t n_tok, int32_t n_vocab, float grad_scale);
+
+/* part[b] = sum of x[i]^2 (in double) over i in [b*c, min(n, (b+1)*c)),
+ * c = ceil(n / n_parts), for b < n_parts (n_parts from
+ * cuda_plan_sum_parts; the caller adds the parts in order). */
+int anc_cu_sum_sq(void *stream, double *part, const float *x, int64_t n, int32_t n_parts);
+
+/* One AdamW step (struct anc_adamw of backend.h), element-wise. */
+struct anc_cu_adamw {
+    float lr, beta1, beta2, eps, weight_decay;
+    int64_t t;               /* step, >= 1 */
+};
+int anc_cu_adamw(void *stream, float *p, const float *g, float *m, float *v, int64_t n,
+                 const struct anc_cu_adamw *h);
+
 #ifdef __cplusplus
 }
 #endif

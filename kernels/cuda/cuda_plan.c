@@ -34,6 +34,13 @@ int64_t cuda_plan_gemm_rows(int64_t rows, int64_t cols, size_t scratch_bytes, si
     return (int64_t)fit < rows ? (int64_t)fit : rows;
 }
 
+int32_t cuda_plan_sum_parts(int64_t n)
+{
+    if (n <= CUDA_SUM_MIN_PART) return 1;
+    int64_t parts = n / CUDA_SUM_MIN_PART;
+    return parts < CUDA_SUM_MAX_PARTS ? (int32_t)parts : CUDA_SUM_MAX_PARTS;
+}
+
 /* ---- pointer table ----------------------------------------------------------- */
 
 void cuda_ptr_table_init(struct cuda_ptr_table *t) { memset(t, 0, sizeof *t); }
@@ -151,7 +158,9 @@ bool cuda_step_push(struct cuda_step *s, const struct cuda_op *op)
         s->cap_ops = cap;
     }
     s->ops[s->n_ops++] = *op;
-    if (op->kind == CUDA_OP_GEMM || op->kind == CUDA_OP_COPY_ROWS) s->no_graph = true;
+    if (op->kind == CUDA_OP_GEMM || op->kind == CUDA_OP_COPY_ROWS || op->kind == CUDA_OP_MM_BWD_X ||
+        op->kind == CUDA_OP_MM_BWD_W)
+        s->no_graph = true;
     return true;
 }
 

@@ -41,6 +41,14 @@ bool cuda_plan_use_gemm(int32_t n_tok);
  * of 64 when more than 64 fit, at least 1, at most rows. */
 int64_t cuda_plan_gemm_rows(int64_t rows, int64_t cols, size_t scratch_bytes, size_t elem_bytes);
 
+/* Parts a sum of n elements is split into (anc_cu_sum_sq: one block each,
+ * added in order on the host): a function of n alone, so a sum gives the
+ * same bits every time; at least 1, at most CUDA_SUM_MAX_PARTS, each part
+ * at least CUDA_SUM_MIN_PART elements when n allows. */
+#define CUDA_SUM_MAX_PARTS 1024
+#define CUDA_SUM_MIN_PART 4096
+int32_t cuda_plan_sum_parts(int64_t n);
+
 /* ---- pointer table: device allocations and host -> device weights --------- */
 
 enum cuda_mem_kind { CUDA_MEM_WEIGHTS, CUDA_MEM_BUFFERS, CUDA_MEM_INTERNAL, CUDA_MEM_KINDS };
@@ -75,6 +83,10 @@ enum cuda_op_kind {
     CUDA_OP_SWIGLU, CUDA_OP_ADD, CUDA_OP_EMBED, CUDA_OP_STORE_ROWS, CUDA_OP_LOAD_ROWS,
     CUDA_OP_COPY, CUDA_OP_COPY_ROWS, CUDA_OP_GEGLU, CUDA_OP_ADD_ROWS, CUDA_OP_SCALE,
     CUDA_OP_SOFTCAP,
+    /* training (backend.h "Training") */
+    CUDA_OP_ZERO, CUDA_OP_MM_BWD_X, CUDA_OP_MM_BWD_W, CUDA_OP_RMSNORM_BWD, CUDA_OP_ROPE_BWD,
+    CUDA_OP_ATTN_TRAIN, CUDA_OP_ATTN_TRAIN_BWD, CUDA_OP_SWIGLU_BWD, CUDA_OP_EMBED_BWD,
+    CUDA_OP_CROSS_ENTROPY, CUDA_OP_SUM_SQ, CUDA_OP_ADAMW,
 };
 
 /* One recorded operation. Pointers are device memory; *_off are byte
@@ -98,6 +110,20 @@ struct cuda_op {
                  int64_t row_len; } rows;
         struct { void *dst; const void *src; size_t bytes; } copy;
         struct { void *dst; const void *src; size_t row_bytes; size_t rows_off; int32_t n; } crows;
+        /* training. zero: copy.dst, copy.bytes; rope_bwd: rope.
+         * matmul_bwd_x: dx (+)= W^T dy (w, type; accumulate);
+         * matmul_bwd_w: dx is dw [rows][cols] += dy^T x */
+        struct { float *dx; const void *w; uint32_t type; int64_t rows, cols; const float *dy;
+                 const float *x; int32_t n_tok; bool accumulate; } mmb;
+        struct { float *dx, *dw, *work; const float *dy, *x, *w; int32_t n, n_tok; float eps; } normb;
+        struct anc_cu_attn_train atr;
+        struct { float *dgate, *dup; const float *dy, *gate, *up; int64_t n; } swb;
+        struct { float *dtable; const float *dx; size_t idx_off; int32_t n_uniq, n_tok;
+                 int64_t dim; } embb;
+        struct { float *logits; double *loss; size_t tgt_off; int32_t n_tok, n_vocab;
+                 float grad_scale; } ce;
+        struct { const float *x; double *part; int64_t n; int32_t n_parts; } ssq;
+        struct { float *p, *m, *v; const float *g; int64_t n; struct anc_cu_adamw h; } adam;
     } u;
 };
 

@@ -13,8 +13,9 @@
  *   - a graph replays its records, reading host memory at replay time.
  * The kernels compute with the CPU reference ops of kernels/cpu/.
  * ANCORA_MOCK_BUG=NAME makes one kernel compute a plausible wrong result
- * (geglu, add_rows, scale, softcap, attn_softcap; see mock_bug), so the
- * tests can show that they notice a wrong kernel.
+ * (geglu, add_rows, scale, softcap, attn_softcap; of the training kernels
+ * rmsnorm_bwd, attn_train_s2, embed_bwd, cross_entropy; see mock_bug), so
+ * the tests can show that they notice a wrong kernel.
  * Test code only; depends on kernels/ and the mock headers beside it. */
 #include "cuda_runtime.h"
 #include "cublas_v2.h"
@@ -28,6 +29,7 @@
 
 #include "backend.h"
 #include "cpu_ops.h"
+#include "cpu_train.h"
 #include "cuda_kernels.h"
 #include "dtype.h"
 
@@ -1056,5 +1058,299 @@ int anc_cu_attention(void *stream, const struct anc_cu_attn *a)
         mock_check_device(a->part, anc_cu_attention_work_bytes(a->n_q, a->n_head, a->head_dim, a->n_split),
                           "attention work area");
     mock_enqueue(stream, run_attention, a, sizeof *a);
+    return 0;
+}
+
+/* ---- training kernels (kernels_train.cu), computed by the CPU backend's
+ * training ops (kernels/cpu/cpu_train.c) ------------------------------------------------- */
+
+static struct anc_backend *mock_cpu(void)
+{
+    static struct anc_backend *be;
+    if (!be && !(be = anc_backend_cpu_new(1))) mock_fail("cannot start the CPU backend");
+    return be;
+}
+
+struct normb_args {
+    float *dx, *dw, *work;
+    const float *dy, *x, *w;
+    int32_t n, n_tok;
+    float eps;
+};
+
+static void run_rmsnorm_bwd(const void *args)
+{
+    const struct normb_args *a = args;
+    struct anc_weight w = {a->w, ANC_DT_F32, 1, a->n, NULL};
+    float *dw = a->dw, *saved = NULL;
+    if (dw && mock_bug("rmsnorm_bwd")) { /* bug: the weight's gradient overwritten, not accumulated */
+        saved = malloc(sizeof(float) * (size_t)a->n);
+        memcpy(saved, dw, sizeof(float) * (size_t)a->n);
+        memset(dw, 0, sizeof(float) * (size_t)a->n);
+    }
+    cpu_train_rmsnorm_bwd(mock_cpu(), a->dx, dw, a->dy, a->x, &w, a->n, a->n_tok, a->eps);
+    free(saved);
+    memset(a->work, 0x7f, sizeof(float) * (size_t)a->n_tok); /* the kernel's: scribble over it */
+}
+
+int anc_cu_rmsnorm_bwd(void *stream, float *dx, float *dw, const float *dy, const float *x, const float *w,
+                       int32_t n, int32_t n_tok, float eps, float *work)
+{
+    if (n <= 0 || n_tok < 0) return -1;
+    size_t nt = (size_t)n * n_tok;
+    DEV(dx, nt, "rmsnorm_bwd dx");
+    DEV(dy, nt, "rmsnorm_bwd dy");
+    DEV(x, nt, "rmsnorm_bwd x");
+    DEV(w, n, "rmsnorm_bwd weight");
+    DEV(work, n_tok, "rmsnorm_bwd work area");
+    if (dw) DEV(dw, n, "rmsnorm_bwd dw");
+    struct normb_args a = {dx, dw, work, dy, x, w, n, n_tok, eps};
+    mock_enqueue(stream, run_rmsnorm_bwd, &a, sizeof a);
+    return 0;
+}
+
+static void run_rope_bwd(const void *args)
+{
+    const struct rope_args *a = args;
+    int32_t n_pos = 0;
+    for (int32_t t = 0; t < a->n_tok; t++)
+        if (a->pos[t] + 1 > n_pos) n_pos = a->pos[t] + 1;
+    mock_check_device(a->cos_tab, sizeof(float) * (size_t)n_pos * a->n_pairs, "rope_bwd cos");
+    mock_check_device(a->sin_tab, sizeof(float) * (size_t)n_pos * a->n_pairs, "rope_bwd sin");
+    struct anc_rope_table tab = {n_pos, a->n_pairs, a->neox, a->cos_tab, a->sin_tab, 0};
+    cpu_train_rope_bwd(mock_cpu(), a->x, a->n_tok, a->n_heads, a->head_dim, &tab, a->pos);
+}
+
+int anc_cu_rope_bwd(void *stream, float *x, int32_t n_tok, int32_t n_heads, int32_t head_dim,
+                    int32_t n_pairs, bool neox, const float *cos_tab, const float *sin_tab,
+                    const int32_t *pos)
+{
+    if (n_tok < 0 || n_heads < 0 || n_pairs < 0 || head_dim < 2 * n_pairs) return -1;
+    DEV(x, (size_t)n_tok * n_heads * head_dim, "rope_bwd x");
+    DEV(pos, n_tok, "rope_bwd positions");
+    struct rope_args a = {x, n_tok, n_heads, head_dim, n_pairs, neox, cos_tab, sin_tab, pos};
+    mock_enqueue(stream, run_rope_bwd, &a, sizeof a);
+    return 0;
+}
+
+static struct anc_attn_train_args attn_train_args(const struct anc_cu_attn_train *c)
+{
+    struct anc_attn_train_args a = {
+        .out = c->out, .lse = c->lse, .q = c->q, .k = c->k, .v = c->v, .dout = c->dout, .dq = c->dq,
+        .dk = c->dk, .dv = c->dv, .n = c->n, .n_head = c->n_head, .n_kv_head = c->n_kv_head,
+        .head_dim = c->head_dim, .group = mock_bug("attn_train_s2") ? 0 : c->group, /* bug: no groups */
+        .scale = c->scale,
+    };
+    return a;
+}
+
+static void run_attn_train(const void *args)
+{
+    struct anc_attn_train_args a = attn_train_args(args);
+    cpu_train_attn(mock_cpu(), &a);
+}
+
+static void run_attn_train_bwd(const void *args)
+{
+    const struct anc_cu_attn_train *c = args;
+    struct anc_attn_train_args a = attn_train_args(c);
+    cpu_train_attn_bwd(mock_cpu(), &a);
+    memset(c->work, 0x7f, sizeof(float) * (size_t)c->n * c->n_head);
+}
+
+static int attn_train_common(void *stream, const struct anc_cu_attn_train *a, bool backward)
+{
+    if (!a || a->n < 0 || a->head_dim <= 0 || a->head_dim > ANC_MAX_HEAD_DIM || a->n_head <= 0 ||
+        a->n_kv_head <= 0 || a->n_head % a->n_kv_head != 0 || a->group < 0 ||
+        (a->group > 0 && (a->group % 2 || a->n % a->group)) || !(a->scale > 0.0f))
+        return -1;
+    size_t qn = (size_t)a->n * a->n_head * a->head_dim, kn = (size_t)a->n * a->n_kv_head * a->head_dim;
+    DEV(a->out, qn, "attn_train out");
+    DEV(a->lse, (size_t)a->n * a->n_head, "attn_train lse");
+    DEV(a->q, qn, "attn_train q");
+    DEV(a->k, kn, "attn_train k");
+    DEV(a->v, kn, "attn_train v");
+    if (backward) {
+        DEV(a->dout, qn, "attn_train dout");
+        DEV(a->dq, qn, "attn_train dq");
+        DEV(a->dk, kn, "attn_train dk");
+        DEV(a->dv, kn, "attn_train dv");
+        DEV(a->work, (size_t)a->n * a->n_head, "attn_train work area");
+    }
+    mock_enqueue(stream, backward ? run_attn_train_bwd : run_attn_train, a, sizeof *a);
+    return 0;
+}
+
+int anc_cu_attn_train(void *stream, const struct anc_cu_attn_train *a)
+{
+    return attn_train_common(stream, a, false);
+}
+
+int anc_cu_attn_train_bwd(void *stream, const struct anc_cu_attn_train *a)
+{
+    return attn_train_common(stream, a, true);
+}
+
+struct swb_args {
+    float *dgate, *dup;
+    const float *dy, *gate, *up;
+    int64_t n;
+};
+
+static void run_swiglu_bwd(const void *args)
+{
+    const struct swb_args *a = args;
+    cpu_train_swiglu_bwd(mock_cpu(), a->dgate, a->dup, a->dy, a->gate, a->up, a->n);
+}
+
+int anc_cu_swiglu_bwd(void *stream, float *dgate, float *dup, const float *dy, const float *gate,
+                      const float *up, int64_t n)
+{
+    if (n < 0) return -1;
+    DEV(dgate, n, "swiglu_bwd dgate");
+    DEV(dup, n, "swiglu_bwd dup");
+    DEV(dy, n, "swiglu_bwd dy");
+    DEV(gate, n, "swiglu_bwd gate");
+    DEV(up, n, "swiglu_bwd up");
+    struct swb_args a = {dgate, dup, dy, gate, up, n};
+    mock_enqueue(stream, run_swiglu_bwd, &a, sizeof a);
+    return 0;
+}
+
+struct embb_args {
+    float *dtable;
+    const float *dx;
+    const int32_t *idx;
+    int32_t n_uniq, n_tok;
+    int64_t dim;
+};
+
+/* The grouped token list must be what the kernel relies on (distinct
+ * tokens in increasing order, every position once, positions increasing
+ * within a token); the token list it stands for then goes to the CPU op. */
+static void run_embed_bwd(const void *args)
+{
+    const struct embb_args *a = args;
+    const int32_t *uniq = a->idx, *start = uniq + a->n_uniq, *pos = start + a->n_uniq + 1;
+    int32_t *tokens = malloc(sizeof(int32_t) * (size_t)(a->n_tok > 0 ? a->n_tok : 1));
+    for (int32_t t = 0; t < a->n_tok; t++) tokens[t] = -1;
+    if (start[0] != 0 || start[a->n_uniq] != a->n_tok) mock_fail("embed_bwd: the position groups do not cover the tokens");
+    for (int32_t u = 0; u < a->n_uniq; u++) {
+        if (u > 0 && uniq[u] <= uniq[u - 1]) mock_fail("embed_bwd: distinct tokens out of order");
+        if (start[u + 1] <= start[u]) mock_fail("embed_bwd: a token with no position");
+        mock_check_device(a->dtable + (size_t)uniq[u] * a->dim, sizeof(float) * (size_t)a->dim, "embed_bwd row");
+        for (int32_t j = start[u]; j < start[u + 1]; j++) {
+            int32_t p = pos[j];
+            if (p < 0 || p >= a->n_tok || tokens[p] != -1 || (j > start[u] && p <= pos[j - 1]))
+                mock_fail("embed_bwd: position %d listed wrongly", p);
+            tokens[p] = uniq[u];
+        }
+    }
+    if (mock_bug("embed_bwd")) { /* bug: a repeated token's row gets its first position only */
+        for (int32_t u = 0; u < a->n_uniq; u++)
+            for (int64_t c = 0; c < a->dim; c++)
+                a->dtable[(size_t)uniq[u] * a->dim + c] += a->dx[(size_t)pos[start[u]] * a->dim + c];
+    } else {
+        cpu_train_embed_bwd(mock_cpu(), a->dtable, a->dx, tokens, a->n_tok, a->dim);
+    }
+    free(tokens);
+}
+
+int anc_cu_embed_bwd(void *stream, float *dtable, const float *dx, const int32_t *idx, int32_t n_uniq,
+                     int32_t n_tok, int64_t dim)
+{
+    if (n_uniq < 0 || n_tok < 0 || n_uniq > n_tok || dim < 0) return -1;
+    DEV(dx, (size_t)n_tok * dim, "embed_bwd dx");
+    DEV(idx, (size_t)n_uniq * 2 + 1 + n_tok, "embed_bwd index");
+    mock_check_device(dtable, sizeof(float) * (size_t)dim, "embed_bwd table");
+    struct embb_args a = {dtable, dx, idx, n_uniq, n_tok, dim};
+    mock_enqueue(stream, run_embed_bwd, &a, sizeof a);
+    return 0;
+}
+
+struct ce_args {
+    float *logits;
+    double *loss;
+    const int32_t *targets;
+    int32_t n_tok, n_vocab;
+    float grad_scale;
+};
+
+static void run_cross_entropy(const void *args)
+{
+    const struct ce_args *a = args;
+    for (int32_t t = 0; t < a->n_tok; t++) {
+        if (a->targets[t] < 0 && mock_bug("cross_entropy")) { /* bug: an unscored row left as it was */
+            a->loss[t] = 0.0;
+            continue;
+        }
+        a->loss[t] = cpu_train_cross_entropy(mock_cpu(), a->logits + (size_t)t * a->n_vocab, a->targets + t, 1,
+                                             a->n_vocab, a->grad_scale);
+    }
+}
+
+int anc_cu_cross_entropy(void *stream, float *logits, double *loss, const int32_t *targets, int32_t n_tok,
+                         int32_t n_vocab, float grad_scale)
+{
+    if (n_tok < 0 || n_vocab <= 0) return -1;
+    DEV(logits, (size_t)n_tok * n_vocab, "cross-entropy logits");
+    DEV(loss, n_tok, "cross-entropy losses");
+    DEV(targets, n_tok, "cross-entropy targets");
+    struct ce_args a = {logits, loss, targets, n_tok, n_vocab, grad_scale};
+    mock_enqueue(stream, run_cross_entropy, &a, sizeof a);
+    return 0;
+}
+
+struct ssq_args {
+    double *part;
+    const float *x;
+    int64_t n;
+    int32_t n_parts;
+};
+
+static void run_sum_sq(const void *args)
+{
+    const struct ssq_args *a = args;
+    int64_t chunk = (a->n + a->n_parts - 1) / a->n_parts;
+    for (int32_t b = 0; b < a->n_parts; b++) {
+        int64_t lo = (int64_t)b * chunk, hi = lo + chunk < a->n ? lo + chunk : a->n;
+        a->part[b] = lo < hi ? cpu_train_sum_sq(mock_cpu(), a->x + lo, hi - lo) : 0.0;
+    }
+}
+
+int anc_cu_sum_sq(void *stream, double *part, const float *x, int64_t n, int32_t n_parts)
+{
+    if (n < 0 || n_parts < 1) return -1;
+    DEV(part, n_parts, "sum_sq parts");
+    if (n > 0) DEV(x, n, "sum_sq x");
+    struct ssq_args a = {part, x, n, n_parts};
+    mock_enqueue(stream, run_sum_sq, &a, sizeof a);
+    return 0;
+}
+
+struct adam_args {
+    float *p, *m, *v;
+    const float *g;
+    int64_t n;
+    struct anc_cu_adamw h;
+};
+
+static void run_adamw(const void *args)
+{
+    const struct adam_args *a = args;
+    struct anc_adamw h = {a->h.lr, a->h.beta1, a->h.beta2, a->h.eps, a->h.weight_decay, a->h.t};
+    cpu_train_adamw(mock_cpu(), a->p, a->g, a->m, a->v, a->n, &h);
+}
+
+int anc_cu_adamw(void *stream, float *p, const float *g, float *m, float *v, int64_t n,
+                 const struct anc_cu_adamw *h)
+{
+    if (n < 0 || !h || h->t < 1) return -1;
+    DEV(p, n, "adamw p");
+    DEV(g, n, "adamw g");
+    DEV(m, n, "adamw m");
+    DEV(v, n, "adamw v");
+    struct adam_args a = {p, m, v, g, n, *h};
+    mock_enqueue(stream, run_adamw, &a, sizeof a);
     return 0;
 }
