@@ -36,7 +36,7 @@ ANC_SRCDIR=${ANC_SRCDIR:-.}
 SMOL=$ANC_REAL_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf
 WAIT=${ANC_REPLY_WAIT:-90} # seconds a reply may take on a slow machine
 
-. "$ANC_SRCDIR/tests/tui_lib.sh"   # tui_require
+. "$ANC_SRCDIR/tests/tui_lib.sh"   # tui_require, check_geometry
 tui_require
 [ -f "$SMOL" ] || { echo "SKIP: no $SMOL (scripts/fetch-models smollm2)"; exit 77; }
 command -v curl >/dev/null 2>&1 || { echo "SKIP: curl is not installed"; exit 77; }
@@ -210,6 +210,14 @@ done
 [ $ok -eq 1 ] && pass "TUI: KV panel used $got/2048 = /slots' prompt + decoded tokens" \
     || { fail "KV panel '$(panel_used)' vs /slots '$want'"; show; }
 before=$got
+# the remote panels fit narrower terminals too (with the panels, then folded)
+for size in "120 36" "100 30" "80 24"; do
+    T resize-window -t tui -x "${size% *}" -y "${size#* }"
+    sleep 0.5
+    check_geometry "TUI at ${size% *}x${size#* }" "${size% *}"
+done
+T resize-window -t tui -x 160 -y 45
+wait_for "KV cache.*llama-server" 5 || { fail "TUI: the panels did not come back at 160x45"; show; }
 # cancel: Ctrl-C mid-reply keeps the text, marks it, and the server stops
 send "Now tell me another long story, about mountains."
 key Enter
