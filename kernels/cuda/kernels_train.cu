@@ -289,6 +289,7 @@ attn_train_fwd_kernel(const struct anc_cu_attn_train a)
                 sum += p;
             }
             sum = warp_sum(sum);
+            __syncwarp(); /* every lane has read m_s before lane 0 rewrites it */
             if (lane == 0) {
                 const float alpha = expf(m_old - m_new); /* 0 for the first tile */
                 l_s = l_s * alpha + sum;
