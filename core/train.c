@@ -400,11 +400,14 @@ struct anc_trainer *anc_trainer_new(struct anc_model *m, const struct anc_train_
     }
     uint64_t need = dry->total_bytes, act = dry->act_bytes + dry->scratch_bytes;
     anc_trainer_free(dry);
-    uint64_t avail = anc_mem_available_bytes();
+    /* where the buffers live: host memory, or a GPU's */
+    struct anc_backend_mem bm = {0};
+    if (op->mem) op->mem(m->be, &bm);
+    uint64_t avail = bm.device_total > 0 ? bm.device_free : anc_mem_available_bytes();
     if (avail > 0 && need > avail) {
-        anc_set_err(err, errlen, "training at --ctx %d needs about %.0f MiB (%.0f MiB of it activations), more than the %.0f MiB of memory available%s",
+        anc_set_err(err, errlen, "training at --ctx %d needs about %.0f MiB (%.0f MiB of it activations), more than the %.0f MiB of %s%s",
                     p->ctx, need / 1048576.0, act / 1048576.0, avail / 1048576.0,
-                    p->checkpoint_layers ? "; try a smaller --ctx or --lora-rank" : "; --checkpointing layer keeps less");
+                    bm.device_total > 0 ? "GPU memory free" : "memory available", p->checkpoint_layers ? "; try a smaller --ctx or --lora-rank" : "; --checkpointing layer keeps less");
         return NULL;
     }
     struct anc_trainer *t = trainer_build(m, p, false);
