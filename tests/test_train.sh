@@ -15,7 +15,8 @@
 #    in memory (under ulimit -v: the estimate comes before any allocation),
 #    an output directory that
 #    does not exist, a family without a backward pass (Gemma 3, when the
-#    reference python is there to write one).
+#    reference python is there to write one), a learning rate that makes
+#    the loss non-finite (stops, keeps the last checkpoint, no adapter).
 # About 20 s on 2 cores (more under sanitizers).
 set -u
 ANCORA=${ANCORA:-./ancora}
@@ -149,6 +150,16 @@ else
   echo "skip a context that cannot fit (the program does not start under ulimit -v: a sanitizer build)"
 fi
 [ -e "$tmp/big.gguf" ] && fail "a file was written for the context that does not fit"
+# a learning rate that blows up: the run stops at the first non-finite step
+"$ANCORA" train -m "$M" -f "$tmp/text.txt" --ctx 64 --steps 200 --lr 9 --clip 0 --warmup 0 --full --save-every 5 \
+  -q -o "$tmp/nan.gguf" 2>"$tmp/nan.err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "^ancora: the loss became .* at step [0-9]*; nothing was updated" "$tmp/nan.err" &&
+   grep -q "the last good checkpoint is .*nan.gguf.ckpt" "$tmp/nan.err" && [ -s "$tmp/nan.gguf.ckpt" ] && [ ! -e "$tmp/nan.gguf" ]; then
+  ok "a loss that turns non-finite: exit 1, $(grep -m1 'loss became' "$tmp/nan.err" | cut -c1-70)..., the checkpoint kept"
+else
+  cat "$tmp/nan.err"; fail "a diverging run: exit $rc"
+fi
 bad "no --ctx" 2 "needs --ctx" -m "$M" -f "$tmp/text.txt" -o "$tmp/s.gguf"
 if [ -f "$SRC/tests/ref_python.sh" ] && (. "$SRC/tests/ref_python.sh" >/dev/null 2>&1; exit 0) &&
    py=$(. "$SRC/tests/ref_python.sh" >/dev/null 2>&1; echo "$py") && [ -n "$py" ] &&
