@@ -26,8 +26,9 @@ static void poison(float *x, int64_t n)
 
 /* ---- matmul: gradient to the input ----------------------------------- */
 
-/* Tokens per chunk: each chunk unpacks every weight row once and applies
- * it to this many tokens' dx rows (which stay in cache). */
+/* Few tokens (below WT_MIN_TOKENS): each chunk of tokens unpacks every
+ * weight row once and applies it to this many tokens' dx rows (which stay
+ * in cache). */
 #define BWD_TOK_BLOCK 16
 
 struct mm_bwd_job {
@@ -60,16 +61,66 @@ static void mm_bwd_x_worker(void *ctx, long lo, long hi, int ith)
     }
 }
 
+/* Many tokens: W^T once, as an f32 matrix [cols][rows] (dequantised and
+ * transposed in tiles of WT_TILE rows), then the forward matmul's kernels
+ * compute dx = W^T dy with register accumulation; the row-by-row axpys
+ * above would read and write every dx row once per weight row. */
+#define WT_TILE 16
+#define WT_MIN_TOKENS 32
+
+struct wt_job {
+    const struct anc_weight *w;
+    float *wt;            /* [cols][rows] */
+    float *tile;          /* [threads][WT_TILE][cols] */
+};
+
+static void wt_worker(void *ctx, long lo, long hi, int ith)
+{
+    struct wt_job *j = ctx;
+    const struct anc_weight *w = j->w;
+    int64_t rows = w->rows, cols = w->cols;
+    size_t row_bytes = anc_dtype_row_bytes(w->type, (uint64_t)cols);
+    float *tile = j->tile + (size_t)ith * WT_TILE * cols;
+    for (long r0 = lo; r0 < hi; r0 += WT_TILE) {
+        long nr = hi - r0 < WT_TILE ? hi - r0 : WT_TILE;
+        for (long i = 0; i < nr; i++)
+            cpu_dequant_row(w->type, (const uint8_t *)w->data + (size_t)(r0 + i) * row_bytes,
+                            tile + (size_t)i * cols, cols);
+        for (int64_t c = 0; c < cols; c++) {
+            float *dst = j->wt + (size_t)c * rows + r0;
+            for (long i = 0; i < nr; i++) dst[i] = tile[(size_t)i * cols + c];
+        }
+    }
+}
+
 void cpu_train_matmul_bwd_x(struct anc_backend *be, float *dx, const struct anc_weight *w,
                             const float *dy, int32_t n_tok, bool accumulate)
 {
     struct threadpool *tp = cpu_backend_pool(be);
     int nth = threadpool_size(tp);
+    size_t n_dx = (size_t)n_tok * (size_t)w->cols;
+    if (n_tok >= WT_MIN_TOKENS) {
+        struct wt_job wj = {w, malloc((size_t)w->rows * (size_t)w->cols * sizeof(float)),
+                            malloc((size_t)nth * WT_TILE * (size_t)w->cols * sizeof(float))};
+        float *tmp = accumulate ? malloc(n_dx * sizeof(float)) : dx;
+        if (wj.wt && wj.tile && tmp) {
+            threadpool_for(tp, (long)w->rows, WT_TILE, 1, 0, wt_worker, &wj);
+            struct anc_weight wt = {.data = wj.wt, .type = ANC_DT_F32, .rows = w->cols, .cols = w->rows};
+            be->ops->matmul(be, tmp, &wt, dy, n_tok);
+            if (accumulate) be->ops->add(be, dx, tmp, (int64_t)n_dx);
+        }
+        bool ok = wj.wt && wj.tile && tmp;
+        free(wj.wt);
+        free(wj.tile);
+        if (accumulate) free(tmp);
+        if (ok) return;
+        /* out of memory for the transpose: the row-by-row way below */
+    }
     struct mm_bwd_job j = {.dx = dx, .w = w, .dy = dy, .n_tok = n_tok, .accumulate = accumulate,
                            .k = cpu_kernels_get()};
     j.rowbuf = malloc((size_t)nth * (size_t)w->cols * sizeof(float));
     if (!j.rowbuf) {
-        poison(dx, (int64_t)n_tok * w->cols);
+        poison(dx, (int64_t)n_dx);
         return;
     }
     long block = n_tok >= 2L * nth * BWD_TOK_BLOCK ? BWD_TOK_BLOCK : 1;
