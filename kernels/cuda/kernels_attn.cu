@@ -1,7 +1,8 @@
 /* kernels_attn.cu — CUDA kernels for attention over the KV cache (split
  * into chunks, then merged: flash-decoding) and for the small row and
- * element-wise ops: rmsnorm, rope, swiglu, add, geglu, add_rows, scale,
- * softcap, cache row store/load, argmax. The launch functions are declared in cuda_kernels.h.
+ * element-wise ops: rmsnorm, rope (and its backward, for the training
+ * ops), swiglu, add, geglu, add_rows, scale, softcap, cache row
+ * store/load, argmax. The launch functions are declared in cuda_kernels.h.
  * The attention math (plans, visibility, online softmax, merge, fp16 bits)
  * lives in attn_dev.h so that tests/test_cuda_dev_attn.c can replay it on
  * the CPU. Depends on the CUDA runtime, cuda_kernels.h, backend.h (limits),
@@ -322,11 +323,14 @@ extern "C" int anc_cu_rmsnorm(void *stream, float *y, const float *x, const floa
 
 /* ==== rope ================================================================ */
 
-/* One thread per (token, head, pair). Products and sums are rounded one by
- * one (no fused multiply-add), as the plain C reference computes them. */
+/* One thread per (token, head, pair): the rotation by angle, or by -angle
+ * when inverse (rope's backward, its transpose: sin(-a) = -sin(a)). Negating
+ * s is exact and x0·c − x1·(−s) rounds as x0·c + x1·s, so the inverse gives
+ * the bits of x0·c + x1·s, −x0·s + x1·c. Products and sums are rounded one
+ * by one (no fused multiply-add), as the plain C reference computes them. */
 static __global__ void rope_kernel(float *x, int32_t n_tok, int32_t n_heads, int32_t head_dim,
                                    int32_t n_pairs, bool neox, const float *cos_tab,
-                                   const float *sin_tab, const int32_t *pos)
+                                   const float *sin_tab, const int32_t *pos, bool inverse)
 {
     const int64_t total = (int64_t)n_tok * n_heads * n_pairs;
     const int64_t step = (int64_t)gridDim.x * blockDim.x;
@@ -336,7 +340,7 @@ static __global__ void rope_kernel(float *x, int32_t n_tok, int32_t n_heads, int
         int32_t t = (int32_t)(th / n_heads);
         float *v = x + th * head_dim;
         size_t tab = (size_t)pos[t] * n_pairs + k;
-        float c = cos_tab[tab], s = sin_tab[tab];
+        float c = cos_tab[tab], s = inverse ? -sin_tab[tab] : sin_tab[tab];
         int32_t i0 = neox ? k : 2 * k, i1 = neox ? k + n_pairs : 2 * k + 1;
         float x0 = v[i0], x1 = v[i1];
         v[i0] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
@@ -344,16 +348,35 @@ static __global__ void rope_kernel(float *x, int32_t n_tok, int32_t n_heads, int
     }
 }
 
-extern "C" int anc_cu_rope(void *stream, float *x, int32_t n_tok, int32_t n_heads,
-                           int32_t head_dim, int32_t n_pairs, bool neox, const float *cos_tab,
-                           const float *sin_tab, const int32_t *pos)
+/* anc_cu_rope (forward) and anc_cu_rope_bwd (inverse). */
+static int rope_launch(void *stream, float *x, int32_t n_tok, int32_t n_heads, int32_t head_dim,
+                       int32_t n_pairs, bool neox, const float *cos_tab, const float *sin_tab,
+                       const int32_t *pos, bool inverse)
 {
     if (n_tok < 0 || n_heads < 0 || n_pairs < 0 || head_dim < 2 * n_pairs) return -1;
     int64_t total = (int64_t)n_tok * n_heads * n_pairs;
     if (total == 0) return 0;
     rope_kernel<<<grid_for(total, ROW_THREADS), ROW_THREADS, 0, as_stream(stream)>>>(
-        x, n_tok, n_heads, head_dim, n_pairs, neox, cos_tab, sin_tab, pos);
+        x, n_tok, n_heads, head_dim, n_pairs, neox, cos_tab, sin_tab, pos, inverse);
     return launch_status();
+}
+
+extern "C" int anc_cu_rope(void *stream, float *x, int32_t n_tok, int32_t n_heads,
+                           int32_t head_dim, int32_t n_pairs, bool neox, const float *cos_tab,
+                           const float *sin_tab, const int32_t *pos)
+{
+    return rope_launch(stream, x, n_tok, n_heads, head_dim, n_pairs, neox, cos_tab, sin_tab, pos,
+                       false);
+}
+
+/* The training ops' rope backward (the rest of them are in kernels_train.cu):
+ * here, so that it shares rope_kernel. */
+extern "C" int anc_cu_rope_bwd(void *stream, float *x, int32_t n_tok, int32_t n_heads,
+                               int32_t head_dim, int32_t n_pairs, bool neox, const float *cos_tab,
+                               const float *sin_tab, const int32_t *pos)
+{
+    return rope_launch(stream, x, n_tok, n_heads, head_dim, n_pairs, neox, cos_tab, sin_tab, pos,
+                       true);
 }
 
 /* ==== swiglu, add ========================================================= */

@@ -1,10 +1,11 @@
 /* kernels_train.cu — CUDA kernels of the training ops (kernels/backend.h,
- * "Training"): the backward of rmsnorm, rope and swiglu, training attention
+ * "Training"): the backward of rmsnorm and swiglu, training attention
  * (forward and backward, causal, with S²-Attn groups), the embedding's
  * backward, cross-entropy, the sum of squares and AdamW. The launch
  * functions are declared in cuda_kernels.h; the CPU reference whose
  * contracts they keep is kernels/cpu/cpu_train.c. The matrix products of
- * the backward are cuBLAS calls in cuda_backend.cu.
+ * the backward are cuBLAS calls in cuda_backend.cu; rope's backward is in
+ * kernels_attn.cu, where it shares the forward's kernel.
  *
  * Determinism: no atomics. Every output element is summed by one thread
  * (or reduced by one block in a fixed tree) in a fixed order, so the same
@@ -171,42 +172,6 @@ extern "C" int anc_cu_rmsnorm_bwd(void *stream, float *dx, float *dw, const floa
         if (launch_status()) return -1;
     }
     return 0;
-}
-
-/* ==== rope backward ======================================================== */
-
-/* One thread per (token, head, pair): the rotation by -angle. Products and
- * sums rounded one by one (no fused multiply-add), as the plain C reference. */
-static __global__ void rope_bwd_kernel(float *x, int32_t n_tok, int32_t n_heads, int32_t head_dim,
-                                       int32_t n_pairs, bool neox, const float *cos_tab,
-                                       const float *sin_tab, const int32_t *pos)
-{
-    const int64_t total = (int64_t)n_tok * n_heads * n_pairs;
-    const int64_t step = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t id = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; id < total; id += step) {
-        int32_t k = (int32_t)(id % n_pairs);
-        int64_t th = id / n_pairs; /* token * n_heads + head */
-        int32_t t = (int32_t)(th / n_heads);
-        float *v = x + th * head_dim;
-        size_t tab = (size_t)pos[t] * n_pairs + k;
-        float c = cos_tab[tab], s = sin_tab[tab];
-        int32_t i0 = neox ? k : 2 * k, i1 = neox ? k + n_pairs : 2 * k + 1;
-        float x0 = v[i0], x1 = v[i1];
-        v[i0] = __fadd_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
-        v[i1] = __fadd_rn(__fmul_rn(-x0, s), __fmul_rn(x1, c));
-    }
-}
-
-extern "C" int anc_cu_rope_bwd(void *stream, float *x, int32_t n_tok, int32_t n_heads,
-                               int32_t head_dim, int32_t n_pairs, bool neox, const float *cos_tab,
-                               const float *sin_tab, const int32_t *pos)
-{
-    if (n_tok < 0 || n_heads < 0 || n_pairs < 0 || head_dim < 2 * n_pairs) return -1;
-    int64_t total = (int64_t)n_tok * n_heads * n_pairs;
-    if (total == 0) return 0;
-    rope_bwd_kernel<<<grid_for(total, ROW_THREADS), ROW_THREADS, 0, as_stream(stream)>>>(
-        x, n_tok, n_heads, head_dim, n_pairs, neox, cos_tab, sin_tab, pos);
-    return launch_status();
 }
 
 /* ==== training attention ==================================================== */
