@@ -46,55 +46,52 @@ static __device__ __forceinline__ float warp_sum(float v)
     return v;
 }
 
-static __device__ __forceinline__ double warp_sum_double(double v)
-{
-    for (int o = WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
-    return v;
-}
-
 static __device__ __forceinline__ float warp_max(float v)
 {
     for (int o = WARP / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, o));
     return v;
 }
 
-/* Sum of v over a block of ROW_THREADS threads (all must call it); the
- * result is the same for every thread. */
-static __device__ double row_sum_double(double v)
+/* The operations of row_reduce. */
+struct op_sum {
+    template <typename T> __device__ T operator()(T a, T b) const { return a + b; }
+};
+struct op_max {
+    __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+/* op over v of a block of ROW_THREADS threads (all must call it): a tree
+ * inside each warp, then one warp over the warps' results (none: op's
+ * identity, for the lanes past the last warp). The result is the same for
+ * every thread. */
+template <typename T, typename Op> static __device__ T row_reduce(T v, T none, Op op)
 {
-    __shared__ double part[ROW_THREADS / WARP];
-    __shared__ double total;
+    __shared__ T part[ROW_THREADS / WARP];
+    __shared__ T total;
     const int lane = (int)threadIdx.x % WARP, warp = (int)threadIdx.x / WARP;
-    v = warp_sum_double(v);
+    for (int o = WARP / 2; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(FULL_MASK, v, o));
     __syncthreads(); /* a previous call's readers are done with part/total */
     if (lane == 0) part[warp] = v;
     __syncthreads();
     if (warp == 0) {
-        double w = lane < ROW_THREADS / WARP ? part[lane] : 0.0;
-        w = warp_sum_double(w);
+        T w = lane < ROW_THREADS / WARP ? part[lane] : none;
+        for (int o = WARP / 2; o > 0; o >>= 1) w = op(w, __shfl_xor_sync(FULL_MASK, w, o));
         if (lane == 0) total = w;
     }
     __syncthreads();
     return total;
 }
 
+/* Sum of v over a block of ROW_THREADS threads (all must call it). */
+static __device__ double row_sum_double(double v)
+{
+    return row_reduce(v, 0.0, op_sum());
+}
+
 /* Largest v over a block of ROW_THREADS threads (all must call it). */
 static __device__ float row_max(float v)
 {
-    __shared__ float part[ROW_THREADS / WARP];
-    __shared__ float total;
-    const int lane = (int)threadIdx.x % WARP, warp = (int)threadIdx.x / WARP;
-    v = warp_max(v);
-    __syncthreads();
-    if (lane == 0) part[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        float w = lane < ROW_THREADS / WARP ? part[lane] : -INFINITY;
-        w = warp_max(w);
-        if (lane == 0) total = w;
-    }
-    __syncthreads();
-    return total;
+    return row_reduce(v, -INFINITY, op_max());
 }
 
 /* Sum of v over a block of AT_THREADS threads (all must call it). */
