@@ -320,35 +320,59 @@ static void item_span(int32_t n, long it, int32_t *head, int32_t *t0, int32_t *t
     *t1 = *t0 + ATTN_TR_BLOCK < n ? *t0 + ATTN_TR_BLOCK : n;
 }
 
-/* items: (head, block of queries) */
-static void attn_fwd_worker(void *ctx, long lo, long hi, int ith)
+/* One query row of a (head, block of queries) work item. */
+struct attn_query {
+    int32_t h, i;          /* query head, query token */
+    size_t qo;             /* (i, h)'s offset in q, out, dout and dq */
+    int32_t p0, len;       /* the keys it sees: p0 .. p0 + len - 1 = i */
+    const float *kt, *vt;  /* its kv head's k and v, [hd][n] */
+    float *work;           /* this thread's 3 n floats */
+};
+
+/* Runs fn on every query of items [lo, hi) (head, block of queries), in
+ * order: the forward's and dq's workers. */
+static void for_each_query(const struct attn_tr_job *j, long lo, long hi, int ith,
+                           void (*fn)(const struct attn_tr_job *j, const struct attn_query *q))
 {
-    struct attn_tr_job *j = ctx;
     const struct anc_attn_train_args *a = j->a;
     int32_t n = a->n, hd = a->head_dim, q_dim = a->n_head * hd;
     int32_t grp = a->n_head / a->n_kv_head;
-    float *s = j->work + (size_t)ith * 3 * n;
+    struct attn_query q = {.work = j->work + (size_t)ith * 3 * n};
     for (long it = lo; it < hi; it++) {
-        int32_t h, i0, i1;
-        item_span(n, it, &h, &i0, &i1);
-        int32_t kvh = h / grp;
-        const float *kt = j->kt + (size_t)kvh * hd * n, *vt = j->vt + (size_t)kvh * hd * n;
-        for (int32_t i = i0; i < i1; i++) {
-            size_t qo = (size_t)i * q_dim + (size_t)h * hd;
-            int32_t p0 = group_lo(a, h, i), len = i + 1 - p0;
-            scores_row(j->k, s, a->q + qo, kt, n, hd, p0, len);
-            float m = -INFINITY; /* the largest raw score (scale > 0) */
-            for (int32_t k = 0; k < len; k++) m = s[k] > m ? s[k] : m;
-            m *= a->scale;
-            j->k->exp_affine(s, len, a->scale, m);
-            float sum = 0.0f;
-            for (int32_t k = 0; k < len; k++) sum += s[k];
-            float *o = a->out + qo;
-            weighted_rows(j->k, o, s, vt, n, hd, p0, len);
-            for (int32_t d = 0; d < hd; d++) o[d] /= sum;
-            a->lse[(size_t)i * a->n_head + h] = m + logf(sum);
+        int32_t i0, i1;
+        item_span(n, it, &q.h, &i0, &i1);
+        int32_t kvh = q.h / grp;
+        q.kt = j->kt + (size_t)kvh * hd * n, q.vt = j->vt + (size_t)kvh * hd * n;
+        for (q.i = i0; q.i < i1; q.i++) {
+            q.qo = (size_t)q.i * q_dim + (size_t)q.h * hd;
+            q.p0 = group_lo(a, q.h, q.i), q.len = q.i + 1 - q.p0;
+            fn(j, &q);
         }
     }
+}
+
+static void attn_fwd_query(const struct attn_tr_job *j, const struct attn_query *q)
+{
+    const struct anc_attn_train_args *a = j->a;
+    int32_t n = a->n, hd = a->head_dim, len = q->len;
+    float *s = q->work;
+    scores_row(j->k, s, a->q + q->qo, q->kt, n, hd, q->p0, len);
+    float m = -INFINITY; /* the largest raw score (scale > 0) */
+    for (int32_t k = 0; k < len; k++) m = s[k] > m ? s[k] : m;
+    m *= a->scale;
+    j->k->exp_affine(s, len, a->scale, m);
+    float sum = 0.0f;
+    for (int32_t k = 0; k < len; k++) sum += s[k];
+    float *o = a->out + q->qo;
+    weighted_rows(j->k, o, s, q->vt, n, hd, q->p0, len);
+    for (int32_t d = 0; d < hd; d++) o[d] /= sum;
+    a->lse[(size_t)q->i * a->n_head + q->h] = m + logf(sum);
+}
+
+/* items: (head, block of queries) */
+static void attn_fwd_worker(void *ctx, long lo, long hi, int ith)
+{
+    for_each_query(ctx, lo, hi, ith, attn_fwd_query);
 }
 
 /* Per-call layouts and per-thread rows; false when out of memory. */
@@ -401,33 +425,26 @@ void cpu_train_attn(struct anc_backend *be, const struct anc_attn_train_args *a)
 
 /* Backward, pass 1 — items (head, block of queries): D = dout·out and
  * dq_i = scale·Σ_p dS_ip k_p, dS_ip = P_ip (dout_i·v_p − D_i). */
+static void attn_dq_query(const struct attn_tr_job *j, const struct attn_query *q)
+{
+    const struct anc_attn_train_args *a = j->a;
+    int32_t n = a->n, hd = a->head_dim, len = q->len;
+    float *P = q->work, *dP = P + n;
+    const float *go = a->dout + q->qo, *out = a->out + q->qo;
+    float D = 0.0f;
+    for (int32_t d = 0; d < hd; d++) D += go[d] * out[d];
+    float lse = a->lse[(size_t)q->i * a->n_head + q->h];
+    j->dsum[(size_t)q->i * a->n_head + q->h] = D;
+    scores_row(j->k, P, a->q + q->qo, q->kt, n, hd, q->p0, len);
+    scores_row(j->k, dP, go, q->vt, n, hd, q->p0, len);
+    j->k->exp_affine(P, len, a->scale, lse);
+    for (int32_t k = 0; k < len; k++) P[k] = a->scale * P[k] * (dP[k] - D); /* scale·dS */
+    weighted_rows(j->k, a->dq + q->qo, P, q->kt, n, hd, q->p0, len);
+}
+
 static void attn_dq_worker(void *ctx, long lo, long hi, int ith)
 {
-    struct attn_tr_job *j = ctx;
-    const struct anc_attn_train_args *a = j->a;
-    int32_t n = a->n, hd = a->head_dim, q_dim = a->n_head * hd;
-    int32_t grp = a->n_head / a->n_kv_head;
-    float *P = j->work + (size_t)ith * 3 * n, *dP = P + n;
-    for (long it = lo; it < hi; it++) {
-        int32_t h, i0, i1;
-        item_span(n, it, &h, &i0, &i1);
-        int32_t kvh = h / grp;
-        const float *kt = j->kt + (size_t)kvh * hd * n, *vt = j->vt + (size_t)kvh * hd * n;
-        for (int32_t i = i0; i < i1; i++) {
-            size_t qo = (size_t)i * q_dim + (size_t)h * hd;
-            const float *go = a->dout + qo, *out = a->out + qo;
-            float D = 0.0f;
-            for (int32_t d = 0; d < hd; d++) D += go[d] * out[d];
-            float lse = a->lse[(size_t)i * a->n_head + h];
-            j->dsum[(size_t)i * a->n_head + h] = D;
-            int32_t p0 = group_lo(a, h, i), len = i + 1 - p0;
-            scores_row(j->k, P, a->q + qo, kt, n, hd, p0, len);
-            scores_row(j->k, dP, go, vt, n, hd, p0, len);
-            j->k->exp_affine(P, len, a->scale, lse);
-            for (int32_t k = 0; k < len; k++) P[k] = a->scale * P[k] * (dP[k] - D); /* scale·dS */
-            weighted_rows(j->k, a->dq + qo, P, kt, n, hd, p0, len);
-        }
-    }
+    for_each_query(ctx, lo, hi, ith, attn_dq_query);
 }
 
 /* Backward, pass 2 — items (kv head, block of keys): every query that sees
