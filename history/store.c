@@ -384,6 +384,31 @@ static bool grow(void **arr, size_t *cap, size_t n, size_t elem)
     return true;
 }
 
+/* Steps st (bound by the caller) to its end and reads each row with
+ * from_row into a new array of elem-byte items: *list, *n. from_row returns
+ * false when out of memory, having freed what it read of the row. On an
+ * error (what says what was being done), *list and *n still hold the rows
+ * read, for the caller's list free. */
+static int read_rows(struct hist_db *db, sqlite3_stmt *st, size_t elem,
+                     bool (*from_row)(sqlite3_stmt *st, void *item), const char *what, void **list,
+                     size_t *n)
+{
+    size_t cap = 0;
+    int rc, status = HIST_OK;
+    *list = NULL;
+    *n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (!grow(list, &cap, *n, elem) || !from_row(st, (char *)*list + *n * elem)) {
+            status = fail_status(db, HIST_ERR_NOMEM, "%s", "out of memory");
+            break;
+        }
+        (*n)++;
+    }
+    if (status == HIST_OK && rc != SQLITE_DONE) status = fail(db, rc, what);
+    done(st);
+    return status;
+}
+
 /* ---- transactions --------------------------------------------------------
  * Every write of several statements is one transaction: BEGIN IMMEDIATE
  * (take the write lock first, so a concurrent writer makes us wait in the
@@ -887,8 +912,11 @@ void hist_session_clear(struct hist_session *s)
     memset(s, 0, sizeof *s);
 }
 
-static bool session_from_row(sqlite3_stmt *st, struct hist_session *s)
+/* A ST_SESSION_GET or ST_SESSION_LIST row into s (a struct hist_session);
+ * false when out of memory, s cleared. */
+static bool session_from_row(sqlite3_stmt *st, void *item)
 {
+    struct hist_session *s = item;
     memset(s, 0, sizeof *s);
     s->id = sqlite3_column_int64(st, 0);
     s->title = col_dup(st, 1);
@@ -938,18 +966,9 @@ int hist_session_list(struct hist_db *db, size_t limit, struct hist_session **ou
     sqlite3_stmt *st = stmt(db, ST_SESSION_LIST);
     if (!st) return HIST_ERR_IO;
     sqlite3_bind_int64(st, 1, limit && limit < INT64_MAX ? (int64_t)limit : -1);
-    struct hist_session *list = NULL;
-    size_t n = 0, cap = 0;
-    int rc, status = HIST_OK;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (!grow((void **)&list, &cap, n, sizeof *list) || !session_from_row(st, &list[n])) {
-            status = fail_status(db, HIST_ERR_NOMEM, "%s", "out of memory");
-            break;
-        }
-        n++;
-    }
-    if (status == HIST_OK && rc != SQLITE_DONE) status = fail(db, rc, "listing sessions");
-    done(st);
+    void *list;
+    size_t n;
+    int status = read_rows(db, st, sizeof **out, session_from_row, "listing sessions", &list, &n);
     if (status != HIST_OK) {
         hist_session_list_free(list, n);
         return status;
@@ -1203,6 +1222,28 @@ static bool info_from_row(sqlite3_stmt *st, struct hist_reply_info *ri)
     return !oom;
 }
 
+/* A ST_MSG_LIST row into m (a struct hist_message); false when out of
+ * memory, what was read freed. */
+static bool msg_from_row(sqlite3_stmt *st, void *item)
+{
+    struct hist_message *m = item;
+    m->id = sqlite3_column_int64(st, 0);
+    m->session_id = sqlite3_column_int64(st, 1);
+    m->role = role_from_name((const char *)sqlite3_column_text(st, 2));
+    if (!(m->content = col_dup(st, 3))) return false;
+    m->stats.prompt_tokens = col_int_or(st, 4, -1);
+    m->stats.completion_tokens = col_int_or(st, 5, -1);
+    m->stats.prompt_ms = col_double_or(st, 6, -1);
+    m->stats.gen_ms = col_double_or(st, 7, -1);
+    int fin = hist_finish_from_name((const char *)sqlite3_column_text(st, 8));
+    m->finish = fin < 0 ? HIST_FINISH_NONE : (enum hist_finish)fin;
+    m->created_ms = sqlite3_column_int64(st, 9);
+    if (info_from_row(st, &m->info)) return true;
+    free(m->content);
+    info_free(&m->info);
+    return false;
+}
+
 int hist_msg_list(struct hist_db *db, int64_t session_id, struct hist_message **out, size_t *n_out)
 {
     *out = NULL;
@@ -1211,37 +1252,9 @@ int hist_msg_list(struct hist_db *db, int64_t session_id, struct hist_message **
     sqlite3_stmt *st = stmt(db, ST_MSG_LIST);
     if (!st) return HIST_ERR_IO;
     sqlite3_bind_int64(st, 1, session_id);
-    struct hist_message *list = NULL;
-    size_t n = 0, cap = 0;
-    int rc, status = HIST_OK;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (!grow((void **)&list, &cap, n, sizeof *list)) {
-            status = fail_status(db, HIST_ERR_NOMEM, "%s", "out of memory");
-            break;
-        }
-        struct hist_message *m = &list[n];
-        m->id = sqlite3_column_int64(st, 0);
-        m->session_id = sqlite3_column_int64(st, 1);
-        m->role = role_from_name((const char *)sqlite3_column_text(st, 2));
-        if (!(m->content = col_dup(st, 3))) {
-            status = fail_status(db, HIST_ERR_NOMEM, "%s", "out of memory");
-            break;
-        }
-        n++;
-        m->stats.prompt_tokens = col_int_or(st, 4, -1);
-        m->stats.completion_tokens = col_int_or(st, 5, -1);
-        m->stats.prompt_ms = col_double_or(st, 6, -1);
-        m->stats.gen_ms = col_double_or(st, 7, -1);
-        int fin = hist_finish_from_name((const char *)sqlite3_column_text(st, 8));
-        m->finish = fin < 0 ? HIST_FINISH_NONE : (enum hist_finish)fin;
-        m->created_ms = sqlite3_column_int64(st, 9);
-        if (!info_from_row(st, &m->info)) {
-            status = fail_status(db, HIST_ERR_NOMEM, "%s", "out of memory");
-            break;
-        }
-    }
-    if (status == HIST_OK && rc != SQLITE_DONE) status = fail(db, rc, "reading messages");
-    done(st);
+    void *list;
+    size_t n;
+    int status = read_rows(db, st, sizeof **out, msg_from_row, "reading messages", &list, &n);
     if (status != HIST_OK) {
         hist_msg_list_free(list, n);
         return status;
@@ -1292,6 +1305,26 @@ void hist_param_event_list_free(struct hist_param_event *list, size_t n)
     free(list);
 }
 
+/* A ST_EVENT_LIST row into e (a struct hist_param_event); false when out
+ * of memory, what was read freed. */
+static bool event_from_row(sqlite3_stmt *st, void *item)
+{
+    struct hist_param_event *e = item;
+    bool oom = false;
+    e->id = sqlite3_column_int64(st, 0);
+    e->session_id = sqlite3_column_int64(st, 1);
+    e->message_id = sqlite3_column_int64(st, 2); /* NULL reads as 0 */
+    e->name = col_dup(st, 3);
+    e->old_value = col_dup_or_null(st, 4, &oom);
+    e->new_value = col_dup_or_null(st, 5, &oom);
+    e->at_ms = sqlite3_column_int64(st, 6);
+    if (e->name && !oom) return true;
+    free(e->name);
+    free(e->old_value);
+    free(e->new_value);
+    return false;
+}
+
 int hist_param_event_list(struct hist_db *db, int64_t session_id, struct hist_param_event **out,
                           size_t *n_out)
 {
@@ -1301,30 +1334,10 @@ int hist_param_event_list(struct hist_db *db, int64_t session_id, struct hist_pa
     sqlite3_stmt *st = stmt(db, ST_EVENT_LIST);
     if (!st) return HIST_ERR_IO;
     sqlite3_bind_int64(st, 1, session_id);
-    struct hist_param_event *list = NULL;
-    size_t n = 0, cap = 0;
-    int rc, status = HIST_OK;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (!grow((void **)&list, &cap, n, sizeof *list)) {
-            status = fail_status(db, HIST_ERR_NOMEM, "%s", "out of memory");
-            break;
-        }
-        struct hist_param_event *e = &list[n++];
-        bool oom = false;
-        e->id = sqlite3_column_int64(st, 0);
-        e->session_id = sqlite3_column_int64(st, 1);
-        e->message_id = sqlite3_column_int64(st, 2); /* NULL reads as 0 */
-        e->name = col_dup(st, 3);
-        e->old_value = col_dup_or_null(st, 4, &oom);
-        e->new_value = col_dup_or_null(st, 5, &oom);
-        e->at_ms = sqlite3_column_int64(st, 6);
-        if (!e->name || oom) {
-            status = fail_status(db, HIST_ERR_NOMEM, "%s", "out of memory");
-            break;
-        }
-    }
-    if (status == HIST_OK && rc != SQLITE_DONE) status = fail(db, rc, "reading parameter changes");
-    done(st);
+    void *list;
+    size_t n;
+    int status = read_rows(db, st, sizeof **out, event_from_row, "reading parameter changes", &list,
+                           &n);
     if (status != HIST_OK) {
         hist_param_event_list_free(list, n);
         return status;
