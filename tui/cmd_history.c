@@ -274,6 +274,25 @@ static int no_session(const struct hist_opts *o, int64_t id)
     return EXIT_RUNTIME;
 }
 
+/* Opens the history and reads session id into s: EXIT_OK (the caller
+ * clears s and closes *db), or the exit code once the error is reported,
+ * nothing left open. */
+static int open_session(const struct hist_opts *o, int64_t id, struct hist_db **db,
+                        struct hist_session *s)
+{
+    int rc = open_db(o, db);
+    if (rc != EXIT_OK) return rc;
+    if (!*db) return no_session(o, id);
+    int status = hist_session_get(*db, id, s);
+    if (status != HIST_OK) {
+        rc = db_error(*db, status);
+        hist_close(*db);
+        *db = NULL;
+        return rc;
+    }
+    return EXIT_OK;
+}
+
 static int do_show(const struct hist_opts *o)
 {
     int64_t id;
@@ -381,18 +400,11 @@ static int do_export(const struct hist_opts *o)
         cli_error("invalid value for --format: '%s' (choose md or json)", f);
         return EXIT_USAGE;
     }
-    struct hist_db *db;
-    int rc = open_db(o, &db);
-    if (rc != EXIT_OK) return rc;
-    if (!db) return no_session(o, id);
     /* Check the session first, so a bad id creates no output file. */
+    struct hist_db *db;
     struct hist_session s;
-    int status = hist_session_get(db, id, &s);
-    if (status != HIST_OK) {
-        rc = db_error(db, status);
-        hist_close(db);
-        return rc;
-    }
+    int rc = open_session(o, id, &db, &s);
+    if (rc != EXIT_OK) return rc;
     hist_session_clear(&s);
     FILE *out = stdout;
     if (o->output && strcmp(o->output, "-") != 0) {
@@ -405,7 +417,7 @@ static int do_export(const struct hist_opts *o)
             return EXIT_RUNTIME;
         }
     }
-    status = hist_export(db, id, fmt, out);
+    int status = hist_export(db, id, fmt, out);
     if (status == HIST_ERR_IO) {
         cli_error("cannot write %s: %s", out == stdout ? "the output" : o->output, strerror(errno));
         rc = EXIT_RUNTIME;
@@ -433,16 +445,9 @@ static int do_delete(const struct hist_opts *o)
         return EXIT_USAGE;
     }
     struct hist_db *db;
-    int rc = open_db(o, &db);
-    if (rc != EXIT_OK) return rc;
-    if (!db) return no_session(o, id);
     struct hist_session s;
-    int status = hist_session_get(db, id, &s);
-    if (status != HIST_OK) {
-        rc = db_error(db, status);
-        hist_close(db);
-        return rc;
-    }
+    int rc = open_session(o, id, &db, &s);
+    if (rc != EXIT_OK) return rc;
     if (!o->yes) {
         char *title = hist_text_clean(*s.title ? s.title : "untitled", 0);
         fprintf(stderr, "Delete session %lld (%s, %lld messages)? [y/N] ", (long long)id,
@@ -463,7 +468,7 @@ static int do_delete(const struct hist_opts *o)
         }
     }
     hist_session_clear(&s);
-    status = hist_session_delete(db, id);
+    int status = hist_session_delete(db, id);
     rc = status == HIST_OK ? EXIT_OK : db_error(db, status);
     if (rc == EXIT_OK) fprintf(stderr, "Deleted session %lld.\n", (long long)id);
     hist_close(db);
