@@ -176,6 +176,45 @@ static void out_stripped(struct out *o, const char *s, size_t n)
     out_text(o, s, n);
 }
 
+/* A leading system message, for the templates that fold it into the first
+ * turn: *sys (NULL when msgs[0] is not one); returns the index of the
+ * first other message. */
+static size_t leading_system(const struct anc_chat_msg *msgs, size_t n,
+                             const struct anc_chat_msg **sys)
+{
+    *sys = n > 0 && role_is(&msgs[0], "system") ? &msgs[0] : NULL;
+    return *sys ? 1 : 0;
+}
+
+/* "{system}\n\n" as it is, when there is a system message. */
+static void out_system_prefix(struct out *o, const struct anc_chat_msg *sys)
+{
+    if (!sys) return;
+    out_content(o, sys);
+    out_str(o, "\n\n");
+}
+
+/* The "<|user|>"-style mark of the system, user and assistant roles (zephyr
+ * and phi3); NULL for the others. */
+static const char *role_mark(const struct anc_chat_msg *m)
+{
+    return role_is(m, "system")      ? "<|system|>"
+           : role_is(m, "user")      ? "<|user|>"
+           : role_is(m, "assistant") ? "<|assistant|>"
+                                     : NULL;
+}
+
+/* "{mark}\n{content}{end}\n", end a mark of kind end_kind. */
+static void out_marked_turn(struct out *o, const char *mark, const struct anc_chat_msg *m,
+                            enum mark_kind end_kind, const char *end)
+{
+    out_mark(o, MK_SPECIAL, mark);
+    out_str(o, "\n");
+    out_content(o, m);
+    out_mark(o, end_kind, end);
+    out_str(o, "\n");
+}
+
 /* ---- the families -------------------------------------------------------- */
 
 /* meta-llama/Llama-2-7b-chat-hf: the first message, if system, goes inside
@@ -186,12 +225,8 @@ static void out_stripped(struct out *o, const char *s, size_t n)
 static void render_llama2(struct out *o, const struct anc_chat_msg *msgs, size_t n, bool prompt)
 {
     (void)prompt;
-    size_t first = 0;
-    const struct anc_chat_msg *sys = NULL;
-    if (n > 0 && role_is(&msgs[0], "system")) {
-        sys = &msgs[0];
-        first = 1;
-    }
+    const struct anc_chat_msg *sys;
+    size_t first = leading_system(msgs, n, &sys);
     struct bytes c = { 0 };
     for (size_t i = first; i < n && !o->oom; i++) {
         const struct anc_chat_msg *m = &msgs[i];
@@ -269,17 +304,8 @@ static void render_chatml(struct out *o, const struct anc_chat_msg *msgs, size_t
 static void render_zephyr(struct out *o, const struct anc_chat_msg *msgs, size_t n, bool prompt)
 {
     for (size_t i = 0; i < n; i++) {
-        const char *mark = role_is(&msgs[i], "user")        ? "<|user|>"
-                           : role_is(&msgs[i], "system")    ? "<|system|>"
-                           : role_is(&msgs[i], "assistant") ? "<|assistant|>"
-                                                            : NULL;
-        if (mark) {
-            out_mark(o, MK_SPECIAL, mark);
-            out_str(o, "\n");
-            out_content(o, &msgs[i]);
-            out_mark(o, MK_EOS, "</s>");
-            out_str(o, "\n");
-        }
+        const char *mark = role_mark(&msgs[i]);
+        if (mark) out_marked_turn(o, mark, &msgs[i], MK_EOS, "</s>");
         if (i + 1 == n && prompt) {
             out_mark(o, MK_SPECIAL, "<|assistant|>");
             out_str(o, "\n");
@@ -295,22 +321,15 @@ static void render_zephyr(struct out *o, const struct anc_chat_msg *msgs, size_t
 static void render_mistral(struct out *o, const struct anc_chat_msg *msgs, size_t n, bool prompt)
 {
     (void)prompt;
-    size_t first = 0;
-    const struct anc_chat_msg *sys = NULL;
-    if (n > 0 && role_is(&msgs[0], "system")) {
-        sys = &msgs[0];
-        first = 1;
-    }
+    const struct anc_chat_msg *sys;
+    size_t first = leading_system(msgs, n, &sys);
     out_mark(o, MK_BOS, "<s>");
     for (size_t i = first; i < n; i++) {
         const struct anc_chat_msg *m = &msgs[i];
         if (role_is(m, "user")) {
             out_mark(o, MK_SPECIAL, "[INST]");
             out_str(o, " ");
-            if (i == first && sys) {
-                out_content(o, sys);
-                out_str(o, "\n\n");
-            }
+            if (i == first) out_system_prefix(o, sys);
             out_content(o, m);
             out_str(o, " ");
             out_mark(o, MK_SPECIAL, "[/INST]");
@@ -327,22 +346,15 @@ static void render_mistral(struct out *o, const struct anc_chat_msg *msgs, size_
  * "\n\n" (untrimmed) open the first turn. Prompt "<start_of_turn>model\n". */
 static void render_gemma(struct out *o, const struct anc_chat_msg *msgs, size_t n, bool prompt)
 {
-    size_t first = 0;
-    const struct anc_chat_msg *sys = NULL;
-    if (n > 0 && role_is(&msgs[0], "system")) {
-        sys = &msgs[0];
-        first = 1;
-    }
+    const struct anc_chat_msg *sys;
+    size_t first = leading_system(msgs, n, &sys);
     out_mark(o, MK_BOS, "<bos>");
     for (size_t i = first; i < n; i++) {
         const struct anc_chat_msg *m = &msgs[i];
         out_mark(o, MK_SPECIAL, "<start_of_turn>");
         out_str(o, role_is(m, "assistant") ? "model" : m->role);
         out_str(o, "\n");
-        if (i == first && sys) {
-            out_content(o, sys);
-            out_str(o, "\n\n");
-        }
+        if (i == first) out_system_prefix(o, sys);
         out_stripped(o, m->content, m->len);
         out_mark(o, MK_SPECIAL, "<end_of_turn>");
         out_str(o, "\n");
@@ -360,16 +372,8 @@ static void render_phi3(struct out *o, const struct anc_chat_msg *msgs, size_t n
 {
     for (size_t i = 0; i < n; i++) {
         const struct anc_chat_msg *m = &msgs[i];
-        const char *mark = role_is(m, "system") && m->len > 0 ? "<|system|>"
-                           : role_is(m, "user")               ? "<|user|>"
-                           : role_is(m, "assistant")          ? "<|assistant|>"
-                                                              : NULL;
-        if (!mark) continue;
-        out_mark(o, MK_SPECIAL, mark);
-        out_str(o, "\n");
-        out_content(o, m);
-        out_mark(o, MK_SPECIAL, "<|end|>");
-        out_str(o, "\n");
+        const char *mark = role_is(m, "system") && m->len == 0 ? NULL : role_mark(m);
+        if (mark) out_marked_turn(o, mark, m, MK_SPECIAL, "<|end|>");
     }
     if (prompt) {
         out_mark(o, MK_SPECIAL, "<|assistant|>");
