@@ -125,6 +125,8 @@ for title in "KV cache" "Sink tokens" "RoPE" "Memory"; do
     check "panel '$title' is shown at 120x40" "─ $title ─"
 done
 check "status bar names the policy" "sink policy +window 256 +sinks 4"
+# (the Sink tokens panel is 40 columns wide here: its message wraps, whole)
+check "Sink tokens panel before any token: its message wraps, whole" "│ (become )?sinks +│"
 
 # ---- 2. a reply streams; Ctrl-C stops it and the program stays ------------------
 
@@ -268,6 +270,45 @@ check "NO_COLOR: said in the status bar" "no colour"
 key F10
 st=$(wait_status)
 [ "$st" = 0 ] && pass "F10 quits with status 0" || fail "F10 exit status '$st'"
+
+# ---- 9b. text too long for its place ends in an ellipsis, never cut silently ------
+# The session title in the status bar: cut with "…", or left out where
+# fewer than 8 columns of it fit (once a bare "H" stood there); the title
+# in the session browser's list likewise.
+
+long="The long voyage of the anchor ship across seven seas and back home again to the harbour of stories,"
+long="$long told twice over: the long voyage of the anchor ship across seven seas and back home again"
+start 250 70 -n 5 --seed 7
+cmd "/title $long"
+check "/title: the chat box shows it" "┌─ The long voyage"
+status=$(cap | head -1)
+if printf '%s\n' "$status" | grep -qE "│ The long voyage[^│]*… +session #"; then
+    pass "250x70: a long title in the status bar ends in an ellipsis"
+else
+    fail "250x70: status bar title not cut with an ellipsis: $status"
+fi
+cmd "/sessions"
+check "browser: the list shows the title" "Saved sessions"
+if cap | grep -qE "^│ +[0-9]+ .*The long voyage[^┆]*… *┆"; then
+    pass "browser: a title wider than its column ends in an ellipsis"
+else
+    fail "browser: the title column is cut without an ellipsis"
+    cap | sed 's/^/    | /'
+fi
+key Escape
+wait_gone "Saved sessions" 5
+T resize-window -t tui -x 120 -y 40
+wait_for "─ Sink tokens ─" 5
+status=$(cap | head -1)
+if printf '%s\n' "$status" | grep -qE "│ The long[^│]*… +session #" ||
+    ! printf '%s\n' "$status" | grep -q "│ The"; then
+    pass "120x40: the title in the status bar is cut with an ellipsis or left out"
+else
+    fail "120x40: a bare piece of the title in the status bar: $status"
+fi
+check_geometry "120x40 with a long title" 120
+cmd "/quit"
+wait_status >/dev/null
 
 # ---- 10. on a busy machine the interface keeps up with the reply -----------------
 # One busy loop per CPU (as a compiler or an indexer would), then a reply

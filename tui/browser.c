@@ -419,10 +419,10 @@ static void draw_row(int y, int x, int w, const struct hist_session *s, bool sel
     }
     c += ui_text(y, x + c, w - c, dim, msgs) + 2;
     if (w >= 90) {
-        ui_text(y, x + c, 18, dim, head ? "model" : s->model_name);
+        ui_text_ell(y, x + c, 18, dim, head ? "model" : s->model_name);
         c += 20;
     }
-    ui_text(y, x + c, w - c, val, head ? "title" : title_of(s));
+    ui_text_ell(y, x + c, w - c, val, head ? "title" : title_of(s));
 }
 
 static void draw_list(struct browser *b, struct rect r)

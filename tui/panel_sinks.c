@@ -288,7 +288,7 @@ static void sinks_draw(const void *state, struct rect r)
         return;
     }
     if (s->n_sink_now == 0) {
-        ui_text(r.y, r.x, r.w, ROLE_PANEL_DIM, "no tokens yet: the first ones become sinks");
+        ui_text_wrapped(r, ROLE_PANEL_DIM, "no tokens yet: the first ones become sinks");
         return;
     }
     int y = r.y, left = r.h;

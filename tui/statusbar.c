@@ -90,9 +90,14 @@ void statusbar_draw(struct rect r, const struct status_info *si)
             snprintf(buf, sizeof buf, "%stemp %.2g", sep, (double)p->sampling.temp);
         used = segment(r.y, r.x, left_w, used, ROLE_STATUS_BAR, buf);
         if (v->title && *v->title) {
-            /* the session title, shortened to the room left */
-            int n = ui_text(r.y, r.x + used, left_w - used, ROLE_STATUS_BAR, sep);
-            if (n == ui_width(sep)) ui_text(r.y, r.x + used + n, left_w - used - n, ROLE_STATUS_BAR, v->title);
+            /* the session title, shortened to the room left with an
+               ellipsis; left out when not even 8 columns of it fit (a
+               bare "H" or "Cap" reads as something else) */
+            int sw = ui_width(sep), tw = ui_width(v->title), room = left_w - used - sw;
+            if (room >= (tw < 8 ? tw : 8)) {
+                ui_text(r.y, r.x + used, sw, ROLE_STATUS_BAR, sep);
+                ui_text_ell(r.y, r.x + used + sw, room, ROLE_STATUS_BAR, v->title);
+            }
         }
     }
     if (show_right) ui_text(r.y, r.x + r.w - rw, rw, ROLE_STATUS_BAR, right);

@@ -6,6 +6,7 @@
 #include <langinfo.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static bool unicode_ok;
@@ -247,6 +248,62 @@ int ui_textf(int y, int x, int w, enum theme_role role, const char *fmt, ...)
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     return ui_text(y, x, w, role, buf);
+}
+
+int ui_text_ell(int y, int x, int w, enum theme_role role, const char *s)
+{
+    if (!s || w <= 0) return 0;
+    if (ui_width(s) <= w) return ui_text(y, x, w, role, s);
+    int n = ui_text(y, x, w - 1, role, s);
+    return n + ui_text(y, x + n, 1, role, unicode_ok ? "\u2026" : "~");
+}
+
+int ui_text_first_fit(int y, int x, int w, enum theme_role role, const char *const *texts, int n)
+{
+    if (n <= 0) return 0;
+    for (int i = 0; i < n; i++)
+        if (ui_width(texts[i]) <= w) return ui_text(y, x, w, role, texts[i]);
+    return ui_text_ell(y, x, w, role, texts[n - 1]);
+}
+
+struct wrapped_rows {
+    const char *s;
+    struct rect r;
+    enum theme_role role;
+    int row;
+    size_t last; /* where the text of the last row drawn starts */
+    bool more;   /* some text did not get a row */
+};
+
+static void wrapped_row(void *ctx, size_t off, size_t len, bool first)
+{
+    struct wrapped_rows *c = ctx;
+    (void)first;
+    if (c->row >= c->r.h) {
+        c->more = true;
+        return;
+    }
+    ui_textn(c->r.y + c->row++, c->r.x, c->r.w, c->role, c->s + off, len);
+    c->last = off;
+}
+
+int ui_text_wrapped(struct rect r, enum theme_role role, const char *s)
+{
+    if (!s || r.w <= 0 || r.h <= 0) return 0;
+    struct wrapped_rows c = {s, r, role, 0, 0, false};
+    ui_wrap(s, strlen(s), r.w, wrapped_row, &c);
+    if (c.more && c.row > 0) {
+        /* the last row again: its text and all that follows, cut with an
+           ellipsis (newlines as blanks) */
+        char *line = strdup(s + c.last);
+        if (line) {
+            for (char *p = line; *p; p++)
+                if (*p == '\n') *p = ' ';
+            ui_text_ell(r.y + c.row - 1, r.x, r.w, role, line);
+            free(line);
+        }
+    }
+    return c.row;
 }
 
 int ui_text_right(int y, int x, int w, enum theme_role role, const char *s)

@@ -47,6 +47,15 @@ int ui_textn(int y, int x, int w, enum theme_role role, const char *s, size_t le
 int ui_text(int y, int x, int w, enum theme_role role, const char *s);
 int ui_textf(int y, int x, int w, enum theme_role role, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* As ui_text, but text too wide for w columns is cut one column short and
+ * ends in an ellipsis ("\u2026", "~" without Unicode): a cut is never silent. */
+int ui_text_ell(int y, int x, int w, enum theme_role role, const char *s);
+/* The first of n texts, longest wording first, that fits in w columns;
+ * when none does, the last one cut with an ellipsis. */
+int ui_text_first_fit(int y, int x, int w, enum theme_role role, const char *const *texts, int n);
+/* Text wrapped into the rows of r (ui_wrap's rules); when it needs more
+ * rows, the last row shown ends in an ellipsis. Returns the rows used. */
+int ui_text_wrapped(struct rect r, enum theme_role role, const char *s);
 /* Right-aligned in the w columns ending at x + w. */
 int ui_text_right(int y, int x, int w, enum theme_role role, const char *s);
 /* Blank w cells. */
