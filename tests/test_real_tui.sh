@@ -11,7 +11,8 @@
 #     stops at the base-model default of 256 tokens or at EOS, the panels
 #     split local and global layers, `/set window 64` says it acts on the
 #     global layers only; then at 80x24 with the panels folded: the chat
-#     works and nothing overflows, with the panels unfolded (F2) too;
+#     works and nothing overflows, with the panels unfolded (F2) too, and
+#     their narrower lines keep every number and label whole;
 #  3. the REPL through a pipe in the same $HOME: an English reply on stdout.
 # Needs: tmux 3, a C.UTF-8 locale, $ANC_REAL_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf
 # and gemma-3-270m-q4_k_m.gguf (scripts/fetch-models smollm2 gemma3);
@@ -339,7 +340,13 @@ english "$reply" && pass "80x24: the reply is English text" || { fail "80x24 rep
 check_geometry "80x24 with the reply" 80
 key F2
 check "80x24: F2 shows the panels" "─ KV cache ─"
-check "80x24: the KV panel still says local/global" "15 local · 512 each, 3 global"
+# the panels are 36 columns wide here: shorter wordings, no number or
+# label cut short (once "sink 409" for 4096, "window" without its 512,
+# "KV loca", "max 42.5 m")
+check "80x24: the KV panel says local/global, the window whole" "15 local · 512, 3 global · sink 4096 "
+check "80x24: the RoPE panel's local layers, the window whole" "│ 15 local: base 10,000, window 512 "
+check "80x24: the Memory panel's 'KV local' label whole" "│ KV local +[0-9.]+ ?[KM]iB "
+check "80x24: latency figures keep their unit" "│ (latency|lat\.) min [0-9.]+ med [0-9.]+ max [0-9.]+ ms +│"
 check_geometry "80x24 with the panels" 80
 key F2
 wait_gone "─ KV cache ─" 5 && pass "80x24: F2 folds them again" || fail "80x24: F2 did not fold"
@@ -347,6 +354,24 @@ check "80x24: the chat is back" "▎ Once upon a time, in a small village"
 cmd "/quit"
 st=$(wait_status)
 [ "$st" = 0 ] && pass "80x24: /quit exits with status 0" || fail "80x24: exit status '$st'"
+
+# 100x30 with the panels: the RoPE panel has room for two strips only;
+# they keep the order of three (mid above low; once low came first)
+start 100 30 -m "$GEMMA" --no-history
+key F2
+check "100x30: F2 shows the panels" "─ RoPE ─"
+rope=$(cap | sed -n '/─ RoPE ─/,/└/p')
+mid=$(printf '%s\n' "$rope" | grep -n "│ mid " | cut -d: -f1)
+low=$(printf '%s\n' "$rope" | grep -n "│ low " | cut -d: -f1)
+if [ -n "$mid" ] && [ -n "$low" ] && [ "$mid" -lt "$low" ]; then
+    pass "100x30: RoPE strips in order, mid above low"
+else
+    fail "100x30: RoPE strips out of order (mid at row '${mid}', low at row '${low}')"
+    show
+fi
+check_geometry "100x30 with the panels" 100
+cmd "/quit"
+wait_status >/dev/null
 T kill-server >/dev/null 2>&1
 
 # ---- 3. the REPL through a pipe, default model ------------------------------------

@@ -358,10 +358,18 @@ static void draw_layer_kinds(const struct kv_state *s, int y, int x, int w)
     char buf[160];
     const char *dot = ui_unicode() ? " \u00b7 " : " - ";
     int32_t span = s->policy == ANC_CACHE_FULL ? s->capacity : s->window;
+    char mid[160], sh[160];
     snprintf(buf, sizeof buf, "%d local%s%d each, %d global%s%s %d", (int)s->n_local, dot,
              (int)s->local_window, (int)(s->n_layer - s->n_local), dot,
              anc_cache_policy_name(s->policy), (int)span);
-    int n = ui_text(y, x, w, ROLE_PANEL_LABEL, buf);
+    /* narrower panels: shorter wordings, never a number cut short */
+    snprintf(mid, sizeof mid, "%d local%s%d, %d global%s%s %d", (int)s->n_local, dot,
+             (int)s->local_window, (int)(s->n_layer - s->n_local), dot,
+             anc_cache_policy_name(s->policy), (int)span);
+    snprintf(sh, sizeof sh, "%d\u00d7%d local, %d\u00d7%d %s", (int)s->n_local, (int)s->local_window,
+             (int)(s->n_layer - s->n_local), (int)span, anc_cache_policy_name(s->policy));
+    const char *texts[] = {buf, mid, sh};
+    int n = ui_text_first_fit(y, x, w, ROLE_PANEL_LABEL, texts, 3);
     char held[48];
     snprintf(held, sizeof held, "local %d/%d", (int)s->local_used, (int)s->local_window);
     if (n + 2 + ui_width(held) <= w) ui_text_right(y, x, w, ROLE_PANEL_DIM, held);

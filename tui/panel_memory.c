@@ -150,10 +150,18 @@ static int draw_item_grid(const struct mem_item *it, int n, int y, int x, int w,
     for (int i = 0; i < n && row < rows; i += cols, row++)
         for (int c = 0; c < cols && i + c < n; c++) {
             int cx = x + c * cw, ww = cw - (c + 1 < cols ? 2 : 0);
-            int vw = ui_width(it[i + c].value);
-            /* the label gives way to the value, and a space stays between */
-            ui_text(y + row, cx, ww - vw - 1 > 0 ? ww - vw - 1 : 0, ROLE_PANEL_LABEL, it[i + c].label);
-            ui_text_right(y + row, cx, ww, ROLE_PANEL_VALUE, it[i + c].value);
+            char value[32];
+            snprintf(value, sizeof value, "%s", it[i + c].value);
+            int vw = ui_width(value), lw = ui_width(it[i + c].label);
+            /* short of room: "14.1MiB" without its space, then the label
+               gives way (with an ellipsis); a space stays between */
+            char *sp = strchr(value, ' ');
+            if (lw + 1 + vw > ww && sp && sp[1] != '(') {
+                memmove(sp, sp + 1, strlen(sp));
+                vw--;
+            }
+            ui_text_ell(y + row, cx, ww - vw - 1 > 0 ? ww - vw - 1 : 0, ROLE_PANEL_LABEL, it[i + c].label);
+            ui_text_right(y + row, cx, ww, ROLE_PANEL_VALUE, value);
         }
     return row;
 }
@@ -177,7 +185,12 @@ static void draw_latency(const struct memory_state *s, struct rect r)
     }
     snprintf(stats, sizeof stats, "min %.1f med %.1f max %.1f ms", s->lat_min, s->lat_med, s->lat_max);
     int sw = ui_width(stats);
-    int lw = ui_text(r.y, r.x, r.w, ROLE_PANEL_LABEL, "latency ");
+    /* the label shortens, then gives way, before the numbers or their
+       unit would be cut */
+    const char *label = r.h == 1 || ui_width("latency ") + sw <= r.w ? "latency "
+                        : ui_width("lat. ") + sw <= r.w             ? "lat. "
+                                                                    : "";
+    int lw = ui_text(r.y, r.x, r.w, ROLE_PANEL_LABEL, label);
     /* bars scaled between 2x and 3x the median: an odd slow token does not
        flatten the rest, and steady latencies do not fill the whole box */
     float hi = s->lat_med * 3 < s->lat_max ? s->lat_med * 3 : s->lat_max;
@@ -189,12 +202,12 @@ static void draw_latency(const struct memory_state *s, struct rect r)
             ui_bars((struct rect){r.y, r.x + lw, 1, room}, s->lat, s->n_lat, 0, hi, ROLE_SPARK);
             ui_text_right(r.y, r.x, r.w, ROLE_PANEL_VALUE, stats);
         } else {
-            ui_text(r.y, r.x + lw, r.w - lw, ROLE_PANEL_VALUE, stats);
+            ui_text_ell(r.y, r.x + lw, r.w - lw, ROLE_PANEL_VALUE, stats);
         }
         return;
     }
     /* several rows: the numbers on top, the bars below */
-    ui_text(r.y, r.x + lw, r.w - lw, ROLE_PANEL_VALUE, stats);
+    ui_text_ell(r.y, r.x + lw, r.w - lw, ROLE_PANEL_VALUE, stats);
     ui_bars((struct rect){r.y + 1, r.x, r.h - 1, r.w}, s->lat, s->n_lat, 0, hi, ROLE_SPARK);
 }
 

@@ -277,11 +277,16 @@ static void rope_draw(const void *state, struct rect r)
     int num_rows = r.h >= 7 ? 3 : r.h >= 5 ? 2 : r.h >= 2 ? 2 : 1;
     draw_numbers(s, r.y, r.x, r.w, num_rows);
     if (s->n_local > 0 && r.h >= 4) { /* the settings above are the global layers' */
-        char line[128], base[32];
+        char line[128], shorter[128], shortest[128], base[32];
         fmt_num(base, sizeof base, s->local_theta);
         snprintf(line, sizeof line, "%d local layers: base %s, window %d, unscaled",
                  (int)s->n_local, base, (int)s->local_window);
-        ui_text(r.y + num_rows, r.x, r.w, ROLE_PANEL_DIM, line);
+        snprintf(shorter, sizeof shorter, "%d local layers: base %s, window %d", (int)s->n_local, base,
+                 (int)s->local_window);
+        snprintf(shortest, sizeof shortest, "%d local: base %s, window %d", (int)s->n_local, base,
+                 (int)s->local_window);
+        const char *texts[] = {line, shorter, shortest};
+        ui_text_first_fit(r.y + num_rows, r.x, r.w, ROLE_PANEL_DIM, texts, 3);
         num_rows++;
     }
     if (s->lora_rank > 0 && r.h >= 5) { /* an adapter changes what the model does with them */
@@ -310,9 +315,12 @@ static void rope_draw(const void *state, struct rect r)
     static const enum theme_role roles[3] = {ROLE_PLOT_HIGH, ROLE_PLOT_MID, ROLE_PLOT_LOW};
     int y = r.y + num_rows;
     if (sh < 1) {
-        /* fewer than three rows: the low- and mid-frequency pairs only */
-        for (int i = 0; i < strips; i++)
-            draw_strip(s, (struct rect){y + i, r.x, 1, r.w}, ks[2 - i], labels[2 - i], roles[2 - i]);
+        /* fewer than three rows: the low- and mid-frequency pairs only,
+           in the usual order (mid above low) */
+        for (int i = 0; i < strips; i++) {
+            int k = 3 - strips + i;
+            draw_strip(s, (struct rect){y + i, r.x, 1, r.w}, ks[k], labels[k], roles[k]);
+        }
         return;
     }
     for (int i = 0; i < 3; i++) {
