@@ -26,6 +26,9 @@ grep -q "window 2048 -> 64" "$tmp/err" || fail "window change not acknowledged: 
 grep -q "RoPE: theta 20000" "$tmp/err" || fail "rope theta not acknowledged"
 grep -q "cache sink" "$tmp/err" || fail "/stats line missing"
 grep -q "never sent" "$tmp/out" "$tmp/err" && fail "input after /quit was read"
+# a reply cut at -n 24 says so (the TUI's "max tokens reached"), on stderr only
+grep -q "max tokens reached: 24" "$tmp/err" || fail "no note for a reply cut at max tokens: $(cat "$tmp/err")"
+grep -q "max tokens reached" "$tmp/out" && fail "the max-tokens note went to stdout"
 
 # bad commands: one line each, nothing on stdout, still exit 0
 printf '/set window banana\n/set sinks 9999\n/rope scale cubic 2\n/cache lru\n/frobnicate\n/export pdf x\n/load 999\n/quit\n' |

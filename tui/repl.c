@@ -96,8 +96,10 @@ static size_t n_messages(struct chat *c)
 }
 
 /* What went wrong during the reply (a server that went away, a full
- * cache), one line each on stderr. True when the reply itself failed. */
-static bool report_errors(struct chat *c, size_t from)
+ * cache), one line each on stderr; a reply cut at the max-tokens limit
+ * gets a line on NOTES (as the TUI's "max tokens reached"). True when the
+ * reply itself failed. */
+static bool report_errors(struct chat *c, size_t from, FILE *notes)
 {
     struct chat_view v;
     chat_view_get(c, &v);
@@ -107,6 +109,9 @@ static bool report_errors(struct chat *c, size_t from)
         if (v.msgs[i].role != CHAT_ASSISTANT) continue;
         replied = true;
         if (v.msgs[i].finish && strcmp(v.msgs[i].finish, "error") == 0) failed = true;
+        if (v.msgs[i].finish && strcmp(v.msgs[i].finish, "length") == 0)
+            fprintf(notes, "(max tokens reached: %d; /set max-tokens N allows longer replies)\n",
+                    (int)v.max_reply);
     }
     if (error && !replied) failed = true; /* the reply could not start at all */
     chat_view_release(&v);
@@ -162,14 +167,17 @@ int repl_run(struct chat *c, bool interactive)
         bool message = line[0] != '/';
         free(line);
         if (r & CHAT_QUIT) break;
-        if (reply[0]) fprintf(r & CHAT_SESSIONS ? stdout : notes, "%s\n", reply);
+        if (reply[0]) {
+            fprintf(r & CHAT_SESSIONS ? stdout : notes, "%s\n", reply);
+            fflush(stdout); /* in order with the notes on stderr, in a pipe too */
+        }
         if (message && (r & CHAT_HANDLED)) {
             if (interactive) fputs("ancora> ", stdout);
             wait_reply(c);
             fputc('\n', stdout);
             fflush(stdout);
             /* a piped REPL exits 1 when a reply failed (scripts see it) */
-            if (report_errors(c, before) && !interactive) rc = EXIT_RUNTIME;
+            if (report_errors(c, before, notes) && !interactive) rc = EXIT_RUNTIME;
         }
     }
     if (interactive && hist) {
