@@ -48,9 +48,13 @@ static const uint32_t types[] = {ANC_DT_F32,  ANC_DT_F16,  ANC_DT_BF16, ANC_DT_Q
                                  ANC_DT_Q4_K, ANC_DT_Q5_K, ANC_DT_Q6_K};
 static int64_t block_elems(uint32_t t) { return anc_dtype_get(t)->block_elems; }
 
-static const int64_t sizes[] = {256, 2048, 5632, 800, 803};
+static const int64_t sizes[] = {256, 2048, 5632, 800, 803, 576, 32, 64, 224};
 /* 800 = 25 blocks of 32 (not whole groups of 8 blocks, not a multiple of
- * 256: legacy and float types only); 803: float types only (odd tail). */
+ * 256: legacy and float types only); 803: float types only (odd tail).
+ * The decode kernels work in groups of 8 blocks, a last partial group of
+ * whole pairs, and an odd last block: 576 = 18 blocks (two groups and a
+ * pair; SmolLM2's width), 32 = one odd block, 64 = a partial group only,
+ * 224 = 7 blocks (three pairs and an odd one). */
 static bool size_applies(uint32_t t, int64_t n)
 {
     return n % block_elems(t) == 0 && (n != 803 || block_elems(t) == 1);

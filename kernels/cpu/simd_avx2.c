@@ -1086,8 +1086,11 @@ AVX2_INLINE void mk_q6_k(const int T, const bool vnni, float *y, int64_t ldy, in
  * blocks' int32 lanes are then folded into one vector (lane = block) by
  * hadd, and one FMA scales all eight: the per-block broadcasts of the
  * simple dot_q8 loop are gone. Lane order after the fold: blocks
- * 0,2,4,6,1,3,5,7 (PERM below). Blocks past the last whole group go
- * through the row kernels' per-block code. */
+ * 0,2,4,6,1,3,5,7 (PERM below). The blocks past the last whole group
+ * form a partial group of whole pairs, the missing pairs zero (SmolLM2's
+ * 576-wide rows are two groups and a pair); only an odd last block goes
+ * through the row kernels' per-block code. Each block's scales come from
+ * one 32-bit load at its start (heads_ord). */
 
 struct xgrp {
     __m256i lo[4], hi[4];   /* pair p: [x_2p[0..15] | x_2p+1[0..15]], [x_2p[16..31] | x_2p+1[16..31]] */
@@ -1095,15 +1098,24 @@ struct xgrp {
     __m256 s;               /* Q8_1: s_x; Q8_0: off·Σ q_x as int32 bits; PERM order */
 };
 static const int PERM[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+static const int NATURAL[8] = {0, 1, 2, 3, 4, 5, 6, 7};
 
-AVX2_INLINE void prep_grp(const uint8_t *xq, bool q8_1, int32_t off, int64_t ng, struct xgrp *xg)
+/* Groups of 8 blocks from nb blocks: the whole groups, then (when two or
+ * more blocks are left) a partial group of the whole pairs left, its
+ * missing blocks zero. An odd last block stays outside every group. */
+static inline int64_t grp_count(int64_t nb) { return nb / 8 + (nb % 8 >= 2); }
+static inline int64_t grp_blocks(int64_t nb) { return 8 * (nb / 8) + (nb % 8 & ~(int64_t)1); }
+
+AVX2_INLINE void prep_grp(const uint8_t *xq, bool q8_1, int32_t off, int64_t nb, struct xgrp *xg)
 {
     const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
     const size_t xblk = q8_1 ? sizeof(struct block_q8_1) : sizeof(struct block_q8_0);
+    const int64_t ng = grp_count(nb), nvb = grp_blocks(nb);
     for (int64_t g = 0; g < ng; g++) {
-        float d[8], sf[8];
-        int32_t c[8];
+        float d[8] = {0}, sf[8] = {0};
+        int32_t c[8] = {0};
         for (int k = 0; k < 8; k++) {
+            if (8 * g + PERM[k] >= nvb) continue;
             const uint8_t *bl = xq + (size_t)(8 * g + PERM[k]) * xblk;
             if (q8_1) {
                 const struct block_q8_1 *x = (const struct block_q8_1 *)bl;
@@ -1120,6 +1132,10 @@ AVX2_INLINE void prep_grp(const uint8_t *xq, bool q8_1, int32_t off, int64_t ng,
             }
         }
         for (int p = 0; p < 4; p++) {
+            if (8 * g + 2 * p >= nvb) {
+                xg[g].lo[p] = xg[g].hi[p] = _mm256_setzero_si256();
+                continue;
+            }
             const uint8_t *qa = xq + (size_t)(8 * g + 2 * p) * xblk + (q8_1 ? 4 : 2);
             const uint8_t *qb = qa + xblk;
             xg[g].lo[p] = _mm256_loadu2_m128i((const __m128i *)qb, (const __m128i *)qa);
@@ -1130,18 +1146,32 @@ AVX2_INLINE void prep_grp(const uint8_t *xq, bool q8_1, int32_t off, int64_t ng,
     }
 }
 
-/* Eight halves at p + i·stride, i in PERM order, as floats. */
-AVX2_INLINE __m256 gather_h8(const uint8_t *p, size_t stride)
+/* The scales of eight legacy blocks at p + i·stride, i in PERM order (or
+ * the order ord gives), as
+ * floats: every legacy block starts with its f16 d, and Q4_1/Q5_1 follow it
+ * with m, so one 32-bit load per block brings both. The low halves go to
+ * *d, the high ones to *m (when m is wanted); blocks at nv and past it
+ * (a partial group) read as zero. Eight loads and three
+ * shuffles (sixteen 16-bit loads with shifts and ors before: a third of
+ * the Q4_1 decode loop's instructions). */
+AVX2_INLINE void heads_ord(const uint8_t *p, size_t stride, const int *ord, int nv, __m256 *d, __m256 *m)
 {
-    uint64_t a = 0, b = 0;
-    for (int k = 0; k < 4; k++) {
-        uint16_t ha, hb;
-        memcpy(&ha, p + (size_t)PERM[k] * stride, 2);
-        memcpy(&hb, p + (size_t)PERM[k + 4] * stride, 2);
-        a |= (uint64_t)ha << (16 * k);
-        b |= (uint64_t)hb << (16 * k);
-    }
-    return _mm256_cvtph_ps(_mm_set_epi64x((long long)b, (long long)a));
+    const __m256i split = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+                                           0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+    /* lane i by a broadcast load and a blend: the load ports and any ALU,
+     * where inserting each word would queue on the shuffle port */
+    __m256i h = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        if (ord[i] < nv) h = _mm256_blend_epi32(h, _mm256_set1_epi32((int)ld32(p + ord[i] * stride)), 1 << i);
+    /* per 128-bit lane [4 lows | 4 highs]; then the qwords as [lows | lows | highs | highs] */
+    __m256i t = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(h, split), _MM_SHUFFLE(3, 1, 2, 0));
+    *d = _mm256_cvtph_ps(_mm256_castsi256_si128(t));
+    if (m) *m = _mm256_cvtph_ps(_mm256_extracti128_si256(t, 1));
+}
+AVX2_INLINE void heads_dm(const uint8_t *p, size_t stride, int nv, __m256 *d, __m256 *m)
+{
+    heads_ord(p, stride, PERM, nv, d, m);
 }
 
 /* The fifth bits of two Q5 blocks' first (second) halves, as the 32-bit
@@ -1162,10 +1192,10 @@ AVX2_INLINE __m256i bit4_w(uint32_t w)
     return bit4_32(b);
 }
 
-/* One row of a legacy type against the prepared groups; the tail blocks
- * [8·ng, nb) use xq directly. */
-AVX2_INLINE float mv_leg_row(uint32_t type, const uint8_t *row, const struct xgrp *xg, int64_t ng,
-                             const uint8_t *xq, int64_t nb)
+/* One group of a legacy row (npairs whole pairs of blocks at wb, 4 for a
+ * whole group) against its prepared activations, added to *acc / *accm. */
+AVX2_INLINE void mv_leg_grp(uint32_t type, const bool vnni, const uint8_t *wb, const struct xgrp *x, int npairs,
+                            __m256 *acc, __m256 *accm)
 {
     const bool five = type == ANC_DT_Q5_0 || type == ANC_DT_Q5_1;
     const bool with_min = type == ANC_DT_Q4_1 || type == ANC_DT_Q5_1;
@@ -1175,38 +1205,52 @@ AVX2_INLINE float mv_leg_row(uint32_t type, const uint8_t *row, const struct xgr
                         : type == ANC_DT_Q4_1 ? offsetof(struct block_q4_1, qs)
                         : type == ANC_DT_Q5_0 ? offsetof(struct block_q5_0, qs) : offsetof(struct block_q5_1, qs);
     const size_t qh_off = type == ANC_DT_Q5_0 ? offsetof(struct block_q5_0, qh) : offsetof(struct block_q5_1, qh);
-    const size_t m_off = type == ANC_DT_Q4_1 ? offsetof(struct block_q4_1, m) : offsetof(struct block_q5_1, m);
     const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
-    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
-    for (int64_t g = 0; g < ng; g++) {
-        const uint8_t *wb = row + (size_t)g * 8 * bb;
-        const struct xgrp *x = xg + g;
-        __m256i v[4];
+    __m256i v[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
 #pragma GCC unroll 4
-        for (int p = 0; p < 4; p++) {
-            const uint8_t *ba = wb + (size_t)(2 * p) * bb, *bbk = ba + bb;
-            __m256i q = _mm256_loadu2_m128i((const __m128i *)(bbk + qs_off), (const __m128i *)(ba + qs_off));
-            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            if (five) {
-                lo = _mm256_or_si256(lo, bit4_w(qh_lo2(ba + qh_off, bbk + qh_off)));
-                hi = _mm256_or_si256(hi, bit4_w(qh_hi2(ba + qh_off, bbk + qh_off)));
-            }
+    for (int p = 0; p < npairs; p++) {
+        const uint8_t *ba = wb + (size_t)(2 * p) * bb, *bbk = ba + bb;
+        __m256i q = _mm256_loadu2_m128i((const __m128i *)(bbk + qs_off), (const __m128i *)(ba + qs_off));
+        __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if (five) {
+            lo = _mm256_or_si256(lo, bit4_w(qh_lo2(ba + qh_off, bbk + qh_off)));
+            hi = _mm256_or_si256(hi, bit4_w(qh_hi2(ba + qh_off, bbk + qh_off)));
+        }
+        if (vnni) {
+            v[p] = dpbusd(dpbusd(_mm256_setzero_si256(), lo, x->lo[p]), hi, x->hi[p]);
+        } else {
             /* int16: 2·31·127·2 < 2^15 */
             __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, x->lo[p]), _mm256_maddubs_epi16(hi, x->hi[p]));
             v[p] = _mm256_madd_epi16(p16, ones);
         }
-        __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-        __m256 dw = gather_h8(wb, bb);
-        if (with_min) {
-            acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, x->d), _mm256_cvtepi32_ps(s), acc);
-            accm = _mm256_fmadd_ps(gather_h8(wb + m_off, bb), x->s, accm);
-        } else {
-            s = _mm256_sub_epi32(s, _mm256_castps_si256(x->s));
-            acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, x->d), _mm256_cvtepi32_ps(s), acc);
-        }
     }
+    __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    __m256 dw, mw;
+    heads_dm(wb, bb, 2 * npairs, &dw, with_min ? &mw : NULL);
+    if (with_min) {
+        *acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, x->d), _mm256_cvtepi32_ps(s), *acc);
+        *accm = _mm256_fmadd_ps(mw, x->s, *accm);
+    } else {
+        s = _mm256_sub_epi32(s, _mm256_castps_si256(x->s));
+        *acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, x->d), _mm256_cvtepi32_ps(s), *acc);
+    }
+}
+
+/* One row of a legacy type against the prepared groups (grp_count(nb) of
+ * them, the last maybe partial); an odd last block uses xq directly. */
+AVX2_INLINE float mv_leg_row(uint32_t type, const bool vnni, const uint8_t *row, const struct xgrp *xg, const uint8_t *xq,
+                             int64_t nb)
+{
+    const bool with_min = type == ANC_DT_Q4_1 || type == ANC_DT_Q5_1;
+    const size_t bb = type == ANC_DT_Q4_0 ? sizeof(struct block_q4_0) : type == ANC_DT_Q4_1 ? sizeof(struct block_q4_1)
+                    : type == ANC_DT_Q5_0 ? sizeof(struct block_q5_0) : sizeof(struct block_q5_1);
+    const int64_t ng = nb / 8;
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    for (int64_t g = 0; g < ng; g++) mv_leg_grp(type, vnni, row + (size_t)g * 8 * bb, xg + g, 4, &acc, &accm);
+    int tail_pairs = (int)(nb % 8) / 2;
+    if (tail_pairs) mv_leg_grp(type, vnni, row + (size_t)ng * 8 * bb, xg + ng, tail_pairs, &acc, &accm);
     float sum = hsum256(_mm256_add_ps(acc, accm));
-    int64_t b0 = 8 * ng;
+    int64_t b0 = grp_blocks(nb);
     if (b0 < nb) {
         const size_t xb = with_min ? sizeof(struct block_q8_1) : sizeof(struct block_q8_0);
         const uint8_t *wt = row + (size_t)b0 * bb, *xt = xq + (size_t)b0 * xb;
@@ -1217,54 +1261,59 @@ AVX2_INLINE float mv_leg_row(uint32_t type, const uint8_t *row, const struct xgr
     return sum;
 }
 
-AVX2_INLINE void mv_leg(uint32_t type, float *y, const void *w, size_t row_bytes, int64_t nr,
+AVX2_INLINE void mv_leg(uint32_t type, const bool vnni, float *y, const void *w, size_t row_bytes, int64_t nr,
                         const void *xq, int64_t n, void *scratch)
 {
     const bool with_min = type == ANC_DT_Q4_1 || type == ANC_DT_Q5_1;
     const int32_t off = type == ANC_DT_Q4_0 ? 8 : 16;
-    const int64_t nb = n / QUANT_QK, ng = nb / 8;
+    const int64_t nb = n / QUANT_QK;
     struct xgrp *xg = scratch;
-    prep_grp(xq, with_min, off, ng, xg);
+    prep_grp(xq, with_min, off, nb, xg);
     for (int64_t r = 0; r < nr; r++)
-        y[r] = mv_leg_row(type, (const uint8_t *)w + (size_t)r * row_bytes, xg, ng, xq, nb);
+        y[r] = mv_leg_row(type, vnni, (const uint8_t *)w + (size_t)r * row_bytes, xg, xq, nb);
 }
 
-/* Q8_0 weights: one block per vector (no pairing), natural block order. */
-AVX2 static void mv_q8_0(float *y, const void *w, size_t row_bytes, int64_t nr, const void *xq,
-                         int64_t n, void *scratch)
+/* Q8_0 weights: one block per vector (no pairing), natural block order.
+ * A last group of fewer than 8 blocks reads only its nv blocks (the
+ * others' sums and scales are zero), so no row needs a per-block tail. */
+AVX2_INLINE void mv_q8_0_grp(const bool vnni, const struct block_q8_0 *wb, const struct block_q8_0 *xb, __m256 xd,
+                             int nv, __m256 *acc)
+{
+    __m256i v[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) {
+        __m256i w = XQS(wb[k]), x = XQS(xb[k]);
+        v[k] = k >= nv ? _mm256_setzero_si256()
+             : vnni    ? dpbusd(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(x, w))
+                       : isum_s8(w, x);
+    }
+    __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    /* h0 = [b0..b3 low-lane parts | b0..b3 high-lane parts], h1 the same for b4..b7 */
+    __m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20), _mm256_permute2x128_si256(h0, h1, 0x31));
+    __m256 dw;
+    heads_ord((const uint8_t *)wb, sizeof *wb, NATURAL, nv, &dw, NULL);
+    *acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, xd), _mm256_cvtepi32_ps(s), *acc);
+}
+
+AVX2_INLINE void mv_q8_0(const bool vnni, float *y, const void *w, size_t row_bytes, int64_t nr,
+                         const void *xq, int64_t n, void *scratch)
 {
     const int64_t nb = n / QUANT_QK, ng = nb / 8;
+    const int tail = (int)(nb % 8);
     const struct block_q8_0 *x = xq;
     __m256 *xd = scratch;
-    for (int64_t g = 0; g < ng; g++) {
-        float d[8];
-        for (int k = 0; k < 8; k++) d[k] = f16s(x[8 * g + k].d);
+    for (int64_t g = 0; g < ng + (tail > 0); g++) {
+        float d[8] = {0};
+        for (int k = 0; k < 8 && 8 * g + k < nb; k++) d[k] = f16s(x[8 * g + k].d);
         xd[g] = _mm256_loadu_ps(d);
     }
     for (int64_t r = 0; r < nr; r++) {
         const struct block_q8_0 *wr = (const struct block_q8_0 *)((const uint8_t *)w + (size_t)r * row_bytes);
         __m256 acc = _mm256_setzero_ps();
-        for (int64_t g = 0; g < ng; g++) {
-            const struct block_q8_0 *wb = wr + 8 * g, *xb = x + 8 * g;
-            __m256i v[8];
-#pragma GCC unroll 8
-            for (int k = 0; k < 8; k++) v[k] = isum_s8(XQS(wb[k]), XQS(xb[k]));
-            __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-            __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
-            /* h0 = [b0..b3 low-lane parts | b0..b3 high-lane parts], h1 the same for b4..b7 */
-            __m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),
-                                         _mm256_permute2x128_si256(h0, h1, 0x31));
-            uint64_t a = 0, b = 0;
-            for (int k = 0; k < 4; k++) {
-                a |= (uint64_t)wb[k].d << (16 * k);
-                b |= (uint64_t)wb[k + 4].d << (16 * k);
-            }
-            __m256 dw = _mm256_cvtph_ps(_mm_set_epi64x((long long)b, (long long)a));
-            acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, xd[g]), _mm256_cvtepi32_ps(s), acc);
-        }
-        float sum = hsum256(acc);
-        if (8 * ng < nb) sum += dot_q8_q8_0(wr + 8 * ng, x + 8 * ng, (nb - 8 * ng) * QUANT_QK);
-        y[r] = sum;
+        for (int64_t g = 0; g < ng; g++) mv_q8_0_grp(vnni, wr + 8 * g, x + 8 * g, xd[g], 8, &acc);
+        if (tail) mv_q8_0_grp(vnni, wr + 8 * ng, x + 8 * ng, xd[ng], tail, &acc);
+        y[r] = hsum256(acc);
     }
 }
 
@@ -1295,7 +1344,7 @@ AVX2_INLINE void mm_leg(uint32_t type, const bool vnni, const bool with_min, con
                         size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
 {
     if (n_tok == 1) {
-        mv_leg(type, y, w, row_bytes, nr, xq, n, scratch);
+        mv_leg(type, vnni, y, w, row_bytes, nr, xq, n, scratch);
         return;
     }
     const int64_t nb = n / QUANT_QK;
@@ -1337,7 +1386,7 @@ AVX2 static void mm_q8_0(float *y, int64_t ldy, const void *w, size_t row_bytes,
                          const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
 {
     if (n_tok == 1) {
-        mv_q8_0(y, w, row_bytes, nr, xq, n, scratch);
+        mv_q8_0(false, y, w, row_bytes, nr, xq, n, scratch);
         return;
     }
     const int64_t nb = n / QUANT_QK;
@@ -1439,7 +1488,7 @@ VNNI static void mm_q8_0_vnni(float *y, int64_t ldy, const void *w, size_t row_b
                               const void *xq, size_t xq_bytes, int32_t n_tok, int64_t n, void *scratch)
 {
     if (n_tok == 1) {
-        mv_q8_0(y, w, row_bytes, nr, xq, n, scratch);
+        mv_q8_0(true, y, w, row_bytes, nr, xq, n, scratch);
         return;
     }
     const int64_t nb = n / QUANT_QK;
