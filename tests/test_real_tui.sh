@@ -285,6 +285,19 @@ else
     fi
 fi
 
+# the reply's token count: the chat's header and the history agree (the
+# end-of-turn token that stopped it is counted by neither; the chat once
+# showed one more than the review screen and `history show`)
+hdr_n=$(sed -n 's/.*#2 · \([0-9]*\) tok.*/\1/p' "$tmp/header" | head -n 1)
+sid=$("$ANCORA" history list --db "$DB" 2>/dev/null | awk 'NR == 1 {print $1}')
+show_n=$("$ANCORA" history show "$sid" --db "$DB" 2>/dev/null |
+    sed -n 's/^--- assistant #2 .*  \([0-9]*\) tokens.*/\1/p' | head -n 1)
+if [ -n "$hdr_n" ] && [ "$hdr_n" = "$show_n" ]; then
+    pass "the chat and history show count the reply's tokens alike ($hdr_n)"
+else
+    fail "reply tokens: chat header '$hdr_n', history show '$show_n'"
+fi
+
 # ---- 2. Gemma 3: local and global layers ------------------------------------------
 
 start 200 50 -m "$GEMMA" --no-history --seed 7

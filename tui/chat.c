@@ -35,6 +35,7 @@ struct msg {
     char *text;
     size_t len, cap;
     int64_t tok_first, tok_count;
+    int64_t n_gen;           /* a finished reply's tokens as stored (without its end-of-turn token); -1 unknown */
     const char *finish;
     bool streaming;
     int64_t hist_id;
@@ -100,6 +101,7 @@ static long msg_add(struct chat *c, enum chat_role role, const char *text, size_
     m->text[len] = '\0';
     m->len = len;
     m->tok_first = -1;
+    m->n_gen = -1;
     bump(c);
     return (long)c->n_msgs++;
 }
@@ -466,6 +468,7 @@ static void reply(struct chat *c)
     enum hist_finish finish = finish_of(r.finish);
     pthread_mutex_lock(&c->mu);
     c->msgs[mi].streaming = false;
+    c->msgs[mi].n_gen = r.n_gen;
     c->msgs[mi].finish = hist_finish_name(finish);
     c->msgs[mi].hist_id = c->r_hid;
     char *final = strdup(c->msgs[mi].text);
@@ -651,6 +654,7 @@ void chat_view_get(struct chat *c, struct chat_view *out)
         v->role = m->role;
         v->tok_first = m->tok_first;
         v->tok_count = m->tok_count;
+        v->n_gen = m->n_gen;
         v->finish = m->finish;
         v->streaming = m->streaming;
         out->n_msgs++;
@@ -819,6 +823,8 @@ static int load_session(struct chat *c, int64_t id, char *reply, size_t cap)
         if (k >= 0) {
             c->msgs[k].hist_id = ms[i].id;
             c->msgs[k].finish = hist_finish_name(ms[i].finish);
+            if (r == CHAT_ASSISTANT && ms[i].stats.completion_tokens > 0)
+                c->msgs[k].n_gen = ms[i].stats.completion_tokens;
         }
     }
     free(c->title);

@@ -61,6 +61,8 @@ struct chat_msg_view {
     size_t len;
     int64_t tok_first;          /* text index of its first token (-1: not fed) */
     int64_t tok_count;          /* tokens it occupies in the conversation */
+    int64_t n_gen;              /* a finished reply's tokens, as the history stores them
+                                   (its end-of-turn token not counted); -1 unknown */
     const char *finish;         /* "stop", "length", "cancelled", "error", or NULL */
     bool streaming;             /* the reply being generated now */
 };

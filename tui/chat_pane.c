@@ -258,8 +258,11 @@ static void draw_header(int y, int x, int w, const struct chat_view *v, size_t i
     int n = 2 + ui_text(y, x + 2, w - 2, label_role(m->role), who);
     char meta[96];
     int k = snprintf(meta, sizeof meta, "  #%d", num);
-    if (m->role == CHAT_ASSISTANT && m->tok_count > 0 && k < (int)sizeof meta)
-        k += snprintf(meta + k, sizeof meta - (size_t)k, " \u00b7 %lld tok", (long long)m->tok_count);
+    /* the reply's own tokens, as the review screen and `history show` count
+       them; while it streams (and for unknown counts), what it has fed */
+    int64_t n_tok = m->n_gen >= 0 ? m->n_gen : m->tok_count;
+    if (m->role == CHAT_ASSISTANT && n_tok > 0 && k < (int)sizeof meta)
+        k += snprintf(meta + k, sizeof meta - (size_t)k, " \u00b7 %lld tok", (long long)n_tok);
     n += ui_text(y, x + n, w - n, ROLE_CHAT_META, meta);
     if (in_view >= 0 && in_view < 1) {
         char vis[48];
