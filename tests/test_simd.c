@@ -590,6 +590,48 @@ static void test_attention_helpers(const struct cpu_kernels *k, const char *isa)
                         (long long)i, x0[i], x[i], want);
         }
     }
+    /* a half-precision cache row against a group of query heads (strided
+       rows), and a value row into the heads' outputs (zero weights skipped:
+       an infinite value must not reach those heads); head sizes with and
+       without a tail of 8, groups past the kernels' 4-head blocks, against
+       float64 */
+    static const int64_t hds[] = {8, 64, 67, 128};
+    static const int32_t groups[] = {1, 3, 4, 6, 9};
+    for (size_t hi = 0; hi < sizeof hds / sizeof *hds; hi++)
+        for (size_t gi = 0; gi < sizeof groups / sizeof *groups; gi++) {
+            int64_t hd = hds[hi], stride = hd + 5;
+            int32_t grp = groups[gi];
+            float q[9 * 133], o[9 * 133], o0[9 * 133], out[9], p[9];
+            uint16_t kv[128];
+            for (int64_t d = 0; d < hd; d++) kv[d] = anc_f32_to_f16(rnd_value());
+            for (int64_t i = 0; i < grp * stride; i++) q[i] = rnd_value(), o[i] = o0[i] = rnd_value();
+            for (int32_t g = 0; g < grp; g++) p[g] = g % 3 == 1 ? 0.0f : rnd_value();
+            k->dot_f16_group(out, q, stride, grp, kv, hd);
+            for (int32_t g = 0; g < grp; g++) {
+                double want = 0, mag = 0;
+                for (int64_t d = 0; d < hd; d++) {
+                    double t = (double)q[g * stride + d] * anc_f16_to_f32(kv[d]);
+                    want += t, mag += fabs(t);
+                }
+                if (!(fabs(out[g] - want) <= 1e-6 * mag + 1e-30) && bad++ < 3)
+                    fprintf(stderr, "  MISMATCH %s dot_f16_group hd=%lld group=%d [%d]: %g vs %g\n", isa,
+                            (long long)hd, grp, g, out[g], want);
+            }
+            kv[hd - 1] = 0x7c00; /* +inf: only heads with a zero weight stay finite */
+            k->axpy_f16_group(o, stride, p, grp, kv, hd);
+            for (int32_t g = 0; g < grp; g++)
+                for (int64_t d = 0; d < stride; d++) {
+                    size_t i = (size_t)g * stride + d;
+                    double term = d < hd && p[g] != 0.0f ? (double)p[g] * anc_f16_to_f32(kv[d]) : 0.0;
+                    double want = (double)o0[i] + term;
+                    bool ok = d == hd - 1 && p[g] != 0.0f
+                                  ? isinf(o[i])
+                                  : fabs(o[i] - want) <= 1e-6 * (fabs((double)o0[i]) + fabs(term) + 1e-30);
+                    if (!ok && bad++ < 3)
+                        fprintf(stderr, "  MISMATCH %s axpy_f16_group hd=%lld group=%d [%d][%lld]: %g vs %g\n",
+                                isa, (long long)hd, grp, g, (long long)d, o[i], want);
+                }
+        }
     printf("%-14s %-22s %d mismatches%s\n", isa, "attention helpers", bad, bad ? "  FAIL" : "");
     if (bad) test_failures++;
     free(h);

@@ -119,6 +119,14 @@ static inline const float *kv_row(const struct anc_attn_args *a, const struct cp
     return (const float *)base + off;
 }
 
+/* Row j (logical) of a half-precision key or value array, head kvh. */
+static inline const uint16_t *kv_half_row(const struct anc_attn_args *a, const void *base, int32_t j,
+                                          int32_t kvh)
+{
+    int32_t slot = a->slot ? a->slot[j] : j;
+    return (const uint16_t *)base + ((size_t)slot * a->n_kv_head + kvh) * a->head_dim;
+}
+
 /* Scaled (and soft-capped) scores of query i's heads in key/value group
  * kvh against logical entries [j0, j1): scores[g][j - j0], -inf where the
  * entry is not visible (sinks [0, n_sink) with q_sink, else [lo, hi));
@@ -137,16 +145,37 @@ static void score_entries(const struct anc_attn_args *a, const struct cpu_kernel
             for (int32_t g = 0; g < group; g++) scores[(size_t)g * n + (j - j0)] = -INFINITY;
             continue;
         }
-        const float *k = kv_row(a, kt, a->k, j, kvh, buf);
         const float *qb = sink && a->q_sink ? a->q_sink : a->q;
+        const float *q0 = qb + ((size_t)i * a->n_head + h0) * hd; /* the group's heads, hd apart */
+        float dots[ANC_MAX_GROUP];
+        if (a->kv_type == ANC_DT_F16) {
+            kt->dot_f16_group(dots, q0, hd, group, kv_half_row(a, a->k, j, kvh), hd);
+        } else {
+            const float *k = kv_row(a, kt, a->k, j, kvh, buf);
+            for (int32_t g = 0; g < group; g++) dots[g] = dot(q0 + (size_t)g * hd, k, hd);
+        }
         for (int32_t g = 0; g < group; g++) {
-            const float *q = qb + ((size_t)i * a->n_head + h0 + g) * hd;
-            float sc = dot(q, k, hd) * a->scale;
+            float sc = dots[g] * a->scale;
             if (a->softcap > 0.0f) sc = a->softcap * tanhf(sc / a->softcap);
             scores[(size_t)g * n + (j - j0)] = sc;
             if (sc > maxv[g]) maxv[g] = sc;
         }
     }
+}
+
+/* o_g += p[g]·v_j for the group's heads (outputs hd apart) whose weight is
+ * not zero: value row j of head kvh read (and converted) once. */
+static void add_value_row(const struct anc_attn_args *a, const struct cpu_kernels *kt, float *o,
+                          const float *p, int32_t group, int32_t j, int32_t kvh, float *buf)
+{
+    int32_t hd = a->head_dim;
+    if (a->kv_type == ANC_DT_F16) {
+        kt->axpy_f16_group(o, hd, p, group, kv_half_row(a, a->v, j, kvh), hd);
+        return;
+    }
+    const float *v = kv_row(a, kt, a->v, j, kvh, buf);
+    for (int32_t g = 0; g < group; g++)
+        if (p[g] != 0.0f) kt->axpy(o + (size_t)g * hd, p[g], v, hd);
 }
 
 /* Softmax attention of query i for the query heads that share key/value
@@ -179,14 +208,12 @@ void cpu_attention_group(const struct anc_attn_args *a, int32_t i, int32_t kvh, 
             a->sink_mass[h0 + g] = sum > 0 ? (float)(sink_sum / sum) : 0.0f;
         memset(a->out + ((size_t)i * a->n_head + h0 + g) * hd, 0, (size_t)hd * sizeof(float));
     }
+    float *out0 = a->out + ((size_t)i * a->n_head + h0) * hd; /* the group's outputs, hd apart */
     for (int32_t j = 0; j < n_kv; j++) {
         if (j >= a->n_sink && (j < lo || j >= hi)) continue;
-        const float *v = kv_row(a, kt, a->v, j, kvh, buf);
-        for (int32_t g = 0; g < group; g++) {
-            float p = scores[(size_t)g * n_kv + j] * inv[g];
-            if (p == 0.0f) continue;
-            kt->axpy(a->out + ((size_t)i * a->n_head + h0 + g) * hd, p, v, hd);
-        }
+        float p[ANC_MAX_GROUP];
+        for (int32_t g = 0; g < group; g++) p[g] = scores[(size_t)g * n_kv + j] * inv[g];
+        add_value_row(a, kt, out0, p, group, j, kvh, buf);
     }
 }
 
@@ -219,11 +246,9 @@ void cpu_attention_range(const struct anc_attn_args *a, int32_t i, int32_t kvh, 
     }
     for (int32_t j = j0; j < j1; j++) {
         if (j >= a->n_sink && (j < lo || j >= hi)) continue;
-        const float *v = kv_row(a, kt, a->v, j, kvh, buf);
-        for (int32_t g = 0; g < group; g++) {
-            float e = scores[(size_t)g * n + (j - j0)];
-            if (e != 0.0f) kt->axpy(part->o + (size_t)g * hd, e, v, hd);
-        }
+        float e[ANC_MAX_GROUP];
+        for (int32_t g = 0; g < group; g++) e[g] = scores[(size_t)g * n + (j - j0)];
+        add_value_row(a, kt, part->o, e, group, j, kvh, buf);
     }
 }
 
@@ -345,6 +370,24 @@ static void ref_f16_to_f32(float *dst, const uint16_t *src, int64_t n)
     for (int64_t i = 0; i < n; i++) dst[i] = f16_lut(src[i]);
 }
 
+static void ref_dot_f16_group(float *out, const float *q, int64_t q_stride, int32_t group, const uint16_t *k,
+                              int64_t hd)
+{
+    for (int32_t g = 0; g < group; g++) {
+        float s = 0.0f;
+        for (int64_t d = 0; d < hd; d++) s += q[g * q_stride + d] * f16_lut(k[d]);
+        out[g] = s;
+    }
+}
+
+static void ref_axpy_f16_group(float *o, int64_t o_stride, const float *p, int32_t group, const uint16_t *v,
+                               int64_t hd)
+{
+    for (int32_t g = 0; g < group; g++)
+        if (p[g] != 0.0f)
+            for (int64_t d = 0; d < hd; d++) o[g * o_stride + d] += p[g] * f16_lut(v[d]);
+}
+
 static struct cpu_kernels kernels;
 static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
 
@@ -365,6 +408,8 @@ void cpu_kernels_generic(struct cpu_kernels *k)
     k->axpy = ref_axpy;
     k->exp_affine = ref_exp_affine;
     k->f16_to_f32 = ref_f16_to_f32;
+    k->dot_f16_group = ref_dot_f16_group;
+    k->axpy_f16_group = ref_axpy_f16_group;
 }
 
 static void kernels_build(void)

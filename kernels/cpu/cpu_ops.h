@@ -53,6 +53,14 @@ struct cpu_kernels {
     /* training attention's: x[i] = exp(a·x[i] − b), by cpu_exp_fast's method */
     void (*exp_affine)(float *x, int64_t n, float a, float b);
     void (*f16_to_f32)(float *dst, const uint16_t *src, int64_t n);
+    /* attention over a half-precision cache, one cache row at a time for
+     * a group of query heads (row g at q + g·q_stride, output g at
+     * o + g·o_stride): scores out[g] = Σ_d q_g[d]·k[d]; and
+     * o_g[d] += p[g]·v[d] for every g whose p[g] is not 0. */
+    void (*dot_f16_group)(float *out, const float *q, int64_t q_stride, int32_t group, const uint16_t *k,
+                          int64_t hd);
+    void (*axpy_f16_group)(float *o, int64_t o_stride, const float *p, int32_t group, const uint16_t *v,
+                           int64_t hd);
 };
 const struct cpu_kernels *cpu_kernels_get(void);
 

@@ -1804,8 +1804,55 @@ static AVX2 void f16_to_f32_row(float *dst, const uint16_t *src, int64_t n)
     for (; i < n; i++) dst[i] = f16s(src[i]);
 }
 
+/* A half-precision key row against up to four query heads at a time: the
+ * row is converted once per four heads, in registers, and each head keeps
+ * its own accumulator. */
+static AVX2 void dot_f16_group(float *out, const float *q, int64_t q_stride, int32_t group, const uint16_t *k,
+                               int64_t hd)
+{
+    for (int32_t g0 = 0; g0 < group; g0 += 4) {
+        const int gn = group - g0 < 4 ? group - g0 : 4;
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        int64_t d = 0;
+        for (; d + 8 <= hd; d += 8) {
+            __m256 kf = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + d)));
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++)
+                if (g < gn) acc[g] = _mm256_fmadd_ps(_mm256_loadu_ps(q + (g0 + g) * q_stride + d), kf, acc[g]);
+        }
+        for (int g = 0; g < gn; g++) {
+            float s = hsum256(acc[g]);
+            for (int64_t t = d; t < hd; t++) s += q[(g0 + g) * q_stride + t] * f16s(k[t]);
+            out[g0 + g] = s;
+        }
+    }
+}
+
+/* A half-precision value row into the outputs of the heads whose weight is
+ * not zero: eight elements converted once for every head. */
+static AVX2 void axpy_f16_group(float *o, int64_t o_stride, const float *p, int32_t group, const uint16_t *v,
+                                int64_t hd)
+{
+    int64_t d = 0;
+    for (; d + 8 <= hd; d += 8) {
+        __m256 vf = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + d)));
+        for (int32_t g = 0; g < group; g++) {
+            if (p[g] == 0.0f) continue;
+            float *og = o + g * o_stride + d;
+            _mm256_storeu_ps(og, _mm256_fmadd_ps(_mm256_set1_ps(p[g]), vf, _mm256_loadu_ps(og)));
+        }
+    }
+    for (; d < hd; d++) {
+        float x = f16s(v[d]);
+        for (int32_t g = 0; g < group; g++)
+            if (p[g] != 0.0f) o[g * o_stride + d] += p[g] * x;
+    }
+}
+
 void cpu_kernels_add_avx2(struct cpu_kernels *k)
 {
+    k->dot_f16_group = dot_f16_group;
+    k->axpy_f16_group = axpy_f16_group;
     k->axpy = axpy_f32;
     k->exp_affine = exp_affine_f32;
     k->f16_to_f32 = f16_to_f32_row;
