@@ -11,6 +11,9 @@
  * 1e-4 (float32 arithmetic against float64 differences). */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -529,6 +532,53 @@ static void test_determinism(struct anc_backend *b1, struct anc_backend *b3)
     free(q), free(k), free(v), free(dy), free(w), free(dyr), free(xr);
 }
 
+/* Out of memory in the attention backward (its work buffers are the
+ * largest the op allocates): every gradient comes back NaN, none keeps
+ * what was in it. The address space is capped just above what the process
+ * maps, so the op's allocations fail; not under a sanitizer, whose
+ * allocator aborts instead of returning NULL. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ANC_TEST_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ANC_TEST_SANITIZER 1
+#endif
+#endif
+static void test_attention_oom(struct anc_backend *be)
+{
+#ifdef ANC_TEST_SANITIZER
+    (void)be;
+    printf("skip: attention backward out of memory (sanitizer build)\n");
+#else
+    enum { N = 4096, NH = 4, NKV = 2, HD = 64 };
+    size_t nq = (size_t)N * NH * HD, nk = (size_t)N * NKV * HD;
+    float *q = calloc(nq, sizeof *q), *k = calloc(nk, sizeof *k), *v = calloc(nk, sizeof *v);
+    float *dout = calloc(nq, sizeof *dout), *lse = calloc((size_t)N * NH, sizeof *lse);
+    float *dq = calloc(nq, sizeof *dq), *dk = calloc(nk, sizeof *dk), *dv = calloc(nk, sizeof *dv);
+    CHECK(q && k && v && dout && lse && dq && dk && dv);
+    struct rlimit old;
+    long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (q && k && v && dout && lse && dq && dk && dv && f && fscanf(f, "%ld", &pages) == 1 &&
+        getrlimit(RLIMIT_AS, &old) == 0) {
+        struct rlimit cap = old;
+        cap.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)1 << 20);
+        struct anc_attn_train_args a = {.lse = lse, .q = q, .k = k, .v = v, .dout = dout, .dq = dq, .dk = dk,
+                                        .dv = dv, .n = N, .n_head = NH, .n_kv_head = NKV, .head_dim = HD,
+                                        .scale = 0.125f};
+        if (setrlimit(RLIMIT_AS, &cap) == 0) {
+            be->ops->attn_train_bwd(be, &a);
+            setrlimit(RLIMIT_AS, &old);
+            CHECK_MSG(isnan(dq[0]) && isnan(dq[nq - 1]), "dq not NaN after out of memory");
+            CHECK_MSG(isnan(dk[0]) && isnan(dk[nk - 1]), "dk kept stale values after out of memory");
+            CHECK_MSG(isnan(dv[0]) && isnan(dv[nk - 1]), "dv kept stale values after out of memory");
+        }
+    }
+    if (f) fclose(f);
+    free(q), free(k), free(v), free(dout), free(lse), free(dq), free(dk), free(dv);
+#endif
+}
+
 int main(void)
 {
     struct anc_backend *b1 = anc_backend_cpu_new(1), *b3 = anc_backend_cpu_new(3);
@@ -559,6 +609,7 @@ int main(void)
     test_cross_entropy(b3);
     test_adamw(b3);
     test_determinism(b1, b3);
+    test_attention_oom(b1);
     anc_backend_free(b1);
     anc_backend_free(b3);
     if (!test_failures) printf("test_backward: all training ops match their finite differences\n");

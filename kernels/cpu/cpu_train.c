@@ -488,8 +488,10 @@ void cpu_train_attn_bwd(struct anc_backend *be, const struct anc_attn_train_args
 {
     struct threadpool *tp = cpu_backend_pool(be);
     struct attn_tr_job j = {.a = a, .k = cpu_kernels_get()};
-    if (!attn_job_init(&j, be, a, true)) {
+    if (!attn_job_init(&j, be, a, true)) { /* out of memory: every gradient NaN, none stale */
         poison(a->dq, (int64_t)a->n * a->n_head * a->head_dim);
+        poison(a->dk, (int64_t)a->n * a->n_kv_head * a->head_dim);
+        poison(a->dv, (int64_t)a->n * a->n_kv_head * a->head_dim);
         attn_job_free(&j);
         return;
     }
