@@ -26,24 +26,6 @@ static_assert(ANC_ATTN_TILE_MAX <= WARP, "softmax step gives one tile entry per 
 static_assert(ANC_ATTN_THREADS % WARP == 0, "whole warps");
 static_assert(ANC_ATTN_GD_MAX % ANC_ATTN_THREADS == 0, "accumulators spread evenly");
 
-static __device__ __forceinline__ float warp_max(float v)
-{
-    for (int o = WARP / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, o));
-    return v;
-}
-
-static __device__ __forceinline__ float warp_sum(float v)
-{
-    for (int o = WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
-    return v;
-}
-
-static __device__ __forceinline__ double warp_sum_double(double v)
-{
-    for (int o = WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
-    return v;
-}
-
 /* Element `off` of a cache array of type ANC_DT_F32 or ANC_DT_F16, as float. */
 static __device__ __forceinline__ float cache_elem(const void *base, uint32_t type, size_t off)
 {

@@ -84,12 +84,6 @@ extern "C" bool anc_cu_supports(uint32_t type) { return anc_qd_supported(type) !
  * its threads' partial sums with shuffles, and thread (r, t) of the block
  * adds the warps' sums in warp order and writes y[t][r0 + r]. */
 
-static __device__ __forceinline__ float warp_sum(float v)
-{
-    for (int o = WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
-    return v;
-}
-
 /* ONE_TOKEN: n_tok is 1, a compile-time constant, so the token loops fold
  * away in the hot decode case (anc_qd_matvec_partial_1tok). */
 template <uint32_t TYPE, bool ONE_TOKEN>

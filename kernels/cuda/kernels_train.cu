@@ -40,18 +40,6 @@
 static_assert(ROW_THREADS % WARP == 0 && ROW_THREADS / WARP <= WARP, "one warp sums the warps");
 static_assert(AT_THREADS % WARP == 0, "whole warps");
 
-static __device__ __forceinline__ float warp_sum(float v)
-{
-    for (int o = WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
-    return v;
-}
-
-static __device__ __forceinline__ float warp_max(float v)
-{
-    for (int o = WARP / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, o));
-    return v;
-}
-
 /* The operations of row_reduce. */
 struct op_sum {
     template <typename T> __device__ T operator()(T a, T b) const { return a + b; }
