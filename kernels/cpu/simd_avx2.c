@@ -1161,9 +1161,11 @@ AVX2_INLINE void heads_ord(const uint8_t *p, size_t stride, const int *ord, int 
     /* lane i by a broadcast load and a blend: the load ports and any ALU,
      * where inserting each word would queue on the shuffle port */
     __m256i h = _mm256_setzero_si256();
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++)
-        if (ord[i] < nv) h = _mm256_blend_epi32(h, _mm256_set1_epi32((int)ld32(p + ord[i] * stride)), 1 << i);
+    /* spelled out: the blend's lane mask must be a constant at every -O level */
+#define LANE(i) \
+    if (ord[i] < nv) h = _mm256_blend_epi32(h, _mm256_set1_epi32((int)ld32(p + ord[i] * stride)), 1 << (i))
+    LANE(0); LANE(1); LANE(2); LANE(3); LANE(4); LANE(5); LANE(6); LANE(7);
+#undef LANE
     /* per 128-bit lane [4 lows | 4 highs]; then the qwords as [lows | lows | highs | highs] */
     __m256i t = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(h, split), _MM_SHUFFLE(3, 1, 2, 0));
     *d = _mm256_cvtph_ps(_mm256_castsi256_si128(t));
@@ -1282,10 +1284,10 @@ AVX2_INLINE void mv_q8_0_grp(const bool vnni, const struct block_q8_0 *wb, const
     __m256i v[8];
 #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
+        v[k] = _mm256_setzero_si256();
+        if (k >= nv) continue; /* past the row: never read */
         __m256i w = XQS(wb[k]), x = XQS(xb[k]);
-        v[k] = k >= nv ? _mm256_setzero_si256()
-             : vnni    ? dpbusd(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(x, w))
-                       : isum_s8(w, x);
+        v[k] = vnni ? dpbusd(v[k], _mm256_abs_epi8(w), _mm256_sign_epi8(x, w)) : isum_s8(w, x);
     }
     __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
     __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
