@@ -92,6 +92,24 @@ EOF
     wait_for 'F1 Help' 15 || die "the interface did not come up"
 }
 
+# check_hints NAME PATTERN: the key bar (the bottom line) lists PATTERN
+# and none of the chat's own keys, which do nothing in an overlay
+check_hints() {
+    local line i=0
+    while [ $i -lt 50 ]; do
+        line=$(cap | tail -1)
+        printf '%s\n' "$line" | grep -qE -- "$2" && break
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if printf '%s\n' "$line" | grep -qE -- "$2" &&
+        ! printf '%s\n' "$line" | grep -qE "F1 Help|Hide panels|F3 Sessions|Newline|Tab Complete|\\^D Quit"; then
+        pass "$1"
+    else
+        fail "$1: key bar '$line'"
+    fi
+}
+
 # check_redraws NAME SECONDS: two captures SECONDS apart differ, and the
 # reply is still being generated at the second
 check_redraws() {
@@ -205,13 +223,30 @@ key Escape
 wait_gone "─ Help ─" 5 && pass "Esc closes the help" || fail "help did not close"
 key F1
 check "F1 opens the help" "─ Help ─"
+check_hints "help: the key bar lists the help's keys" "Scroll .*Esc Close"
 key Escape
 wait_gone "─ Help ─" 5
+check "the chat's key bar is back" "F1 Help F2 Hide panels F3 Sessions"
 cmd "/sessions"
 check "/sessions: the browser" "Saved sessions"
 check "/sessions: lists this session" "Anchors away"
+check_hints "browser: the key bar lists the browser's keys" "Enter Review r Resume / Filter .*Esc Back"
+send "/"
+check_hints "browser filter prompt: its keys in the key bar" "Enter Keep filter Esc Clear filter"
+key Escape
+check_hints "browser: the list's keys again after the filter" "Enter Review"
+key Enter
+check "Enter opens the review screen" "─ Session [0-9]+ · Anchors away"
+check_hints "review: the key bar lists the review's keys" "/ Search .*p Replay r Resume Esc Back"
+send "/"
+check_hints "review search prompt: its keys in the key bar" "Enter Search Esc Cancel"
+key Escape
+check_hints "review: its keys again after the search prompt" "p Replay"
+key Escape
+check_hints "back in the list: its keys" "Enter Review"
 key Escape
 wait_gone "Saved sessions" 5 && pass "Esc leaves the browser" || fail "browser did not close"
+check "the chat's key bar after the browser" "F1 Help F2 Hide panels F3 Sessions"
 
 # ---- 6. /new, then /quit: exit 0, terminal restored, messages stored -----------
 

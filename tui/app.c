@@ -607,7 +607,10 @@ static void draw(struct app *a)
     const char *comp = input_message(a->input);
     if (comp[0]) message_draw(L->message, comp, false);
     else message_draw(L->message, a->msg, a->msg_error);
-    hints_draw(L->hints, busy, L->panels_shown);
+    enum hints_mode hm = a->overlay == OV_HELP      ? HINTS_HELP
+                         : a->overlay == OV_BROWSER ? browser_hints(a->browser)
+                                                    : HINTS_CHAT;
+    hints_draw(L->hints, hm, busy, L->panels_shown);
     if (a->overlay == OV_HELP) {
         help_draw(a->help, LINES, COLS);
         curs_set(0);

@@ -398,6 +398,17 @@ int browser_key(struct browser *b, bool is_key, wint_t ch, char *cmd, size_t cap
 
 bool browser_tick(struct browser *b) { return b->in_review && review_tick(b->review); }
 
+enum hints_mode browser_hints(struct browser *b)
+{
+    if (b->in_review) return review_hints(b->review);
+    switch (b->prompt) {
+    case P_FILTER: return HINTS_BROWSER_FILTER;
+    case P_RENAME: return HINTS_BROWSER_RENAME;
+    case P_DELETE: return HINTS_BROWSER_DELETE;
+    default: return b->n ? HINTS_BROWSER : HINTS_BROWSER_EMPTY;
+    }
+}
+
 /* ---- drawing ------------------------------------------------------------------ */
 
 static const char *title_of(const struct hist_session *s) { return s->title[0] ? s->title : "(untitled)"; }

@@ -467,6 +467,11 @@ static bool replay_running(struct review *r)
     return pr.running;
 }
 
+enum hints_mode review_hints(struct review *r)
+{
+    return r->searching ? HINTS_REVIEW_SEARCH : replay_running(r) ? HINTS_REVIEW_REPLAY : HINTS_REVIEW;
+}
+
 /* ---- keys ------------------------------------------------------------------------ */
 
 static void scroll_by(struct review *r, int d) { r->top += d; }

@@ -22,7 +22,21 @@ struct status_info {
 };
 
 void statusbar_draw(struct rect r, const struct status_info *si);
-void hints_draw(struct rect r, bool busy, bool panels_shown);
+/* Whose keys the bottom line lists: the chat's, or those of the overlay
+ * in front of it (and of the prompt open there). */
+enum hints_mode {
+    HINTS_CHAT,
+    HINTS_HELP,
+    HINTS_BROWSER,          /* the list of saved sessions */
+    HINTS_BROWSER_EMPTY,    /* ... with no session in it */
+    HINTS_BROWSER_FILTER,   /* typing a filter */
+    HINTS_BROWSER_RENAME,   /* typing a new title */
+    HINTS_BROWSER_DELETE,   /* asked to confirm a delete */
+    HINTS_REVIEW,           /* the review screen */
+    HINTS_REVIEW_SEARCH,    /* ... typing a search */
+    HINTS_REVIEW_REPLAY     /* ... while a replay runs */
+};
+void hints_draw(struct rect r, enum hints_mode mode, bool busy, bool panels_shown);
 /* The one-line message area: a command's answer, or a completion list. */
 void message_draw(struct rect r, const char *text, bool error);
 
@@ -58,6 +72,8 @@ void browser_draw(struct browser *b, int lines, int cols, int *cy, int *cx);
 /* Called every tick: true when the screen should be redrawn (a replay's
  * progress or results). */
 bool browser_tick(struct browser *b);
+/* The keys that work now: the list's, a prompt's, or the review screen's. */
+enum hints_mode browser_hints(struct browser *b);
 
 /* ---- the review screen (review.c), opened from the browser ------------------ */
 
@@ -74,5 +90,6 @@ int review_key(struct review *r, bool is_key, wint_t ch);
 /* Draw into BOX; *cy >= 0: where the cursor goes (the search prompt). */
 void review_draw(struct review *r, struct rect box, int *cy, int *cx);
 bool review_tick(struct review *r);
+enum hints_mode review_hints(struct review *r);
 
 #endif

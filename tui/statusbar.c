@@ -7,6 +7,8 @@
 
 #include "screens.h"
 
+#define HINTS_MAX 12
+
 static const char *state_text(enum chat_state s, bool uni)
 {
     switch (s) {
@@ -108,21 +110,91 @@ struct hint {
     int priority;  /* lower: kept longer on narrow terminals */
 };
 
-void hints_draw(struct rect r, bool busy, bool panels_shown)
+/* The keys of the screen in front: the chat's own, or those of the overlay
+ * over it (where the chat's keys do nothing). */
+static int hint_set(enum hints_mode mode, bool busy, bool panels_shown, struct hint *h)
 {
     bool uni = ui_unicode();
-    const struct hint hints[] = {
-        {"F1", "Help", 0},
-        {"F2", panels_shown ? "Hide panels" : "Panels", 0},
-        {"F3", "Sessions", 2},
-        {"PgUp/PgDn", "Scroll", 3},
-        {uni ? "Alt-\u21b5" : "Alt-Enter", "Newline", 2},
-        {"Tab", "Complete", 4},
-        {"^C", busy ? "Stop reply" : "Clear", busy ? 0 : 3},
-        {"^D", "Quit", 1},
-    };
-    int n = (int)(sizeof hints / sizeof hints[0]);
-    bool keep[sizeof hints / sizeof hints[0]];
+    const char *updown = uni ? "\u2191\u2193" : "Up/Dn";
+    int n = 0;
+#define H(k, l, p) (h[n++] = (struct hint){(k), (l), (p)})
+    switch (mode) {
+    case HINTS_HELP:
+        H(updown, "Scroll", 1);
+        H("PgUp/PgDn", "Page", 2);
+        H("Home/End", "Top/Bottom", 3);
+        H("Esc", "Close", 0);
+        break;
+    case HINTS_BROWSER:
+        H("Enter", "Review", 0);
+        H("r", "Resume", 1);
+        H("/", "Filter", 1);
+        H("m", "Model", 3);
+        H("s", "Sort", 3);
+        H("t", "Rename", 2);
+        H("d", "Delete", 2);
+        H(updown, "Select", 4);
+        H("Esc", "Back", 0);
+        break;
+    case HINTS_BROWSER_EMPTY:
+        H("/", "Filter", 1);
+        H("m", "Model", 2);
+        H("Esc", "Back", 0);
+        break;
+    case HINTS_BROWSER_FILTER:
+        H("Enter", "Keep filter", 0);
+        H("Esc", "Clear filter", 0);
+        H("^U", "Erase", 1);
+        break;
+    case HINTS_BROWSER_RENAME:
+        H("Enter", "Save title", 0);
+        H("Esc", "Cancel", 0);
+        H("^U", "Erase", 1);
+        break;
+    case HINTS_BROWSER_DELETE:
+        H("y", "Delete", 0);
+        H("Other keys", "Keep", 0);
+        break;
+    case HINTS_REVIEW:
+        H(updown, "Scroll", 2);
+        H("PgUp/PgDn", "Page", 3);
+        H("Home/End", "Top/Bottom", 4);
+        H("/", "Search", 1);
+        H("n/N", "Next/Prev match", 2);
+        H("p", "Replay", 1);
+        H("r", "Resume", 1);
+        H("Esc", "Back", 0);
+        break;
+    case HINTS_REVIEW_SEARCH:
+        H("Enter", "Search", 0);
+        H("Esc", "Cancel", 0);
+        H("^U", "Erase", 1);
+        break;
+    case HINTS_REVIEW_REPLAY:
+        H("Esc", "Cancel replay", 0);
+        H(updown, "Scroll", 1);
+        H("PgUp/PgDn", "Page", 2);
+        break;
+    default: /* HINTS_CHAT */
+        H("F1", "Help", 0);
+        H("F2", panels_shown ? "Hide panels" : "Panels", 0);
+        H("F3", "Sessions", 2);
+        H("PgUp/PgDn", "Scroll", 3);
+        H(uni ? "Alt-\u21b5" : "Alt-Enter", "Newline", 2);
+        H("Tab", "Complete", 4);
+        H("^C", busy ? "Stop reply" : "Clear", busy ? 0 : 3);
+        H("^D", "Quit", 1);
+        break;
+    }
+#undef H
+    return n;
+}
+
+void hints_draw(struct rect r, enum hints_mode mode, bool busy, bool panels_shown)
+{
+    struct hint hints[HINTS_MAX];
+    int n = hint_set(mode, busy, panels_shown, hints);
+    bool keep[HINTS_MAX];
     /* drop the least important hints until the rest fit */
     for (int max_prio = 4; max_prio >= 0; max_prio--) {
         int w = 0;
