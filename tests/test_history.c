@@ -8,6 +8,8 @@
  *                                     token ids each, forever (to be killed)
  *   test_history --probe-figures DB   check every reply's figures: all or none
  *   test_history --fixture DB         sessions for tests/test_history_cli.sh
+ *   test_history --fixture-models DB  sessions whose model names have spaces,
+ *                                     wide characters, or run long (history list)
  *   test_history --nasty N            print the fixture's hard text N (0, 1)
  *   test_history --populate DB S M    S sessions of M messages (benchmark) */
 #include <errno.h>
@@ -1410,6 +1412,20 @@ static int mode_probe_figures(const char *path)
 }
 
 /* Sessions for the command-line test: ids 1, 2, 3; 3 is the newest. */
+static int mode_fixture_models(const char *path)
+{
+    struct hist_db *db = open_ok(path);
+    int64_t s;
+    int bad = 0;
+    bad |= hist_session_create(db, "Short", "/m/smol.gguf", "Smollm2 135M 8k Lc100K Mix1 Ep2", NULL, &s);
+    bad |= hist_session_create(db, "Wide", "/m/qwen.gguf", "通义千问 小模型", NULL, &s);
+    bad |= hist_session_create(db, "Long", "/m/long.gguf",
+                               "An Extremely Long Model Name Given By Its Makers Q4 K M", NULL, &s);
+    if (bad) fprintf(stderr, "fixture: %s\n", hist_errmsg(db));
+    hist_close(db);
+    return bad ? 1 : 0;
+}
+
 static int mode_fixture(const char *path)
 {
     struct hist_db *db = open_ok(path);
@@ -1525,6 +1541,7 @@ int main(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "--figures-writer") == 0) return mode_figures_writer(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "--probe-figures") == 0) return mode_probe_figures(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "--fixture") == 0) return mode_fixture(argv[2]);
+    if (argc >= 3 && strcmp(argv[1], "--fixture-models") == 0) return mode_fixture_models(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "--nasty") == 0) {
         const char *t = atoi(argv[2]) ? nasty_md : nasty;
         fwrite(t, 1, strlen(t), stdout);

@@ -81,6 +81,25 @@ expect 0 H list --db "$db"
 grep -q '^1 .* 4 msg  stories260K  Greetings$' "$tmp/out" || fail "list line 1: $(cat "$tmp/out")"
 grep -q '^2 .* qwen .*长上下文测试$' "$tmp/out" || fail "list Chinese title"
 no_escapes "$tmp/out" "list"
+# model names as every other screen shows them (spaces kept, not '_'), the
+# columns aligned by display width, a name past 32 columns cut with '…'
+"$TH" --fixture-models "$tmp/models.db" || fail "fixture-models"
+expect 0 env LC_ALL=C.UTF-8 "$ANCORA" history list --db "$tmp/models.db"
+grep -q '^1 .* 0 msg  Smollm2 135M 8k Lc100K Mix1 Ep2   Short$' "$tmp/out" || fail "list: model name with spaces: $(cat "$tmp/out")"
+grep -q '^2 .* 0 msg  通义千问 小模型 \{19\}Wide$' "$tmp/out" || fail "list: wide model name padded by width: $(cat "$tmp/out")"
+grep -q '^3 .* 0 msg  An Extremely Long Model Name Gi…  Long$' "$tmp/out" || fail "list: long model name cut: $(cat "$tmp/out")"
+if [ $have_py -eq 1 ]; then
+  "$PY" - "$tmp/out" <<'PYEOF' || fail "list: titles not in one column: $(cat "$tmp/out")"
+import sys, unicodedata
+def width(s): return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+cols = set()
+for line in open(sys.argv[1], encoding="utf-8"):
+    line = line.rstrip("\n")
+    title = line.rsplit("  ", 1)[1]
+    cols.add(width(line) - width(title))
+sys.exit(0 if len(cols) == 1 else 1)
+PYEOF
+fi
 expect 0 H list --limit 1 --db "$db"
 [ "$(wc -l <"$tmp/out")" -eq 1 ] || fail "list --limit 1"
 expect 0 H list --json --db "$db"

@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "history.h"
+#include "widgets.h"
 
 enum { OPT_DB = 2000, OPT_JSON, OPT_LIMIT, OPT_FORMAT };
 
@@ -119,6 +120,8 @@ static void time_local(int64_t ms, char *buf, size_t cap) { hist_format_time(ms,
 
 /* ---- list ---------------------------------------------------------------------- */
 
+#define MODEL_COLS 32 /* the model column at its widest */
+
 static int count_width(long long v)
 {
     int w = 1;
@@ -159,16 +162,29 @@ static int do_list(const struct hist_opts *o)
         fputs(n ? "\n]\n" : "]\n", stdout);
     } else {
         /* One session per line: id, last activity, messages, model, title
-         * (last, as it may hold spaces). Columns aligned for reading. */
+         * (last, as it may hold spaces). Columns aligned for reading; the
+         * model name as every other screen shows it (scripts take the
+         * fields from --json), cut with an ellipsis past MODEL_COLS. */
+        ui_init_glyphs(); /* display widths under the locale */
         int wid = 1, wmsg = 1, wmodel = 1;
         char **models = calloc(n ? n : 1, sizeof *models);
         for (size_t i = 0; models && i < n; i++) {
             const char *m = *list[i].model_name ? list[i].model_name : list[i].model_path;
             models[i] = hist_text_clean(*m ? m : "-", 0);
             if (models[i]) {
-                for (char *p = models[i]; *p; p++) /* one field for awk */
-                    if (*p == ' ') *p = '_';
-                int w = (int)strlen(models[i]);
+                if (ui_width(models[i]) > MODEL_COLS) {
+                    const char *ell = ui_unicode() ? "\u2026" : "...";
+                    size_t k = ui_fit(models[i], strlen(models[i]), MODEL_COLS - ui_width(ell));
+                    while (k > 0 && models[i][k - 1] == ' ') k--;
+                    char *cut = malloc(k + strlen(ell) + 1);
+                    if (cut) {
+                        memcpy(cut, models[i], k);
+                        strcpy(cut + k, ell);
+                        free(models[i]);
+                        models[i] = cut;
+                    }
+                }
+                int w = ui_width(models[i]);
                 if (w > wmodel) wmodel = w;
             }
             if (count_width(list[i].id) > wid) wid = count_width(list[i].id);
@@ -177,9 +193,10 @@ static int do_list(const struct hist_opts *o)
         for (size_t i = 0; i < n; i++) {
             char t[48];
             time_local(list[i].updated_ms, t, sizeof t);
-            printf("%-*lld  %s  %*lld msg  %-*s  ", wid, (long long)list[i].id, t, wmsg,
-                   (long long)list[i].n_messages, wmodel,
-                   models && models[i] ? models[i] : "?");
+            const char *model = models && models[i] ? models[i] : "?";
+            /* padded by display width (printf's %-*s counts bytes) */
+            printf("%-*lld  %s  %*lld msg  %s%*s  ", wid, (long long)list[i].id, t, wmsg,
+                   (long long)list[i].n_messages, model, wmodel - ui_width(model), "");
             if (*list[i].title) put_clean(list[i].title, 0);
             else fputs("(untitled)", stdout);
             putchar('\n');
