@@ -272,5 +272,10 @@ const char *hist_role_name(enum hist_role role);
 const char *hist_finish_name(enum hist_finish finish); /* NULL for NONE */
 /* Parse "stop", "length", ... (NULL -> NONE); returns -1 for an unknown name. */
 int hist_finish_from_name(const char *name);
+/* How a finish reason reads on screen (chat, review screen, `history
+ * show`): "max tokens reached" for LENGTH, the name for the others; NULL
+ * for STOP (a reply the model ended says nothing) and NONE. The stored
+ * value and the export formats keep hist_finish_name. */
+const char *hist_finish_label(enum hist_finish finish);
 
 #endif

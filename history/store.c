@@ -223,6 +223,12 @@ const char *hist_finish_name(enum hist_finish finish)
     return (unsigned)finish < 6 ? finish_names[finish] : NULL;
 }
 
+const char *hist_finish_label(enum hist_finish finish)
+{
+    if (finish == HIST_FINISH_STOP) return NULL;
+    return finish == HIST_FINISH_LENGTH ? "max tokens reached" : hist_finish_name(finish);
+}
+
 int hist_finish_from_name(const char *name)
 {
     if (!name) return HIST_FINISH_NONE;

@@ -110,7 +110,8 @@ json_ok "$tmp/out" 'd[0]["title"] == "<b>Nasty</b> \x1b[31m `title`" and d[0]["l
 # ---- show --------------------------------------------------------------------
 expect 0 H show 1 --db "$db"
 grep -q "^Hello there, tell me about dragons$" "$tmp/out" || fail "show text"
-grep -q "(length)" "$tmp/out" || fail "show finish reason"
+grep -q "(max tokens reached)" "$tmp/out" || fail "show finish reason in the chat's words: $(grep -- '---' "$tmp/out")"
+grep -q "(length)" "$tmp/out" && fail "show: the stored name 'length' instead of the chat's words"
 grep -q "temp: 0.8 -> 0.5" "$tmp/out" || fail "show parameter event"
 expect 0 H show 3 --db "$db"
 no_escapes "$tmp/out" "show 3"

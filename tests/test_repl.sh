@@ -47,7 +47,7 @@ id=$(awk 'NR==1{print $1}' "$tmp/list")
 grep -q "Once upon a time" "$tmp/show" || fail "user message not stored"
 grep -q "The big dog" "$tmp/show" || fail "second message not stored"
 grep -q "window: 2048 -> 64" "$tmp/show" || fail "parameter event not stored: $(cat "$tmp/show")"
-grep -q "(length)" "$tmp/show" || fail "finish reason not stored"
+grep -q "(max tokens reached)" "$tmp/show" || fail "finish reason not stored"
 
 # export from the REPL
 printf '/load %s\n/export json %s\n/export md %s\n/quit\n' "$id" "$tmp/e.json" "$tmp/e.md" |

@@ -130,7 +130,8 @@ key Enter
 check "Enter opens the review screen" "Session 1 · Once upon a time"
 check "each reply shows the settings it was made with" "sink window [0-9]+ sinks 4, RoPE none base"
 check "  the template, speeds, cache and sink attention" "template plain, prompt [0-9.]+ tok/s, decode [0-9.]+ tok/s, cache [0-9]+/[0-9]+, sink attention [0-9.]+%"
-check "  the tokens and finish reason in the header" "#2 · .* · [0-9]+ tok · (stop|length)"
+check "  the tokens and finish reason in the header" "#2 · .* · [0-9]+ tok( · max tokens reached)? +│"
+check_not "  the finish reason in the chat's words (not the stored 'stop'/'length')" "tok · (stop|length)"
 check "the parameter change inline between the replies" "settings changed: window [0-9]+ → 16"
 if cap | grep -nE "settings changed|#2 ·|#3 ·" | awk -F: '{print $1}' | paste -sd' ' | awk '{exit !($1 < $2 && $2 < $3)}'; then
     pass "  it sits after reply #2 and before message #3"
@@ -149,9 +150,10 @@ check "N: back to the previous" "match 1 of"
 
 send "p"
 check "p replays: the summary" "replay PPL [0-9.]+ under sink window 16 sinks 4 · [0-9.]+ as made" 30
-n=$(cap | grep -cE "replay ppl [0-9.]+ now · [0-9.]+ as made")
+n=$(cap | grep -cE "replay PPL [0-9.]+ now · [0-9.]+ as made")
 [ "$n" -eq 2 ] && pass "a replay line under each of the 2 replies" || { fail "replay lines: $n, want 2"; show; }
-now1=$(cap | grep -oE "replay ppl [0-9.]+ now · [0-9.]+ as made" | head -1)
+check_not "  'PPL' as in the summary, not 'ppl'" "replay ppl"
+now1=$(cap | grep -oE "replay PPL [0-9.]+ now · [0-9.]+ as made" | head -1)
 a=$(echo "$now1" | awk '{print $3}'); b=$(echo "$now1" | awk '{print $6}')
 [ "$a" != "$b" ] && pass "reply 1 (made with a wide window): window 16 changes its perplexity ($a vs $b)" \
     || { fail "reply 1: the same perplexity under window 16 ($a)"; show; }
@@ -181,7 +183,7 @@ check "search at 80x24" "match 1 of 1 for \"castle\""
 send "p"
 check "p at 80x24" "replay PPL [0-9.]+ under" 30
 key End
-check "End shows the last reply's replay line" "replay ppl [0-9.]+ now"
+check "End shows the last reply's replay line" "replay PPL [0-9.]+ now"
 check_geometry "review after the replay at 80x24" 80
 key Escape
 check "Esc goes back to the browser" "Saved sessions"

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "history.h"
 #include "panel.h"
 
 enum line_kind { LINE_HEADER, LINE_BODY, LINE_BLANK };
@@ -272,7 +273,9 @@ static void draw_header(int y, int x, int w, const struct chat_view *v, size_t i
     }
     if (m->finish && strcmp(m->finish, "stop") != 0) {
         char fin[48];
-        const char *why = strcmp(m->finish, "length") == 0 ? "max tokens reached" : m->finish;
+        int f = hist_finish_from_name(m->finish);
+        const char *why = f > 0 && hist_finish_label((enum hist_finish)f) ? hist_finish_label((enum hist_finish)f)
+                                                                        : m->finish;
         snprintf(fin, sizeof fin, " \u00b7 %s", why);
         ui_text(y, x + n, w - n, ROLE_WARNING, fin);
     }

@@ -268,7 +268,7 @@ static int show_text(struct hist_db *db, int64_t id)
                 printf("  %.1f tokens/s", (double)m->stats.completion_tokens * 1000.0 / m->stats.gen_ms);
         }
         if (m->role == HIST_ROLE_ASSISTANT && m->finish != HIST_FINISH_STOP)
-            printf("  (%s)", m->finish == HIST_FINISH_NONE ? "streaming" : hist_finish_name(m->finish));
+            printf("  (%s)", m->finish == HIST_FINISH_NONE ? "streaming" : hist_finish_label(m->finish));
         printf("%s\n", bold ? "\033[0m" : "");
         char fig[512];
         if (m->role == HIST_ROLE_ASSISTANT && hist_reply_info_line(m, fig, sizeof fig))

@@ -139,7 +139,7 @@ static void add_header(struct review *r, const struct hist_message *m, int num)
     if (m->role == HIST_ROLE_ASSISTANT && m->stats.completion_tokens >= 0 && k < (int)sizeof h)
         k += snprintf(h + k, sizeof h - (size_t)k, " \u00b7 %lld tok",
                       (long long)m->stats.completion_tokens);
-    const char *fin = hist_finish_name(m->finish);
+    const char *fin = hist_finish_label(m->finish); /* as the chat says it */
     if (m->role == HIST_ROLE_ASSISTANT && fin && k < (int)sizeof h)
         snprintf(h + k, sizeof h - (size_t)k, " \u00b7 %s", fin);
     enum theme_role role = m->role == HIST_ROLE_USER ? ROLE_CHAT_USER_LABEL
@@ -155,7 +155,7 @@ static void add_replay_line(struct review *r, const struct hist_message *m)
     char line[160], made[48] = "not stored";
     if (!isnan(res.ppl_made)) snprintf(made, sizeof made, "%.3f", res.ppl_made);
     if (isnan(res.ppl_now)) snprintf(line, sizeof line, "replay: no tokens to score");
-    else snprintf(line, sizeof line, "replay ppl %.3f now \u00b7 %s as made", res.ppl_now, made);
+    else snprintf(line, sizeof line, "replay PPL %.3f now \u00b7 %s as made", res.ppl_now, made);
     add_item(r, IT_REPLAY, ROLE_PANEL_VALUE, ROLE_CHAT_ASSISTANT_LABEL, line);
 }
 
