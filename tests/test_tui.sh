@@ -173,6 +173,7 @@ check "80x24: chat and input" "─ Message ─"
 check_geometry "80x24" 80
 key F2
 check "80x24: F2 shows the panels" "─ KV cache ─"
+check "80x24: the KV map's scale with its unit" "█ model +[0-9]+ entries/cell │"
 check_geometry "80x24 with panels" 80
 key F2
 wait_gone "─ KV cache ─" 5 && pass "80x24: F2 folds them again" || fail "F2 did not fold"

@@ -248,23 +248,33 @@ static void draw_timeline(const struct kv_state *s, int y, int x, int w)
     free(kinds);
 }
 
+/* The legend, and what one cell stands for when it is more than one entry:
+ * "1 cell = 57 entries", else "57 entries/cell". Sink, you and model come
+ * first, then the scale, then free and evicted where room is left (the
+ * usage and counts lines above say how much is free and evicted). */
 static void draw_legend(const struct kv_state *s, int y, int x, int w, int32_t group)
 {
     const struct ui_cell_style *st = kv_styles();
     static const char *const labels[KV_N_KINDS] = {"free", "sink", "you", "model", "evicted"};
     static const int order[] = {KV_SINK, KV_USER, KV_MODEL, KV_FREE, KV_EVICTED};
-    int used = 0;
+    enum { N_REQUIRED = 3 };
+    int lw = 0; /* the required items, each with a space after it */
+    for (int i = 0; i < N_REQUIRED; i++) lw += 2 + ui_width(labels[order[i]]) + 1;
+    char scales[2][48];
+    snprintf(scales[0], sizeof scales[0], "1 cell = %d entries", (int)group);
+    snprintf(scales[1], sizeof scales[1], "%d entries/cell", (int)group);
+    const char *scale = NULL;
+    for (int k = 0; group > 1 && k < 2 && !scale; k++) /* two spaces before it */
+        if (lw + 1 + ui_width(scales[k]) <= w) scale = scales[k];
+    if (group > 1 && !scale && lw + ui_width(scales[1]) <= w) scale = scales[1]; /* one, at a pinch */
+    int room = w - (scale ? ui_width(scale) + 1 : 0), used = 0;
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
         if (order[i] == KV_EVICTED && s->evicted == 0) continue;
-        int n = ui_legend_item(y, x + used, w - used, &st[order[i]], labels[order[i]]);
-        if (!n) return;
-        used += n + 1;
+        int need = 2 + ui_width(labels[order[i]]);
+        if (used + need > (i < N_REQUIRED ? w : room)) break;
+        used += ui_legend_item(y, x + used, w - used, &st[order[i]], labels[order[i]]) + 1;
     }
-    if (group > 1) {
-        char scale[32];
-        snprintf(scale, sizeof scale, "1 cell = %d", (int)group);
-        if (used + ui_width(scale) <= w) ui_text_right(y, x, w, ROLE_PANEL_DIM, scale);
-    }
+    if (scale) ui_text_right(y, x, w, ROLE_PANEL_DIM, scale);
 }
 
 static const char *role_word(enum chat_role r)
