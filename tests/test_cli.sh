@@ -33,6 +33,15 @@ for sub in run tokenize; do
   expect 0 "$ANCORA" $sub --help;     grep -q "Usage: ancora $sub" "$tmp/out" || fail "$sub --help"
 done
 expect 0 "$ANCORA" gguf --help;       grep -q "Usage: ancora gguf" "$tmp/out" || fail "gguf --help"
+# repl has its own text (it is never full-screen); both name the --db fallback
+expect 0 "$ANCORA" repl --help;       grep -q "Usage: ancora repl" "$tmp/out" || fail "repl --help"
+grep -q "full-screen interface with live panels" "$tmp/out" && fail "repl --help describes the full-screen interface"
+grep -q "line by line, never full-screen" "$tmp/out" || fail "repl --help: no REPL description"
+grep -q -- "--theme" "$tmp/out" && fail "repl --help lists --theme, which it does not use"
+grep -q "~/.local/share/ancora/history.db" "$tmp/out" || fail "repl --help: --db fallback"
+expect 0 "$ANCORA" chat --help;       grep -q "full-screen interface" "$tmp/out" || fail "chat --help"
+grep -q "~/.local/share/ancora/history.db" "$tmp/out" || fail "chat --help: --db omits ~/.local/share"
+expect 2 "$ANCORA" repl --bogus;      grep -q "see ancora repl --help" "$tmp/err" || fail "repl: usage error points at chat's help"
 expect 2 "$ANCORA"
 expect 2 "$ANCORA" frobnicate;        grep -q "^ancora: unknown command" "$tmp/err" || fail "unknown command message"
 

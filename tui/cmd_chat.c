@@ -40,18 +40,32 @@ struct chat_cli {
     int n_owned;
 };
 
-static void chat_usage(FILE *out, const char *name)
+static void chat_usage(FILE *out, const char *name, bool repl)
 {
     fprintf(out,
             "Usage: ancora %s -m MODEL [options]\n"
             "       ancora %s --remote URL [-m SERVER_MODEL] [options]\n"
-            "\n"
-            "Chat with a model. In a terminal: a full-screen interface with live panels\n"
-            "(KV cache, sink tokens, RoPE, memory); otherwise (pipes, `ancora repl`) a\n"
-            "line-by-line REPL. Type /help inside for the commands. With --remote, an\n"
-            "OpenAI-compatible server (llama-server, vLLM, ollama) answers instead, and\n"
-            "the panels show what it publishes (docs/remote.md).\n"
-            "\n"
+            "\n",
+            name, name);
+    if (repl)
+        fputs("Chat with a model line by line, never full-screen: at a terminal a you>\n"
+              "prompt with line editing and input history; from a pipe, one message or\n"
+              "/command per input line. Replies stream to stdout; command answers and notes\n"
+              "go to stderr when stdout is not a terminal. Type /help for the commands;\n"
+              "Ctrl-C stops a reply, Ctrl-D or /quit leaves. With --remote, an\n"
+              "OpenAI-compatible server (llama-server, vLLM, ollama) answers instead\n"
+              "(docs/remote.md).\n"
+              "\n",
+              out);
+    else
+        fputs("Chat with a model. In a terminal: a full-screen interface with live panels\n"
+              "(KV cache, sink tokens, RoPE, memory); otherwise (pipes, `ancora repl`) a\n"
+              "line-by-line REPL. Type /help inside for the commands. With --remote, an\n"
+              "OpenAI-compatible server (llama-server, vLLM, ollama) answers instead, and\n"
+              "the panels show what it publishes (docs/remote.md).\n"
+              "\n",
+              out);
+    fputs(
             "  -m, --model FILE      GGUF model (default: `model = ...` in the config file,\n"
             "                        $ANCORA_MODEL, else SmolLM2-135M-Instruct when\n"
             "                        scripts/fetch-models has installed it)\n"
@@ -65,16 +79,20 @@ static void chat_usage(FILE *out, const char *name)
             "                        template; plain for base models)\n"
             "      --session ID      resume a saved conversation\n"
             "      --db PATH         history database (default $ANCORA_DB, else\n"
-            "                        $XDG_DATA_HOME/ancora/history.db)\n"
-            "      --no-history      keep nothing on disk\n"
-            "      --theme NAME      colours: default, light, high-contrast, colorblind, mono\n"
-            "      --no-color        no colours (also when NO_COLOR is set)\n"
-            "      --temp X --top-k K --top-p P --min-p P --repeat-penalty R --seed S\n"
-            "                        sampling (as for `ancora run`; without --seed, a\n"
-            "                        new seed each session)\n"
-            "  -h, --help            this help\n"
-            "\n",
-            name, name);
+            "                        $XDG_DATA_HOME/ancora/history.db, else\n"
+            "                        ~/.local/share/ancora/history.db)\n"
+            "      --no-history      keep nothing on disk\n",
+          out);
+    if (!repl) /* accepted by repl too (the config file is shared), but unused */
+        fputs("      --theme NAME      colours: default, light, high-contrast, colorblind, mono\n"
+              "      --no-color        no colours (also when NO_COLOR is set)\n",
+              out);
+    fputs("      --temp X --top-k K --top-p P --min-p P --repeat-penalty R --seed S\n"
+          "                        sampling (as for `ancora run`; without --seed, a\n"
+          "                        new seed each session)\n"
+          "  -h, --help            this help\n"
+          "\n",
+          out);
     fputs(cli_remote_help, out);
     fputs("\n", out);
     fputs(cli_context_help, out);
@@ -190,25 +208,26 @@ int cmd_chat(int argc, char **argv, bool force_repl)
     const char *conf_remote = cc.o.remote, *conf_key = cc.o.api_key, *conf_model = cc.o.model;
     cc.o.remote = cc.o.api_key = NULL;
     cc.o.model = NULL;
+    const char *self = force_repl ? "repl" : "chat";
     int c;
     opterr = 0;
     optind = 1;
     while (rc == EXIT_OK && (c = getopt_long(argc, argv, ":m:t:n:h", cc.longopts, NULL)) != -1) {
         if (c == 'h' || c == OPT_HELP) {
-            chat_usage(stdout, force_repl ? "repl" : "chat");
+            chat_usage(stdout, self, force_repl);
             goto out;
         } else if (c == ':') {
-            cli_error("option %s needs a value (see ancora chat --help)", argv[optind - 1]);
+            cli_error("option %s needs a value (see ancora %s --help)", argv[optind - 1], self);
             rc = EXIT_USAGE;
         } else if (c == '?') {
-            cli_error("unknown option %s (see ancora chat --help)", argv[optind - 1]);
+            cli_error("unknown option %s (see ancora %s --help)", argv[optind - 1], self);
             rc = EXIT_USAGE;
         } else if (apply_option(&cc, c, optarg) != 1) {
             rc = EXIT_USAGE;
         }
     }
     if (rc == EXIT_OK && optind < argc) {
-        cli_error("unexpected argument '%s' (see ancora chat --help)", argv[optind]);
+        cli_error("unexpected argument '%s' (see ancora %s --help)", argv[optind], self);
         rc = EXIT_USAGE;
     }
     if (rc != EXIT_OK) goto out;
