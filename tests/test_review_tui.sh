@@ -180,8 +180,18 @@ check_geometry "review at 80x24" 80
 send "/castle"
 key Enter
 check "search at 80x24" "match 1 of 1 for \"castle\""
+key End
+check "End: the last lines in view" "─ ([0-9]+)-([0-9]+) of \\2 ─┘"
 send "p"
 check "p at 80x24" "replay PPL [0-9.]+ under" 30
+# the view was at the end: the last reply's new replay line stays in it
+# (it used to fall just below: 12-41 of 41 became 13-42 of 44)
+check "  the view still ends at the last line" "─ ([0-9]+)-([0-9]+) of \\2 ─┘"
+if cap | grep -B1 -E "^│ +│$" | grep -qE "replay PPL [0-9.]+ now"; then
+    pass "  the last reply's replay line in view without scrolling"
+else
+    fail "  the last reply's replay line is not in view"; show
+fi
 key End
 check "End shows the last reply's replay line" "replay PPL [0-9.]+ now"
 check_geometry "review after the replay at 80x24" 80

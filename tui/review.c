@@ -57,6 +57,7 @@ struct review {
     bool job_results_shown;
     bool restore;                  /* bring item restore_item back on top */
     size_t restore_item;
+    size_t show_item;              /* ... and keep this one's last line in view */
     char now_desc[160];            /* the settings the replay compared with */
     char note[ANC_ERR_LEN + 32];   /* one-line answer in the bottom row */
 };
@@ -428,16 +429,34 @@ static void take_results(struct review *r, const struct replay_progress *pr)
         snprintf(r->note, sizeof r->note, "replay cancelled");
         return;
     }
+    /* the items on top and at the bottom of the view, counted without the
+       replay lines (which are all made again) */
     size_t top_item = r->n_lines && r->top < (int)r->n_lines ? r->lines[r->top].item : 0;
-    size_t before = 0;
+    int last = r->top + r->height - 1;
+    if (last >= (int)r->n_lines) last = (int)r->n_lines - 1;
+    size_t bottom_item = last >= 0 ? r->lines[last].item : 0;
+    size_t before = 0, before_bottom = 0;
     for (size_t i = 0; i < top_item && i < r->n_items; i++) before += r->items[i].kind != IT_REPLAY;
+    for (size_t i = 0; i < bottom_item && i < r->n_items; i++) before_bottom += r->items[i].kind != IT_REPLAY;
     build_items(r);
     find_hits(r);
     r->wrap_w = 0;
+    r->restore = false;
     for (size_t i = 0, seen = 0; i < r->n_items; i++) { /* the same item on top again */
-        if (seen == before) {
+        if (seen == before && !r->restore) {
             r->restore = true; /* resolved to a line after wrapping */
             r->restore_item = i;
+            r->show_item = i;
+        }
+        if (seen == before_bottom && r->items[i].kind != IT_REPLAY) { /* the bottom one in view, */
+            size_t k = i;
+            /* with the new replay line of the reply it belongs to (the
+               reply's lines run up to the blank after it) */
+            while (k + 1 < r->n_items && r->items[k].kind != IT_BLANK && r->items[k].kind != IT_REPLAY &&
+                   (r->items[k + 1].kind == IT_BODY || r->items[k + 1].kind == IT_FIGURES ||
+                    r->items[k + 1].kind == IT_REPLAY))
+                k++;
+            r->show_item = r->items[k].kind == IT_REPLAY ? k : i;
             break;
         }
         seen += r->items[i].kind != IT_REPLAY;
@@ -582,6 +601,9 @@ static void clamp_top(struct review *r)
                 r->top = (int)l;
                 break;
             }
+        int last = -1; /* the last line of show_item: in view too */
+        for (size_t l = 0; l < r->n_lines && r->lines[l].item <= r->show_item; l++) last = (int)l;
+        if (last >= r->top + r->height) r->top = last - r->height + 1;
     }
     int max = (int)r->n_lines - r->height;
     if (r->top > max) r->top = max;
