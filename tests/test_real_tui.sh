@@ -304,8 +304,9 @@ start 200 50 -m "$GEMMA" --no-history --seed 7
 check "Gemma: the status bar names it" "^ ● idle  $GEMMA_NAME │"
 check "Gemma (base model): replies stop at 256 tokens by default" "temp 0\.8  max 256 "
 check "Gemma: KV cache panel splits the layers" "15 local · 512 each, 3 global · sink 4096"
-check "Gemma: Memory panel 'KV global'" "│ KV global +[0-9.]+ [KM]iB"
-check "Gemma: Memory panel 'KV local'" "│ KV local +[0-9.]+ [KM]iB"
+check "Gemma: Memory panel 'KV global'" "│ KV global +[0-9.]+ (B|[KM]iB)"
+check "Gemma: Memory panel 'KV local'" "│ KV local +[0-9.]+ (B|[KM]iB)"
+check "Gemma: Memory panel, the room reserved for both" "│   reserved +[0-9.]+ [KM]iB"
 check "Gemma: RoPE panel, global base 1,000,000" "│ base 1,000,000 "
 check "Gemma: RoPE panel, the local layers" "15 local layers: base 10,000, window 512"
 check_geometry "Gemma 200x50" 200

@@ -180,6 +180,21 @@ wait_gone "─ KV cache ─" 5 && pass "80x24: F2 folds them again" || fail "F2 
 T resize-window -t tui -x 250 -y 70
 check "250x70: panels shown" "─ Memory ─"
 check "250x70: per-layer sink bars" "per layer"
+# Memory: the KV cache line gives the entries it holds (with a bar, a share
+# of RSS), the room reserved for it on a line of its own without a bar (it
+# used to show only the reserved size, whose bar outgrew RSS)
+check "250x70: Memory panel gives the KV cache's reserved room" "│   reserved +[0-9.]+ [KMG]?i?B +│"
+to_bytes() { awk '{ v = $1; u = $2; m = u == "KiB" ? 1024 : u == "MiB" ? 1048576 : u == "GiB" ? 1073741824 : 1; printf "%.0f\n", v * m }'; }
+mem=$(cap | sed -n 's/.*│ \(KV cache\|  reserved\) *\([0-9.]* [KMG]*i*B\) .*/\1=\2/p')
+held=$(printf '%s\n' "$mem" | sed -n 's/^KV cache=//p' | head -1 | to_bytes)
+rsvd=$(printf '%s\n' "$mem" | sed -n 's/^  reserved=//p' | head -1 | to_bytes)
+if [ -n "$held" ] && [ -n "$rsvd" ] && [ "$held" -gt 0 ] && [ "$held" -lt "$rsvd" ] &&
+    cap | grep -qE "│ KV cache +[0-9.]+ [KMG]?i?B  [█▏▎▍▌▋▊▉]+░*"; then
+    pass "250x70: KV cache held ($held B, with a bar) below the reserved room ($rsvd B)"
+else
+    fail "250x70: KV cache line: held '$held', reserved '$rsvd'"
+    cap | grep -A7 "─ Memory ─" | sed 's/^/    | /'
+fi
 check_geometry "250x70" 250
 T resize-window -t tui -x 120 -y 40
 check "back to 120x40" "─ Sink tokens ─"

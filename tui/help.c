@@ -83,8 +83,11 @@ static const struct item panels[] = {
                          "0..window: dim with the file's base and no scaling, coloured with the "
                          "settings in force. A solid band means the pair turns faster than a "
                          "column can show."},
-    {ITEM_ENTRY, "Memory", "bytes of weights, KV cache and scratch buffers, the process's "
-                           "resident memory (RSS), GPU memory when a GPU is used; prefill and "
+    {ITEM_ENTRY, "Memory", "bytes of weights, of the KV cache's entries in use (\"reserved\": the "
+                           "room set aside for the whole window, whose untouched pages are not "
+                           "resident, so it may exceed RSS) and of scratch buffers, each bar a "
+                           "share of the process's resident memory (RSS), GPU memory when a GPU "
+                           "is used; prefill and "
                            "decode speed of the last reply; per-token latency of the latest "
                            "tokens with min, median and max."},
 };

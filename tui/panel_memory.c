@@ -1,12 +1,15 @@
-/* panel_memory.c — the "Memory" panel: bytes of weights, KV cache and
- * scratch (bars: share of RSS, or of the GPU's memory when they live
- * there), process RSS, GPU memory in use (n/a on the CPU backend), prefill and
+/* panel_memory.c — the "Memory" panel: bytes of weights, of the KV
+ * cache's entries in use and of the room reserved for it, and scratch
+ * (bars: share of RSS, or of the GPU's memory when they live there; the
+ * reserved room has none, as pages not reached yet are not resident),
+ * process RSS, GPU memory in use (n/a on the CPU backend), prefill and
  * decode speed, and per-token latency as a sparkline with min/median/max.
  * Computes from the stats snapshot; draws with widgets.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dtype.h"
 #include "panel.h"
 
 struct memory_state {
@@ -17,6 +20,7 @@ struct memory_state {
     long long srv_kv_tokens;                /* vLLM's KV cache in tokens (0: not published) */
     unsigned long long weights, kv, scratch, rss;
     unsigned long long kv_local;            /* part of kv: sliding-window layers */
+    unsigned long long kv_held, kv_local_held; /* of them, the entries in use */
     bool gpu;                               /* the engine runs on a GPU */
     unsigned long long dev_total, dev_free; /* the GPU's memory */
     char device[64];                        /* its name */
@@ -32,6 +36,24 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Bytes of the N entries a cache of RESERVED bytes holds now. The cache
+ * keeps, per layer, keys, values and rotated keys of one row of kv_dim
+ * each for every row it reserved (kv_cache_bytes); when RESERVED is not a
+ * whole number of such entries, the share of the SPAN its policy attends
+ * to stands in. */
+static unsigned long long kv_held(unsigned long long reserved, int32_t layers, int32_t kv_dim, uint32_t type,
+                                  int32_t n, int32_t span)
+{
+    if (n <= 0 || reserved == 0) return 0;
+    const uint32_t types[] = {type, ANC_DT_F16, ANC_DT_F32};
+    for (int i = 0; layers > 0 && kv_dim > 0 && i < 3; i++) {
+        unsigned long long entry = 3ull * (unsigned long long)layers * anc_dtype_row_bytes(types[i], (uint64_t)kv_dim);
+        if (entry && reserved % entry == 0 && reserved / entry >= (unsigned long long)n) return entry * (unsigned long long)n;
+    }
+    if (span <= 0 || n >= span) return reserved;
+    return (unsigned long long)((double)reserved * n / span);
+}
+
 static void memory_update(void *state, const struct panel_input *in)
 {
     struct memory_state *s = state;
@@ -45,6 +67,14 @@ static void memory_update(void *state, const struct panel_input *in)
     s->weights = st->bytes_weights;
     s->kv = st->bytes_kv;
     s->kv_local = st->bytes_kv_local;
+    const struct anc_model_info *mi = in->view ? &in->view->model : NULL;
+    int32_t kv_dim = mi ? mi->n_kv_head * mi->head_dim : 0, n_local = st->n_layer_local;
+    int32_t n_layer = mi ? mi->n_layer : 0;
+    uint32_t kv_type = in->params ? in->params->kv_type : ANC_DT_F16;
+    s->kv_held = kv_held(s->kv - s->kv_local, n_layer - n_local, kv_dim, kv_type, st->n_cached, st->capacity);
+    s->kv_local_held = n_local > 0 ? kv_held(s->kv_local, n_local, kv_dim, kv_type, st->n_cached_local,
+                                             st->local_window)
+                                   : 0;
     s->scratch = st->bytes_scratch;
     s->rss = st->bytes_rss;
     s->gpu = st->bytes_device_total > 0;
@@ -91,29 +121,61 @@ struct mem_item {
     const char *label;
     char value[32];
     double share;    /* of RSS, for the bar; < 0: no bar */
+    const char *note; /* in the bar's place when there is no bar, or NULL */
+    const char *short_label; /* where the label does not fit, or NULL */
 };
 
-static int fill_items(const struct memory_state *s, struct mem_item *it)
+static void set_item(struct mem_item *it, const char *label, unsigned long long bytes, unsigned long long whole,
+                     bool bar)
+{
+    it->label = label;
+    ui_fmt_bytes(it->value, sizeof it->value, bytes);
+    it->share = bar && whole ? (double)bytes / (double)whole : -1;
+    it->note = NULL;
+    it->short_label = NULL;
+}
+
+/* The KV cache as the entries it holds now (with a bar) and the room
+ * reserved for it (without: most of it is untouched pages, outside RSS,
+ * and a bar of it would outgrow RSS). One per row: weights, KV cache,
+ * "  reserved" under it, scratch, RSS, GPU (on the CPU, "no GPU in use" on
+ * the RSS row instead); two to a row (GRID), ordered so that "KV reserved"
+ * lands in the wider right column. */
+static int fill_items(const struct memory_state *s, struct mem_item *it, bool grid)
 {
     /* a model with sliding-window layers: what each kind of layer holds */
     bool split = s->kv_local > 0;
-    unsigned long long parts[4] = {s->weights, split ? s->kv - s->kv_local : s->kv,
-                                   s->kv_local, s->scratch};
-    static const char *const labels[4] = {"weights", "KV cache", "KV local", "scratch"};
+    unsigned long long whole = s->gpu ? s->dev_total : s->rss;
     int n = 0;
-    for (int i = 0; i < 4; i++) {
-        if (i == 2 && !split) continue;
-        it[n].label = i == 1 && split ? "KV global" : labels[i];
-        ui_fmt_bytes(it[n].value, sizeof it[n].value, parts[i]);
-        unsigned long long whole = s->gpu ? s->dev_total : s->rss;
-        it[n].share = whole ? (double)parts[i] / (double)whole : -1;
-        n++;
+    set_item(&it[n++], "weights", s->weights, whole, true);
+    set_item(&it[n++], split ? "KV global" : "KV cache", s->kv_held, whole, true);
+    if (split) set_item(&it[n++], "KV local", s->kv_local_held, whole, true);
+    if (grid) {
+        set_item(&it[n++], "scratch", s->scratch, whole, true);
+        if (n % 2 == 0) { /* keep "KV reserved" in the right column */
+            it[n] = it[n - 1];
+            set_item(&it[n - 1], "KV reserved", s->kv, whole, false);
+            it[n - 1].short_label = "KV rsvd";
+            n++;
+        } else {
+            set_item(&it[n], "KV reserved", s->kv, whole, false);
+            it[n++].short_label = "KV rsvd";
+        }
+    } else {
+        set_item(&it[n++], "  reserved", s->kv, whole, false);
+        set_item(&it[n++], "scratch", s->scratch, whole, true);
     }
     it[n].label = "RSS";
     ui_fmt_bytes(it[n].value, sizeof it[n].value, s->rss);
     it[n].share = -1;
+    it[n].note = it[n].short_label = NULL;
     n++;
+    if (!grid && !s->gpu) {
+        it[n - 1].note = "no GPU in use";
+        return n;
+    }
     it[n].label = "GPU";
+    it[n].note = it[n].short_label = NULL;
     if (s->gpu) {
         /* used of total, in GiB: "12.3/79.6G" fits the value column */
         unsigned long long used = s->dev_total - (s->dev_free < s->dev_total ? s->dev_free : 0);
@@ -141,6 +203,7 @@ static void draw_item_row(const struct mem_item *it, int y, int x, int w)
     ui_text_right(y, x + vx, vw, ROLE_PANEL_VALUE, it->value);
     int bx = vx + vw + 2, bw = w - bx;
     if (it->share >= 0 && bw >= 6) ui_gauge(y, x + bx, bw, it->share, ROLE_GAUGE_FILL, ROLE_GAUGE_EMPTY);
+    else if (it->note && ui_width(it->note) <= bw) ui_text(y, x + bx, bw, ROLE_PANEL_DIM, it->note);
 }
 
 /* Items two to a row: "weights 1.0 MiB   KV cache 64 KiB". */
@@ -152,15 +215,21 @@ static int draw_item_grid(const struct mem_item *it, int n, int y, int x, int w,
             int cx = x + c * cw, ww = cw - (c + 1 < cols ? 2 : 0);
             char value[32];
             snprintf(value, sizeof value, "%s", it[i + c].value);
-            int vw = ui_width(value), lw = ui_width(it[i + c].label);
-            /* short of room: "14.1MiB" without its space, then the label
-               gives way (with an ellipsis); a space stays between */
+            const char *label = it[i + c].label;
+            int vw = ui_width(value), lw = ui_width(label);
+            /* short of room: the short label ("KV rsvd"), "14.1MiB" without
+               its space, then the label gives way (with an ellipsis); a
+               space stays between */
+            if (lw + 1 + vw > ww && it[i + c].short_label) {
+                label = it[i + c].short_label;
+                lw = ui_width(label);
+            }
             char *sp = strchr(value, ' ');
             if (lw + 1 + vw > ww && sp && sp[1] != '(') {
                 memmove(sp, sp + 1, strlen(sp));
                 vw--;
             }
-            ui_text_ell(y + row, cx, ww - vw - 1 > 0 ? ww - vw - 1 : 0, ROLE_PANEL_LABEL, it[i + c].label);
+            ui_text_ell(y + row, cx, ww - vw - 1 > 0 ? ww - vw - 1 : 0, ROLE_PANEL_LABEL, label);
             ui_text_right(y + row, cx, ww, ROLE_PANEL_VALUE, value);
         }
     return row;
@@ -244,8 +313,8 @@ static void memory_draw(const void *state, struct rect r)
         if (y < end) draw_latency(s, (struct rect){y, r.x, end - y > 8 ? 8 : end - y, r.w});
         return;
     }
-    struct mem_item items[6];
-    int n = fill_items(s, items);
+    struct mem_item items[8];
+    int n = fill_items(s, items, false);
     int y = r.y, left = r.h;
     /* rows: speed 1, latency >= 1, memory items n (one per row) or 3 (grid) */
     int lat_rows, item_rows;
@@ -255,6 +324,7 @@ static void memory_draw(const void *state, struct rect r)
         if (lat_rows > 8) lat_rows = 8;
         for (int i = 0; i < n; i++) draw_item_row(&items[i], y + i, r.x, r.w);
     } else {
+        n = fill_items(s, items, true);
         int grid = (n + 1) / 2; /* two to a row */
         item_rows = left >= grid + 1 + 1 ? grid : left >= 3 ? left - 2 : 1;
         lat_rows = left - item_rows - 1;
