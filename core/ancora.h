@@ -380,6 +380,8 @@ struct anc_stats {
     /* memory, bytes */
     uint64_t bytes_weights, bytes_kv, bytes_scratch, bytes_rss;
     uint64_t bytes_kv_local;  /* the part of bytes_kv the local layers hold */
+    uint64_t bytes_kv_used;   /* of bytes_kv, the rows the cached entries use (all layers) */
+    uint64_t bytes_kv_local_used; /* of bytes_kv_local, the rows in use */
     /* the backend ("cpu" / "cuda") and, on a GPU, its memory */
     char backend[8];
     char device[64];

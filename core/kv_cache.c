@@ -164,3 +164,8 @@ size_t kv_cache_bytes(const struct kv_cache *c)
 {
     return 3 * (size_t)c->n_layer * (size_t)c->capacity * c->row_bytes;
 }
+
+size_t kv_cache_bytes_used(const struct kv_cache *c)
+{
+    return 3 * (size_t)c->n_layer * (size_t)c->n * c->row_bytes;
+}

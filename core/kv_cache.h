@@ -60,5 +60,8 @@ void kv_cache_clear(struct kv_cache *c);
 
 /* Bytes allocated for keys (both forms) and values. */
 size_t kv_cache_bytes(const struct kv_cache *c);
+/* Bytes of the rows its logical entries use now (keys, values and rotated
+ * keys of every layer): what of kv_cache_bytes the cache holds. */
+size_t kv_cache_bytes_used(const struct kv_cache *c);
 
 #endif

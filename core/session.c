@@ -1131,6 +1131,8 @@ static void publish_stats(struct anc_session *s)
     st->bytes_kv = kv_cache_bytes(kv);
     st->bytes_kv_local = hp->n_local > 0 ? kv_cache_bytes(s->groups[GROUP_LOCAL].kv) : 0;
     st->bytes_kv += st->bytes_kv_local;
+    st->bytes_kv_local_used = hp->n_local > 0 ? kv_cache_bytes_used(s->groups[GROUP_LOCAL].kv) : 0;
+    st->bytes_kv_used = kv_cache_bytes_used(kv) + st->bytes_kv_local_used;
     st->bytes_scratch = s->scratch_bytes;
     st->bytes_rss = anc_rss_bytes();
     for (int32_t i = 0; i < s->n_latency; i++) {

@@ -372,7 +372,16 @@ static void test_memory_bounded(const int32_t *toks, size_t n_toks)
     struct anc_stats st;
     int32_t *t = malloc(sizeof(int32_t) * 4000);
     for (int i = 0; i < 4000; i++) t[i] = toks[i % n_toks];
-    feed(s, t, 500);
+    /* the bytes the cached entries use grow with them, within the reserved room */
+    feed(s, t, 10);
+    anc_session_stats(s, &st, NULL, 0);
+    uint64_t used10 = st.bytes_kv_used;
+    feed(s, t, 10);
+    anc_session_stats(s, &st, NULL, 0);
+    CHECK_MSG(used10 > 0 && st.bytes_kv_used == 2 * used10 && st.bytes_kv_used <= st.bytes_kv,
+              "KV bytes in use: %llu after 10 tokens, %llu after 20, %llu reserved",
+              (unsigned long long)used10, (unsigned long long)st.bytes_kv_used, (unsigned long long)st.bytes_kv);
+    feed(s, t, 480);
     anc_session_stats(s, &st, NULL, 0);
     uint64_t kv0 = st.bytes_kv, scratch0 = st.bytes_scratch, rss0 = st.bytes_rss;
     for (int rep = 0; rep < 10; rep++) feed(s, t, 1000);
@@ -380,6 +389,7 @@ static void test_memory_bounded(const int32_t *toks, size_t n_toks)
     CHECK_INT_EQ(st.bytes_kv, kv0);
     CHECK_INT_EQ(st.bytes_scratch, scratch0);
     CHECK_INT_EQ(st.n_cached, 64);
+    CHECK_INT_EQ(st.bytes_kv_used, used10 / 10 * 64);
     CHECK_INT_EQ(st.n_seen, 10500);
     /* RSS: allow 1 MiB of noise, not growth with the 10 000 tokens */
     CHECK_MSG(st.bytes_rss <= rss0 + (1u << 20), "RSS grew from %llu to %llu",

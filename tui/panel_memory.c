@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dtype.h"
 #include "panel.h"
 
 struct memory_state {
@@ -36,24 +35,6 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Bytes of the N entries a cache of RESERVED bytes holds now. The cache
- * keeps, per layer, keys, values and rotated keys of one row of kv_dim
- * each for every row it reserved (kv_cache_bytes); when RESERVED is not a
- * whole number of such entries, the share of the SPAN its policy attends
- * to stands in. */
-static unsigned long long kv_held(unsigned long long reserved, int32_t layers, int32_t kv_dim, uint32_t type,
-                                  int32_t n, int32_t span)
-{
-    if (n <= 0 || reserved == 0) return 0;
-    const uint32_t types[] = {type, ANC_DT_F16, ANC_DT_F32};
-    for (int i = 0; layers > 0 && kv_dim > 0 && i < 3; i++) {
-        unsigned long long entry = 3ull * (unsigned long long)layers * anc_dtype_row_bytes(types[i], (uint64_t)kv_dim);
-        if (entry && reserved % entry == 0 && reserved / entry >= (unsigned long long)n) return entry * (unsigned long long)n;
-    }
-    if (span <= 0 || n >= span) return reserved;
-    return (unsigned long long)((double)reserved * n / span);
-}
-
 static void memory_update(void *state, const struct panel_input *in)
 {
     struct memory_state *s = state;
@@ -67,14 +48,8 @@ static void memory_update(void *state, const struct panel_input *in)
     s->weights = st->bytes_weights;
     s->kv = st->bytes_kv;
     s->kv_local = st->bytes_kv_local;
-    const struct anc_model_info *mi = in->view ? &in->view->model : NULL;
-    int32_t kv_dim = mi ? mi->n_kv_head * mi->head_dim : 0, n_local = st->n_layer_local;
-    int32_t n_layer = mi ? mi->n_layer : 0;
-    uint32_t kv_type = in->params ? in->params->kv_type : ANC_DT_F16;
-    s->kv_held = kv_held(s->kv - s->kv_local, n_layer - n_local, kv_dim, kv_type, st->n_cached, st->capacity);
-    s->kv_local_held = n_local > 0 ? kv_held(s->kv_local, n_local, kv_dim, kv_type, st->n_cached_local,
-                                             st->local_window)
-                                   : 0;
+    s->kv_held = st->bytes_kv_used - st->bytes_kv_local_used; /* the global layers' (or all) */
+    s->kv_local_held = st->bytes_kv_local_used;
     s->scratch = st->bytes_scratch;
     s->rss = st->bytes_rss;
     s->gpu = st->bytes_device_total > 0;
