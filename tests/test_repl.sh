@@ -38,6 +38,7 @@ printf '/set window banana\n/set sinks 9999\n/rope scale cubic 2\n/cache lru\n/f
 [ "$(wc -l <"$tmp/err2")" -ge 7 ] || fail "expected one line per bad command: $(cat "$tmp/err2")"
 grep -q "unknown command /frobnicate" "$tmp/err2" || fail "unknown command message"
 grep -q "less than the window" "$tmp/err2" || fail "sinks >= window message: $(cat "$tmp/err2")"
+grep -q "unknown export format 'pdf' (md or json)" "$tmp/err2" || fail "unknown export format message: $(cat "$tmp/err2")"
 
 # the history: session, title, messages, parameter events
 "$ANCORA" history list --db "$DB" >"$tmp/list" || fail "history list"

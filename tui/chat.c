@@ -1276,8 +1276,9 @@ static int cmd_sessions(struct cmd_ctx *x)
 static int cmd_export(struct cmd_ctx *x)
 {
     struct chat *c = x->c;
-    if (x->argc != 3 || (strcmp(x->argv[1], "md") != 0 && strcmp(x->argv[1], "json") != 0))
-        return say(x, ERRF, "usage: /export md|json PATH");
+    if (x->argc != 3) return say(x, ERRF, "usage: /export md|json PATH");
+    if (strcmp(x->argv[1], "md") != 0 && strcmp(x->argv[1], "json") != 0)
+        return say(x, ERRF, "unknown export format '%s' (md or json)", x->argv[1]);
     if (c->session_id <= 0) return say(x, ERRF, "nothing is saved yet to export (history off or empty)");
     FILE *fp = fopen(x->argv[2], "w");
     if (!fp) return say(x, ERRF, "cannot write %s: %s", x->argv[2], strerror(errno));
